@@ -1,0 +1,153 @@
+package devpki
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"encoding/base64"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emmansun/gmsm/sm2"
+	"github.com/emmansun/gmsm/smx509"
+
+	"signsvr.dev/signsvr/pkg/keystore"
+)
+
+var fixedNow = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+func TestEnsureCreatesThenReuses(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	now := func() time.Time { return fixedNow }
+	p1, err := Ensure(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p1.Keys) != 6 || len(p1.Roots) != 3 {
+		t.Fatalf("got %d keys and %d roots, want 6 and 3", len(p1.Keys), len(p1.Roots))
+	}
+	p2, err := Ensure(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range p1.Roots {
+		if !p1.Roots[i].Equal(p2.Roots[i]) {
+			t.Fatal("second start made a new PKI instead of reusing the first")
+		}
+	}
+	roots := smx509.NewCertPool()
+	for _, r := range p1.Roots {
+		roots.AddCert(r)
+	}
+	for _, kf := range p1.Keys {
+		chain, err := ReadCertsPEM(kf.CertPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(chain) != 2 {
+			t.Fatalf("%s: chain of %d, want leaf and root", kf.Name, len(chain))
+		}
+		if _, err := chain[0].Verify(smx509.VerifyOptions{Roots: roots, CurrentTime: fixedNow, KeyUsages: []smx509.ExtKeyUsage{smx509.ExtKeyUsageAny}}); err != nil {
+			t.Errorf("%s: chain does not verify: %v", kf.Name, err)
+		}
+		der, err := os.ReadFile(kf.KeyPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := smx509.ParsePKCS8PrivateKey(pemBody(t, der))
+		if err != nil {
+			t.Fatalf("%s: %v", kf.Name, err)
+		}
+		pub := key.(crypto.Signer).Public()
+		if !chain[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(pub) {
+			t.Errorf("%s: certificate does not match key", kf.Name)
+		}
+		wantKU := map[keystore.Usage]smx509.KeyUsage{keystore.UsageSign: smx509.KeyUsageDigitalSignature | smx509.KeyUsageContentCommitment}
+		if ku, ok := wantKU[kf.Usage]; ok && chain[0].KeyUsage != ku {
+			t.Errorf("%s: key usage %b, want %b", kf.Name, chain[0].KeyUsage, ku)
+		}
+		if kf.Usage == keystore.UsageDecrypt {
+			switch k := pub.(type) {
+			case *rsa.PublicKey:
+				if chain[0].KeyUsage&smx509.KeyUsageKeyEncipherment == 0 {
+					t.Errorf("%s: no keyEncipherment", kf.Name)
+				}
+			case *ecdsa.PublicKey:
+				want := smx509.KeyUsageKeyAgreement
+				if sm2.IsSM2PublicKey(k) {
+					want = smx509.KeyUsageKeyEncipherment
+				}
+				if chain[0].KeyUsage&want == 0 {
+					t.Errorf("%s: key usage %b lacks %b", kf.Name, chain[0].KeyUsage, want)
+				}
+			}
+		}
+		// OpenSSL, an independent implementation, accepts the RSA and ECDSA chains.
+		if kf.Algorithm != SM2 {
+			out, err := exec.Command(openssl(t), "verify", "-CAfile", p1.RootsPath, "-attime", strconv.FormatInt(fixedNow.Unix(), 10), kf.CertPath).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), ": OK") {
+				t.Errorf("%s: openssl verify: %v: %s", kf.Name, err, out)
+			}
+		}
+	}
+}
+
+func TestEnsureRefusesForeignDirectory(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "something"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Ensure(dir, func() time.Time { return fixedNow }); err == nil {
+		t.Fatal("Ensure used a non-empty directory without a complete PKI")
+	}
+}
+
+func TestIssueRequiresNow(t *testing.T) {
+	ca, err := NewCA(ECDSAP256, "root", fixedNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ca.Issue(ECDSAP256, LeafOptions{CommonName: "x"}); err == nil {
+		t.Fatal("Issue without Now succeeded")
+	}
+	inter, err := ca.NewIntermediate(SM2, "inter", fixedNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, leaf, err := inter.Issue(SM2, LeafOptions{CommonName: "leaf", Usage: keystore.UsageSign, Now: fixedNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leaf.CheckSignatureFrom(inter.Cert); err != nil {
+		t.Fatal(err)
+	}
+	if len(inter.Chain) != 2 || len(leaf.SubjectKeyId) != 20 {
+		t.Fatalf("chain %d, ski %x", len(inter.Chain), leaf.SubjectKeyId)
+	}
+}
+
+func openssl(t *testing.T) string {
+	p, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Fatal("openssl is not installed; `make test` installs it (Debian package openssl)")
+	}
+	return p
+}
+
+func pemBody(t *testing.T, data []byte) []byte {
+	t.Helper()
+	s := string(data)
+	s = s[strings.Index(s, "\n")+1 : strings.Index(s, "-----END")]
+	b, err := decodeBase64(strings.ReplaceAll(s, "\n", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func decodeBase64(s string) ([]byte, error) { return base64.StdEncoding.DecodeString(s) }
