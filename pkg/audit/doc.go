@@ -1,0 +1,122 @@
+// Package audit writes the tamper-evident audit log of key operations and verifies it
+// offline.
+//
+// A signature alone does not settle a dispute: it takes a record of who did what and
+// when that nobody can quietly edit. Every key operation and every refusal becomes one
+// record; records are hash-chained, and the chain head is signed at intervals by an
+// audit key, so an auditor holding only the audit certificate can prove that a log is
+// whole, or find the first record that is not.
+//
+// # Records
+//
+// A file is JSON lines: one record per line, fields always in this order, written by
+// hand (no reflection) so the bytes are stable:
+//
+//	{"seq":N,"time":"2026-11-02T15:04:05.123456789Z",<type fields>,"prev":"sha256:…","hash":"sha256:…"}
+//
+//	seq         sequence number, 1 for the first record of the replica's log, +1 per
+//	            record across every file of that replica
+//	time        RFC 3339 with nine fraction digits, UTC, from the injected clock
+//	type        "file" | "op" | "checkpoint" | "recovered"
+//	replica     the writer's replica id
+//	prev        the "hash" of the previous record ("" only for seq 1)
+//	hash        "<alg>:<hex>" of the line's bytes before `,"hash":` (alg sha256 or sm3)
+//
+// Operation records ("op") add, in this order:
+//
+//	request_id  the request id
+//	caller      {"kind":"cert"|"dev"|"none","subject","issuer","serial" (hex),
+//	            "cert_sha256" (fingerprint of the client certificate DER)}; "dev" is the
+//	            development identity of the embedded default, never a certificate
+//	op          sign, verify, envelope, decrypt, sign_and_envelope, decrypt_and_verify,
+//	            sign_raw, login, timestamp, validate_certificate, ...
+//	key         the logical key name
+//	algs        the algorithms used, e.g. ["SM2","SM3"]
+//	in, out     "<alg>:<hex>" digest of the input and of the output ("" when none); the
+//	            bytes themselves are never kept, nor is any key material
+//	code        gRPC status code name ("OK", "PermissionDenied", ...)
+//	reason      the stable error reason ("" for OK)
+//
+// File headers ("file", the first line of every file) add format
+// ("signsvr-audit/1"), file (its own name), file_index and prev_file (the previous
+// file's name, "" for the first file); their prev is the last hash of the previous
+// file, so the chain runs on across rotation. Checkpoints add count (the seq of the
+// last record covered), head (that record's hash), sig_alg, sig (base64), cert_sha256
+// (fingerprint of the audit certificate) and final (true for the one written by
+// Close). Recovered records add torn_file, torn_offset, torn_bytes, torn_hash,
+// after_seq and cause.
+//
+// # Chain and checkpoints
+//
+// Each record's hash covers its own bytes, and those include the previous record's
+// hash, so an edit anywhere changes every later link. The "prev" member is the
+// previous record's "hash" value, which is the hash of that line's bytes except the
+// hash member itself; the hash member is in turn checked against the line, so every
+// byte of every line is covered.
+//
+// A checkpoint signs "signsvr-audit-checkpoint/1\nreplica=R\ncount=N\nhead=H\n" with
+// the audit key: RSA PKCS#1 v1.5 with SHA-256, ECDSA with SHA-256 (P-256) or SHA-384
+// (P-384), or SM2 with SM3 and the Z value of the default user id. The algorithm
+// follows from the key; the verifier derives it from the certificate. A checkpoint is
+// written every Config.CheckpointEvery records or every Config.CheckpointInterval
+// while records wait, whichever comes first, once at start-up and once, marked final,
+// on Close. Signing runs in a background goroutine outside the log's mutex (an RSA
+// signature or an HSM round trip must not stall requests): records appended while it
+// signs follow the head it covers and fall to the next checkpoint.
+//
+// What the verifier catches: an edited record (its hash no longer matches, or the
+// next record's prev no longer matches a recomputed hash), a deleted record (a gap in
+// seq), reordered or duplicated records, a file cut inside a record, a missing file in
+// a rotated set (the next header names it), and a forged or re-signed checkpoint (it
+// must verify with the audit certificate). Records after the last checkpoint are
+// chained but vouched for by no signature: the verifier reports them as an "unsigned
+// tail" — a running log always has one, and cutting records off the end of the last
+// file (or deleting the newest files) is indistinguishable from a log that simply
+// stopped there. Shipping closed files off the machine promptly, and comparing with
+// the shipped copies, is what bounds that window.
+//
+// # Files
+//
+// Files are named audit-<replica>-<index, 8 digits>-<UTC creation time>.jsonl and
+// rotated once they would grow past Config.MaxFileBytes. Each writer start opens a new
+// file: existing files are never written again. With SyncCheckpoint (the default)
+// every record is handed to the kernel with one write call before Append returns, and
+// the file is fsynced after each checkpoint, so a killed process loses nothing and a
+// machine crash loses at most the records since the last checkpoint; SyncRecord
+// fsyncs before every Append returns.
+//
+// On start the writer reads the tail of the replica's last file. If the file ends
+// inside a record (a crash mid-write), the incomplete bytes are left where they are,
+// as evidence, and the new file starts with a header linking to the last good record
+// and a "recovered" record naming the file, offset, size and hash of the torn bytes;
+// the verifier accepts torn bytes only when a recovered record describes exactly
+// them. We chose this over truncating the file because an audit log must never be
+// rewritten, even by its writer. A previous run that ended without its final
+// checkpoint also gets a recovered record (cause "ended without closing"). A file
+// with no good record at all (a crash while writing its header) is renamed to
+// *.jsonl.torn and named in the recovered record.
+//
+// # Failure
+//
+// If a record cannot be written, Append returns an error wrapping ErrUnavailable and
+// the server refuses the operation with codes.Unavailable (fail closed, as Vault's
+// audit devices do); with Config.FailOpen it logs the failure and returns nil. After a
+// failed write the next Append starts a new file, with a recovered record describing
+// any partial line the failed write left behind.
+//
+// # Replicas, shipping and central verification
+//
+// Every replica writes its own log under its own replica id (use the pod name), into
+// its own directory or a shared one: the file names keep replicas apart and their
+// chains are independent. Ship the files with any log shipper that copies whole files
+// (Fluent Bit, Vector, rsync from a sidecar, an object-store upload on rotation); the
+// records are plain JSON lines, so a line-tailing shipper also works as long as it
+// keeps the bytes of each line exactly. At the central store, run the verifier per
+// replica id over every file of that replica:
+//
+//	signsvr audit verify --cert audit.pem /archive/audit-replica-7-*.jsonl
+//
+// which the CLI does per replica when given several replicas' files at once. Old
+// files archived away can be left out with --partial; the first checkpoint of the
+// remaining files still proves everything after it.
+package audit
