@@ -6,8 +6,11 @@ PROTOC_GEN_GO_VERSION  := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
 GHZ_VERSION            := v0.120.0
 GRPCURL_VERSION        := v1.9.4
+# Tools installed with `go install` land here; recipes find them without a PATH change.
+GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
+export PATH := $(GOBIN_DIR):$(PATH)
 
-.PHONY: all build test unit vet fuzz-smoke fuzz deps generate lint bench tools
+.PHONY: all build test unit vet fuzz-smoke fuzz deps test-tools generate lint bench tools
 
 all: build
 
@@ -17,10 +20,15 @@ build:
 
 # make test: what CI runs. Installs what the tests need where it can, then runs
 # vet, the whole suite with the race detector, and a short run of every fuzz target.
-test: deps vet unit fuzz-smoke
+test: deps test-tools vet unit fuzz-smoke
 
 deps:
 	@scripts/deps.sh
+
+# test-tools: programs the tests run that come from the Go module proxy. The
+# cmd/signsvr tests run a ghz smoke load through server reflection.
+test-tools:
+	@{ command -v ghz >/dev/null && $(GO) version -m "$$(command -v ghz)" | grep -q 'mod[[:space:]]*github.com/bojand/ghz[[:space:]]*$(GHZ_VERSION)'; } || { echo "test-tools: installing ghz $(GHZ_VERSION)"; $(GO) install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION); }
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -45,6 +53,12 @@ tools:
 generate: tools
 	buf lint
 	buf generate
+
+# lint: the proto API is lint-clean and the committed generated code matches it.
+lint: tools
+	buf lint
+	buf generate
+	@git diff --quiet -- gen/ || { echo "lint: gen/ differs from what buf generate writes; run make generate"; git diff --stat -- gen/; exit 1; }
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"signsvr.dev/signsvr/internal/config"
+	"signsvr.dev/signsvr/internal/devpki"
+	"signsvr.dev/signsvr/internal/server"
+	"signsvr.dev/signsvr/pkg/keystore/soft"
+	"signsvr.dev/signsvr/pkg/trust"
+)
+
+// servePlan is everything serve needs, from the development default or a config file.
+type servePlan struct {
+	opts   server.Options
+	listen string
+	drain  time.Duration
+	close  func()
+}
+
+// runServe is `signsvr serve`. onListen, when set (tests), learns the bound address.
+func runServe(ctx context.Context, args []string, stderr io.Writer, onListen func(net.Addr)) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "production configuration file (YAML); without it, the development default runs")
+	dataDir := fs.String("data-dir", "signsvr-data", "development default: where the development PKI is kept")
+	listen := fs.String("listen", "", "address to listen on (default 127.0.0.1:50051, or the config's listen)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides the config)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "signsvr serve: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	dataDirSet := false
+	fs.Visit(func(f *flag.Flag) { dataDirSet = dataDirSet || f.Name == "data-dir" })
+	if *cfgPath != "" && dataDirSet {
+		fmt.Fprintln(stderr, "signsvr serve: --data-dir is for the development default; give --config or --data-dir, not both")
+		return exitUsage
+	}
+
+	var (
+		plan *servePlan
+		err  error
+	)
+	if *cfgPath != "" {
+		plan, err = productionPlan(*cfgPath, *logLevel, stderr)
+	} else {
+		plan, err = developmentPlan(*dataDir, *logLevel, stderr)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "signsvr serve: %v\n", err)
+		return exitFailure
+	}
+	defer plan.close()
+	if *listen != "" {
+		plan.listen = *listen
+	}
+	log := plan.opts.Logger
+
+	srv, err := server.New(plan.opts)
+	if err != nil {
+		log.Error("cannot build the server", slog.String("error", err.Error()))
+		return exitFailure
+	}
+	lis, err := net.Listen("tcp", plan.listen)
+	if err != nil {
+		log.Error("cannot listen", slog.String("listen", plan.listen), slog.String("error", err.Error()))
+		return exitFailure
+	}
+	log.Info("serving", slog.String("listen", lis.Addr().String()), slog.Bool("tls", plan.opts.TLS != nil))
+	if onListen != nil {
+		onListen(lis.Addr())
+	}
+	if err := srv.Run(ctx, lis, plan.drain); err != nil {
+		log.Error("serving failed", slog.String("error", err.Error()))
+		return exitFailure
+	}
+	log.Info("stopped")
+	return exitOK
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: %v", level, err)
+	}
+	ho := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, ho)), nil
+}
+
+// developmentPlan is the embedded default: a development PKI in dataDir (made on first
+// start, reused after), its keys in the soft store, its roots as the only trust
+// anchors, no revocation checks, plaintext on loopback.
+func developmentPlan(dataDir, logLevel string, stderr io.Writer) (*servePlan, error) {
+	if logLevel == "" {
+		logLevel = "info"
+	}
+	log, err := newLogger(stderr, logLevel, "text")
+	if err != nil {
+		return nil, err
+	}
+	created := false
+	if _, err := os.Stat(dataDir); errors.Is(err, os.ErrNotExist) {
+		created = true
+	}
+	pki, err := devpki.Ensure(dataDir, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]soft.KeyConfig, 0, len(pki.Keys))
+	names := make([]string, 0, len(pki.Keys))
+	for _, k := range pki.Keys {
+		keys = append(keys, soft.KeyConfig{
+			Name: k.Name, KeyFile: k.KeyPath, CertFile: k.CertPath,
+			Usages: strings.Split(k.Usage.String(), ","),
+		})
+		names = append(names, k.Name)
+	}
+	store, err := soft.New(keys)
+	if err != nil {
+		return nil, err
+	}
+	v, err := trust.New(trust.Config{Anchors: pki.Roots, Revocation: trust.RevocationConfig{Disabled: true}})
+	if err != nil {
+		return nil, err
+	}
+	what := "reusing the development PKI"
+	if created {
+		what = "created a new development PKI"
+	}
+	banner := strings.Repeat("!", 78)
+	log.Warn(banner)
+	log.Warn("DEVELOPMENT SETUP: NOT FOR PRODUCTION. No TLS, no client authentication, " +
+		"throw-away keys in plain files. Start with --config FILE for production.")
+	log.Warn("development PKI", slog.String("action", what), slog.String("data_dir", pki.Dir),
+		slog.String("trust_anchors", pki.RootsPath), slog.String("keys", strings.Join(names, ",")))
+	log.Warn(banner)
+	return &servePlan{
+		opts: server.Options{
+			Store: store, Backend: "soft", Validator: v, Logger: log, Development: true,
+		},
+		listen: config.DefaultListen,
+		drain:  5 * time.Second,
+		close:  func() { v.Close(); store.Close() },
+	}, nil
+}
+
+// productionPlan reads the config file: TLS with client certificates, the configured
+// keys and trust anchors.
+func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if logLevel == "" {
+		logLevel = cfg.Log.Level
+	}
+	log, err := newLogger(stderr, logLevel, cfg.Log.Format)
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := serverTLS(cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := cfg.Trust.Config()
+	if err != nil {
+		return nil, err
+	}
+	v, err := trust.New(tc)
+	if err != nil {
+		return nil, err
+	}
+	rules := make([]server.PolicyRule, 0, len(cfg.Authorization.Rules))
+	for _, r := range cfg.Authorization.Rules {
+		pr := server.PolicyRule{Subjects: r.Subjects, Fingerprints: r.Fingerprints, Keys: r.Keys}
+		for _, op := range r.Operations {
+			pr.Operations = append(pr.Operations, server.Operation(op))
+		}
+		rules = append(rules, pr)
+	}
+	policy, err := server.NewPolicy(rules)
+	if err != nil {
+		v.Close()
+		return nil, err
+	}
+	if len(rules) == 0 {
+		log.Warn("authorization has no rules: every sign and decrypt call will be refused")
+	}
+	store, err := soft.New(cfg.Keystore.Soft.Keys)
+	if err != nil {
+		v.Close()
+		return nil, err
+	}
+	return &servePlan{
+		opts: server.Options{
+			Store: store, Backend: "soft", Validator: v, Logger: log, TLS: tlsCfg, Authorizer: policy,
+			MaxMessageBytes: cfg.MaxMessageBytes, MaxBatchItems: cfg.MaxBatchItems,
+		},
+		listen: cfg.Listen,
+		drain:  cfg.ShutdownTimeout,
+		close:  func() { v.Close(); store.Close() },
+	}, nil
+}
+
+// serverTLS builds the TLS configuration: TLS 1.2 or later, client certificates
+// required and verified against the configured client CAs.
+func serverTLS(c config.TLS) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	pool := x509.NewCertPool()
+	for _, f := range c.ClientCAFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("tls: client_ca_files: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("tls: client_ca_files: %s holds no PEM certificate", f)
+		}
+	}
+	minVersion := uint16(tls.VersionTLS12)
+	if c.MinVersion == "1.3" {
+		minVersion = tls.VersionTLS13
+	}
+	return &tls.Config{
+		MinVersion:   minVersion,
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    pool,
+		NextProtos:   []string{"h2"},
+	}, nil
+}

@@ -1,0 +1,193 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/emmansun/gmsm/smx509"
+	"google.golang.org/grpc/codes"
+
+	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/cms"
+	"signsvr.dev/signsvr/pkg/envelope"
+	"signsvr.dev/signsvr/pkg/keystore"
+	"signsvr.dev/signsvr/pkg/sign"
+)
+
+type envelopeService struct {
+	*Server
+	signsvrv1.UnimplementedEnvelopeServiceServer
+}
+
+// recipients gathers the recipient certificates of an envelope request: the DER ones
+// given, then the leaf certificates of the named keys, which must be decryption keys.
+func (s *Server) recipients(ctx context.Context, ders [][]byte, names []string) ([]*smx509.Certificate, error) {
+	if len(ders)+len(names) == 0 {
+		return nil, invalidRequest("no recipients given")
+	}
+	out, err := s.parseCerts(ders, "recipient_certs")
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range out {
+		if familyOf(c.PublicKey) == familyUnknown {
+			return nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_CERTIFICATE_UNUSABLE,
+				"a recipient certificate has a key that cannot receive an envelope", nil)
+		}
+	}
+	for _, n := range names {
+		k, err := s.lookupKey(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		if !k.k.Usages().Has(keystore.UsageDecrypt) || k.leaf == nil {
+			return nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_KEY_USAGE_NOT_ALLOWED,
+				"key "+n+" is not an encryption key", nil)
+		}
+		out = append(out, k.leaf)
+	}
+	return out, nil
+}
+
+// Envelope implements signsvrv1.EnvelopeServiceServer.
+func (s envelopeService) Envelope(ctx context.Context, req *signsvrv1.EnvelopeRequest) (*signsvrv1.EnvelopeResponse, error) {
+	rcpts, err := s.recipients(ctx, req.GetRecipientCerts(), req.GetRecipientKeys())
+	if err != nil {
+		return nil, err
+	}
+	opts, err := envelopeOptions(req.GetOptions())
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	der, err := envelope.Envelope(req.GetData(), rcpts, &opts)
+	if err != nil {
+		return nil, err
+	}
+	return &signsvrv1.EnvelopeResponse{Cms: der}, nil
+}
+
+// open decrypts an envelope with the named key. Every failure after the key was found
+// and the message parsed is the same DECRYPTION_FAILED error.
+func (s *Server) open(ctx context.Context, name string, der []byte, o *signsvrv1.DecryptOptions) ([]byte, error) {
+	if len(der) == 0 {
+		return nil, invalidRequest("no CMS message given")
+	}
+	k, err := s.useKey(ctx, name, OpDecrypt)
+	if err != nil {
+		return nil, err
+	}
+	var priv any
+	if d := k.k.Decrypter(ctx); d != nil {
+		priv = d
+	} else if a := k.k.KeyAgreer(ctx); a != nil {
+		priv = a
+	} else {
+		return nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_KEY_USAGE_NOT_ALLOWED,
+			"key "+name+" cannot decrypt", nil)
+	}
+	if k.leaf == nil {
+		return nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_CERTIFICATE_UNUSABLE,
+			"key "+name+" has no certificate", nil)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	data, err := envelope.Open(der, priv, k.leaf, &envelope.OpenOptions{AllowLegacy: o.GetAllowLegacy()})
+	if err != nil {
+		return nil, decryptError(err)
+	}
+	return data, nil
+}
+
+// decryptError keeps the failures of an open apart only where that tells an attacker
+// nothing: a message that does not parse (before any key is used), an algorithm the
+// server lacks, a busy or missing backend, or the request's end. Everything else is the
+// one DECRYPTION_FAILED error.
+func decryptError(err error) error {
+	switch {
+	case errors.Is(err, envelope.ErrDecrypt), errors.Is(err, envelope.ErrNoRecipient):
+		return errDecryptFailed(err)
+	case errors.Is(err, cms.ErrMalformed), errors.Is(err, cms.ErrUnsupported),
+		errors.Is(err, keystore.ErrBusy), errors.Is(err, keystore.ErrUnavailable),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return err
+	}
+	return errDecryptFailed(err)
+}
+
+// Decrypt implements signsvrv1.EnvelopeServiceServer.
+func (s envelopeService) Decrypt(ctx context.Context, req *signsvrv1.DecryptRequest) (*signsvrv1.DecryptResponse, error) {
+	data, err := s.open(ctx, req.GetKey(), req.GetCms(), req.GetOptions())
+	if err != nil {
+		return nil, err
+	}
+	return &signsvrv1.DecryptResponse{Data: data}, nil
+}
+
+// SignAndEnvelope implements signsvrv1.EnvelopeServiceServer.
+func (s envelopeService) SignAndEnvelope(ctx context.Context, req *signsvrv1.SignAndEnvelopeRequest) (*signsvrv1.SignAndEnvelopeResponse, error) {
+	switch req.GetFormat() {
+	case signsvrv1.EnvelopeFormat_ENVELOPE_FORMAT_UNSPECIFIED, signsvrv1.EnvelopeFormat_ENVELOPE_FORMAT_NESTED:
+	case signsvrv1.EnvelopeFormat_ENVELOPE_FORMAT_SIGNED_AND_ENVELOPED_DATA:
+		return nil, newError(codes.Unimplemented, signsvrv1.ErrorReason_ERROR_REASON_UNSUPPORTED,
+			"SignedAndEnvelopedData output is not available yet", nil)
+	default:
+		return nil, invalidRequest("unknown envelope format %d", req.GetFormat())
+	}
+	rcpts, err := s.recipients(ctx, req.GetRecipientCerts(), req.GetRecipientKeys())
+	if err != nil {
+		return nil, err
+	}
+	eopts, err := envelopeOptions(req.GetEnvelopeOptions())
+	if err != nil {
+		return nil, err
+	}
+	signed, err := s.sign(ctx, &signsvrv1.SignRequest{Key: req.GetKey(), Data: req.GetData(), Options: req.GetSignOptions()})
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	der, err := envelope.Envelope(signed, rcpts, &eopts)
+	if err != nil {
+		return nil, err
+	}
+	return &signsvrv1.SignAndEnvelopeResponse{Cms: der}, nil
+}
+
+// DecryptAndVerify implements signsvrv1.EnvelopeServiceServer.
+func (s envelopeService) DecryptAndVerify(ctx context.Context, req *signsvrv1.DecryptAndVerifyRequest) (*signsvrv1.DecryptAndVerifyResponse, error) {
+	inner, err := s.open(ctx, req.GetKey(), req.GetCms(), req.GetDecryptOptions())
+	if err != nil {
+		return nil, err
+	}
+	o := req.GetVerifyOptions()
+	vo := &sign.VerifyOptions{AllowSHA1: o.GetAllowSha1()}
+	if vo.SM2UID, err = sm2UID(o.GetSm2UserId()); err != nil {
+		return nil, err
+	}
+	if vo.Certs, err = s.parseCerts(o.GetCertificates(), "verify_options.certificates"); err != nil {
+		return nil, err
+	}
+	res, err := sign.Verify(inner, vo)
+	if err != nil {
+		if errors.Is(err, cms.ErrMalformed) {
+			// The plaintext is not a SignedData. With an unauthenticated cipher (CBC)
+			// that is also what a tampered ciphertext with good padding looks like, so
+			// saying "malformed" here would be a padding oracle: it is a decryption
+			// failure like any other.
+			return nil, errDecryptFailed(err)
+		}
+		return nil, err
+	}
+	resp := &signsvrv1.DecryptAndVerifyResponse{ContentType: res.ContentType}
+	if !o.GetOmitContent() {
+		resp.Content = res.Content
+	}
+	resp.Signers, resp.Verified = s.signerResults(ctx, res)
+	return resp, nil
+}

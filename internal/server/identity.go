@@ -1,0 +1,106 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+)
+
+// Identity is who called: taken from the verified client certificate under mutual TLS,
+// or the marked development identity in the embedded default.
+type Identity struct {
+	// Subject and Issuer are RFC 4514-style names of the client certificate.
+	Subject string
+	Issuer  string
+	// Serial is the client certificate's serial number in decimal.
+	Serial string
+	// Fingerprint is the hex SHA-256 of the client certificate's DER.
+	Fingerprint string
+	// Development marks the identity of every caller of a development server, which
+	// does not authenticate clients.
+	Development bool
+}
+
+// DevelopmentIdentity is the identity of every caller of a development server.
+var DevelopmentIdentity = &Identity{Subject: "development (unauthenticated)", Development: true}
+
+// IdentityFrom is the caller's identity, or nil when there is none (production mode
+// without a verified client certificate, which the TLS handshake already refuses).
+func IdentityFrom(ctx context.Context) *Identity {
+	ri := requestFrom(ctx)
+	if ri == nil {
+		return identityFromPeer(ctx)
+	}
+	if ri.identity == nil {
+		if ri.dev {
+			ri.identity = DevelopmentIdentity
+		} else {
+			ri.identity = identityFromPeer(ctx)
+		}
+	}
+	return ri.identity
+}
+
+// Operation is what a request does with a key, as an authorization policy names it.
+type Operation string
+
+const (
+	OpSign    Operation = "sign"
+	OpDecrypt Operation = "decrypt"
+)
+
+// Authorizer decides whether a caller may use a key for an operation. It returns nil to
+// allow, or an error (an *Error with PermissionDenied, normally) to refuse. A nil
+// Authorizer in Options allows everything, which only the development setup uses.
+type Authorizer interface {
+	Authorize(ctx context.Context, id *Identity, op Operation, key string) error
+}
+
+// AuditEvent is what the server knows about a finished call, handed to an Auditor.
+type AuditEvent struct {
+	Time      time.Time
+	RequestID string
+	Method    string
+	// Key is the first key the call used, or "".
+	Key      string
+	Identity *Identity
+	Code     codes.Code
+	Reason   string
+	// Request is the decoded request message (nil when it could not be decoded), and
+	// Response the response message on success (nil otherwise). An auditor digests
+	// them; it must never record their payloads.
+	Request  any
+	Response any
+}
+
+// Auditor receives one event per finished API call (success or refusal). A nil Auditor
+// in Options records nothing.
+type Auditor interface {
+	Audit(ctx context.Context, ev *AuditEvent)
+}
+
+// identityFromPeer derives the caller's identity from the TLS client certificate the
+// handshake verified.
+func identityFromPeer(ctx context.Context) *Identity {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.AuthInfo == nil {
+		return nil
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	c := ti.State.VerifiedChains[0][0]
+	sum := sha256.Sum256(c.Raw)
+	return &Identity{
+		Subject:     c.Subject.String(),
+		Issuer:      c.Issuer.String(),
+		Serial:      c.SerialNumber.String(),
+		Fingerprint: hex.EncodeToString(sum[:]),
+	}
+}

@@ -1,0 +1,177 @@
+package server
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"sync"
+
+	"github.com/emmansun/gmsm/sm2"
+	"github.com/emmansun/gmsm/smx509"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/keystore"
+)
+
+// family is the public-key algorithm family, which decides the options that apply.
+type family int
+
+const (
+	familyUnknown family = iota
+	familyRSA
+	familyEC
+	familySM2
+)
+
+func familyOf(pub crypto.PublicKey) family {
+	switch p := pub.(type) {
+	case *rsa.PublicKey:
+		return familyRSA
+	case *ecdsa.PublicKey:
+		if sm2.IsSM2PublicKey(p) {
+			return familySM2
+		}
+		if p.Curve == elliptic.P256() || p.Curve == elliptic.P384() {
+			return familyEC
+		}
+	}
+	return familyUnknown
+}
+
+// key is a keystore key with what the handlers need, worked out once: its family,
+// leaf certificate and the KeyInfo ListKeys returns.
+type key struct {
+	k      keystore.Key
+	family family
+	pub    crypto.PublicKey
+	leaf   *smx509.Certificate
+	chain  []*smx509.Certificate
+	info   *signsvrv1.KeyInfo
+}
+
+// keyCache maps a key name to its prepared key. An entry is reused while the store
+// hands out the same keystore.Key, and rebuilt when the store replaced it.
+type keyCache struct {
+	m sync.Map // string -> *key
+}
+
+func (s *Server) prepared(k keystore.Key) *key {
+	if v, ok := s.keys.m.Load(k.Name()); ok {
+		if pk := v.(*key); pk.k == k {
+			return pk
+		}
+	}
+	pk := &key{k: k, pub: k.Public(), chain: k.Chain()}
+	pk.family = familyOf(pk.pub)
+	if len(pk.chain) > 0 {
+		pk.leaf = pk.chain[0]
+	}
+	pk.info = keyInfo(pk, s.backend)
+	s.keys.m.Store(k.Name(), pk)
+	return pk
+}
+
+// lookupKey finds a key by name, without any authorization (for recipients, whose
+// certificates are public).
+func (s *Server) lookupKey(ctx context.Context, name string) (*key, error) {
+	if name == "" {
+		return nil, invalidRequest("no key name given")
+	}
+	k, err := s.store.Key(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return s.prepared(k), nil
+}
+
+// useKey finds a key the caller will operate with: it must exist, be configured for
+// op, and the authorizer must allow the caller.
+func (s *Server) useKey(ctx context.Context, name string, op Operation) (*key, error) {
+	noteKey(ctx, name)
+	k, err := s.lookupKey(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if s.authorizer != nil {
+		if err := s.authorizer.Authorize(ctx, IdentityFrom(ctx), op, name); err != nil {
+			return nil, err
+		}
+	}
+	need := keystore.UsageSign
+	if op == OpDecrypt {
+		need = keystore.UsageDecrypt
+	}
+	if !k.k.Usages().Has(need) {
+		return nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_KEY_USAGE_NOT_ALLOWED,
+			"key "+name+" is not configured to "+string(op), nil)
+	}
+	return k, nil
+}
+
+func keyInfo(k *key, backend string) *signsvrv1.KeyInfo {
+	info := &signsvrv1.KeyInfo{Name: k.k.Name(), Backend: backend}
+	switch p := k.pub.(type) {
+	case *rsa.PublicKey:
+		info.Algorithm = signsvrv1.KeyAlgorithm_KEY_ALGORITHM_RSA
+		info.KeyBits = uint32(p.N.BitLen())
+	case *ecdsa.PublicKey:
+		info.KeyBits = uint32(p.Curve.Params().BitSize)
+		if k.family == familySM2 {
+			info.Algorithm = signsvrv1.KeyAlgorithm_KEY_ALGORITHM_SM2
+			info.Curve = "SM2"
+		} else {
+			info.Algorithm = signsvrv1.KeyAlgorithm_KEY_ALGORITHM_EC
+			info.Curve = p.Curve.Params().Name
+		}
+	}
+	u := k.k.Usages()
+	if u.Has(keystore.UsageSign) {
+		info.Usages = append(info.Usages, signsvrv1.KeyUsage_KEY_USAGE_SIGN)
+	}
+	if u.Has(keystore.UsageDecrypt) {
+		info.Usages = append(info.Usages, signsvrv1.KeyUsage_KEY_USAGE_DECRYPT)
+	}
+	for _, c := range k.chain {
+		info.CertificateChain = append(info.CertificateChain, c.Raw)
+	}
+	if k.leaf != nil {
+		info.Subject = k.leaf.Subject.String()
+		info.NotAfter = timestamppb.New(k.leaf.NotAfter)
+	}
+	return info
+}
+
+type keyService struct {
+	*Server
+	signsvrv1.UnimplementedKeyServiceServer
+}
+
+// ListKeys implements signsvrv1.KeyServiceServer.
+func (s keyService) ListKeys(ctx context.Context, req *signsvrv1.ListKeysRequest) (*signsvrv1.ListKeysResponse, error) {
+	var want keystore.Usage
+	switch req.GetUsage() {
+	case signsvrv1.KeyUsage_KEY_USAGE_UNSPECIFIED:
+	case signsvrv1.KeyUsage_KEY_USAGE_SIGN:
+		want = keystore.UsageSign
+	case signsvrv1.KeyUsage_KEY_USAGE_DECRYPT:
+		want = keystore.UsageDecrypt
+	default:
+		return nil, invalidRequest("unknown usage %d", req.GetUsage())
+	}
+	keys, err := s.store.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &signsvrv1.ListKeysResponse{Keys: make([]*signsvrv1.KeyInfo, 0, len(keys))}
+	for _, k := range keys {
+		if want != 0 && !k.Usages().Has(want) {
+			continue
+		}
+		resp.Keys = append(resp.Keys, s.prepared(k).info)
+	}
+	return resp, nil
+}

@@ -1,0 +1,178 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+)
+
+// requestInfo travels in the context of every API call. Handlers note the key they
+// used, so the log line and the audit record name it.
+type requestInfo struct {
+	method string
+	seq    uint64
+	given  string // a client-supplied x-request-id, if any
+	prefix string
+	start  time.Time
+	key    string
+	// req is the decoded request, for the audit event.
+	req any
+	// dev marks a development server's request; identity is computed on first use.
+	dev      bool
+	identity *Identity
+}
+
+// id is the request id: the client's x-request-id when it sent a sane one, else a
+// process-unique "<instance>-<sequence>". It is formatted only when needed (errors,
+// debug logs), so the hot path pays for no string.
+func (ri *requestInfo) id() string {
+	if ri.given != "" {
+		return ri.given
+	}
+	return ri.prefix + "-" + strconv.FormatUint(ri.seq, 36)
+}
+
+type requestInfoKey struct{}
+
+func requestFrom(ctx context.Context) *requestInfo {
+	ri, _ := ctx.Value(requestInfoKey{}).(*requestInfo)
+	return ri
+}
+
+// RequestID is the id of the request ctx belongs to, or "" outside a request.
+func RequestID(ctx context.Context) string {
+	if ri := requestFrom(ctx); ri != nil {
+		return ri.id()
+	}
+	return ""
+}
+
+// noteKey records the key a request uses, for the log and the audit record.
+func noteKey(ctx context.Context, name string) {
+	if ri := requestFrom(ctx); ri != nil && ri.key == "" {
+		ri.key = name
+	}
+}
+
+// wrapService returns a copy of desc whose unary handlers run inside s.call, the
+// server's outermost layer. It wraps the method handler rather than being a
+// grpc.UnaryServerInterceptor because grpc decodes the request (and enforces the
+// maximum message size) inside the handler, before any interceptor runs: only here
+// can those failures be given a reason, a request id and a log line like every other.
+func (s *Server) wrapService(desc *grpc.ServiceDesc) *grpc.ServiceDesc {
+	d := *desc
+	d.Methods = make([]grpc.MethodDesc, len(desc.Methods))
+	for i, m := range desc.Methods {
+		full := "/" + desc.ServiceName + "/" + m.MethodName
+		h := m.Handler
+		d.Methods[i] = grpc.MethodDesc{
+			MethodName: m.MethodName,
+			Handler: func(srv any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
+				return s.call(ctx, full, srv, dec, ic, h)
+			},
+		}
+	}
+	return &d
+}
+
+// call runs one unary RPC: request id, panic recovery, the decoding of the request,
+// the interceptor chain and handler, then the one mapping of errors to statuses, the
+// log line and the audit record.
+func (s *Server) call(ctx context.Context, method string, srv any, dec func(any) error,
+	ic grpc.UnaryServerInterceptor, h grpc.MethodHandler) (resp any, err error) {
+	ri := &requestInfo{method: method, seq: s.seq.Add(1), prefix: s.instance, start: s.now(), dev: s.dev}
+	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 && saneRequestID(v[0]) {
+		ri.given = v[0]
+	}
+	ctx = context.WithValue(ctx, requestInfoKey{}, ri)
+
+	var decodeErr error
+	defer func() {
+		if r := recover(); r != nil {
+			// The panic value and stack go to the log only; the client gets Internal
+			// with no detail.
+			s.log.LogAttrs(ctx, slog.LevelError, "panic in handler",
+				slog.String("request_id", ri.id()), slog.String("method", method),
+				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+			resp, err = nil, s.finish(ctx, ri, nil, internal(nil))
+		}
+	}()
+	resp, err = h(srv, ctx, func(v any) error {
+		if e := dec(v); e != nil {
+			decodeErr = e
+			return e
+		}
+		ri.req = v
+		return nil
+	}, ic)
+	if err != nil && decodeErr != nil && err == decodeErr {
+		err = classify(decodeErr)
+	}
+	return resp, s.finish(ctx, ri, resp, err)
+}
+
+// finish logs the call, hands it to the auditor and maps err to a status. It is the
+// only place where a handler's error becomes what the client sees.
+func (s *Server) finish(ctx context.Context, ri *requestInfo, resp any, err error) error {
+	var e *Error
+	code := codes.OK
+	if err != nil {
+		e = classify(err)
+		code = e.Code
+	}
+	if s.auditor != nil {
+		ev := &AuditEvent{
+			Time: ri.start, RequestID: ri.id(), Method: ri.method, Key: ri.key,
+			Identity: IdentityFrom(ctx), Code: code, Request: ri.req,
+		}
+		if e != nil {
+			ev.Reason = ReasonString(e.Reason)
+		} else {
+			ev.Response = resp
+		}
+		s.auditor.Audit(ctx, ev)
+	}
+	if e == nil {
+		if s.log.Enabled(ctx, slog.LevelDebug) {
+			s.log.LogAttrs(ctx, slog.LevelDebug, "call",
+				slog.String("request_id", ri.id()), slog.String("method", ri.method),
+				slog.String("key", ri.key), slog.Duration("took", s.now().Sub(ri.start)))
+		}
+		return nil
+	}
+	level := slog.LevelInfo
+	if e.Code == codes.Internal || e.Code == codes.Unavailable {
+		level = slog.LevelError
+	}
+	if s.log.Enabled(ctx, level) {
+		attrs := []slog.Attr{
+			slog.String("request_id", ri.id()), slog.String("method", ri.method),
+			slog.String("code", e.Code.String()), slog.String("reason", ReasonString(e.Reason)),
+			slog.String("key", ri.key), slog.Duration("took", s.now().Sub(ri.start)),
+		}
+		if e.Err != nil {
+			attrs = append(attrs, slog.String("cause", e.Err.Error()))
+		}
+		s.log.LogAttrs(ctx, level, "call failed", attrs...)
+	}
+	return e.status(ri.id())
+}
+
+// saneRequestID accepts a client request id of up to 64 printable ASCII characters.
+func saneRequestID(v string) bool {
+	if len(v) == 0 || len(v) > 64 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x21 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,248 @@
+// Package server is the signsvr gRPC server: SignService, EnvelopeService and
+// KeyService over a keystore, with health checking, reflection and graceful stop.
+//
+// It is thin on purpose. The CMS work is pkg/sign and pkg/envelope, which know only
+// crypto.Signer / crypto.Decrypter; keys come from pkg/keystore. This package turns
+// requests into engine options, picks the key, asks the certificate validator for the
+// trust verdict, and maps every failure to a gRPC status in one place (errors.go,
+// middleware.go): handlers return *Error values that keep the client message apart
+// from the internal cause, and the middleware logs the cause under a request id.
+//
+// Layers of one call, outermost first: the method wrapper (request id, panic recovery,
+// decoding, error mapping, log line, audit seam), then the grpc interceptor chain
+// (Options.Interceptors: where identity and authorization policies plug in), then
+// the handler. Key-level authorization happens when a handler takes a key (useKey),
+// since only then is the key name known.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/keystore"
+)
+
+// Defaults for Options.
+const (
+	DefaultMaxMessageBytes = 64 << 20
+	DefaultMaxBatchItems   = 1024
+	DefaultShutdownTimeout = 30 * time.Second
+	// healthPollInterval is how often a store that can be down (an HSM) is asked.
+	healthPollInterval = 5 * time.Second
+)
+
+// Options configure a Server. Store is required; everything else has a default.
+type Options struct {
+	// Store holds the keys requests name.
+	Store keystore.Store
+	// Backend names the store in ListKeys ("soft", "pkcs11").
+	Backend string
+	// Validator gives the certificate verdicts. Required.
+	Validator CertValidator
+	// Logger receives structured logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// MaxMessageBytes bounds a request (and a response); 0 means DefaultMaxMessageBytes.
+	MaxMessageBytes int
+	// MaxBatchItems bounds the items of a batch; 0 means DefaultMaxBatchItems.
+	MaxBatchItems int
+	// TLS, when set, serves TLS (with client certificates when it asks for them).
+	TLS *tls.Config
+	// Development marks the embedded default: callers get the development identity.
+	Development bool
+	// Authorizer decides key use per caller; nil allows every caller every key.
+	Authorizer Authorizer
+	// Auditor receives an event per call; nil records nothing.
+	Auditor Auditor
+	// Interceptors run inside the server's own outer layer, in order.
+	Interceptors []grpc.UnaryServerInterceptor
+}
+
+// Server is a configured signsvr gRPC server.
+type Server struct {
+	grpc       *grpc.Server
+	health     *health.Server
+	store      keystore.Store
+	backend    string
+	validator  CertValidator
+	log        *slog.Logger
+	now        func() time.Time
+	maxMsg     int
+	maxBatch   int
+	dev        bool
+	authorizer Authorizer
+	auditor    Auditor
+	instance   string
+	seq        atomic.Uint64
+
+	keys  keyCache
+	certs certCache
+}
+
+// New builds a server; it does not listen yet.
+func New(o Options) (*Server, error) {
+	if o.Store == nil {
+		return nil, errors.New("server: no key store")
+	}
+	if o.Validator == nil {
+		return nil, errors.New("server: no certificate validator")
+	}
+	s := &Server{
+		store:      o.Store,
+		backend:    o.Backend,
+		validator:  o.Validator,
+		log:        o.Logger,
+		now:        o.Now,
+		maxMsg:     o.MaxMessageBytes,
+		maxBatch:   o.MaxBatchItems,
+		dev:        o.Development,
+		authorizer: o.Authorizer,
+		auditor:    o.Auditor,
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.maxMsg <= 0 {
+		s.maxMsg = DefaultMaxMessageBytes
+	}
+	if s.maxBatch <= 0 {
+		s.maxBatch = DefaultMaxBatchItems
+	}
+	var inst [4]byte
+	if _, err := rand.Read(inst[:]); err != nil {
+		return nil, err
+	}
+	s.instance = hex.EncodeToString(inst[:])
+
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(s.maxMsg),
+		// A response may be a little larger than its request (an envelope around a
+		// document, a verification carrying content and certificates).
+		grpc.MaxSendMsgSize(s.maxMsg + 1<<20),
+		grpc.ChainUnaryInterceptor(o.Interceptors...),
+	}
+	if o.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
+	}
+	s.grpc = grpc.NewServer(opts...)
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.SignService_ServiceDesc), signService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.EnvelopeService_ServiceDesc), envelopeService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.KeyService_ServiceDesc), keyService{Server: s})
+
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	s.setServing(true)
+	return s, nil
+}
+
+// serviceNames are the names the health service answers for, besides "".
+var serviceNames = []string{
+	signsvrv1.SignService_ServiceDesc.ServiceName,
+	signsvrv1.EnvelopeService_ServiceDesc.ServiceName,
+	signsvrv1.KeyService_ServiceDesc.ServiceName,
+}
+
+func (s *Server) setServing(ok bool) {
+	st := healthpb.HealthCheckResponse_SERVING
+	if !ok {
+		st = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	for _, n := range serviceNames {
+		s.health.SetServingStatus(n, st)
+	}
+}
+
+// Run serves on lis until ctx ends, then stops gracefully: health reports NOT_SERVING,
+// in-flight calls drain for up to drain, and what is left is cut off. It returns nil
+// after a stop caused by ctx, or the error that ended serving.
+func (s *Server) Run(ctx context.Context, lis net.Listener, drain time.Duration) error {
+	if drain <= 0 {
+		drain = DefaultShutdownTimeout
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.grpc.Serve(lis) }()
+
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	defer stopPoll()
+	if hc, ok := s.store.(keystore.HealthChecker); ok {
+		go s.pollHealth(pollCtx, hc)
+	}
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: draining in-flight calls", slog.Duration("timeout", drain))
+	s.Stop(drain)
+	<-served
+	return nil
+}
+
+// Stop marks the server NOT_SERVING, waits up to drain for in-flight calls, then
+// closes every connection.
+func (s *Server) Stop(drain time.Duration) {
+	s.health.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	t := time.NewTimer(drain)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.log.Warn("drain timeout passed: closing remaining connections")
+		s.grpc.Stop()
+		<-done
+	}
+}
+
+func (s *Server) pollHealth(ctx context.Context, hc keystore.HealthChecker) {
+	t := time.NewTicker(healthPollInterval)
+	defer t.Stop()
+	up := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, healthPollInterval)
+		err := hc.Health(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if (err == nil) != up {
+			up = err == nil
+			if up {
+				s.log.Info("key backend is back: SERVING")
+			} else {
+				s.log.Error("key backend is down: NOT_SERVING", slog.String("cause", err.Error()))
+			}
+			s.setServing(up)
+		}
+	}
+}

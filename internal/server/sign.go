@@ -1,0 +1,278 @@
+package server
+
+import (
+	"context"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/emmansun/gmsm/smx509"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/sign"
+	"signsvr.dev/signsvr/pkg/trust"
+)
+
+type signService struct {
+	*Server
+	signsvrv1.UnimplementedSignServiceServer
+}
+
+// Sign implements signsvrv1.SignServiceServer.
+func (s signService) Sign(ctx context.Context, req *signsvrv1.SignRequest) (*signsvrv1.SignResponse, error) {
+	der, err := s.sign(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &signsvrv1.SignResponse{Cms: der}, nil
+}
+
+func (s *Server) sign(ctx context.Context, req *signsvrv1.SignRequest) ([]byte, error) {
+	k, err := s.useKey(ctx, req.GetKey(), OpSign)
+	if err != nil {
+		return nil, err
+	}
+	var opts sign.Options
+	if err := s.signOptions(k, req.GetDetached(), req.GetOptions(), &opts); err != nil {
+		return nil, err
+	}
+	signer := k.k.Signer(ctx)
+	if signer == nil {
+		return nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_KEY_USAGE_NOT_ALLOWED,
+			"key "+req.GetKey()+" cannot sign", nil)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return sign.Sign(req.GetData(), signer, k.chain, &opts)
+}
+
+// Verify implements signsvrv1.SignServiceServer.
+func (s signService) Verify(ctx context.Context, req *signsvrv1.VerifyRequest) (*signsvrv1.VerifyResponse, error) {
+	return s.verify(ctx, req)
+}
+
+func (s *Server) verify(ctx context.Context, req *signsvrv1.VerifyRequest) (*signsvrv1.VerifyResponse, error) {
+	if len(req.GetCms()) == 0 {
+		return nil, invalidRequest("no CMS message given")
+	}
+	o := req.GetOptions()
+	vo := &sign.VerifyOptions{Content: req.GetData(), AllowSHA1: o.GetAllowSha1()}
+	var err error
+	if vo.SM2UID, err = sm2UID(o.GetSm2UserId()); err != nil {
+		return nil, err
+	}
+	if vo.Certs, err = s.parseCerts(o.GetCertificates(), "options.certificates"); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	res, err := sign.Verify(req.GetCms(), vo)
+	if err != nil {
+		return nil, err
+	}
+	resp := &signsvrv1.VerifyResponse{
+		ContentType: res.ContentType,
+		Detached:    res.Detached,
+	}
+	if !o.GetOmitContent() {
+		resp.Content = res.Content
+	}
+	resp.Signers, resp.Verified = s.signerResults(ctx, res)
+	return resp, nil
+}
+
+// signerResults validates every signer's certificate and builds the per-signer results.
+// verified is true only when there is a signer and every signer has both verdicts good.
+func (s *Server) signerResults(ctx context.Context, res *sign.Result) (out []*signsvrv1.SignerResult, verified bool) {
+	at := s.now()
+	out = make([]*signsvrv1.SignerResult, len(res.Signers))
+	verified = len(res.Signers) > 0
+	for i := range res.Signers {
+		sr := &res.Signers[i]
+		r := &signsvrv1.SignerResult{
+			Index:              uint32(sr.Index),
+			Signature:          &signsvrv1.SignatureVerdict{Valid: sr.Signature.Valid, Reason: sr.Signature.Reason},
+			Serial:             sr.Serial,
+			SubjectKeyId:       sr.SubjectKeyID,
+			DigestAlgorithm:    sr.DigestAlgorithm,
+			SignatureAlgorithm: sr.SignatureAlgorithm,
+		}
+		if sr.Certificate != nil {
+			r.CertificateVerdict, sr.CertVerdict = s.checkCert(ctx, sr.Certificate, res.Certificates, at)
+			n := s.certs.namesOf(sr.Certificate)
+			r.Certificate = sr.Certificate.Raw
+			r.Subject = n.subject
+			r.Issuer = n.issuer
+		} else {
+			sr.CertVerdict = sign.CertVerdict{Status: sign.CertNotChecked, Reason: trust.ReasonNoCertificate}
+			r.CertificateVerdict = &signsvrv1.CertificateVerdict{
+				Status: signsvrv1.CertificateStatus_CERTIFICATE_STATUS_NOT_CHECKED,
+				Reason: trust.ReasonNoCertificate,
+				Detail: "the signer's certificate is neither in the message nor in the given certificates",
+			}
+			if len(sr.Issuer) > 0 {
+				r.Issuer = nameString(sr.Issuer)
+			}
+		}
+		if !sr.Signature.Valid && r.Signature.Reason == "" {
+			r.Signature.Reason = "signature-invalid"
+		}
+		r.Verified = sr.Verified()
+		if !r.Verified {
+			verified = false
+		}
+		if !sr.SigningTime.IsZero() {
+			r.SigningTime = timestamppb.New(sr.SigningTime)
+		}
+		out[i] = r
+	}
+	return out, verified
+}
+
+// checkCert validates a signer's certificate for signing at time at, and gives the
+// verdict both as the API shows it and as pkg/sign counts it.
+func (s *Server) checkCert(ctx context.Context, leaf *smx509.Certificate, intermediates []*smx509.Certificate,
+	at time.Time) (*signsvrv1.CertificateVerdict, sign.CertVerdict) {
+	v := s.validator.Validate(ctx, leaf, intermediates, at, trust.PurposeSign)
+	pv := &signsvrv1.CertificateVerdict{
+		Status:      signsvrv1.CertificateStatus_CERTIFICATE_STATUS_UNKNOWN,
+		Reason:      v.Reason,
+		Detail:      v.Detail,
+		Revocation:  v.Revocation.String(),
+		ValidatedAt: timestamppb.New(v.At),
+	}
+	sv := sign.CertVerdict{Status: sign.CertUnknown, Reason: v.Reason, Chain: v.Chain}
+	if int(v.Status) < len(certStatus) {
+		pv.Status = certStatus[v.Status].api
+		sv.Status = certStatus[v.Status].sign
+	}
+	if len(v.Chain) > 0 {
+		pv.Chain = make([][]byte, len(v.Chain))
+		for i, c := range v.Chain {
+			pv.Chain[i] = c.Raw
+		}
+	}
+	if !v.RevokedAt.IsZero() {
+		pv.RevokedAt = timestamppb.New(v.RevokedAt)
+		pv.RevocationReason = v.RevocationReason.String()
+	}
+	return pv, sv
+}
+
+// nameString formats a DER Name, for signers whose certificate was not found.
+func nameString(der []byte) string {
+	var rdn pkix.RDNSequence
+	if rest, err := asn1.Unmarshal(der, &rdn); err != nil || len(rest) != 0 {
+		return ""
+	}
+	var n pkix.Name
+	n.FillFromRDNSequence(&rdn)
+	return n.String()
+}
+
+// certStatus maps trust.Status to the API's and pkg/sign's verdicts.
+var certStatus = [...]struct {
+	api  signsvrv1.CertificateStatus
+	sign sign.CertStatus
+}{
+	trust.StatusUnknown:    {signsvrv1.CertificateStatus_CERTIFICATE_STATUS_UNKNOWN, sign.CertUnknown},
+	trust.StatusGood:       {signsvrv1.CertificateStatus_CERTIFICATE_STATUS_GOOD, sign.CertGood},
+	trust.StatusRevoked:    {signsvrv1.CertificateStatus_CERTIFICATE_STATUS_REVOKED, sign.CertRevoked},
+	trust.StatusExpired:    {signsvrv1.CertificateStatus_CERTIFICATE_STATUS_EXPIRED, sign.CertExpired},
+	trust.StatusUntrusted:  {signsvrv1.CertificateStatus_CERTIFICATE_STATUS_UNTRUSTED, sign.CertUntrusted},
+	trust.StatusWrongUsage: {signsvrv1.CertificateStatus_CERTIFICATE_STATUS_WRONG_USAGE, sign.CertWrongUsage},
+}
+
+// parseCerts parses DER certificates from a request, through the cache.
+func (s *Server) parseCerts(ders [][]byte, field string) ([]*smx509.Certificate, error) {
+	if len(ders) == 0 {
+		return nil, nil
+	}
+	out := make([]*smx509.Certificate, len(ders))
+	for i, d := range ders {
+		c, err := s.certs.parse(d)
+		if err != nil {
+			return nil, malformed(field, err)
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+// SignBatch implements signsvrv1.SignServiceServer.
+func (s signService) SignBatch(ctx context.Context, req *signsvrv1.SignBatchRequest) (*signsvrv1.SignBatchResponse, error) {
+	if err := s.checkBatch(len(req.GetItems())); err != nil {
+		return nil, err
+	}
+	resp := &signsvrv1.SignBatchResponse{Results: make([]*signsvrv1.SignBatchResult, len(req.GetItems()))}
+	for i, item := range req.GetItems() {
+		der, err := s.sign(ctx, item)
+		r := &signsvrv1.SignBatchResult{Cms: der}
+		if err != nil {
+			ie, fatal := s.itemFailure(ctx, i, err)
+			if fatal != nil {
+				return nil, fatal
+			}
+			r = &signsvrv1.SignBatchResult{Error: ie}
+		}
+		resp.Results[i] = r
+	}
+	return resp, nil
+}
+
+// VerifyBatch implements signsvrv1.SignServiceServer.
+func (s signService) VerifyBatch(ctx context.Context, req *signsvrv1.VerifyBatchRequest) (*signsvrv1.VerifyBatchResponse, error) {
+	if err := s.checkBatch(len(req.GetItems())); err != nil {
+		return nil, err
+	}
+	resp := &signsvrv1.VerifyBatchResponse{Results: make([]*signsvrv1.VerifyBatchResult, len(req.GetItems()))}
+	for i, item := range req.GetItems() {
+		vr, err := s.verify(ctx, item)
+		r := &signsvrv1.VerifyBatchResult{Result: vr}
+		if err != nil {
+			ie, fatal := s.itemFailure(ctx, i, err)
+			if fatal != nil {
+				return nil, fatal
+			}
+			r = &signsvrv1.VerifyBatchResult{Error: ie}
+		}
+		resp.Results[i] = r
+	}
+	return resp, nil
+}
+
+func (s *Server) checkBatch(n int) error {
+	if n > s.maxBatch {
+		return newError(codes.ResourceExhausted, signsvrv1.ErrorReason_ERROR_REASON_TOO_LARGE,
+			fmt.Sprintf("too many items in the batch (at most %d)", s.maxBatch), nil)
+	}
+	return nil
+}
+
+// itemFailure turns the error of batch item i into its ItemError. An internal error,
+// or the end of the request's context, fails the whole call instead (fatal != nil):
+// the remaining items would fail the same way.
+func (s *Server) itemFailure(ctx context.Context, i int, err error) (ie *signsvrv1.ItemError, fatal error) {
+	e := classify(err)
+	if e.Code == codes.Internal {
+		return nil, e
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return nil, cerr
+	}
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		attrs := []slog.Attr{slog.String("request_id", RequestID(ctx)), slog.Int("item", i),
+			slog.String("code", e.Code.String()), slog.String("reason", ReasonString(e.Reason))}
+		if e.Err != nil {
+			attrs = append(attrs, slog.String("cause", e.Err.Error()))
+		}
+		s.log.LogAttrs(ctx, slog.LevelDebug, "batch item failed", attrs...)
+	}
+	return e.itemError(), nil
+}
