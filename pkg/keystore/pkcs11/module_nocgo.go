@@ -1,0 +1,5 @@
+//go:build !cgo
+
+package pkcs11
+
+func openModule(string) (module, error) { return nil, ErrNoCgo }
