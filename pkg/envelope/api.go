@@ -1,8 +1,40 @@
 // Package envelope makes and opens CMS EnvelopedData and AuthEnvelopedData
-// (RFC 5652, RFC 5083/5084, GM/T 0010) for RSA, ECDH (P-256/P-384) and SM2 recipients.
+// (RFC 5652, RFC 5083/5084, GM/T 0010) for RSA, ECDH (P-256/P-384) and SM2 recipients,
+// and signs-then-envelopes (nested CMS, or PKCS#7 / GM/T 0010 SignedAndEnvelopedData).
 //
 // It knows only certificates, the standard private-key interfaces (crypto.Decrypter,
-// and KeyAgreer for ECDH) and pkg/cms: never the keystore, never gRPC.
+// and KeyAgreer for ECDH), pkg/cms and pkg/sign: never the keystore, never gRPC.
+//
+// # Methods
+//
+// The recipient certificate's public key picks the key management, never the type of
+// a private key: RSA gets RSAES-OAEP (SHA-256, MGF1-SHA-256, parameters written in
+// full as OpenSSL writes them) or PKCS#1 v1.5; EC P-256/P-384 gets ephemeral-static
+// ECDH with the X9.63 KDF (SHA-256 / SHA-384) and AES key wrap sized to the content
+// key, as `openssl cms -encrypt` does; SM2 gets SM2 encryption (GM/T 0010 ASN.1
+// ciphertext) labelled 1.2.156.10197.1.301.3 with NULL parameters. Content is
+// AES-128/256-CBC, SM4-CBC, or AES-128/256-GCM and SM4-GCM in an AuthEnvelopedData
+// (GCM inside a plain EnvelopedData is non-standard and OpenSSL rejects it; it is read,
+// never written). The default is AES-256-GCM, or SM4-CBC in the GM/T 0010 dialect
+// when every recipient is SM2.
+//
+// # Why Open says so little
+//
+// Once the recipient is found, every failure (wrong key, bad RSA padding, failed key
+// unwrap, bad GCM tag, bad CBC padding) is the one ErrDecrypt, and the content
+// decryption runs even when the key unwrap already failed. RSA PKCS#1 v1.5 uses
+// implicit rejection: the Decrypter is called with rsa.PKCS1v15DecryptOptions and a
+// SessionKeyLen, so a bad padding gives a random key that fails later like any wrong
+// key, with no error and no branch in between (the Bleichenbacher oracle that
+// PITFALLS.md notes in gmsm). GCM tags are checked before any plaintext leaves. What a
+// message says in the clear (malformed, unsupported or legacy algorithm, no recipient
+// for this certificate, a key of the wrong kind) is reported as such.
+//
+// Unauthenticated CBC is malleable and, like every CBC envelope, answers "did it
+// decrypt" to whoever can submit modified messages; prefer the GCM ciphers.
+//
+// 3DES, SHA-1 OAEP and the SHA-1 X9.63 KDF (OpenSSL's default for EC recipients!) are
+// read only with OpenOptions.AllowLegacy and never written.
 package envelope
 
 import (
@@ -64,6 +96,9 @@ type Options struct {
 	Dialect     Dialect
 	// Rand is the randomness source; nil means crypto/rand.Reader.
 	Rand io.Reader
+	// IgnoreKeyUsage skips the check that a recipient certificate with a key usage
+	// extension allows keyEncipherment (RSA, SM2) or keyAgreement (EC).
+	IgnoreKeyUsage bool
 }
 
 // KeyAgreer is the recipient side of ECDH; *ecdh.PrivateKey satisfies it.
@@ -74,20 +109,39 @@ type KeyAgreer interface {
 // Envelope encrypts content to every recipient certificate and returns a DER
 // ContentInfo (EnvelopedData, or AuthEnvelopedData for GCM ciphers).
 func Envelope(content []byte, recipients []*smx509.Certificate, opts *Options) ([]byte, error) {
-	return nil, errNotImplemented
+	return envelope(content, recipients, opts)
 }
 
 // OpenOptions tune Open.
 type OpenOptions struct {
-	// AllowLegacy permits 3DES and SHA-1 based algorithms, to read old data.
+	// AllowLegacy permits 3DES and SHA-1 based algorithms (OAEP with SHA-1, the SHA-1
+	// X9.63 KDF that OpenSSL uses by default for EC recipients), to read old data.
 	AllowLegacy bool
-	Rand        io.Reader
+	// Rand is the randomness source for the random keys of failed unwraps; nil means
+	// crypto/rand.Reader.
+	Rand io.Reader
 }
 
 // Open finds the RecipientInfo for cert (by issuer and serial or by key identifier)
 // and decrypts the content with key, which must be a crypto.Decrypter (RSA, SM2) or a
-// KeyAgreer (EC). Every failure after the recipient is found returns the same
-// ErrDecrypt, so no caller can learn which step failed.
+// KeyAgreer (EC; an *ecdsa.PrivateKey is also accepted). Every failure after the
+// recipient is found returns the same ErrDecrypt, so no caller can learn which step
+// failed. Before that: errors wrapping cms.ErrMalformed (input), cms.ErrUnsupported
+// (an algorithm or form not handled; with ErrLegacy for 3DES/SHA-1 without
+// AllowLegacy), ErrNoRecipient, ErrKeyType.
+//
+// Input may be BER or DER; EnvelopedData and AuthEnvelopedData in either dialect. The
+// content of a nested sign-then-envelope message is returned as is (a SignedData
+// ContentInfo); a SignedAndEnvelopedData is refused, since its signature would go
+// unchecked: use OpenAndVerify for both.
 func Open(der []byte, key any, cert *smx509.Certificate, opts *OpenOptions) ([]byte, error) {
-	return nil, errNotImplemented
+	m, err := parseMessage(der)
+	if err != nil {
+		return nil, err
+	}
+	if m.sed != nil {
+		return nil, unsupported("a SignedAndEnvelopedData is opened with OpenAndVerify, which checks its signature")
+	}
+	content, _, err := m.open(key, cert, opts)
+	return content, err
 }

@@ -1,0 +1,434 @@
+package envelope
+
+import (
+	"crypto"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/subtle"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	"github.com/emmansun/gmsm/sm2"
+	"github.com/emmansun/gmsm/smx509"
+
+	"signsvr.dev/signsvr/pkg/cms"
+)
+
+// recipientKind is the key-management method a recipient certificate's public key
+// calls for. It comes from the certificate, never from a private-key type.
+type recipientKind int
+
+const (
+	kindRSA recipientKind = iota + 1
+	kindEC
+	kindSM2
+)
+
+func kindOf(cert *smx509.Certificate) (recipientKind, error) {
+	switch pub := cert.PublicKey.(type) {
+	case *rsa.PublicKey:
+		return kindRSA, nil
+	case *ecdsa.PublicKey:
+		if sm2.IsSM2PublicKey(pub) {
+			return kindSM2, nil
+		}
+		if _, err := ecdhCurveFor(pub.Curve); err != nil {
+			return 0, err
+		}
+		return kindEC, nil
+	}
+	return 0, unsupported("recipient public key type %T", cert.PublicKey)
+}
+
+// checkRecipientUsage refuses a certificate whose key usage extension exists and
+// allows no key management: for key transport keyEncipherment or dataEncipherment
+// (plus keyAgreement for SM2, which some GM/T 0015 CAs set on encryption
+// certificates), for ECDH keyAgreement. SM2 parties usually hold a signing and an
+// encryption certificate; this catches enveloping to the signing one.
+func checkRecipientUsage(cert *smx509.Certificate, kind recipientKind) error {
+	if cert.KeyUsage == 0 {
+		return nil
+	}
+	need, name := smx509.KeyUsageKeyEncipherment|smx509.KeyUsageDataEncipherment, "keyEncipherment"
+	switch kind {
+	case kindEC:
+		need, name = smx509.KeyUsageKeyAgreement, "keyAgreement"
+	case kindSM2:
+		need |= smx509.KeyUsageKeyAgreement
+	}
+	if cert.KeyUsage&need == 0 {
+		return fmt.Errorf("envelope: recipient certificate %q lacks the %s key usage", cert.Subject.CommonName, name)
+	}
+	return nil
+}
+
+func recipientCert(cert *smx509.Certificate) cms.RecipientCertificate {
+	return cms.RecipientCertificate{
+		RawIssuer:               cert.RawIssuer,
+		Serial:                  cert.SerialNumber,
+		SubjectKeyID:            cert.SubjectKeyId,
+		RawSubjectPublicKeyInfo: cert.RawSubjectPublicKeyInfo,
+	}
+}
+
+func ridFor(cert *smx509.Certificate, t RecipientIDType) (cms.RecipientIdentifier, error) {
+	if t == RecipientSubjectKeyID {
+		if len(cert.SubjectKeyId) == 0 {
+			return cms.RecipientIdentifier{}, fmt.Errorf("envelope: recipient certificate %q has no SubjectKeyIdentifier to name it by", cert.Subject.CommonName)
+		}
+		return cms.RecipientIdentifier{SubjectKeyID: cert.SubjectKeyId}, nil
+	}
+	return cms.RecipientIdentifier{IssuerAndSerial: &cms.IssuerAndSerial{Issuer: cert.RawIssuer, Serial: cert.SerialNumber}}, nil
+}
+
+// --- Key transport: RSA and SM2 ---
+
+func oaepAlgorithm() (cms.AlgorithmIdentifier, error) {
+	sha := cms.AlgorithmIdentifier{Algorithm: cms.OIDSHA256}
+	params, err := cms.RSAESOAEPParams{Hash: sha, MGFHash: sha}.Marshal()
+	return cms.AlgorithmIdentifier{Algorithm: cms.OIDRSAESOAEP, Parameters: params}, err
+}
+
+// keyTransport encrypts cek to a key-transport recipient.
+func keyTransport(rand io.Reader, cert *smx509.Certificate, kind recipientKind, cek []byte, scheme RSAScheme) (cms.AlgorithmIdentifier, []byte, error) {
+	switch kind {
+	case kindRSA:
+		pub := cert.PublicKey.(*rsa.PublicKey)
+		if scheme == RSAPKCS1v15 {
+			ek, err := rsa.EncryptPKCS1v15(rand, pub, cek)
+			return cms.AlgorithmIdentifier{Algorithm: cms.OIDRSAEncryption, Parameters: cms.NullParameters}, ek, err
+		}
+		alg, err := oaepAlgorithm()
+		if err != nil {
+			return alg, nil, err
+		}
+		ek, err := rsa.EncryptOAEP(sha256.New(), rand, pub, cek, nil)
+		return alg, ek, err
+	case kindSM2:
+		ek, err := sm2.EncryptASN1(rand, cert.PublicKey.(*ecdsa.PublicKey), cek)
+		return cms.AlgorithmIdentifier{Algorithm: cms.OIDSM2Encrypt, Parameters: cms.NullParameters}, ek, err
+	}
+	return cms.AlgorithmIdentifier{}, nil, errors.New("envelope: not a key-transport recipient")
+}
+
+// hashByOID maps the digest OIDs OAEP and the KDFs may name.
+func hashByOID(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
+	switch {
+	case oid.Equal(cms.OIDSHA1):
+		return crypto.SHA1, true
+	case oid.Equal(cms.OIDSHA256):
+		return crypto.SHA256, true
+	case oid.Equal(cms.OIDSHA384):
+		return crypto.SHA384, true
+	case oid.Equal(cms.OIDSHA512):
+		return crypto.SHA512, true
+	}
+	return 0, false
+}
+
+// unwrapKeyTransport decrypts a KeyTransRecipientInfo's content key with dec. It
+// returns a key of keyLen bytes in every case, and ok = 0 when decryption is known to
+// have failed. For RSA PKCS#1 v1.5 it uses implicit rejection: the Decrypter gets
+// SessionKeyLen, so a bad padding yields a random key that is only found out when the
+// content fails to decrypt, and this function cannot tell (ok stays 1).
+// An error is returned only for what the message says in the clear (an algorithm not
+// supported or not allowed), never for a decryption result.
+func unwrapKeyTransport(rand io.Reader, kind recipientKind, ktri *cms.KeyTransRecipientInfo, dec crypto.Decrypter, keyLen int, allowLegacy bool) ([]byte, int, error) {
+	alg := ktri.KeyEncryptionAlgorithm
+	var opts crypto.DecrypterOpts
+	switch kind {
+	case kindRSA:
+		switch {
+		case alg.Algorithm.Equal(cms.OIDRSAEncryption):
+			opts = &rsa.PKCS1v15DecryptOptions{SessionKeyLen: keyLen}
+		case alg.Algorithm.Equal(cms.OIDRSAESOAEP):
+			p, err := cms.ParseRSAESOAEPParams(alg.Parameters)
+			if err != nil {
+				return nil, 0, err
+			}
+			h, ok1 := hashByOID(p.Hash.Algorithm)
+			mh, ok2 := hashByOID(p.MGFHash.Algorithm)
+			if !ok1 || !ok2 {
+				return nil, 0, unsupported("RSAES-OAEP hash %s / MGF1 hash %s", p.Hash.Algorithm, p.MGFHash.Algorithm)
+			}
+			if (h == crypto.SHA1 || mh == crypto.SHA1) && !allowLegacy {
+				return nil, 0, legacy("RSAES-OAEP with SHA-1")
+			}
+			opts = &rsa.OAEPOptions{Hash: h, MGFHash: mh, Label: p.Label}
+		default:
+			return nil, 0, unsupported("key transport %s for an RSA recipient", alg.Algorithm)
+		}
+	case kindSM2:
+		// Standard sm2-3 (1.2.156.10197.1.301.3), GmSSL's sm2-2, the bare SM2 OID,
+		// and rsaEncryption, which gmsm writes when the recipient certificate was
+		// signed by an RSA CA. The certificate's key decides the method, not the label.
+		a := alg.Algorithm
+		if !a.Equal(cms.OIDSM2Encrypt) && !a.Equal(cms.OIDSM2KeyExchange) && !a.Equal(cms.OIDSM2) && !a.Equal(cms.OIDRSAEncryption) {
+			return nil, 0, unsupported("key transport %s for an SM2 recipient", a)
+		}
+		opts = sm2.ASN1DecrypterOpts
+	default:
+		return nil, 0, unsupported("key transport for this recipient")
+	}
+	// The random stand-in is drawn before the unwrap and chosen in constant time, so
+	// success and failure take the same steps. (With crypto/rsa a bad PKCS#1 v1.5
+	// padding never fails here: implicit rejection already gives a random key.)
+	out, err := randomKey(rand, keyLen)
+	if err != nil {
+		return nil, 0, err
+	}
+	key, err := dec.Decrypt(rand, ktri.EncryptedKey, opts)
+	good := boolToInt(err == nil) & subtle.ConstantTimeEq(int32(len(key)), int32(keyLen))
+	return selectKey(out, key, err), good, nil
+}
+
+// selectKey overwrites out with key when err is nil and key has out's length, without
+// branching on which, and clears key. It returns out.
+func selectKey(out, key []byte, err error) []byte {
+	good := boolToInt(err == nil) & subtle.ConstantTimeEq(int32(len(key)), int32(len(out)))
+	tmp := make([]byte, len(out))
+	copy(tmp, key)
+	subtle.ConstantTimeCopy(good, out, tmp)
+	clear(tmp)
+	clear(key)
+	return out
+}
+
+func boolToInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func randomKey(rand io.Reader, n int) ([]byte, error) {
+	k := make([]byte, n)
+	if _, err := io.ReadFull(rand, k); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// --- Key agreement: ECDH ephemeral-static (RFC 5753 as OpenSSL writes it) ---
+
+func ecdhCurveFor(c elliptic.Curve) (ecdh.Curve, error) {
+	switch c {
+	case elliptic.P256():
+		return ecdh.P256(), nil
+	case elliptic.P384():
+		return ecdh.P384(), nil
+	case elliptic.P521():
+		return ecdh.P521(), nil
+	}
+	name := "unknown"
+	if c != nil && c.Params() != nil {
+		name = c.Params().Name
+	}
+	return nil, unsupported("EC curve %s", name)
+}
+
+// kdfSchemeFor picks the key-agreement scheme written for a curve: the X9.63 KDF with
+// the hash matching the curve's strength (SHA-256 for P-256, SHA-384 for P-384,
+// SHA-512 for P-521), as RFC 5753 §8 recommends. OpenSSL 3.0 defaults to SHA-1 but
+// reads every one of these.
+func kdfSchemeFor(c ecdh.Curve) (asn1.ObjectIdentifier, crypto.Hash) {
+	switch c {
+	case ecdh.P384():
+		return cms.OIDDHSinglePassStdDHSHA384KDF, crypto.SHA384
+	case ecdh.P521():
+		return cms.OIDDHSinglePassStdDHSHA512KDF, crypto.SHA512
+	}
+	return cms.OIDDHSinglePassStdDHSHA256KDF, crypto.SHA256
+}
+
+func kdfSchemeByOID(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
+	switch {
+	case oid.Equal(cms.OIDDHSinglePassStdDHSHA1KDF):
+		return crypto.SHA1, true
+	case oid.Equal(cms.OIDDHSinglePassStdDHSHA224KDF):
+		return crypto.SHA224, true
+	case oid.Equal(cms.OIDDHSinglePassStdDHSHA256KDF):
+		return crypto.SHA256, true
+	case oid.Equal(cms.OIDDHSinglePassStdDHSHA384KDF):
+		return crypto.SHA384, true
+	case oid.Equal(cms.OIDDHSinglePassStdDHSHA512KDF):
+		return crypto.SHA512, true
+	}
+	return 0, false
+}
+
+// wrapAlgFor picks the AES key wrap by content-key length, as OpenSSL does.
+func wrapAlgFor(keyLen int) (asn1.ObjectIdentifier, int) {
+	switch {
+	case keyLen <= 16:
+		return cms.OIDAES128Wrap, 16
+	case keyLen <= 24:
+		return cms.OIDAES192Wrap, 24
+	}
+	return cms.OIDAES256Wrap, 32
+}
+
+func wrapKeyLenByOID(oid asn1.ObjectIdentifier) (int, bool) {
+	switch {
+	case oid.Equal(cms.OIDAES128Wrap):
+		return 16, true
+	case oid.Equal(cms.OIDAES192Wrap):
+		return 24, true
+	case oid.Equal(cms.OIDAES256Wrap):
+		return 32, true
+	}
+	return 0, false
+}
+
+func newHash(h crypto.Hash) hash.Hash {
+	switch h {
+	case crypto.SHA1:
+		return sha1.New()
+	case crypto.SHA224:
+		return sha256.New224()
+	case crypto.SHA384:
+		return sha512.New384()
+	case crypto.SHA512:
+		return sha512.New()
+	}
+	return sha256.New()
+}
+
+// x963KDF is the ANSI X9.63 KDF (SEC 1 §3.6.1): Hash(Z || counter || sharedInfo) for
+// counter = 1, 2, ... until n bytes.
+func x963KDF(h crypto.Hash, z, sharedInfo []byte, n int) []byte {
+	hh := newHash(h)
+	out := make([]byte, 0, n+hh.Size())
+	var ctr [4]byte
+	for i := uint32(1); len(out) < n; i++ {
+		ctr[0], ctr[1], ctr[2], ctr[3] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
+		hh.Reset()
+		hh.Write(z)
+		hh.Write(ctr[:])
+		hh.Write(sharedInfo)
+		out = hh.Sum(out)
+	}
+	clear(out[n:cap(out)])
+	return out[:n]
+}
+
+// keyAgree makes a KeyAgreeRecipientInfo for one EC recipient with a fresh ephemeral
+// key: originatorKey holds the ephemeral public key (id-ecPublicKey, parameters absent,
+// as OpenSSL writes it), no ukm.
+func keyAgree(rand io.Reader, cert *smx509.Certificate, cek []byte, rid cms.RecipientIdentifier) (*cms.KeyAgreeRecipientInfo, error) {
+	pub := cert.PublicKey.(*ecdsa.PublicKey)
+	curve, err := ecdhCurveFor(pub.Curve)
+	if err != nil {
+		return nil, err
+	}
+	remote, err := pub.ECDH()
+	if err != nil {
+		return nil, fmt.Errorf("envelope: recipient EC key: %w", err)
+	}
+	eph, err := curve.GenerateKey(rand)
+	if err != nil {
+		return nil, err
+	}
+	z, err := eph.ECDH(remote)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(z)
+	schemeOID, h := kdfSchemeFor(curve)
+	wrapOID, kekLen := wrapAlgFor(len(cek))
+	wrapAlg := cms.AlgorithmIdentifier{Algorithm: wrapOID}
+	kek, err := deriveKEK(h, z, wrapAlg, nil, kekLen)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(kek)
+	wrapped, err := aesKeyWrap(kek, cek)
+	if err != nil {
+		return nil, err
+	}
+	wrapDER, err := wrapAlg.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return &cms.KeyAgreeRecipientInfo{
+		Version: 3,
+		Originator: cms.OriginatorIdentifierOrKey{PublicKey: &cms.OriginatorPublicKey{
+			Algorithm: cms.AlgorithmIdentifier{Algorithm: cms.OIDECPublicKey},
+			PublicKey: eph.PublicKey().Bytes(),
+		}},
+		KeyEncryptionAlgorithm: cms.AlgorithmIdentifier{Algorithm: schemeOID, Parameters: wrapDER},
+		RecipientEncryptedKeys: []cms.RecipientEncryptedKey{{RID: rid, EncryptedKey: wrapped}},
+	}, nil
+}
+
+func deriveKEK(h crypto.Hash, z []byte, wrapAlg cms.AlgorithmIdentifier, ukm []byte, kekLen int) ([]byte, error) {
+	si, err := cms.MarshalECCCMSSharedInfo(wrapAlg, ukm, kekLen*8)
+	if err != nil {
+		return nil, err
+	}
+	return x963KDF(h, z, si, kekLen), nil
+}
+
+// unwrapKeyAgree recovers the content key of one RecipientEncryptedKey. Like
+// unwrapKeyTransport it returns a keyLen-byte key in every case, with ok = 0 when the
+// agreement or the unwrap failed; errors only for what the message says in the clear.
+func unwrapKeyAgree(rand io.Reader, cert *smx509.Certificate, kari *cms.KeyAgreeRecipientInfo, ek []byte, agreer KeyAgreer, keyLen int, allowLegacy bool) ([]byte, int, error) {
+	pub := cert.PublicKey.(*ecdsa.PublicKey)
+	curve, err := ecdhCurveFor(pub.Curve)
+	if err != nil {
+		return nil, 0, err
+	}
+	h, ok := kdfSchemeByOID(kari.KeyEncryptionAlgorithm.Algorithm)
+	if !ok {
+		return nil, 0, unsupported("key agreement scheme %s", kari.KeyEncryptionAlgorithm.Algorithm)
+	}
+	if h == crypto.SHA1 && !allowLegacy {
+		return nil, 0, legacy("ECDH with the SHA-1 X9.63 KDF (OpenSSL's default; ask the sender for -keyopt ecdh_kdf_md:sha256)")
+	}
+	wrapAlg, err := cms.ParseAlgorithmIdentifier(kari.KeyEncryptionAlgorithm.Parameters)
+	if err != nil {
+		return nil, 0, err
+	}
+	kekLen, ok := wrapKeyLenByOID(wrapAlg.Algorithm)
+	if !ok {
+		return nil, 0, unsupported("key wrap %s", wrapAlg.Algorithm)
+	}
+	if kari.Originator.PublicKey == nil {
+		return nil, 0, unsupported("key agreement with a static originator key")
+	}
+	if oa := kari.Originator.PublicKey.Algorithm.Algorithm; !oa.Equal(cms.OIDECPublicKey) {
+		return nil, 0, unsupported("originator key algorithm %s", oa)
+	}
+	// From here on a failure gives the random stand-in drawn first, chosen in
+	// constant time after the unwrap. Only the originator point, which is public,
+	// can end it early.
+	out, err := randomKey(rand, keyLen)
+	if err != nil {
+		return nil, 0, err
+	}
+	eph, err := curve.NewPublicKey(kari.Originator.PublicKey.PublicKey)
+	if err != nil {
+		return out, 0, nil
+	}
+	z, err := agreer.ECDH(eph)
+	if err != nil {
+		return out, 0, nil
+	}
+	defer clear(z)
+	kek, err := deriveKEK(h, z, wrapAlg, kari.UKM, kekLen)
+	if err != nil {
+		return out, 0, nil
+	}
+	defer clear(kek)
+	key, err := aesKeyUnwrap(kek, ek)
+	good := boolToInt(err == nil) & subtle.ConstantTimeEq(int32(len(key)), int32(keyLen))
+	return selectKey(out, key, err), good, nil
+}
