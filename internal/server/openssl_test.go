@@ -151,8 +151,10 @@ func TestServerDecryptsOpenSSLEnvelopes(t *testing.T) {
 		{"rsa/keyid", "rsa-enc", "-aes-256-cbc", []string{"-keyid"}, false},
 		{"ecdsa/ecdh-sha256-aes256-cbc", "ecdsa-enc", "-aes-256-cbc", []string{"-keyopt", "ecdh_kdf_md:sha256"}, false},
 		{"ecdsa/ecdh-sha256-aes128-gcm", "ecdsa-enc", "-aes-128-gcm", []string{"-keyopt", "ecdh_kdf_md:sha256"}, false},
-		// OpenSSL's default ECDH KDF uses SHA-1: read only with allow_legacy.
-		{"ecdsa/ecdh-sha1-legacy", "ecdsa-enc", "-aes-256-cbc", nil, true},
+		// OpenSSL's default ECDH KDF uses SHA-1, which is read as it is.
+		{"ecdsa/ecdh-sha1-default", "ecdsa-enc", "-aes-256-cbc", nil, false},
+		// 3DES is read only with allow_legacy.
+		{"rsa/des3-legacy", "rsa-enc", "-des3", nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			kf := keyFile(t, tc.key)

@@ -114,8 +114,9 @@ func Envelope(content []byte, recipients []*smx509.Certificate, opts *Options) (
 
 // OpenOptions tune Open.
 type OpenOptions struct {
-	// AllowLegacy permits 3DES and SHA-1 based algorithms (OAEP with SHA-1, the SHA-1
-	// X9.63 KDF that OpenSSL uses by default for EC recipients), to read old data.
+	// AllowLegacy permits 3DES content encryption, to read old data. (SHA-1 inside
+	// OAEP and the X9.63 KDF, OpenSSL's defaults, are read without it: neither use
+	// relies on collision resistance. None of these is ever written.)
 	AllowLegacy bool
 	// Rand is the randomness source for the random keys of failed unwraps; nil means
 	// crypto/rand.Reader.

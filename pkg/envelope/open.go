@@ -152,13 +152,13 @@ find:
 		if !ok {
 			return nil, nil, ErrKeyType
 		}
-		cek, keyOK, err = unwrapKeyAgree(rnd, cert, kari, ek, agreer, alg.keyLen, o.AllowLegacy)
+		cek, keyOK, err = unwrapKeyAgree(rnd, cert, kari, ek, agreer, alg.keyLen)
 	} else {
 		dec, ok := key.(crypto.Decrypter)
 		if !ok {
 			return nil, nil, ErrKeyType
 		}
-		cek, keyOK, err = unwrapKeyTransport(rnd, kind, ktri, dec, alg.keyLen, o.AllowLegacy)
+		cek, keyOK, err = unwrapKeyTransport(rnd, kind, ktri, dec, alg.keyLen)
 	}
 	if err != nil {
 		return nil, nil, err

@@ -141,7 +141,7 @@ func hashByOID(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
 // content fails to decrypt, and this function cannot tell (ok stays 1).
 // An error is returned only for what the message says in the clear (an algorithm not
 // supported or not allowed), never for a decryption result.
-func unwrapKeyTransport(rand io.Reader, kind recipientKind, ktri *cms.KeyTransRecipientInfo, dec crypto.Decrypter, keyLen int, allowLegacy bool) ([]byte, int, error) {
+func unwrapKeyTransport(rand io.Reader, kind recipientKind, ktri *cms.KeyTransRecipientInfo, dec crypto.Decrypter, keyLen int) ([]byte, int, error) {
 	alg := ktri.KeyEncryptionAlgorithm
 	var opts crypto.DecrypterOpts
 	switch kind {
@@ -159,9 +159,9 @@ func unwrapKeyTransport(rand io.Reader, kind recipientKind, ktri *cms.KeyTransRe
 			if !ok1 || !ok2 {
 				return nil, 0, unsupported("RSAES-OAEP hash %s / MGF1 hash %s", p.Hash.Algorithm, p.MGFHash.Algorithm)
 			}
-			if (h == crypto.SHA1 || mh == crypto.SHA1) && !allowLegacy {
-				return nil, 0, legacy("RSAES-OAEP with SHA-1")
-			}
+			// SHA-1 as the OAEP hash and MGF1 hash is read without AllowLegacy: it is
+			// OpenSSL's default, and OAEP's security does not rest on collision
+			// resistance. It is never written.
 			opts = &rsa.OAEPOptions{Hash: h, MGFHash: mh, Label: p.Label}
 		default:
 			return nil, 0, unsupported("key transport %s for an RSA recipient", alg.Algorithm)
@@ -380,7 +380,7 @@ func deriveKEK(h crypto.Hash, z []byte, wrapAlg cms.AlgorithmIdentifier, ukm []b
 // unwrapKeyAgree recovers the content key of one RecipientEncryptedKey. Like
 // unwrapKeyTransport it returns a keyLen-byte key in every case, with ok = 0 when the
 // agreement or the unwrap failed; errors only for what the message says in the clear.
-func unwrapKeyAgree(rand io.Reader, cert *smx509.Certificate, kari *cms.KeyAgreeRecipientInfo, ek []byte, agreer KeyAgreer, keyLen int, allowLegacy bool) ([]byte, int, error) {
+func unwrapKeyAgree(rand io.Reader, cert *smx509.Certificate, kari *cms.KeyAgreeRecipientInfo, ek []byte, agreer KeyAgreer, keyLen int) ([]byte, int, error) {
 	pub := cert.PublicKey.(*ecdsa.PublicKey)
 	curve, err := ecdhCurveFor(pub.Curve)
 	if err != nil {
@@ -390,9 +390,9 @@ func unwrapKeyAgree(rand io.Reader, cert *smx509.Certificate, kari *cms.KeyAgree
 	if !ok {
 		return nil, 0, unsupported("key agreement scheme %s", kari.KeyEncryptionAlgorithm.Algorithm)
 	}
-	if h == crypto.SHA1 && !allowLegacy {
-		return nil, 0, legacy("ECDH with the SHA-1 X9.63 KDF (OpenSSL's default; ask the sender for -keyopt ecdh_kdf_md:sha256)")
-	}
+	// The SHA-1 X9.63 KDF (dhSinglePass-stdDH-sha1kdf-scheme) is read without
+	// AllowLegacy: it is what 'openssl cms -encrypt' writes for EC recipients by
+	// default, and a KDF does not rely on collision resistance. It is never written.
 	wrapAlg, err := cms.ParseAlgorithmIdentifier(kari.KeyEncryptionAlgorithm.Parameters)
 	if err != nil {
 		return nil, 0, err

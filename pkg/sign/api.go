@@ -7,14 +7,66 @@
 // verdict that a trust step fills in (SignerResult.Certificate); until it does, the
 // certificate verdict is CertNotChecked and SignerResult.Verified is false, so
 // "signature math OK" can never be mistaken for "signer trusted".
+//
+// # What is written
+//
+// Sign writes DER. The algorithm follows the signer's public key (never the concrete
+// type of the signer): RSA with rsaEncryption (PKCS#1 v1.5, as OpenSSL writes it) or
+// RSASSA-PSS with explicit parameters (hash, MGF1 with the same hash, salt = hash
+// length); ECDSA with ecdsa-with-SHA256/384/512; SM2 with SM3, signature algorithm
+// sm2-1 (1.2.156.10197.1.301.1) in the GM/T 0010 dialect, as GM/T 0010 names it and
+// as the GM/T stacks in the wild (gmsm's pkcs7 among them) read it, and SM2-with-SM3
+// (1.2.156.10197.1.501) in the PKCS#7 dialect; Options.SM2SignatureOID overrides both. Digest algorithm
+// identifiers are written without parameters (RFC 5754). Signed attributes are
+// contentType, messageDigest and signingTime, sorted as DER requires. The SignedData
+// version is 1, or 3 when the signer is named by SubjectKeyIdentifier.
+//
+// SM2 signers are called with sm2.NewSM2SignerOption(true, uid) and the whole
+// to-be-signed message (the DER SET of signed attributes, or the content), so the
+// signer computes Z and SM3 itself: gmsm's convention for *sm2.PrivateKey, which the
+// HSM backends follow. In the GM/T 0010 dialect (the default for SM2) the content
+// types are 1.2.156.10197.6.1.4.2.2 (SignedData) and 1.2.156.10197.6.1.4.2.1 (data).
+//
+// # Checking its own signature
+//
+// Sign verifies the signature with the certificate's public key before returning it
+// (an HSM can misbehave). For ECDSA and SM2 that check costs about twice the signature
+// itself; a caller that knows the key is an in-process software key (the keystore
+// knows its backend) may set Options.SkipSelfCheck. RSA verification is cheap, and
+// Go's crypto/rsa already checks its CRT result.
+//
+// # What Verify accepts
+//
+// BER or DER, both content-type families, signers named by issuer and serial or by
+// SubjectKeyIdentifier, several signers each with its own result. RSA signatures
+// named rsaEncryption or sha*WithRSAEncryption (the named hash must match the digest
+// algorithm), RSASSA-PSS with any salt length and MGF1 over the same hash; ECDSA named
+// ecdsa-with-SHA* (parameters absent, or NULL as gmsm writes them) or id-ecPublicKey;
+// SM2 named 1.2.156.10197.1.501, .301.1 or .301.
+// SHA-1 only with VerifyOptions.AllowSHA1. When signed attributes are present,
+// contentType and messageDigest must each be present once, contentType must equal
+// eContentType and messageDigest the digest of the content; the signature is checked
+// over the attributes exactly as received (normalised to DER lengths, never
+// reordered), with the tag changed to SET.
+//
+// SM2 signatures are checked as GB/T 35275 / gmsm write them: SM3 over Z (from the
+// user ID, default 1234567812345678) followed by the signed bytes. GmSSL 3.x writes
+// SignedData without signed attributes whose SM2 signature is over SM3 of the DER
+// EncapsulatedContentInfo with no Z value at all. That form is accepted only when
+// VerifyOptions.AllowSM2WithoutZ is set, and the SignerResult says so (SM2WithoutZ):
+// without Z the signature binds neither the signer's public key nor its identity, so
+// it is a deliberate, visible exception for known peers, never a silent fallback.
 package sign
 
 import (
 	"crypto"
+	"encoding/asn1"
 	"io"
 	"time"
 
 	"github.com/emmansun/gmsm/smx509"
+
+	"signsvr.dev/signsvr/pkg/cms"
 )
 
 // Dialect chooses the OIDs written for SM2 messages.
@@ -68,17 +120,24 @@ type Options struct {
 	Dialect            Dialect
 	// SM2UID is the SM2 user ID for the Z value; nil means 1234567812345678.
 	SM2UID []byte
-	// Time is the signing time written into the signingTime attribute; zero means
-	// Now(). Inject a clock in tests with Now.
+	// Now is the clock read for the signingTime attribute; nil means time.Now.
+	// Inject a clock in tests. A zero time leaves signingTime out.
 	Now func() time.Time
 	// Rand is the randomness source; nil means crypto/rand.Reader.
 	Rand io.Reader
+	// SM2SignatureOID is the signatureAlgorithm written for SM2: nil means
+	// cms.OIDSM2Sign (1.2.156.10197.1.301.1) in the GM/T 0010 dialect and
+	// cms.OIDSM2WithSM3 (1.2.156.10197.1.501) in the PKCS#7 dialect.
+	SM2SignatureOID asn1.ObjectIdentifier
+	// SkipSelfCheck skips the verification of the signature just made. Only for
+	// signers known to be in-process software keys; never for an HSM.
+	SkipSelfCheck bool
 }
 
 // Sign makes a DER SignedData ContentInfo over content with signer, whose certificate is
 // chain[0] (chain is leaf first). It verifies the signature it made before returning it.
 func Sign(content []byte, signer crypto.Signer, chain []*smx509.Certificate, opts *Options) ([]byte, error) {
-	return nil, errNotImplemented
+	return sign(content, signer, chain, opts)
 }
 
 // VerifyOptions tune Verify.
@@ -91,6 +150,13 @@ type VerifyOptions struct {
 	SM2UID []byte
 	// AllowSHA1 accepts SHA-1 digests (old data only; never written).
 	AllowSHA1 bool
+	// AllowSM2WithoutZ also accepts SM2 signatures computed without the Z value, as
+	// GmSSL 3.x writes them (see the package documentation). Off by default.
+	AllowSM2WithoutZ bool
+	// ParseCertificate, when set, parses the certificates the message carries (a
+	// server plugs in a cache keyed by the DER here). A certificate whose DER equals
+	// one in Certs is taken from Certs without parsing.
+	ParseCertificate func(der []byte) (*smx509.Certificate, error)
 }
 
 // SignatureVerdict is the outcome of the math for one signer.
@@ -144,6 +210,12 @@ type SignerResult struct {
 	CertVerdict CertVerdict
 	// Index is the position of the SignerInfo in the message.
 	Index int
+	// SM2WithoutZ is true when the SM2 signature verified only without the Z value
+	// (VerifyOptions.AllowSM2WithoutZ, GmSSL 3.x form).
+	SM2WithoutZ bool
+	// Info is the parsed SignerInfo (unsigned attributes, signature value), for steps
+	// such as timestamp checking. It aliases the input.
+	Info *cms.SignerInfo
 }
 
 // Verified is true only when the signature is valid and the certificate was checked
@@ -178,8 +250,10 @@ func (r *Result) Verified() bool {
 }
 
 // Verify parses a SignedData ContentInfo (BER or DER) and checks every signer's
-// signature. Malformed input is an error wrapping cms.ErrMalformed; a well-formed
-// message whose signature fails is a Result with an invalid SignatureVerdict.
+// signature. Malformed input is an error wrapping cms.ErrMalformed (cms.ErrUnsupported
+// for a well-formed structure it cannot read); ErrNoContent and ErrContentConflict are
+// argument errors; a well-formed message whose signature fails is a Result with an
+// invalid SignatureVerdict and one of the Reason constants.
 func Verify(der []byte, opts *VerifyOptions) (*Result, error) {
-	return nil, errNotImplemented
+	return verify(der, opts)
 }
