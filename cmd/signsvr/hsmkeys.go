@@ -1,14 +1,14 @@
 package main
 
 import (
-	"fmt"
 	"io"
+
+	"signsvr.dev/signsvr/internal/cli/hsmkeys"
 )
 
 // runHSMKeys is `signsvr keys generate|csr|import-cert`: key management on the HSM,
-// which works on the token directly rather than through a running server. It is
-// wired to internal/cli/hsmkeys once that package lands.
-func runHSMKeys(args []string, _ io.Reader, _, stderr io.Writer) int {
-	fmt.Fprintf(stderr, "signsvr keys %s: HSM key management is not in this build yet\n", args[0])
-	return exitFailure
+// which works on the token directly through PKCS#11 rather than through a running
+// server (internal/cli/hsmkeys). `signsvr keys list` asks the server instead.
+func runHSMKeys(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return hsmkeys.Run(args, stdin, stdout, stderr)
 }

@@ -6,6 +6,7 @@
 //	signsvr envelope  (--cert F | --to NAME)... [--in F] [--out F] [--pem]
 //	signsvr decrypt   --key NAME [--in F] [--out F]
 //	signsvr keys list [--json]
+//	signsvr login     --cert F --key F [--json]
 //	signsvr audit verify [--cert audit.pem] FILE|DIR...
 //
 // `signsvr serve` with no flags is the embedded development default: it creates a
@@ -50,6 +51,7 @@ Usage:
   signsvr envelope  (--cert F | --to NAME)... [--in F] [--out F] [--pem] [options]
   signsvr decrypt   --key NAME [--in F] [--out F]
   signsvr keys list [--json]
+  signsvr login     --cert F --key F [--json]           (certificate login, prints the token)
   signsvr audit verify [--cert audit.pem] FILE|DIR...   (offline, no server)
 
 Client commands take --addr (default $SIGNSVR_ADDR or 127.0.0.1:50051) and, for a
@@ -76,6 +78,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runDecrypt(ctx, rest, stdin, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, rest, stdin, stdout, stderr)
+	case "login":
+		return runLogin(ctx, rest, stdout, stderr)
 	case "audit":
 		// Offline: reads audit log files, needs no server.
 		return auditcmd.Run(rest, stdout, stderr)

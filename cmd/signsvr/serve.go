@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -151,9 +150,16 @@ func developmentPlan(dataDir, logLevel string, stderr io.Writer) (*servePlan, er
 	log.Warn("development PKI", slog.String("action", what), slog.String("data_dir", pki.Dir),
 		slog.String("trust_anchors", pki.RootsPath), slog.String("keys", strings.Join(names, ",")))
 	log.Warn(banner)
+	loginOpts, err := developmentLogin(pki.Dir)
+	if err != nil {
+		v.Close()
+		store.Close()
+		return nil, err
+	}
 	return &servePlan{
 		opts: server.Options{
 			Store: store, Backend: "soft", Validator: v, Logger: log, Development: true,
+			Login: loginOpts,
 		},
 		listen: config.DefaultListen,
 		drain:  5 * time.Second,
@@ -175,16 +181,36 @@ func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error)
 	if err != nil {
 		return nil, err
 	}
-	tlsCfg, err := serverTLS(cfg.TLS)
-	if err != nil {
-		return nil, err
-	}
 	tc, err := cfg.Trust.Config()
 	if err != nil {
 		return nil, err
 	}
 	v, err := trust.New(tc)
 	if err != nil {
+		return nil, err
+	}
+	// Client certificates have their own anchors (tls.client_ca_files) and are
+	// validated by the trust package in the handshake and on every call.
+	cft := cfg.ClientTrust()
+	ctc, err := cft.Config()
+	if err != nil {
+		v.Close()
+		return nil, fmt.Errorf("tls client trust: %w", err)
+	}
+	cv, err := trust.New(ctc)
+	if err != nil {
+		v.Close()
+		return nil, fmt.Errorf("tls client trust: %w", err)
+	}
+	closeTrust := func() { v.Close(); cv.Close() }
+	tlsCfg, err := serverTLS(cfg.TLS, cv, ctc.Revocation.FetchTimeout, log)
+	if err != nil {
+		closeTrust()
+		return nil, err
+	}
+	loginOpts, err := productionLogin(cfg.Login, os.Getenv)
+	if err != nil {
+		closeTrust()
 		return nil, err
 	}
 	rules := make([]server.PolicyRule, 0, len(cfg.Authorization.Rules))
@@ -197,54 +223,45 @@ func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error)
 	}
 	policy, err := server.NewPolicy(rules)
 	if err != nil {
-		v.Close()
+		closeTrust()
 		return nil, err
 	}
 	if len(rules) == 0 {
-		log.Warn("authorization has no rules: every sign and decrypt call will be refused")
+		log.Warn("authorization has no rules: every call will be refused")
 	}
-	store, err := soft.New(cfg.Keystore.Soft.Keys)
+	store, backend, err := openKeystore(context.Background(), cfg, log, time.Now())
 	if err != nil {
-		v.Close()
+		closeTrust()
 		return nil, err
 	}
 	return &servePlan{
 		opts: server.Options{
-			Store: store, Backend: "soft", Validator: v, Logger: log, TLS: tlsCfg, Authorizer: policy,
+			Store: store, Backend: backend, Validator: v, Logger: log, TLS: tlsCfg, Authorizer: policy,
+			ClientValidator: cv, Login: loginOpts,
 			MaxMessageBytes: cfg.MaxMessageBytes, MaxBatchItems: cfg.MaxBatchItems,
+			ExpiryWarning: cfg.Keystore.ExpiryWarning,
 		},
 		listen: cfg.Listen,
 		drain:  cfg.ShutdownTimeout,
-		close:  func() { v.Close(); store.Close() },
+		close:  func() { closeTrust(); store.Close() },
 	}, nil
 }
 
-// serverTLS builds the TLS configuration: TLS 1.2 or later, client certificates
-// required and verified against the configured client CAs.
-func serverTLS(c config.TLS) (*tls.Config, error) {
+// serverTLS builds the TLS configuration: TLS 1.2 or later (1.3 preferred), a client
+// certificate required and validated by the trust package against the client anchors
+// (chain, validity, clientAuth usage, revocation). crypto/tls cannot use SM2 client
+// certificates (see internal/server/tls.go).
+func serverTLS(c config.TLS, clients *trust.Validator, verifyTimeout time.Duration, log *slog.Logger) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
-	}
-	pool := x509.NewCertPool()
-	for _, f := range c.ClientCAFiles {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("tls: client_ca_files: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("tls: client_ca_files: %s holds no PEM certificate", f)
-		}
 	}
 	minVersion := uint16(tls.VersionTLS12)
 	if c.MinVersion == "1.3" {
 		minVersion = tls.VersionTLS13
 	}
-	return &tls.Config{
-		MinVersion:   minVersion,
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    pool,
-		NextProtos:   []string{"h2"},
-	}, nil
+	return server.ServerTLS(server.ServerTLSConfig{
+		Certificates: []tls.Certificate{cert}, MinVersion: minVersion,
+		ClientValidator: clients, VerifyTimeout: verifyTimeout, Logger: log,
+	})
 }

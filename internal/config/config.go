@@ -10,6 +10,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"signsvr.dev/signsvr/pkg/keystore/pkcs11"
 	"signsvr.dev/signsvr/pkg/keystore/soft"
 	"signsvr.dev/signsvr/pkg/trust"
 )
@@ -48,9 +50,119 @@ type Config struct {
 	// Trust is what signer certificates are validated against (pkg/trust).
 	Trust    trust.FileConfig `yaml:"trust"`
 	Keystore Keystore         `yaml:"keystore"`
-	// Authorization says which clients may use which keys. It denies by default: a
-	// client that no rule names can list keys and verify, but not sign or decrypt.
+	// Authorization says which clients may call which operations with which keys.
+	// It denies by default: a client that no rule names can call nothing.
 	Authorization Authorization `yaml:"authorization"`
+	// Login enables certificate login (AuthService); absent, it is off.
+	Login *Login `yaml:"login"`
+
+	// file and root locate settings in the YAML source for error messages (Where).
+	file string
+	root *yaml.Node
+}
+
+// Operations are the operation names an authorization rule may list (the server's
+// Operations; a server test keeps the two lists equal). KeyOperations are checked
+// against the rule's keys; the others only against its clients.
+var (
+	Operations    = []string{"sign", "sign_raw", "decrypt", "verify", "envelope", "list_keys", "validate", "login"}
+	KeyOperations = []string{"sign", "sign_raw", "decrypt"}
+)
+
+// Login configures certificate login. Secrets never sit in this file: the challenge
+// MAC keys come from files or an environment variable, the token key is a keystore
+// key named here.
+type Login struct {
+	// Audience names the business system; it is bound into challenges and is the
+	// tokens' "aud". Required.
+	Audience string `yaml:"audience"`
+	// Issuer is the tokens' "iss" (default "signsvr").
+	Issuer string `yaml:"issuer"`
+	// ChallengeKeyFiles hold HMAC keys as base64 text (at least 32 bytes decoded,
+	// e.g. `openssl rand -base64 32`). The first MACs new challenges; the others
+	// are still accepted (rotation). Every replica needs the same keys.
+	ChallengeKeyFiles []string `yaml:"challenge_key_files"`
+	// ChallengeKeyEnv names an environment variable holding base64 keys separated
+	// by commas (used after the files).
+	ChallengeKeyEnv string `yaml:"challenge_key_env"`
+	// TokenKey is the keystore key (usage sign) that signs login tokens;
+	// TokenKeyID their "kid" header (default the key name).
+	TokenKey   string `yaml:"token_key"`
+	TokenKeyID string `yaml:"token_key_id"`
+	// ChallengeTTL (default 60s), TokenTTL (default 5m) and ClockSkew allowed
+	// between replicas (default 30s).
+	ChallengeTTL time.Duration `yaml:"challenge_ttl"`
+	TokenTTL     time.Duration `yaml:"token_ttl"`
+	ClockSkew    time.Duration `yaml:"clock_skew"`
+	// Purpose the login certificate must allow: "client_auth" (default) or "sign".
+	Purpose string `yaml:"purpose"`
+}
+
+// MinChallengeKeyBytes is the shortest challenge MAC key accepted.
+const MinChallengeKeyBytes = 32
+
+// ChallengeKeys reads the challenge MAC keys: the files, then the environment
+// variable (through getenv).
+func (l *Login) ChallengeKeys(getenv func(string) string) ([][]byte, error) {
+	var keys [][]byte
+	for _, f := range l.ChallengeKeyFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("login.challenge_key_files: %w", err)
+		}
+		k, err := ParseChallengeKey(string(b))
+		if err != nil {
+			return nil, fmt.Errorf("login.challenge_key_files: %s: %w", f, err)
+		}
+		keys = append(keys, k)
+	}
+	if l.ChallengeKeyEnv != "" {
+		v := getenv(l.ChallengeKeyEnv)
+		if strings.TrimSpace(v) == "" {
+			return nil, fmt.Errorf("login.challenge_key_env: $%s is empty", l.ChallengeKeyEnv)
+		}
+		for i, part := range strings.Split(v, ",") {
+			k, err := ParseChallengeKey(part)
+			if err != nil {
+				return nil, fmt.Errorf("login.challenge_key_env: key %d of $%s: %w", i+1, l.ChallengeKeyEnv, err)
+			}
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("login: no challenge key (challenge_key_files or challenge_key_env)")
+	}
+	return keys, nil
+}
+
+// ParseChallengeKey decodes a base64 (standard or URL alphabet, padded or not)
+// challenge key of at least MinChallengeKeyBytes bytes. The error never quotes the
+// text.
+func ParseChallengeKey(text string) ([]byte, error) {
+	t := strings.TrimRight(strings.TrimSpace(text), "=")
+	t = strings.NewReplacer("-", "+", "_", "/").Replace(t)
+	k, err := base64.RawStdEncoding.DecodeString(t)
+	if err != nil {
+		return nil, errors.New("not base64")
+	}
+	if len(k) < MinChallengeKeyBytes {
+		return nil, fmt.Errorf("key shorter than %d bytes", MinChallengeKeyBytes)
+	}
+	return k, nil
+}
+
+// ClientTrust is the trust configuration for TLS client certificates: the
+// tls.client_trust section when given (its anchors joined by client_ca_files),
+// otherwise client_ca_files as anchors with the revocation policy of trust.
+func (c *Config) ClientTrust() trust.FileConfig {
+	var ft trust.FileConfig
+	if c.TLS.ClientTrust != nil {
+		ft = *c.TLS.ClientTrust
+	} else {
+		ft.Revocation = c.Trust.Revocation
+	}
+	ft.Anchors = append(append([]string(nil), c.TLS.ClientCAFiles...), ft.Anchors...)
+	return ft
 }
 
 // Authorization is the key-use policy for clients.
@@ -85,16 +197,35 @@ type TLS struct {
 	// CertFile is the server certificate chain (PEM, leaf first); KeyFile its key.
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
-	// ClientCAFiles are PEM files of the CAs whose client certificates are accepted.
+	// ClientCAFiles are PEM files of the CAs whose client certificates are accepted
+	// (trust anchors for client certificates). Client certificates are validated by
+	// the trust package: chain, validity, clientAuth usage and revocation.
 	ClientCAFiles []string `yaml:"client_ca_files"`
+	// ClientTrust, when given, is the whole trust configuration for client
+	// certificates (anchors added to ClientCAFiles, intermediates, revocation).
+	// Without it client certificates are checked for revocation as trust.revocation
+	// says.
+	ClientTrust *trust.FileConfig `yaml:"client_trust"`
 	// MinVersion is "1.2" (default) or "1.3".
 	MinVersion string `yaml:"min_version"`
 }
 
-// Keystore chooses the key backend. Exactly one backend is configured.
+// Keystore chooses the key backends: soft, pkcs11 or both (key names are unique
+// across them).
 type Keystore struct {
 	// Soft holds keys in PKCS#8 PEM files.
 	Soft *SoftKeystore `yaml:"soft"`
+	// PKCS11 holds keys in HSM tokens.
+	PKCS11 *PKCS11Keystore `yaml:"pkcs11"`
+	// ExpiryWarning is how close to its notAfter a key's certificate may come before
+	// ListKeys flags it (expires_soon) and the server warns at startup. Default 720h
+	// (30 days).
+	ExpiryWarning time.Duration `yaml:"expiry_warning"`
+}
+
+// PKCS11Keystore lists the HSM tokens and the keys in them (see pkcs11.Config).
+type PKCS11Keystore struct {
+	pkcs11.Config `yaml:",inline"`
 }
 
 // SoftKeystore lists the keys of the soft backend.
@@ -112,6 +243,7 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
+	c.file = path
 	return c, nil
 }
 
@@ -126,6 +258,11 @@ func Parse(b []byte, dir string) (*Config, error) {
 			return nil, errors.New("the file is empty")
 		}
 		return nil, err
+	}
+	// A second decode, into nodes, only to know where each setting is (Where).
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err == nil {
+		c.root = &root
 	}
 	c.resolve(dir)
 	c.defaults()
@@ -157,6 +294,9 @@ func (c *Config) defaults() {
 	if c.TLS.MinVersion == "" {
 		c.TLS.MinVersion = "1.2"
 	}
+	if c.Keystore.ExpiryWarning == 0 {
+		c.Keystore.ExpiryWarning = 30 * 24 * time.Hour
+	}
 }
 
 func (c *Config) resolve(dir string) {
@@ -177,12 +317,35 @@ func (c *Config) resolve(dir string) {
 	absAll(c.Trust.Intermediates)
 	absAll(c.Trust.Revocation.CRLFiles)
 	absAll(c.Trust.Revocation.OCSPResponderCerts)
+	if ct := c.TLS.ClientTrust; ct != nil {
+		absAll(ct.Anchors)
+		absAll(ct.Intermediates)
+		absAll(ct.Revocation.CRLFiles)
+		absAll(ct.Revocation.OCSPResponderCerts)
+	}
+	if c.Login != nil {
+		absAll(c.Login.ChallengeKeyFiles)
+	}
 	if c.Keystore.Soft != nil {
 		for i := range c.Keystore.Soft.Keys {
 			k := &c.Keystore.Soft.Keys[i]
 			abs(&k.KeyFile)
 			abs(&k.CertFile)
 			abs(&k.PasswordFile)
+		}
+	}
+	if p := c.Keystore.PKCS11; p != nil {
+		for i := range p.Tokens {
+			tc := &p.Tokens[i]
+			// A bare library name ("libsofthsm2.so") is left to the dynamic loader's
+			// search path; a path with a directory is relative to the file.
+			if strings.ContainsRune(tc.Module, filepath.Separator) {
+				abs(&tc.Module)
+			}
+			abs(&tc.PINFile)
+		}
+		for i := range p.Keys {
+			abs(&p.Keys[i].CertFile)
 		}
 	}
 }
@@ -217,7 +380,7 @@ func (c *Config) Validate() error {
 	if c.TLS.CertFile == "" || c.TLS.KeyFile == "" {
 		fail("tls: cert_file and key_file are required (production mode serves TLS only)")
 	}
-	if len(c.TLS.ClientCAFiles) == 0 {
+	if len(c.TLS.ClientCAFiles) == 0 && (c.TLS.ClientTrust == nil || len(c.TLS.ClientTrust.Anchors) == 0) {
 		fail("tls: client_ca_files is required (production mode requires client certificates)")
 	}
 	switch c.TLS.MinVersion {
@@ -228,27 +391,110 @@ func (c *Config) Validate() error {
 	if len(c.Trust.Anchors) == 0 {
 		fail("trust.anchors: at least one trust anchor file is required")
 	}
-	switch {
-	case c.Keystore.Soft == nil:
-		fail("keystore: no backend configured (keystore.soft)")
-	case len(c.Keystore.Soft.Keys) == 0:
+	switch ks := c.Keystore; {
+	case ks.Soft == nil && ks.PKCS11 == nil:
+		fail("keystore: no backend configured (keystore.soft and/or keystore.pkcs11)")
+	case ks.Soft != nil && len(ks.Soft.Keys) == 0:
 		fail("keystore.soft.keys: no keys configured")
+	case ks.PKCS11 != nil && len(ks.PKCS11.Keys) == 0:
+		fail("keystore.pkcs11.keys: no keys configured")
+	case ks.PKCS11 != nil && len(ks.PKCS11.Tokens) == 0:
+		fail("keystore.pkcs11.tokens: no tokens configured")
+	}
+	if c.Keystore.ExpiryWarning < 0 {
+		fail("keystore.expiry_warning: must not be negative")
 	}
 	for i, r := range c.Authorization.Rules {
 		if len(r.Subjects)+len(r.Fingerprints) == 0 {
 			fail("authorization.rules[%d]: names no client (subjects or fingerprints)", i)
 		}
-		if len(r.Keys) == 0 || len(r.Operations) == 0 {
-			fail("authorization.rules[%d]: names no keys or no operations", i)
+		if len(r.Operations) == 0 {
+			fail("authorization.rules[%d]: names no operations", i)
 		}
+		keyOps := false
 		for _, op := range r.Operations {
-			if op != "sign" && op != "decrypt" {
-				fail("authorization.rules[%d]: unknown operation %q (sign, decrypt)", i, op)
+			if !contains(Operations, op) {
+				fail("authorization.rules[%d]: unknown operation %q (%s)", i, op, strings.Join(Operations, ", "))
 			}
+			keyOps = keyOps || contains(KeyOperations, op)
+		}
+		if keyOps && len(r.Keys) == 0 {
+			fail("authorization.rules[%d]: names key operations (%s) but no keys", i, strings.Join(KeyOperations, ", "))
+		}
+	}
+	if l := c.Login; l != nil {
+		if l.Audience == "" {
+			fail("login.audience: required")
+		}
+		if len(l.ChallengeKeyFiles) == 0 && l.ChallengeKeyEnv == "" {
+			fail("login: challenge_key_files or challenge_key_env is required (keys never sit in this file)")
+		}
+		if l.TokenKey == "" {
+			fail("login.token_key: required (a keystore key name)")
+		}
+		switch l.Purpose {
+		case "", "client_auth", "sign":
+		default:
+			fail("login.purpose: %q is not client_auth or sign", l.Purpose)
+		}
+		if l.ChallengeTTL < 0 || l.TokenTTL < 0 || l.ClockSkew < 0 {
+			fail("login: durations must not be negative")
 		}
 	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// Where gives the place of a setting in the file as "FILE:LINE", for error messages
+// that send the operator to the right line. The path walks mapping keys (strings) and
+// sequence indexes (ints) from the top, e.g. Where("keystore", "pkcs11", "tokens", 0,
+// "pin_file"). When the full path is not in the file (a setting left to its default)
+// it gives the line of the deepest part that is; a configuration that did not come
+// from a file gives "".
+func (c *Config) Where(path ...any) string {
+	if c.root == nil || len(c.root.Content) == 0 {
+		return c.file
+	}
+	n := c.root.Content[0]
+	line := n.Line
+	for _, p := range path {
+		var next *yaml.Node
+		switch p := p.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == p {
+						// The key's line: a nested mapping's value starts below it.
+						line = n.Content[i].Line
+						next = n.Content[i+1]
+						break
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && p >= 0 && p < len(n.Content) {
+				next = n.Content[p]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			break
+		}
+		n = next
+	}
+	if c.file == "" {
+		return fmt.Sprintf("line %d", line)
+	}
+	return fmt.Sprintf("%s:%d", c.file, line)
+}
+
+func contains(list []string, v string) bool {
+	for _, s := range list {
+		if s == v {
+			return true
+		}
+	}
+	return false
 }

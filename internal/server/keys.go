@@ -11,6 +11,7 @@ import (
 	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
@@ -70,9 +71,20 @@ func (s *Server) prepared(k keystore.Key) *key {
 	if len(pk.chain) > 0 {
 		pk.leaf = pk.chain[0]
 	}
-	pk.info = keyInfo(pk, s.backend)
+	backend := s.backend
+	if bs, ok := s.store.(backendNamer); ok {
+		if b := bs.Backend(k.Name()); b != "" {
+			backend = b
+		}
+	}
+	pk.info = keyInfo(pk, backend)
 	s.keys.m.Store(k.Name(), pk)
 	return pk
+}
+
+// backendNamer is a store that combines backends and names the one holding a key.
+type backendNamer interface {
+	Backend(keyName string) string
 }
 
 // lookupKey finds a key by name, without any authorization (for recipients, whose
@@ -88,18 +100,19 @@ func (s *Server) lookupKey(ctx context.Context, name string) (*key, error) {
 	return s.prepared(k), nil
 }
 
-// useKey finds a key the caller will operate with: it must exist, be configured for
-// op, and the authorizer must allow the caller.
+// useKey finds a key the caller will operate with: the authorizer must allow the
+// caller, and the key must exist and be configured for op. Authorization comes first,
+// so a caller who may not use a key cannot learn from NotFound whether it exists.
 func (s *Server) useKey(ctx context.Context, name string, op Operation) (*key, error) {
 	noteKey(ctx, name)
-	k, err := s.lookupKey(ctx, name)
-	if err != nil {
-		return nil, err
-	}
 	if s.authorizer != nil {
 		if err := s.authorizer.Authorize(ctx, IdentityFrom(ctx), op, name); err != nil {
 			return nil, err
 		}
+	}
+	k, err := s.lookupKey(ctx, name)
+	if err != nil {
+		return nil, err
 	}
 	need := keystore.UsageSign
 	if op == OpDecrypt {
@@ -171,7 +184,13 @@ func (s keyService) ListKeys(ctx context.Context, req *signsvrv1.ListKeysRequest
 		if want != 0 && !k.Usages().Has(want) {
 			continue
 		}
-		resp.Keys = append(resp.Keys, s.prepared(k).info)
+		info := s.prepared(k).info
+		if keystore.ExpiresSoon(k, s.now(), s.expiryWarn) {
+			// The cached info is shared by every call; the flag depends on the clock.
+			info = proto.CloneOf(info)
+			info.ExpiresSoon = true
+		}
+		resp.Keys = append(resp.Keys, info)
 	}
 	return resp, nil
 }

@@ -21,8 +21,12 @@ type PolicyRule struct {
 	Operations   []Operation
 }
 
-// Policy is an Authorizer that denies by default: a call is allowed only when a rule
-// matches its client, key and operation.
+// Policy is the Authorizer of a production server: it covers every operation
+// in Operations and denies by default. A rule names clients (certificate subjects as
+// Identity.Subject writes them, SHA-256 fingerprints, or the subject "*" for every
+// client whose certificate the TLS layer accepted), operations, and, for key
+// operations, key names ("*" for every key). A refusal is PERMISSION_DENIED with
+// reason PERMISSION_DENIED.
 type Policy struct {
 	rules []PolicyRule
 }
@@ -34,14 +38,20 @@ func NewPolicy(rules []PolicyRule) (*Policy, error) {
 		if len(r.Subjects)+len(r.Fingerprints) == 0 {
 			return nil, fmt.Errorf("authorization rule %d names no client (subjects or fingerprints)", i+1)
 		}
-		if len(r.Keys) == 0 || len(r.Operations) == 0 {
-			return nil, fmt.Errorf("authorization rule %d names no keys or no operations", i+1)
+		if len(r.Operations) == 0 {
+			return nil, fmt.Errorf("authorization rule %d names no operations", i+1)
 		}
+		keyOps := false
 		for _, op := range r.Operations {
-			if op != OpSign && op != OpDecrypt {
-				return nil, fmt.Errorf("authorization rule %d: unknown operation %q (sign, decrypt)", i+1, op)
+			if !knownOperation(op) {
+				return nil, fmt.Errorf("authorization rule %d: unknown operation %q (%s)", i+1, op, operationNames())
 			}
+			keyOps = keyOps || IsKeyOperation(op)
 		}
+		if keyOps && len(r.Keys) == 0 {
+			return nil, fmt.Errorf("authorization rule %d names key operations but no keys", i+1)
+		}
+		r.Fingerprints = append([]string(nil), r.Fingerprints...)
 		for j, f := range r.Fingerprints {
 			r.Fingerprints[j] = strings.ToLower(strings.ReplaceAll(f, ":", ""))
 		}
@@ -50,21 +60,55 @@ func NewPolicy(rules []PolicyRule) (*Policy, error) {
 	return p, nil
 }
 
+func knownOperation(op Operation) bool {
+	for _, o := range Operations {
+		if o == op {
+			return true
+		}
+	}
+	return false
+}
+
+func operationNames() string {
+	s := make([]string, len(Operations))
+	for i, o := range Operations {
+		s[i] = string(o)
+	}
+	return strings.Join(s, ", ")
+}
+
 // Authorize implements Authorizer.
 func (p *Policy) Authorize(_ context.Context, id *Identity, op Operation, key string) error {
 	if id == nil {
-		return newError(codes.Unauthenticated, signsvrv1.ErrorReason_ERROR_REASON_UNAUTHENTICATED,
-			"no client certificate", nil)
+		return errUnauthenticated("no client certificate", nil)
 	}
+	keyOp := IsKeyOperation(op)
 	for i := range p.rules {
 		r := &p.rules[i]
-		if matchesClient(r, id) && contains(r.Keys, key) && containsOp(r.Operations, op) {
+		if !containsOp(r.Operations, op) || !matchesAnyClient(r, id) {
+			continue
+		}
+		if !keyOp || contains(r.Keys, key) {
 			return nil
 		}
 	}
+	if keyOp {
+		return newError(codes.PermissionDenied, signsvrv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED,
+			"the caller may not "+string(op)+" with key "+key,
+			fmt.Errorf("no rule allows %q (fingerprint %s) to %s with %q", id.Subject, id.Fingerprint, op, key))
+	}
 	return newError(codes.PermissionDenied, signsvrv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED,
-		"the caller may not "+string(op)+" with key "+key,
-		fmt.Errorf("no rule allows %q (fingerprint %s) to %s with %q", id.Subject, id.Fingerprint, op, key))
+		"the caller may not "+string(op),
+		fmt.Errorf("no rule allows %q (fingerprint %s) to %s", id.Subject, id.Fingerprint, op))
+}
+
+func matchesAnyClient(r *PolicyRule, id *Identity) bool {
+	for _, s := range r.Subjects {
+		if s == "*" && !id.Development {
+			return true
+		}
+	}
+	return matchesClient(r, id)
 }
 
 func matchesClient(r *PolicyRule, id *Identity) bool {

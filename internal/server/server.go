@@ -49,8 +49,12 @@ const (
 type Options struct {
 	// Store holds the keys requests name.
 	Store keystore.Store
-	// Backend names the store in ListKeys ("soft", "pkcs11").
+	// Backend names the store in ListKeys ("soft", "pkcs11"). A store with a method
+	// Backend(keyName string) string (pkg/keystore/multi) names each key's own.
 	Backend string
+	// ExpiryWarning is how close to its notAfter a key's certificate may come before
+	// ListKeys flags it expires_soon; 0 means keystore.DefaultExpiryThreshold.
+	ExpiryWarning time.Duration
 	// Validator gives the certificate verdicts. Required.
 	Validator CertValidator
 	// Logger receives structured logs; nil means slog.Default().
@@ -69,8 +73,15 @@ type Options struct {
 	Authorizer Authorizer
 	// Auditor receives an event per call; nil records nothing.
 	Auditor Auditor
-	// Interceptors run inside the server's own outer layer, in order.
+	// Interceptors run inside the server's own outer layer, in order (after the
+	// authentication and authorization interceptors of tls.go and auth.go).
 	Interceptors []grpc.UnaryServerInterceptor
+	// ClientValidator validates the TLS client certificate of every call and gives
+	// the caller's identity (tls.go). It requires TLS built with ServerTLS.
+	ClientValidator CertValidator
+	// Login enables AuthService (certificate login, auth.go); nil leaves it
+	// answering UNIMPLEMENTED.
+	Login *LoginOptions
 }
 
 // Server is a configured signsvr gRPC server.
@@ -79,6 +90,7 @@ type Server struct {
 	health     *health.Server
 	store      keystore.Store
 	backend    string
+	expiryWarn time.Duration
 	validator  CertValidator
 	log        *slog.Logger
 	now        func() time.Time
@@ -92,6 +104,11 @@ type Server struct {
 
 	keys  keyCache
 	certs certCache
+
+	clientValidator     CertValidator
+	clientVerifyTimeout time.Duration
+	peers               peerCache
+	login               *loginService
 }
 
 // New builds a server; it does not listen yet.
@@ -105,6 +122,7 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		store:      o.Store,
 		backend:    o.Backend,
+		expiryWarn: o.ExpiryWarning,
 		validator:  o.Validator,
 		log:        o.Logger,
 		now:        o.Now,
@@ -113,6 +131,12 @@ func New(o Options) (*Server, error) {
 		dev:        o.Development,
 		authorizer: o.Authorizer,
 		auditor:    o.Auditor,
+
+		clientValidator:     o.ClientValidator,
+		clientVerifyTimeout: DefaultClientVerifyTimeout,
+	}
+	if o.ClientValidator != nil && o.TLS == nil {
+		return nil, errors.New("server: a client certificate validator needs TLS")
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -131,13 +155,19 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.instance = hex.EncodeToString(inst[:])
+	if o.Login != nil {
+		var err error
+		if s.login, err = s.newLoginService(o.Login); err != nil {
+			return nil, err
+		}
+	}
 
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.maxMsg),
 		// A response may be a little larger than its request (an envelope around a
 		// document, a verification carrying content and certificates).
 		grpc.MaxSendMsgSize(s.maxMsg + 1<<20),
-		grpc.ChainUnaryInterceptor(o.Interceptors...),
+		grpc.ChainUnaryInterceptor(s.securityInterceptors(o.Interceptors)...),
 	}
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
@@ -146,6 +176,8 @@ func New(o Options) (*Server, error) {
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.SignService_ServiceDesc), signService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.EnvelopeService_ServiceDesc), envelopeService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.KeyService_ServiceDesc), keyService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.CertificateService_ServiceDesc), certificateService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.AuthService_ServiceDesc), authService{Server: s})
 
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -159,6 +191,8 @@ var serviceNames = []string{
 	signsvrv1.SignService_ServiceDesc.ServiceName,
 	signsvrv1.EnvelopeService_ServiceDesc.ServiceName,
 	signsvrv1.KeyService_ServiceDesc.ServiceName,
+	signsvrv1.CertificateService_ServiceDesc.ServiceName,
+	signsvrv1.AuthService_ServiceDesc.ServiceName,
 }
 
 func (s *Server) setServing(ok bool) {

@@ -132,6 +132,14 @@ type Options struct {
 	// SkipSelfCheck skips the verification of the signature just made. Only for
 	// signers known to be in-process software keys; never for an HSM.
 	SkipSelfCheck bool
+	// EContentType, when set, is the type of the encapsulated content (and of the
+	// contentType signed attribute) instead of id-data, e.g. cms.OIDTSTInfo for an
+	// RFC 3161 timestamp token. It needs signed attributes (RFC 5652 §5.3).
+	EContentType asn1.ObjectIdentifier
+	// ExtraSignedAttributes are signed along with contentType, messageDigest and
+	// signingTime (e.g. signingCertificateV2); they may not repeat those three. See
+	// extraattrs.go.
+	ExtraSignedAttributes []cms.Attribute
 }
 
 // Sign makes a DER SignedData ContentInfo over content with signer, whose certificate is

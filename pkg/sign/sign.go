@@ -156,6 +156,9 @@ func sign(content []byte, signer crypto.Signer, chain []*smx509.Certificate, opt
 	if err != nil {
 		return nil, err
 	}
+	if err := applyContentOptions(&p, &o); err != nil {
+		return nil, err
+	}
 
 	si := cms.SignerInfo{
 		Version:            1,
@@ -190,6 +193,11 @@ func sign(content []byte, signer crypto.Signer, chain []*smx509.Certificate, opt
 		attrs := make([]byte, 0, cms.SigningAttributesSize(p.eType, md, t))
 		if attrs, err = cms.AppendSigningAttributes(attrs, p.eType, md, t); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrInvalidOptions, err)
+		}
+		if len(o.ExtraSignedAttributes) > 0 {
+			if attrs, err = addSignedAttributes(attrs, o.ExtraSignedAttributes); err != nil {
+				return nil, err
+			}
 		}
 		tbs = attrs
 		si.RawSignedAttrs = attrs

@@ -244,7 +244,11 @@ type KeyInfo struct {
 	// The leaf certificate's notAfter.
 	NotAfter *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
 	// The backend that holds the key, e.g. "soft" or "pkcs11".
-	Backend       string `protobuf:"bytes,9,opt,name=backend,proto3" json:"backend,omitempty"`
+	Backend string `protobuf:"bytes,9,opt,name=backend,proto3" json:"backend,omitempty"`
+	// True when the leaf certificate's notAfter is within the server's expiry warning
+	// threshold (keystore.expiry_warning, 30 days by default) or already past: time to
+	// have the certificate re-issued. False for a key without a certificate.
+	ExpiresSoon   bool `protobuf:"varint,10,opt,name=expires_soon,json=expiresSoon,proto3" json:"expires_soon,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -342,6 +346,13 @@ func (x *KeyInfo) GetBackend() string {
 	return ""
 }
 
+func (x *KeyInfo) GetExpiresSoon() bool {
+	if x != nil {
+		return x.ExpiresSoon
+	}
+	return false
+}
+
 var File_signsvr_v1_key_proto protoreflect.FileDescriptor
 
 const file_signsvr_v1_key_proto_rawDesc = "" +
@@ -351,7 +362,7 @@ const file_signsvr_v1_key_proto_rawDesc = "" +
 	"\x0fListKeysRequest\x12*\n" +
 	"\x05usage\x18\x01 \x01(\x0e2\x14.signsvr.v1.KeyUsageR\x05usage\";\n" +
 	"\x10ListKeysResponse\x12'\n" +
-	"\x04keys\x18\x01 \x03(\v2\x13.signsvr.v1.KeyInfoR\x04keys\"\xce\x02\n" +
+	"\x04keys\x18\x01 \x03(\v2\x13.signsvr.v1.KeyInfoR\x04keys\"\xf1\x02\n" +
 	"\aKeyInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x126\n" +
 	"\talgorithm\x18\x02 \x01(\x0e2\x18.signsvr.v1.KeyAlgorithmR\talgorithm\x12\x19\n" +
@@ -361,7 +372,9 @@ const file_signsvr_v1_key_proto_rawDesc = "" +
 	"\x11certificate_chain\x18\x06 \x03(\fR\x10certificateChain\x12\x18\n" +
 	"\asubject\x18\a \x01(\tR\asubject\x127\n" +
 	"\tnot_after\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12\x18\n" +
-	"\abackend\x18\t \x01(\tR\abackend*q\n" +
+	"\abackend\x18\t \x01(\tR\abackend\x12!\n" +
+	"\fexpires_soon\x18\n" +
+	" \x01(\bR\vexpiresSoon*q\n" +
 	"\fKeyAlgorithm\x12\x1d\n" +
 	"\x19KEY_ALGORITHM_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11KEY_ALGORITHM_RSA\x10\x01\x12\x14\n" +

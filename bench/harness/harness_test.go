@@ -1,0 +1,162 @@
+package harness
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"signsvr.dev/signsvr/bench/loadgen"
+	"signsvr.dev/signsvr/bench/procstat"
+)
+
+func TestSuitesLoad(t *testing.T) {
+	repo, err := FindRepo(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := LoadSuite(filepath.Join(repo, "bench", "scenarios", "full.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := full.Expand()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 6 ops x 3 algs x 2 sizes unary, plus Sign and Verify x 3 x 2 in batches.
+	if want := 6*3*2 + 2*3*2; len(sc) != want {
+		t.Errorf("full suite: %d scenarios, want %d", len(sc), want)
+	}
+	for _, s := range sc {
+		if s.Batch > 0 && s.Op != loadgen.OpSign && s.Op != loadgen.OpVerify {
+			t.Errorf("%s: batch of an operation without a batch RPC", s.Name())
+		}
+	}
+	if full.Soak == nil || full.Soak.Duration.D() != 5*time.Minute {
+		t.Errorf("full suite soak: %+v", full.Soak)
+	}
+	smoke, err := LoadSuite(filepath.Join(repo, "bench", "scenarios", "smoke.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if smoke.Soak != nil {
+		t.Error("the smoke suite must not soak (make bench only)")
+	}
+}
+
+func TestSuiteRejects(t *testing.T) {
+	base := func() *Suite {
+		return &Suite{Duration: Duration(time.Second), UnaryLoad: Load{1, 1}, BatchLoad: Load{1, 1},
+			Scenarios: []string{"Sign/sm2/1KiB/unary"}}
+	}
+	if err := base().check(); err != nil {
+		t.Fatalf("good suite: %v", err)
+	}
+	bad := map[string]func(*Suite){
+		"backend":       func(s *Suite) { s.Backend = "tpm" },
+		"no duration":   func(s *Suite) { s.Duration = 0 },
+		"no streams":    func(s *Suite) { s.UnaryLoad.Streams = 0 },
+		"bad scenario":  func(s *Suite) { s.Scenarios = []string{"Sign/sm2/1KiB/batch"} },
+		"no scenarios":  func(s *Suite) { s.Scenarios = nil },
+		"bad two-core":  func(s *Suite) { s.TwoCore = []string{"x"} },
+		"bad fraction":  func(s *Suite) { s.Latency = []string{"Sign/sm2/1KiB/unary"}; s.LatencyFraction = 2 },
+		"empty ghz run": func(s *Suite) { s.Ghz = []GhzRun{{}} },
+		"bad soak":      func(s *Suite) { s.Soak = &Soak{Scenario: "Sign/sm2/1KiB/unary", Duration: Duration(time.Minute)} },
+	}
+	for name, f := range bad {
+		s := base()
+		f(s)
+		if err := s.check(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	s := base()
+	s.SignKey = "hsm-<alg>-sign"
+	if sk, ek := s.keyNames("ecdsa"); sk != "hsm-ecdsa-sign" || ek != "" {
+		t.Errorf("key names %q %q", sk, ek)
+	}
+}
+
+func TestTargets(t *testing.T) {
+	tests := []struct {
+		name string
+		want float64
+	}{
+		{"Sign/sm2/1KiB/unary", 0.50},
+		{"Sign/ecdsa/1KiB/unary", 0.50},
+		{"Verify/sm2/1KiB/unary", 0.55},
+		{"Verify/ecdsa/1KiB/batch64", 0.85},
+		{"Sign/sm2/1KiB/batch64", 0.85},
+		{"Sign/rsa/1KiB/unary", 0.90},
+		{"Sign/rsa/1KiB/batch64", 0.90},
+		{"Sign/sm2/64KiB/unary", 0.80},
+		{"Verify/rsa/64KiB/batch64", 0.80},
+		{"Verify/rsa/1KiB/unary", 0},
+		{"Envelope/sm2/1KiB/unary", 0},
+		{"SignRaw/sm2/1KiB/unary", 0},
+	}
+	for _, tt := range tests {
+		sc, err := loadgen.ParseName(tt.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := target(sc); got != tt.want {
+			t.Errorf("%s: target %.2f, want %.2f", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestParseBench(t *testing.T) {
+	out := `goos: linux
+BenchmarkServer/Sign/sm2/1KiB/unary-2         	      30	    150123 ns/op	         1.000 items/op	   20480 B/op	     232 allocs/op
+BenchmarkEcho/Verify/ecdsa/64KiB/batch64-2    	       5	  12345678 ns/op	        64.00 items/op	 9999999 B/op	   10304 allocs/op
+BenchmarkOther 10 5 ns/op
+PASS`
+	got := parseBench(out)
+	if len(got) != 3 {
+		t.Fatalf("%d lines: %+v", len(got), got)
+	}
+	if got[0].Top != "BenchmarkServer" || got[0].Sub != "Sign/sm2/1KiB/unary" || got[0].AllocsPerOp != 232 || got[0].NsPerOp != 150123 {
+		t.Errorf("line 0: %+v", got[0])
+	}
+	if got[1].Top != "BenchmarkEcho" || got[1].Sub != "Verify/ecdsa/64KiB/batch64" || got[1].AllocsPerOp != 10304 {
+		t.Errorf("line 1: %+v", got[1])
+	}
+	sc, _ := loadgen.ParseName("Sign/sm2/1KiB/unary")
+	if re := benchRegex("BenchmarkServer", sc); re != "^BenchmarkServer$/^Sign$/^sm2$/^1KiB$/^unary$" {
+		t.Errorf("regex %s", re)
+	}
+}
+
+func TestGhzParse(t *testing.T) {
+	var g GhzResult
+	err := g.parse([]byte(`{"count": 100, "rps": 50.5, "average": 2000000,
+		"statusCodeDistribution": {"OK": 98, "Unavailable": 2},
+		"latencyDistribution": [{"percentage": 50, "latency": 1500000}, {"percentage": 99, "latency": 9000000}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Count != 100 || g.OK != 98 || g.P50 != 1500*time.Microsecond || g.P99 != 9*time.Millisecond || g.RPS != 50.5 {
+		t.Errorf("%+v", g)
+	}
+	if err := g.parse([]byte("Summary: ...")); err == nil {
+		t.Error("text accepted as JSON")
+	}
+}
+
+func TestSoakGrowth(t *testing.T) {
+	s := &SoakResult{Duration: 3 * time.Minute, Load: &loadgen.Result{}}
+	for at := time.Duration(0); at <= soakWarmup+s.Duration; at += time.Second {
+		rss := int64(40 << 20)
+		if at >= soakWarmup+2*time.Minute {
+			rss = 44 << 20
+		}
+		if at < soakWarmup {
+			rss = 100 << 20 // warm-up samples are ignored
+		}
+		s.Load.MemSamples = append(s.Load.MemSamples, procstat.MemSample{At: at, RSS: rss})
+	}
+	s.compute()
+	if s.RSSStart != 40<<20 || s.RSSEnd != 44<<20 || s.Growth < 0.099 || s.Growth > 0.101 {
+		t.Errorf("start %d end %d growth %.3f", s.RSSStart, s.RSSEnd, s.Growth)
+	}
+}

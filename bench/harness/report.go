@@ -1,0 +1,442 @@
+package harness
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"signsvr.dev/signsvr/bench/baseline"
+	"signsvr.dev/signsvr/bench/loadgen"
+)
+
+// Environment describes the machine and its load, since the figures depend on both.
+type Environment struct {
+	GoVersion    string `json:"go_version"`
+	NumCPU       int    `json:"num_cpu"`
+	CPUModel     string `json:"cpu_model,omitempty"`
+	Commit       string `json:"commit,omitempty"`
+	LoadAvgStart string `json:"loadavg_start,omitempty"`
+	LoadAvgEnd   string `json:"loadavg_end,omitempty"`
+}
+
+// ScenarioResult is one scenario with the server on one core.
+type ScenarioResult struct {
+	Name     string           `json:"name"`
+	Scenario loadgen.Scenario `json:"scenario"`
+	Error    string           `json:"error,omitempty"`
+	Load     *loadgen.Result  `json:"load,omitempty"`
+	Baseline *baseline.Result `json:"baseline,omitempty"`
+	// Efficiency is the bare primitive's CPU per operation divided by the server's
+	// CPU per item (1 would be a server that costs nothing beyond the primitive).
+	Efficiency float64 `json:"efficiency,omitempty"`
+	// Target is issue 6's minimum efficiency for the scenario (0: none stated).
+	Target     float64 `json:"target,omitempty"`
+	TargetNote string  `json:"target_note,omitempty"`
+	TargetMet  *bool   `json:"target_met,omitempty"`
+	// From bench/serverbench (client and server in one process; per item).
+	AllocsPerItem     float64 `json:"allocs_per_item,omitempty"`
+	EchoAllocsPerItem float64 `json:"echo_allocs_per_item,omitempty"`
+	BenchNsPerItem    float64 `json:"bench_ns_per_item,omitempty"`
+	EchoNsPerItem     float64 `json:"echo_ns_per_item,omitempty"`
+	AllocsError       string  `json:"allocs_error,omitempty"`
+}
+
+// target is issue 6's efficiency target for a scenario.
+func target(sc loadgen.Scenario) (float64, string) {
+	ec := sc.Alg == "sm2" || sc.Alg == "ecdsa"
+	cms := sc.Op == loadgen.OpSign || sc.Op == loadgen.OpVerify
+	switch {
+	case cms && sc.Size >= 64<<10:
+		return 0.80, "64 KiB: >= 0.80 of primitive + hashing"
+	case sc.Op == loadgen.OpSign && sc.Alg == "rsa":
+		return 0.90, "RSA-2048 Sign: >= 0.90"
+	case cms && ec && sc.Batch > 0:
+		return 0.85, "batch of 64: >= 0.85"
+	case sc.Op == loadgen.OpSign && ec && sc.Size <= 1024:
+		return 0.50, "1 KiB Sign unary: >= 0.50"
+	case sc.Op == loadgen.OpVerify && ec && sc.Size <= 1024:
+		return 0.55, "1 KiB Verify unary: >= 0.55"
+	}
+	return 0, ""
+}
+
+func (s *ScenarioResult) compute() {
+	if s.Load == nil || s.Baseline == nil || s.Load.ServerCPUPerItem <= 0 {
+		return
+	}
+	s.Efficiency = float64(s.Baseline.Full.CPU) / float64(s.Load.ServerCPUPerItem)
+	s.Target, s.TargetNote = target(s.Scenario)
+	if s.Target > 0 {
+		met := s.Efficiency >= s.Target
+		s.TargetMet = &met
+	}
+}
+
+func (s *ScenarioResult) failNote() string {
+	if s.Load != nil && s.Load.FailedCalls > 0 {
+		return fmt.Sprintf("  (%d failed calls: %s)", s.Load.FailedCalls, s.Load.FirstError)
+	}
+	return ""
+}
+
+// TwoCoreResult compares a scenario with the server on one core and on two.
+type TwoCoreResult struct {
+	Name    string          `json:"name"`
+	Error   string          `json:"error,omitempty"`
+	OneCore *loadgen.Result `json:"one_core,omitempty"`
+	TwoCore *loadgen.Result `json:"two_core,omitempty"`
+	// CPURatio is the two-core CPU per item over the one-core one (target <= 1.10).
+	CPURatio float64 `json:"cpu_ratio,omitempty"`
+	// Speedup is two-core items/s over one-core items/s: a lower bound, since the
+	// generator shares the two cores.
+	Speedup float64 `json:"speedup_lower_bound,omitempty"`
+}
+
+func (t *TwoCoreResult) compute() {
+	if t.OneCore.ServerCPUPerItem > 0 {
+		t.CPURatio = float64(t.TwoCore.ServerCPUPerItem) / float64(t.OneCore.ServerCPUPerItem)
+	}
+	if t.OneCore.ItemsPerSec > 0 {
+		t.Speedup = t.TwoCore.ItemsPerSec / t.OneCore.ItemsPerSec
+	}
+}
+
+// LatencyResult is a scenario at a fixed fraction of its measured maximum.
+type LatencyResult struct {
+	Name           string          `json:"name"`
+	Error          string          `json:"error,omitempty"`
+	Fraction       float64         `json:"fraction"`
+	MaxCallsPerSec float64         `json:"max_calls_per_sec"`
+	TargetRate     float64         `json:"target_rate"`
+	Load           *loadgen.Result `json:"load,omitempty"`
+}
+
+// GhzResult is one ghz run.
+type GhzResult struct {
+	Name        string  `json:"name"`
+	Config      string  `json:"config,omitempty"`
+	Call        string  `json:"call,omitempty"`
+	Error       string  `json:"error,omitempty"`
+	TargetRate  float64 `json:"target_rate,omitempty"`
+	Concurrency int     `json:"concurrency"`
+	Connections int     `json:"connections"`
+
+	Count int64            `json:"count"`
+	OK    int64            `json:"ok"`
+	Codes map[string]int64 `json:"codes,omitempty"`
+	RPS   float64          `json:"rps"`
+	P50   time.Duration    `json:"p50_ns"`
+	P99   time.Duration    `json:"p99_ns"`
+	Mean  time.Duration    `json:"mean_ns"`
+	// ServerCPUPerReq is the server's CPU over the whole ghz run divided by requests.
+	ServerCPUPerReq time.Duration `json:"server_cpu_per_req_ns"`
+}
+
+// parse reads ghz's JSON report (--format json).
+func (g *GhzResult) parse(b []byte) error {
+	var rep struct {
+		Count       int64            `json:"count"`
+		Rps         float64          `json:"rps"`
+		Average     int64            `json:"average"`
+		Codes       map[string]int64 `json:"statusCodeDistribution"`
+		LatencyDist []struct {
+			Percentage int   `json:"percentage"`
+			Latency    int64 `json:"latency"`
+		} `json:"latencyDistribution"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("ghz printed no JSON report: %v", err)
+	}
+	g.Count, g.RPS, g.Mean, g.Codes = rep.Count, rep.Rps, time.Duration(rep.Average), rep.Codes
+	g.OK = rep.Codes["OK"]
+	for _, l := range rep.LatencyDist {
+		switch l.Percentage {
+		case 50:
+			g.P50 = time.Duration(l.Latency)
+		case 99:
+			g.P99 = time.Duration(l.Latency)
+		}
+	}
+	return nil
+}
+
+// SoakResult is the memory soak.
+type SoakResult struct {
+	Name       string          `json:"name"`
+	Error      string          `json:"error,omitempty"`
+	Fraction   float64         `json:"fraction"`
+	Duration   time.Duration   `json:"duration_ns"`
+	TargetRate float64         `json:"target_rate"`
+	Load       *loadgen.Result `json:"load,omitempty"`
+	// RSSStart and RSSEnd are the mean RSS over the first and the last minute of the
+	// window (a third of it, if shorter); Growth is (end - start) / start.
+	RSSStart int64   `json:"rss_start_bytes"`
+	RSSEnd   int64   `json:"rss_end_bytes"`
+	RSSMax   int64   `json:"rss_max_bytes"`
+	Growth   float64 `json:"growth"`
+}
+
+// soakWarmup is the soak's warm-up before its window (see soakPhase).
+const soakWarmup = 10 * time.Second
+
+func (s *SoakResult) compute() {
+	samples := s.Load.MemSamples
+	seg := min(time.Minute, s.Duration/3)
+	end := soakWarmup + s.Duration
+	var a, b []int64
+	for _, m := range samples {
+		switch {
+		case m.At >= soakWarmup && m.At < soakWarmup+seg:
+			a = append(a, m.RSS)
+		case m.At >= end-seg && m.At <= end:
+			b = append(b, m.RSS)
+		}
+		s.RSSMax = max(s.RSSMax, m.RSS)
+	}
+	s.RSSStart, s.RSSEnd = mean(a), mean(b)
+	if s.RSSStart > 0 {
+		s.Growth = float64(s.RSSEnd-s.RSSStart) / float64(s.RSSStart)
+	}
+}
+
+func mean(v []int64) int64 {
+	if len(v) == 0 {
+		return 0
+	}
+	var t int64
+	for _, x := range v {
+		t += x
+	}
+	return t / int64(len(v))
+}
+
+// Profile names the pprof files of one scenario, relative to the results directory.
+type Profile struct {
+	Scenario string `json:"scenario"`
+	CPU      string `json:"cpu"`
+	Alloc    string `json:"alloc"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Report is everything one run measured.
+type Report struct {
+	Name        string    `json:"name"`
+	Suite       string    `json:"suite"`
+	Description string    `json:"description,omitempty"`
+	Backend     string    `json:"backend"`
+	Started     time.Time `json:"started"`
+	Finished    time.Time `json:"finished"`
+	Env         Environment
+	ServerCPUs  string `json:"server_cpus"`
+	ClientCPUs  string `json:"client_cpus"`
+	BothCPUs    string `json:"both_cpus"`
+
+	Scenarios []*ScenarioResult `json:"scenarios"`
+	TwoCore   []*TwoCoreResult  `json:"two_core,omitempty"`
+	Latency   []*LatencyResult  `json:"latency,omitempty"`
+	Ghz       []*GhzResult      `json:"ghz,omitempty"`
+	Soak      *SoakResult       `json:"soak,omitempty"`
+	Profiles  []Profile         `json:"profiles,omitempty"`
+	// PeakRSS is the one-core server's VmHWM at the end of its phase: the most it was
+	// resident through every scenario, latency and ghz run.
+	PeakRSS int64    `json:"peak_rss_bytes"`
+	Notes   []string `json:"notes,omitempty"`
+}
+
+func (r *Report) finish() {
+	r.Notes = append(r.Notes,
+		"Efficiency = bare primitive CPU per operation (bench/baseline, pinned to the server's core, measured right before the scenario) ÷ server CPU per item (utime+stime of the server process from /proc over the measured window ÷ good items). Both are CPU time, so other load on the machine disturbs them less than it disturbs requests/s; ratios measured side by side are what matter.",
+		"Envelope, Decrypt, SignRaw and VerifyRaw have no batch RPC: they run unary only.",
+		"Allocations per item come from bench/serverbench (go test -bench, client and server in one process, so they include the client's); 'echo' is the same call against a server that returns a canned response, the gRPC floor for these messages. The server's own share is roughly the difference.",
+		"The real server binary has no pprof endpoint; profiles come from bench/serverbench (go test -bench -cpuprofile/-memprofile, in-process client included).",
+		"Two-core throughput is a lower bound: the load generator shares the two cores with the server.",
+	)
+	if r.Env.LoadAvgStart != "" {
+		r.Notes = append(r.Notes, fmt.Sprintf("Machine load average at start %s, at end %s (on %d CPUs): when it is above the CPU count, other work shared the cores and absolute rates are low and noisy.", r.Env.LoadAvgStart, r.Env.LoadAvgEnd, r.Env.NumCPU))
+	}
+}
+
+// Write writes <stamp>-<name>.json and .md into dir, and latest.json/.md when latest.
+func (r *Report) Write(dir string, latest bool) error {
+	stamp := r.Started.Format("20060102T150405Z")
+	j, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	md := []byte(r.Markdown())
+	files := map[string][]byte{
+		stamp + "-" + r.Name + ".json": j,
+		stamp + "-" + r.Name + ".md":   md,
+	}
+	if latest {
+		files["latest.json"] = j
+		files["latest.md"] = md
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func f1(v float64) string { return fmt.Sprintf("%.1f", v) }
+
+func fdur(d time.Duration) string {
+	if d == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond))
+}
+
+func cell(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", "\\|"), "\n", " ") }
+
+// Markdown renders the report.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("# signsvr benchmark: %s\n\n", r.Name)
+	w("%s\n\n", r.Description)
+	w("- started %s, finished %s (%s)\n", r.Started.Format(time.RFC3339), r.Finished.Format(time.RFC3339), r.Finished.Sub(r.Started).Round(time.Second))
+	w("- %s, %d CPUs (%s), commit %s, key backend %s\n", r.Env.GoVersion, r.Env.NumCPU, r.Env.CPUModel, r.Env.Commit, r.Backend)
+	w("- load average at start %s, at end %s\n", r.Env.LoadAvgStart, r.Env.LoadAvgEnd)
+	w("- one core: server pinned to CPU %s, load generator to CPU %s (taskset); two cores: both on CPUs %s\n", r.ServerCPUs, r.ClientCPUs, r.BothCPUs)
+	w("- server peak RSS (VmHWM) through the one-core phase: %.1f MiB (target < 128 MiB)\n\n", mib(r.PeakRSS))
+
+	w("## Server on one core\n\n")
+	w("| scenario | calls/s | items/s | server CPU µs/item | primitive µs | efficiency | target | p50 ms | p99 ms | allocs/item (echo) | RSS max MiB | notes |\n")
+	w("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|\n")
+	for _, s := range r.Scenarios {
+		allocs := "—"
+		if s.AllocsPerItem > 0 {
+			allocs = fmt.Sprintf("%.0f (%.0f)", s.AllocsPerItem, s.EchoAllocsPerItem)
+		}
+		if s.Load == nil {
+			prim := "—"
+			if s.Baseline != nil {
+				prim = f1(us(s.Baseline.Full.CPU))
+			}
+			w("| %s | — | — | — | %s | — | — | — | — | %s | — | ERROR: %s |\n", s.Name, prim, allocs, cell(s.Error))
+			continue
+		}
+		l := s.Load
+		tgt := "—"
+		if s.Target > 0 {
+			mark := "no"
+			if s.TargetMet != nil && *s.TargetMet {
+				mark = "yes"
+			}
+			tgt = fmt.Sprintf("%.2f %s", s.Target, mark)
+		}
+		note := ""
+		if l.FailedCalls > 0 {
+			note = fmt.Sprintf("%d failed calls: %s", l.FailedCalls, cell(l.FirstError))
+		}
+		if s.AllocsError != "" {
+			note = strings.TrimSpace(note + " allocs: " + cell(tailString(s.AllocsError, 200)))
+		}
+		w("| %s | %.0f | %.0f | %s | %s | %.2f | %s | %s | %s | %s | %.1f | %s |\n",
+			s.Name, l.CallsPerSec, l.ItemsPerSec, f1(us(l.ServerCPUPerItem)), f1(us(s.Baseline.Full.CPU)),
+			s.Efficiency, tgt, fdur(l.Latency.P50), fdur(l.Latency.P99), allocs, mib(l.ServerRSSMax), note)
+	}
+	w("\nPrimitive parts (CPU µs per operation, on the server's core): the data part is the hash (sign, verify) or the content cipher (envelope, decrypt); the key part is the public-key operation alone.\n\n")
+	w("| scenario | primitive | data part | key part |\n|---|---:|---:|---:|\n")
+	for _, s := range r.Scenarios {
+		if s.Baseline == nil {
+			continue
+		}
+		w("| %s | %s | %s | %s |\n", s.Name, f1(us(s.Baseline.Full.CPU)), f1(us(s.Baseline.Data.CPU)), f1(us(s.Baseline.Key.CPU)))
+	}
+
+	if len(r.TwoCore) > 0 {
+		w("\n## Server on two cores\n\nThroughput is a lower bound (the load generator shares the cores). Target: CPU per item within 10%% of one core.\n\n")
+		w("| scenario | 1-core items/s | 2-core items/s (lower bound) | 1-core µs/item | 2-core µs/item | ratio | within 10%% | notes |\n|---|---:|---:|---:|---:|---:|---|---|\n")
+		for _, t := range r.TwoCore {
+			if t.TwoCore == nil {
+				w("| %s | — | — | — | — | — | — | ERROR: %s |\n", t.Name, cell(t.Error))
+				continue
+			}
+			ok := "no"
+			if t.CPURatio <= 1.10 {
+				ok = "yes"
+			}
+			w("| %s | %.0f | %.0f | %s | %s | %.2f | %s | |\n", t.Name, t.OneCore.ItemsPerSec, t.TwoCore.ItemsPerSec,
+				f1(us(t.OneCore.ServerCPUPerItem)), f1(us(t.TwoCore.ServerCPUPerItem)), t.CPURatio, ok)
+		}
+	}
+
+	if len(r.Latency) > 0 {
+		w("\n## Latency at a fixed rate (our generator, open loop, latency counted from when each call was due)\n\nTarget: p99 below 5 ms at 80%% of the maximum load, for the EC algorithms.\n\n")
+		w("| scenario | max calls/s | rate | achieved calls/s | p50 ms | p99 ms | p99.9 ms | missed | p99 < 5 ms | notes |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n")
+		for _, l := range r.Latency {
+			if l.Load == nil {
+				w("| %s | %.0f | %.0f | — | — | — | — | — | — | ERROR: %s |\n", l.Name, l.MaxCallsPerSec, l.TargetRate, cell(l.Error))
+				continue
+			}
+			ok := "no"
+			if l.Load.Latency.P99 < 5*time.Millisecond {
+				ok = "yes"
+			}
+			w("| %s | %.0f | %.0f | %.0f | %s | %s | %s | %d | %s | |\n", l.Name, l.MaxCallsPerSec, l.TargetRate,
+				l.Load.CallsPerSec, fdur(l.Load.Latency.P50), fdur(l.Load.Latency.P99), fdur(l.Load.Latency.P999), l.Load.Missed, ok)
+		}
+	}
+
+	if len(r.Ghz) > 0 {
+		w("\n## ghz (through server reflection)\n\nghz spends far more CPU per request than the server (issue 6), so its requests/s show ghz's limit, not the server's; the server CPU per request is still the server's.\n\n")
+		w("| run | call | rate | concurrency × connections | requests | OK | req/s | p50 ms | p99 ms | server CPU µs/req | notes |\n|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|\n")
+		for _, g := range r.Ghz {
+			rate := "max"
+			if g.TargetRate > 0 {
+				rate = fmt.Sprintf("%.0f", g.TargetRate)
+			}
+			note := cell(g.Error)
+			if g.Config != "" {
+				note = strings.TrimSpace("config scenarios/" + g.Config + " " + note)
+			}
+			w("| %s | %s | %s | %d × %d | %d | %d | %.0f | %s | %s | %s | %s |\n", g.Name, g.Call, rate, g.Concurrency, g.Connections,
+				g.Count, g.OK, g.RPS, fdur(g.P50), fdur(g.P99), f1(us(g.ServerCPUPerReq)), note)
+		}
+	}
+
+	if s := r.Soak; s != nil {
+		w("\n## Memory soak\n\n")
+		if s.Load == nil {
+			w("%s at %.0f%% of its maximum: ERROR: %s\n", s.Name, 100*s.Fraction, s.Error)
+		} else {
+			w("%s at %.0f calls/s (%.0f%% of its maximum) for %s on a fresh one-core server: RSS %.1f MiB over the first minute, %.1f MiB over the last (%+.1f%%), max %.1f MiB, VmHWM %.1f MiB; p50 %s ms, p99 %s ms; %d calls, %d failed, %d missed.\n",
+				s.Name, s.TargetRate, 100*s.Fraction, s.Duration, mib(s.RSSStart), mib(s.RSSEnd), 100*s.Growth, mib(s.RSSMax),
+				mib(s.Load.ServerHWM), fdur(s.Load.Latency.P50), fdur(s.Load.Latency.P99), s.Load.Calls, s.Load.FailedCalls, s.Load.Missed)
+		}
+	}
+
+	if len(r.Profiles) > 0 {
+		w("\n## Profiles\n\n`go tool pprof -top bench/results/<file>`; in-process client included (focus on signsvr.dev/signsvr/internal/server and pkg/).\n\n")
+		for _, p := range r.Profiles {
+			if p.Error != "" {
+				w("- %s: ERROR %s\n", p.Scenario, cell(tailString(p.Error, 300)))
+				continue
+			}
+			w("- %s: `%s`, `%s`\n", p.Scenario, p.CPU, p.Alloc)
+		}
+	}
+	w("\n## Notes\n\n")
+	for _, n := range r.Notes {
+		w("- %s\n", n)
+	}
+	return b.String()
+}
+
+// Failed counts the scenarios that produced no figures.
+func (r *Report) Failed() int {
+	n := 0
+	for _, s := range r.Scenarios {
+		if s.Load == nil {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,751 @@
+// Package harness runs signsvr's benchmark suite: it builds the server and the bench
+// programs, starts the server on loopback pinned to one core with taskset, runs each
+// scenario's bare-primitive baseline on that same core and then our load generator on
+// another core, reads the server's CPU time and memory from /proc, runs ghz through
+// server reflection, the in-process Go benchmarks (allocations and pprof profiles),
+// optionally a memory soak, and writes a markdown table and JSON under bench/results.
+//
+// Entry point: bench/cmd/benchrun (--full for `make bench`, --smoke for a few seconds).
+// The smoke test of this package runs the whole pipeline in `go test ./...`.
+package harness
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"signsvr.dev/signsvr/bench/baseline"
+	"signsvr.dev/signsvr/bench/loadgen"
+	"signsvr.dev/signsvr/bench/procstat"
+)
+
+// Options configure a run.
+type Options struct {
+	// Repo is the module root (found from the working directory when empty).
+	Repo string
+	// SuitePath is the scenario file.
+	SuitePath string
+	// Name labels the run ("full", "smoke") in file names and the report.
+	Name string
+	// OutDir receives <stamp>-<name>.md/.json, and latest.md/.json when Latest.
+	OutDir string
+	Latest bool
+	// ProfileDir receives the pprof profiles (default OutDir/profiles).
+	ProfileDir string
+	// ServerCPUs and ClientCPUs are taskset CPU lists for the one-core phase (default
+	// "0" and "1"); BothCPUs for the two-core phase (default "0,1").
+	ServerCPUs, ClientCPUs, BothCPUs string
+	// NoSoak skips the suite's soak even if it has one.
+	NoSoak bool
+	// WorkDir holds binaries, the development PKI and logs (default: a temporary
+	// directory, removed at the end).
+	WorkDir string
+	// Log receives progress lines (default os.Stderr).
+	Log io.Writer
+	// Now is the clock for time stamps (default time.Now).
+	Now func() time.Time
+}
+
+// Run runs the suite and writes the report. It returns the report even when some
+// scenarios failed (their rows say why); the error is for a run that could not
+// happen at all (no taskset, no build, no server).
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.ServerCPUs == "" {
+		o.ServerCPUs = "0"
+	}
+	if o.ClientCPUs == "" {
+		o.ClientCPUs = "1"
+	}
+	if o.BothCPUs == "" {
+		o.BothCPUs = "0,1"
+	}
+	if o.Name == "" {
+		o.Name = "run"
+	}
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(o.Log, "benchrun: "+format+"\n", args...)
+	}
+	if o.Repo == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		if o.Repo, err = FindRepo(wd); err != nil {
+			return nil, err
+		}
+	}
+	suite, err := LoadSuite(o.SuitePath)
+	if err != nil {
+		return nil, err
+	}
+	taskset, err := requireTaskset()
+	if err != nil {
+		return nil, err
+	}
+	if runtime.NumCPU() < 2 {
+		return nil, fmt.Errorf("the harness needs 2 CPUs (server and load generator on separate cores); this machine has %d", runtime.NumCPU())
+	}
+	if o.WorkDir == "" {
+		if o.WorkDir, err = os.MkdirTemp("", "signsvr-bench-"); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(o.WorkDir)
+	}
+	if o.ProfileDir == "" {
+		o.ProfileDir = filepath.Join(o.OutDir, "profiles")
+	}
+	for _, d := range []string{o.OutDir, o.WorkDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	r := &runner{o: o, suite: suite, taskset: taskset, logf: logf,
+		bin: filepath.Join(o.WorkDir, "bin"), data: filepath.Join(o.WorkDir, "pki")}
+	return r.run(ctx)
+}
+
+type runner struct {
+	o       Options
+	suite   *Suite
+	taskset string
+	logf    func(string, ...any)
+	bin     string
+	data    string
+	ghz     string
+	report  *Report
+	byName  map[string]*ScenarioResult
+}
+
+func (r *runner) run(ctx context.Context) (*Report, error) {
+	r.report = &Report{
+		Name: r.o.Name, Suite: r.o.SuitePath, Description: r.suite.Description, Backend: r.suite.Backend,
+		Started: r.o.Now().UTC(), Env: environment(ctx, r.o.Repo),
+		ServerCPUs: r.o.ServerCPUs, ClientCPUs: r.o.ClientCPUs, BothCPUs: r.o.BothCPUs,
+	}
+	if r.report.Backend == "" {
+		r.report.Backend = "soft"
+	}
+	r.byName = map[string]*ScenarioResult{}
+	if len(r.suite.Ghz) > 0 {
+		var err error
+		if r.ghz, err = EnsureGhz(ctx, goTool(), r.logf); err != nil {
+			return nil, err
+		}
+	}
+	r.logf("building the server, loadgen and baseline into %s", r.bin)
+	if err := buildBinaries(ctx, goTool(), r.o.Repo, r.bin); err != nil {
+		return nil, err
+	}
+	scenarios, err := r.suite.Expand()
+	if err != nil {
+		return nil, err
+	}
+	for i := range scenarios {
+		scenarios[i].SignKey, scenarios[i].EncKey = r.suite.keyNames(scenarios[i].Alg)
+	}
+
+	if err := r.onePhase(ctx, scenarios); err != nil {
+		return nil, err
+	}
+	if len(r.suite.TwoCore) > 0 {
+		if err := r.twoCorePhase(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if r.suite.Soak != nil && !r.o.NoSoak {
+		if err := r.soakPhase(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if r.suite.AllocsBenchtime != "" || len(r.suite.Profiles) > 0 {
+		if err := r.goBenchPhase(ctx, scenarios); err != nil {
+			return nil, err
+		}
+	}
+	r.report.Finished = r.o.Now().UTC()
+	r.report.Env.LoadAvgEnd = loadAvg()
+	r.report.finish()
+	if err := r.report.Write(r.o.OutDir, r.o.Latest); err != nil {
+		return r.report, err
+	}
+	return r.report, nil
+}
+
+func (r *runner) lookup(name string) *ScenarioResult {
+	sc, err := loadgen.ParseName(name)
+	if err != nil {
+		return nil
+	}
+	sc.SignKey, sc.EncKey = r.suite.keyNames(sc.Alg)
+	return r.byName[sc.Name()]
+}
+
+// serverEnv is extra environment for the server process; none today.
+func (r *runner) startServer(ctx context.Context, cpus string) (*serverProc, error) {
+	if r.suite.Backend == "pkcs11" {
+		return nil, errors.New("backend pkcs11: the SoftHSM2-backed server is not available yet (the HSM issue has not landed); " +
+			"once signsvr serve can run with HSM keys, start it here with its config and name the keys with sign_key/enc_key")
+	}
+	return startServer(ctx, r.taskset, filepath.Join(r.bin, "signsvr"), r.data, cpus, nil)
+}
+
+// onePhase runs every scenario with the server on one core, then the latency runs and
+// ghz against that same server.
+func (r *runner) onePhase(ctx context.Context, scenarios []loadgen.Scenario) error {
+	r.logf("one core: server on CPU %s, load generator on CPU %s", r.o.ServerCPUs, r.o.ClientCPUs)
+	srv, err := r.startServer(ctx, r.o.ServerCPUs)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	for _, sc := range scenarios {
+		res := &ScenarioResult{Name: sc.Name(), Scenario: sc}
+		r.report.Scenarios = append(r.report.Scenarios, res)
+		r.byName[sc.Name()] = res
+		if err := srv.alive(); err != nil {
+			return err
+		}
+		b, err := r.runBaseline(ctx, sc)
+		if err != nil {
+			res.Error = "baseline: " + err.Error()
+			r.logf("%-32s %s", sc.Name(), res.Error)
+			continue
+		}
+		res.Baseline = b
+		lr, err := r.runLoad(ctx, srv, sc, r.o.ClientCPUs, r.loadFor(sc), 0, r.suite.Warmup.D(), r.suite.Duration.D(), false)
+		if err != nil {
+			res.Error = err.Error()
+			r.logf("%-32s ERROR %s", sc.Name(), res.Error)
+			continue
+		}
+		res.Load = lr
+		res.compute()
+		r.logf("%-32s %8.0f items/s  server %7.1f µs/item  baseline %7.1f µs  efficiency %.2f%s",
+			sc.Name(), lr.ItemsPerSec, us(lr.ServerCPUPerItem), us(b.Full.CPU), res.Efficiency, res.failNote())
+	}
+	if err := r.latencyRuns(ctx, srv); err != nil {
+		return err
+	}
+	if err := r.ghzRuns(ctx, srv); err != nil {
+		return err
+	}
+	if m, err := procstat.ReadMemory(srv.pid()); err == nil {
+		r.report.PeakRSS = m.HWM
+	}
+	if err := srv.stop(); err != nil {
+		r.report.Notes = append(r.report.Notes, "one-core server: "+err.Error())
+	}
+	srv.saveLog(r.o.WorkDir, "server-1core.log")
+	return nil
+}
+
+func (r *runner) loadFor(sc loadgen.Scenario) Load {
+	if sc.Batch > 0 {
+		return r.suite.BatchLoad
+	}
+	return r.suite.UnaryLoad
+}
+
+// baselineOp maps an RPC to its bare primitive.
+func baselineOp(op string) baseline.Op {
+	switch op {
+	case loadgen.OpSign, loadgen.OpSignRaw:
+		return baseline.OpSign
+	case loadgen.OpVerify, loadgen.OpVerifyRaw:
+		return baseline.OpVerify
+	case loadgen.OpEnvelope:
+		return baseline.OpEncrypt
+	}
+	return baseline.OpDecrypt
+}
+
+func (r *runner) runBaseline(ctx context.Context, sc loadgen.Scenario) (*baseline.Result, error) {
+	d := r.suite.BaselineDuration.D()
+	if d <= 0 {
+		d = time.Second
+	}
+	var out []*baseline.Result
+	err := r.runJSON(ctx, &out, r.taskset, "-c", r.o.ServerCPUs, filepath.Join(r.bin, "baseline"),
+		"-data-dir", r.data, "-op", string(baselineOp(sc.Op)), "-alg", sc.Alg, "-size", strconv.Itoa(sc.Size),
+		"-duration", d.String(), "-rounds", "5")
+	if err != nil {
+		return nil, err
+	}
+	if len(out) != 1 {
+		return nil, fmt.Errorf("baseline printed %d results for one spec", len(out))
+	}
+	return out[0], nil
+}
+
+// runLoad runs loadgen pinned to cpus against srv.
+func (r *runner) runLoad(ctx context.Context, srv *serverProc, sc loadgen.Scenario, cpus string, l Load,
+	rate float64, warmup, dur time.Duration, memSamples bool) (*loadgen.Result, error) {
+	args := []string{"-c", cpus, filepath.Join(r.bin, "loadgen"),
+		"-addr", srv.addr, "-op", sc.Op, "-alg", sc.Alg, "-size", strconv.Itoa(sc.Size),
+		"-batch", strconv.Itoa(sc.Batch), "-conns", strconv.Itoa(l.Conns), "-streams", strconv.Itoa(l.Streams),
+		"-warmup", warmup.String(), "-duration", dur.String(), "-server-pid", strconv.Itoa(srv.pid())}
+	if sc.SignKey != "" {
+		args = append(args, "-sign-key", sc.SignKey)
+	}
+	if sc.EncKey != "" {
+		args = append(args, "-enc-key", sc.EncKey)
+	}
+	if r.suite.MaxCalls > 0 && rate == 0 {
+		args = append(args, "-max-calls", strconv.FormatInt(r.suite.MaxCalls, 10))
+	}
+	if rate > 0 {
+		args = append(args, "-rate", strconv.FormatFloat(rate, 'f', 1, 64))
+	}
+	if memSamples {
+		args = append(args, "-mem-samples", "-mem-interval", "1s")
+	}
+	var res loadgen.Result
+	if err := r.runJSON(ctx, &res, r.taskset, args...); err != nil {
+		return nil, err
+	}
+	if res.Calls == 0 {
+		return &res, fmt.Errorf("no call succeeded: %v %s", res.Codes, res.FirstError)
+	}
+	return &res, nil
+}
+
+// runJSON runs a program and decodes its standard output; a failure carries its
+// standard error.
+func (r *runner) runJSON(ctx context.Context, v any, prog string, args ...string) error {
+	cmd := exec.CommandContext(ctx, prog, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return errors.New(msg)
+	}
+	if err := json.Unmarshal(stdout.Bytes(), v); err != nil {
+		return fmt.Errorf("%s printed no JSON result: %v", filepath.Base(args[len(args)-1]), err)
+	}
+	return nil
+}
+
+// latencyRuns measure latency at a fraction of each scenario's maximum, open loop.
+func (r *runner) latencyRuns(ctx context.Context, srv *serverProc) error {
+	for _, name := range r.suite.Latency {
+		one := r.lookup(name)
+		lr := &LatencyResult{Name: name, Fraction: r.suite.LatencyFraction}
+		r.report.Latency = append(r.report.Latency, lr)
+		if one == nil || one.Load == nil {
+			lr.Error = "no maximum measured for this scenario"
+			continue
+		}
+		if err := srv.alive(); err != nil {
+			return err
+		}
+		lr.MaxCallsPerSec = one.Load.CallsPerSec
+		lr.TargetRate = r.suite.LatencyFraction * one.Load.CallsPerSec
+		d := r.suite.LatencyDuration.D()
+		if d <= 0 {
+			d = r.suite.Duration.D()
+		}
+		l := r.loadFor(one.Scenario)
+		// Enough callers that a slow call does not hold back the pace.
+		l.Streams = max(l.Streams*4, 16)
+		res, err := r.runLoad(ctx, srv, one.Scenario, r.o.ClientCPUs, l, lr.TargetRate, r.suite.Warmup.D(), d, false)
+		if err != nil {
+			lr.Error = err.Error()
+			continue
+		}
+		lr.Load = res
+		r.logf("%-32s latency at %.0f%% (%.0f calls/s): p50 %s p99 %s, missed %d",
+			name, 100*lr.Fraction, lr.TargetRate, ms(res.Latency.P50), ms(res.Latency.P99), res.Missed)
+	}
+	return nil
+}
+
+// twoCorePhase runs the two-core scenarios with the server and the generator sharing
+// both cores.
+func (r *runner) twoCorePhase(ctx context.Context) error {
+	r.logf("two cores: server and load generator on CPUs %s", r.o.BothCPUs)
+	srv, err := r.startServer(ctx, r.o.BothCPUs)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	for _, name := range r.suite.TwoCore {
+		one := r.lookup(name)
+		tr := &TwoCoreResult{Name: name}
+		r.report.TwoCore = append(r.report.TwoCore, tr)
+		if one == nil || one.Load == nil {
+			tr.Error = "the one-core run of this scenario failed"
+			if one != nil && one.Error != "" {
+				tr.Error = one.Error
+			}
+			continue
+		}
+		if err := srv.alive(); err != nil {
+			return err
+		}
+		l := r.loadFor(one.Scenario)
+		l.Streams *= 2
+		res, err := r.runLoad(ctx, srv, one.Scenario, r.o.BothCPUs, l, 0, r.suite.Warmup.D(), r.suite.Duration.D(), false)
+		if err != nil {
+			tr.Error = err.Error()
+			continue
+		}
+		tr.OneCore = one.Load
+		tr.TwoCore = res
+		tr.compute()
+		r.logf("%-32s 2 cores: %8.0f items/s (lower bound), server %7.1f µs/item (x%.2f of 1 core)",
+			name, res.ItemsPerSec, us(res.ServerCPUPerItem), tr.CPURatio)
+	}
+	if err := srv.stop(); err != nil {
+		r.report.Notes = append(r.report.Notes, "two-core server: "+err.Error())
+	}
+	srv.saveLog(r.o.WorkDir, "server-2core.log")
+	return nil
+}
+
+// soakPhase runs one scenario at a fraction of its maximum on a fresh one-core server
+// and watches RSS.
+func (r *runner) soakPhase(ctx context.Context) error {
+	s := r.suite.Soak
+	sr := &SoakResult{Name: s.Scenario, Fraction: s.LoadFraction, Duration: s.Duration.D()}
+	r.report.Soak = sr
+	one := r.lookup(s.Scenario)
+	if one == nil || one.Load == nil {
+		sr.Error = "no maximum measured for this scenario"
+		return nil
+	}
+	sr.TargetRate = s.LoadFraction * one.Load.CallsPerSec
+	r.logf("soak: %s at %.0f calls/s for %s on a fresh one-core server", s.Scenario, sr.TargetRate, s.Duration.D())
+	srv, err := r.startServer(ctx, r.o.ServerCPUs)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	l := r.loadFor(one.Scenario)
+	l.Streams = max(l.Streams*4, 16)
+	res, err := r.runLoad(ctx, srv, one.Scenario, r.o.ClientCPUs, l, sr.TargetRate, 10*time.Second, s.Duration.D(), true)
+	if err != nil {
+		sr.Error = err.Error()
+		return nil
+	}
+	sr.Load = res
+	sr.compute()
+	r.logf("soak: RSS first minute %.1f MiB, last minute %.1f MiB (%+.1f%%), max %.1f MiB; p99 %s",
+		mib(sr.RSSStart), mib(sr.RSSEnd), 100*sr.Growth, mib(sr.RSSMax), ms(res.Latency.P99))
+	srv.stop()
+	srv.saveLog(r.o.WorkDir, "server-soak.log")
+	return nil
+}
+
+// ghzRuns runs ghz through server reflection against the one-core server.
+func (r *runner) ghzRuns(ctx context.Context, srv *serverProc) error {
+	for i, g := range r.suite.Ghz {
+		if err := srv.alive(); err != nil {
+			return err
+		}
+		gr := r.ghzRun(ctx, srv, i, g)
+		r.report.Ghz = append(r.report.Ghz, gr)
+		if gr.Error != "" {
+			r.logf("ghz %-28s ERROR %s", gr.Name, gr.Error)
+			continue
+		}
+		r.logf("ghz %-28s %8.0f req/s  p50 %s p99 %s  server %7.1f µs/req",
+			gr.Name, gr.RPS, ms(gr.P50), ms(gr.P99), us(gr.ServerCPUPerReq))
+	}
+	return nil
+}
+
+func (r *runner) ghzRun(ctx context.Context, srv *serverProc, i int, g GhzRun) *GhzResult {
+	gr := &GhzResult{Name: g.Scenario, Config: g.Config}
+	if gr.Name == "" {
+		gr.Name = strings.TrimSuffix(filepath.Base(g.Config), ".json")
+	}
+	args := []string{"-c", r.o.ClientCPUs, r.ghz, "--insecure", "--format", "json", "--duration-stop", "ignore"}
+	if g.Config != "" {
+		path := filepath.Join(r.o.Repo, "bench", "scenarios", g.Config)
+		var cfg struct {
+			Call string `json:"call"`
+		}
+		b, err := os.ReadFile(path)
+		if err == nil {
+			err = json.Unmarshal(b, &cfg)
+		}
+		if err != nil {
+			gr.Error = "ghz config: " + err.Error()
+			return gr
+		}
+		gr.Call = cfg.Call
+		args = append(args, "--config", path)
+	}
+	if g.Scenario != "" {
+		sc, err := loadgen.ParseName(g.Scenario)
+		if err != nil {
+			gr.Error = err.Error()
+			return gr
+		}
+		sc.SignKey, sc.EncKey = r.suite.keyNames(sc.Alg)
+		dataFile := filepath.Join(r.o.WorkDir, fmt.Sprintf("ghz-data-%d.json", i))
+		lg := []string{"-addr", srv.addr, "-op", sc.Op, "-alg", sc.Alg, "-size", strconv.Itoa(sc.Size),
+			"-batch", strconv.Itoa(sc.Batch), "-conns", "1", "-ghz-data", dataFile}
+		if sc.SignKey != "" {
+			lg = append(lg, "-sign-key", sc.SignKey)
+		}
+		if sc.EncKey != "" {
+			lg = append(lg, "-enc-key", sc.EncKey)
+		}
+		out, err := exec.CommandContext(ctx, filepath.Join(r.bin, "loadgen"), lg...).CombinedOutput()
+		if err != nil {
+			gr.Error = "preparing call data: " + strings.TrimSpace(string(out))
+			return gr
+		}
+		gr.Call = strings.TrimSpace(string(out))
+		args = append(args, "--call", gr.Call, "-D", dataFile)
+		if g.RateFraction > 0 {
+			if one := r.lookup(g.Scenario); one != nil && one.Load != nil {
+				gr.TargetRate = g.RateFraction * one.Load.CallsPerSec
+				args = append(args, "--rps", strconv.Itoa(int(gr.TargetRate)))
+			} else {
+				gr.Error = "no maximum measured for the scenario, so no rate"
+				return gr
+			}
+		}
+	}
+	d := g.Duration.D()
+	if d <= 0 {
+		d = r.suite.Duration.D()
+	}
+	conc, conns := g.Concurrency, g.Connections
+	if conc <= 0 {
+		conc = 16
+	}
+	if conns <= 0 {
+		conns = 2
+	}
+	gr.Concurrency, gr.Connections = conc, conns
+	args = append(args, "-z", d.String(), "-c", strconv.Itoa(conc), "--connections", strconv.Itoa(conns), srv.addr)
+	c0, err := procstat.ReadCPU(srv.pid())
+	if err != nil {
+		gr.Error = err.Error()
+		return gr
+	}
+	cmd := exec.CommandContext(ctx, r.taskset, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	c1, err := procstat.ReadCPU(srv.pid())
+	if err != nil {
+		gr.Error = err.Error()
+		return gr
+	}
+	if runErr != nil {
+		gr.Error = fmt.Sprintf("ghz: %v: %s", runErr, strings.TrimSpace(stderr.String()+" "+stdout.String()))
+		return gr
+	}
+	if err := gr.parse(stdout.Bytes()); err != nil {
+		gr.Error = err.Error()
+		return gr
+	}
+	if gr.OK > 0 {
+		gr.ServerCPUPerReq = c1.Sub(c0).Total() / time.Duration(gr.Count)
+	}
+	if gr.OK == 0 {
+		gr.Error = fmt.Sprintf("no call succeeded: %v", gr.Codes)
+	}
+	return gr
+}
+
+// goBenchPhase runs bench/serverbench for allocations per operation and profiles.
+func (r *runner) goBenchPhase(ctx context.Context, scenarios []loadgen.Scenario) error {
+	testBin := filepath.Join(r.o.WorkDir, "serverbench.test")
+	r.logf("building bench/serverbench for allocations and profiles")
+	if err := buildServerBench(ctx, goTool(), r.o.Repo, testBin); err != nil {
+		return err
+	}
+	env := append(os.Environ(), "SIGNSVR_BENCH_DATA="+r.data)
+	if r.suite.AllocsBenchtime != "" {
+		for _, sc := range scenarios {
+			res := r.byName[sc.Name()]
+			if res == nil || (sc.SignKey != "" || sc.EncKey != "") {
+				continue
+			}
+			lines, err := runGoBench(ctx, testBin, env, benchRegex(`Benchmark(Server|Echo)`, sc), r.suite.AllocsBenchtime)
+			if err != nil {
+				res.AllocsError = err.Error()
+				continue
+			}
+			for _, l := range lines {
+				per := l.AllocsPerOp / float64(sc.Items())
+				switch l.Top {
+				case "BenchmarkServer":
+					res.AllocsPerItem, res.BenchNsPerItem = per, l.NsPerOp/float64(sc.Items())
+				case "BenchmarkEcho":
+					res.EchoAllocsPerItem, res.EchoNsPerItem = per, l.NsPerOp/float64(sc.Items())
+				}
+			}
+		}
+	}
+	if len(r.suite.Profiles) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(r.o.ProfileDir, 0o755); err != nil {
+		return err
+	}
+	bt := r.suite.ProfileBenchtime
+	if bt == "" {
+		bt = "2s"
+	}
+	for _, name := range r.suite.Profiles {
+		sc, _ := loadgen.ParseName(name)
+		slug := strings.ToLower(strings.ReplaceAll(name, "/", "-"))
+		cpu := filepath.Join(r.o.ProfileDir, slug+".cpu.pprof")
+		mem := filepath.Join(r.o.ProfileDir, slug+".alloc.pprof")
+		_, err := runGoBench(ctx, testBin, env, benchRegex("BenchmarkServer", sc), bt,
+			"-test.cpuprofile", cpu, "-test.memprofile", mem)
+		p := Profile{Scenario: name, CPU: rel(r.o.OutDir, cpu), Alloc: rel(r.o.OutDir, mem)}
+		if err != nil {
+			p.Error = err.Error()
+		}
+		r.report.Profiles = append(r.report.Profiles, p)
+		r.logf("profiles of %s: %s, %s", name, p.CPU, p.Alloc)
+	}
+	return nil
+}
+
+func rel(base, p string) string {
+	if r, err := filepath.Rel(base, p); err == nil {
+		return r
+	}
+	return p
+}
+
+// benchRegex selects exactly one scenario's sub-benchmark under top.
+func benchRegex(top string, sc loadgen.Scenario) string {
+	parts := []string{"^" + top + "$"}
+	for _, p := range strings.Split(sc.Name(), "/") {
+		parts = append(parts, "^"+regexp.QuoteMeta(p)+"$")
+	}
+	return strings.Join(parts, "/")
+}
+
+// benchLine is one parsed `go test -bench` result line.
+type benchLine struct {
+	Top, Sub    string
+	NsPerOp     float64
+	AllocsPerOp float64
+	BytesPerOp  float64
+}
+
+var benchName = regexp.MustCompile(`^(Benchmark[A-Za-z0-9_]+)(/\S*?)?(-\d+)?$`)
+
+// parseBench reads the result lines of `go test -bench -benchmem` output.
+func parseBench(out string) []benchLine {
+	var lines []benchLine
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		m := benchName.FindStringSubmatch(f[0])
+		if m == nil {
+			continue
+		}
+		if _, err := strconv.Atoi(f[1]); err != nil {
+			continue
+		}
+		bl := benchLine{Top: m[1], Sub: strings.TrimPrefix(m[2], "/")}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			switch f[i+1] {
+			case "ns/op":
+				bl.NsPerOp = v
+			case "allocs/op":
+				bl.AllocsPerOp = v
+			case "B/op":
+				bl.BytesPerOp = v
+			}
+		}
+		lines = append(lines, bl)
+	}
+	return lines
+}
+
+func runGoBench(ctx context.Context, testBin string, env []string, bench, benchtime string, extra ...string) ([]benchLine, error) {
+	args := append([]string{"-test.run", "^$", "-test.bench", bench, "-test.benchtime", benchtime, "-test.benchmem"}, extra...)
+	cmd := exec.CommandContext(ctx, testBin, args...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("%v: %s", err, tailString(string(out), 1500))
+	}
+	lines := parseBench(string(out))
+	if len(lines) == 0 {
+		return nil, fmt.Errorf("no benchmark matched %q: %s", bench, tailString(string(out), 500))
+	}
+	return lines, nil
+}
+
+func tailString(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+func environment(ctx context.Context, repo string) Environment {
+	e := Environment{GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(), LoadAvgStart: loadAvg()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				if i := strings.IndexByte(line, ':'); i >= 0 {
+					e.CPUModel = strings.TrimSpace(line[i+1:])
+					break
+				}
+			}
+		}
+	}
+	cmd := exec.CommandContext(ctx, "git", "describe", "--always", "--dirty")
+	cmd.Dir = repo
+	if out, err := cmd.Output(); err == nil {
+		e.Commit = strings.TrimSpace(string(out))
+	}
+	return e
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+func ms(d time.Duration) string  { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+func mib(b int64) float64        { return float64(b) / (1 << 20) }

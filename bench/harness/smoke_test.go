@@ -1,0 +1,120 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs the whole pipeline for a few seconds: it builds and starts the real
+// server pinned with taskset, runs the baseline, our generator, ghz (installing it if
+// missing; failing if that is impossible), the two-core phase, a fixed-rate run and the
+// Go benchmarks with a profile, and checks that the table comes out with sane numbers.
+// The numbers themselves are far too short to mean anything.
+func TestSmoke(t *testing.T) {
+	repo, err := FindRepo(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var log strings.Builder
+	rep, err := Run(ctx, Options{
+		Repo: repo, SuitePath: filepath.Join(repo, "bench", "scenarios", "smoke.json"),
+		Name: "smoke", OutDir: out, Latest: true, WorkDir: t.TempDir(), Log: &log,
+	})
+	t.Log(log.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if len(rep.Scenarios) != 3 {
+		t.Fatalf("%d scenarios, want 3", len(rep.Scenarios))
+	}
+	for _, s := range rep.Scenarios {
+		if s.Load == nil || s.Baseline == nil {
+			t.Errorf("%s: no figures: %s", s.Name, s.Error)
+			continue
+		}
+		l := s.Load
+		if l.Calls <= 0 || l.ItemsPerSec <= 0 || l.FailedCalls != 0 {
+			t.Errorf("%s: calls %d, items/s %.0f, failed %d (%s)", s.Name, l.Calls, l.ItemsPerSec, l.FailedCalls, l.FirstError)
+		}
+		if l.ServerCPUPerItem <= 0 || l.ServerCPUPerItem > 100*time.Millisecond {
+			t.Errorf("%s: server CPU per item %v", s.Name, l.ServerCPUPerItem)
+		}
+		if l.Latency.P50 <= 0 || l.Latency.P99 < l.Latency.P50 || l.Latency.Max < l.Latency.P99 {
+			t.Errorf("%s: latency %+v", s.Name, l.Latency)
+		}
+		if l.ServerRSSMax < 1<<20 || l.ServerRSSMax > 4<<30 {
+			t.Errorf("%s: server RSS %d", s.Name, l.ServerRSSMax)
+		}
+		if s.Baseline.Full.CPU <= 0 || s.Baseline.Key.CPU <= 0 || s.Baseline.Data.CPU <= 0 {
+			t.Errorf("%s: baseline %+v", s.Name, s.Baseline)
+		}
+		// The server does the primitive and more, so it cannot be much more than 1
+		// (measurement noise aside); a tiny value means a unit is off.
+		if s.Efficiency < 0.02 || s.Efficiency > 1.5 {
+			t.Errorf("%s: efficiency %.3f", s.Name, s.Efficiency)
+		}
+		if s.AllocsPerItem <= 0 || s.EchoAllocsPerItem <= 0 {
+			t.Errorf("%s: allocations %.1f (echo %.1f): %s", s.Name, s.AllocsPerItem, s.EchoAllocsPerItem, s.AllocsError)
+		}
+	}
+	if len(rep.TwoCore) != 1 || rep.TwoCore[0].TwoCore == nil || rep.TwoCore[0].CPURatio <= 0 {
+		t.Errorf("two-core phase: %+v", rep.TwoCore)
+	}
+	if len(rep.Latency) != 1 || rep.Latency[0].Load == nil || rep.Latency[0].TargetRate <= 0 {
+		t.Errorf("latency run: %+v", rep.Latency)
+	}
+	if len(rep.Ghz) != 2 {
+		t.Fatalf("%d ghz runs, want 2", len(rep.Ghz))
+	}
+	for _, g := range rep.Ghz {
+		if g.Error != "" || g.OK <= 0 || g.RPS <= 0 || g.ServerCPUPerReq <= 0 {
+			t.Errorf("ghz %s: %+v", g.Name, g)
+		}
+	}
+	if rep.PeakRSS <= 0 {
+		t.Error("no peak RSS")
+	}
+	if len(rep.Profiles) != 1 || rep.Profiles[0].Error != "" {
+		t.Fatalf("profiles: %+v", rep.Profiles)
+	}
+	for _, p := range []string{rep.Profiles[0].CPU, rep.Profiles[0].Alloc} {
+		if st, err := os.Stat(filepath.Join(out, p)); err != nil || st.Size() == 0 {
+			t.Errorf("profile %s: %v", p, err)
+		}
+	}
+
+	md, err := os.ReadFile(filepath.Join(out, "latest.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| scenario | calls/s |", "Sign/sm2/1KiB/unary", "Verify/ecdsa/1KiB/batch64",
+		"Decrypt/sm2/1KiB/unary", "## Server on two cores", "## ghz", "## Latency"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("latest.md lacks %q", want)
+		}
+	}
+	if strings.Contains(string(md), "ERROR") {
+		t.Errorf("latest.md reports errors:\n%s", md)
+	}
+	var back Report
+	b, err := os.ReadFile(filepath.Join(out, "latest.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &back)
+	}
+	if err != nil || len(back.Scenarios) != 3 {
+		t.Errorf("latest.json: %v, %d scenarios", err, len(back.Scenarios))
+	}
+	stamped, _ := filepath.Glob(filepath.Join(out, "*-smoke.md"))
+	if len(stamped) != 1 {
+		t.Errorf("time-stamped report files: %v", stamped)
+	}
+}

@@ -1,0 +1,177 @@
+// Package procstat reads a process's CPU time and memory from Linux /proc.
+//
+// The harness measures the server from the outside, so that the figures do not depend
+// on how fast the load generator is: CPU time per request is the growth of the
+// server's utime+stime (all threads) over the measured window, divided by the requests
+// completed in it; memory is VmRSS and VmHWM from /proc/PID/status.
+package procstat
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ClockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat. Linux fixes it
+// at 100 on every architecture Go supports (getconf CLK_TCK), whatever the kernel's HZ.
+const ClockTicks = 100
+
+// CPU is a process's accumulated CPU time.
+type CPU struct {
+	User, System time.Duration
+}
+
+// Total is user plus system time.
+func (c CPU) Total() time.Duration { return c.User + c.System }
+
+// Sub is the CPU time spent between an earlier sample and c.
+func (c CPU) Sub(earlier CPU) CPU {
+	return CPU{User: c.User - earlier.User, System: c.System - earlier.System}
+}
+
+// ReadCPU reads utime and stime of every thread of pid from /proc/PID/stat.
+func ReadCPU(pid int) (CPU, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return CPU{}, err
+	}
+	return parseStat(b)
+}
+
+// parseStat reads fields 14 (utime) and 15 (stime) of a /proc/PID/stat line. The
+// command name (field 2) is in parentheses and may hold spaces and parentheses, so
+// the fields are counted from the last ')'.
+func parseStat(b []byte) (CPU, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return CPU{}, fmt.Errorf("procstat: malformed stat line")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime is field 14, stime field 15.
+	if len(f) < 13 {
+		return CPU{}, fmt.Errorf("procstat: stat line has %d fields after the name", len(f))
+	}
+	ut, err := strconv.ParseUint(f[11], 10, 64)
+	if err != nil {
+		return CPU{}, fmt.Errorf("procstat: utime: %w", err)
+	}
+	st, err := strconv.ParseUint(f[12], 10, 64)
+	if err != nil {
+		return CPU{}, fmt.Errorf("procstat: stime: %w", err)
+	}
+	tick := time.Second / ClockTicks
+	return CPU{User: time.Duration(ut) * tick, System: time.Duration(st) * tick}, nil
+}
+
+// Memory is a process's resident memory.
+type Memory struct {
+	// RSS is VmRSS: resident now.
+	RSS int64
+	// HWM is VmHWM: the peak resident size since the process started.
+	HWM int64
+}
+
+// ReadMemory reads VmRSS and VmHWM of pid from /proc/PID/status, in bytes.
+func ReadMemory(pid int) (Memory, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return Memory{}, err
+	}
+	return parseStatus(b)
+}
+
+func parseStatus(b []byte) (Memory, error) {
+	var m Memory
+	var seen int
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := sc.Text()
+		var dst *int64
+		switch {
+		case strings.HasPrefix(line, "VmRSS:"):
+			dst = &m.RSS
+		case strings.HasPrefix(line, "VmHWM:"):
+			dst = &m.HWM
+		default:
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 3 || f[2] != "kB" {
+			return Memory{}, fmt.Errorf("procstat: malformed status line %q", line)
+		}
+		kb, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			return Memory{}, fmt.Errorf("procstat: %q: %w", line, err)
+		}
+		*dst = kb << 10
+		seen++
+	}
+	if seen != 2 {
+		return Memory{}, fmt.Errorf("procstat: VmRSS or VmHWM missing")
+	}
+	return m, nil
+}
+
+// Sampler samples a process's memory at a fixed interval until stopped.
+type Sampler struct {
+	pid     int
+	stop    chan struct{}
+	done    chan struct{}
+	samples []MemSample
+	err     error
+}
+
+// MemSample is one memory sample, at an offset from the sampler's start.
+type MemSample struct {
+	At  time.Duration `json:"at_ns"`
+	RSS int64         `json:"rss_bytes"`
+}
+
+// StartSampler samples pid's memory every interval until Stop. The clock is only used
+// to time-stamp samples relative to the start.
+func StartSampler(pid int, interval time.Duration) *Sampler {
+	s := &Sampler{pid: pid, stop: make(chan struct{}), done: make(chan struct{})}
+	go s.run(interval)
+	return s
+}
+
+func (s *Sampler) run(interval time.Duration) {
+	defer close(s.done)
+	start := time.Now()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		m, err := ReadMemory(s.pid)
+		if err != nil {
+			s.err = err
+			return
+		}
+		s.samples = append(s.samples, MemSample{At: time.Since(start), RSS: m.RSS})
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Stop ends sampling and returns the samples; err is set if the process could no
+// longer be read (it exited).
+func (s *Sampler) Stop() ([]MemSample, error) {
+	close(s.stop)
+	<-s.done
+	return s.samples, s.err
+}
+
+// MaxRSS is the largest RSS among samples.
+func MaxRSS(samples []MemSample) int64 {
+	var m int64
+	for _, s := range samples {
+		m = max(m, s.RSS)
+	}
+	return m
+}
