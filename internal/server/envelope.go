@@ -95,7 +95,7 @@ func (s *Server) open(ctx context.Context, name string, der []byte, o *signsvrv1
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	data, err := envelope.Open(der, priv, k.leaf, &envelope.OpenOptions{AllowLegacy: o.GetAllowLegacy()})
+	data, err := envelope.Open(der, priv, k.leaf, &envelope.OpenOptions{AllowLegacy: o.GetAllowLegacy(), BackendError: isBackendError})
 	if err != nil {
 		return nil, decryptError(err)
 	}
@@ -116,6 +116,15 @@ func decryptError(err error) error {
 		return err
 	}
 	return errDecryptFailed(err)
+}
+
+// isBackendError tells pkg/envelope which errors of a key are about its backend (an
+// HSM down or busy, the request's end) and not about the data, so they surface as
+// Unavailable / ResourceExhausted / DeadlineExceeded instead of DECRYPTION_FAILED. The
+// PKCS#11 backend never wraps a data failure in these sentinels.
+func isBackendError(err error) bool {
+	return errors.Is(err, keystore.ErrUnavailable) || errors.Is(err, keystore.ErrBusy) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // Decrypt implements signsvrv1.EnvelopeServiceServer.

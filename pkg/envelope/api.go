@@ -121,6 +121,14 @@ type OpenOptions struct {
 	// Rand is the randomness source for the random keys of failed unwraps; nil means
 	// crypto/rand.Reader.
 	Rand io.Reader
+	// BackendError reports whether an error returned by the key (its Decrypt or
+	// ECDH) is about the key's backend — an HSM that is down or busy, the request's
+	// end — rather than about the data. Such an error ends Open at once and is
+	// returned wrapped, so a caller can answer "try again" instead of "cannot
+	// decrypt"; every other error from the key is the one ErrDecrypt. It must match
+	// only errors that cannot depend on the ciphertext, or it would open a padding
+	// oracle. nil treats every error from the key as a decryption failure.
+	BackendError func(error) bool
 }
 
 // Open finds the RecipientInfo for cert (by issuer and serial or by key identifier)

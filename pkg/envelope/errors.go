@@ -29,3 +29,9 @@ func unsupported(format string, args ...any) error {
 func legacy(what string) error {
 	return fmt.Errorf("%w: %w: %s (set AllowLegacy to read old data)", cms.ErrUnsupported, ErrLegacy, what)
 }
+
+// backendError wraps an error of the key's backend that OpenOptions.BackendError
+// let through: the caller still finds the backend's sentinel with errors.Is.
+func backendError(err error) error {
+	return fmt.Errorf("envelope: key backend: %w", err)
+}

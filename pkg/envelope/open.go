@@ -152,13 +152,13 @@ find:
 		if !ok {
 			return nil, nil, ErrKeyType
 		}
-		cek, keyOK, err = unwrapKeyAgree(rnd, cert, kari, ek, agreer, alg.keyLen)
+		cek, keyOK, err = unwrapKeyAgree(rnd, cert, kari, ek, agreer, alg.keyLen, o.BackendError)
 	} else {
 		dec, ok := key.(crypto.Decrypter)
 		if !ok {
 			return nil, nil, ErrKeyType
 		}
-		cek, keyOK, err = unwrapKeyTransport(rnd, kind, ktri, dec, alg.keyLen)
+		cek, keyOK, err = unwrapKeyTransport(rnd, kind, ktri, dec, alg.keyLen, o.BackendError)
 	}
 	if err != nil {
 		return nil, nil, err

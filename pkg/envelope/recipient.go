@@ -141,7 +141,7 @@ func hashByOID(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
 // content fails to decrypt, and this function cannot tell (ok stays 1).
 // An error is returned only for what the message says in the clear (an algorithm not
 // supported or not allowed), never for a decryption result.
-func unwrapKeyTransport(rand io.Reader, kind recipientKind, ktri *cms.KeyTransRecipientInfo, dec crypto.Decrypter, keyLen int) ([]byte, int, error) {
+func unwrapKeyTransport(rand io.Reader, kind recipientKind, ktri *cms.KeyTransRecipientInfo, dec crypto.Decrypter, keyLen int, backend func(error) bool) ([]byte, int, error) {
 	alg := ktri.KeyEncryptionAlgorithm
 	var opts crypto.DecrypterOpts
 	switch kind {
@@ -186,6 +186,10 @@ func unwrapKeyTransport(rand io.Reader, kind recipientKind, ktri *cms.KeyTransRe
 		return nil, 0, err
 	}
 	key, err := dec.Decrypt(rand, ktri.EncryptedKey, opts)
+	if err != nil && backend != nil && backend(err) {
+		clear(out)
+		return nil, 0, backendError(err)
+	}
 	good := boolToInt(err == nil) & subtle.ConstantTimeEq(int32(len(key)), int32(keyLen))
 	return selectKey(out, key, err), good, nil
 }
@@ -380,7 +384,7 @@ func deriveKEK(h crypto.Hash, z []byte, wrapAlg cms.AlgorithmIdentifier, ukm []b
 // unwrapKeyAgree recovers the content key of one RecipientEncryptedKey. Like
 // unwrapKeyTransport it returns a keyLen-byte key in every case, with ok = 0 when the
 // agreement or the unwrap failed; errors only for what the message says in the clear.
-func unwrapKeyAgree(rand io.Reader, cert *smx509.Certificate, kari *cms.KeyAgreeRecipientInfo, ek []byte, agreer KeyAgreer, keyLen int) ([]byte, int, error) {
+func unwrapKeyAgree(rand io.Reader, cert *smx509.Certificate, kari *cms.KeyAgreeRecipientInfo, ek []byte, agreer KeyAgreer, keyLen int, backend func(error) bool) ([]byte, int, error) {
 	pub := cert.PublicKey.(*ecdsa.PublicKey)
 	curve, err := ecdhCurveFor(pub.Curve)
 	if err != nil {
@@ -420,6 +424,10 @@ func unwrapKeyAgree(rand io.Reader, cert *smx509.Certificate, kari *cms.KeyAgree
 	}
 	z, err := agreer.ECDH(eph)
 	if err != nil {
+		if backend != nil && backend(err) {
+			clear(out)
+			return nil, 0, backendError(err)
+		}
 		return out, 0, nil
 	}
 	defer clear(z)
