@@ -156,14 +156,20 @@ func developmentPlan(dataDir, logLevel string, stderr io.Writer) (*servePlan, er
 		store.Close()
 		return nil, err
 	}
+	nr, err := developmentNonRepudiation(pki, log) // nonrepudiation.go
+	if err != nil {
+		v.Close()
+		store.Close()
+		return nil, err
+	}
 	return &servePlan{
 		opts: server.Options{
 			Store: store, Backend: "soft", Validator: v, Logger: log, Development: true,
-			Login: loginOpts,
+			Login: loginOpts, Auditor: nr.auditor, Timestamps: nr.timestamps, ReservedKeys: nr.reserved,
 		},
 		listen: config.DefaultListen,
 		drain:  5 * time.Second,
-		close:  func() { v.Close(); store.Close() },
+		close:  func() { nr.close(); v.Close(); store.Close() },
 	}, nil
 }
 
@@ -234,16 +240,22 @@ func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error)
 		closeTrust()
 		return nil, err
 	}
+	nr, err := productionNonRepudiation(cfg, store, log) // nonrepudiation.go
+	if err != nil {
+		closeTrust()
+		store.Close()
+		return nil, err
+	}
 	return &servePlan{
 		opts: server.Options{
 			Store: store, Backend: backend, Validator: v, Logger: log, TLS: tlsCfg, Authorizer: policy,
-			ClientValidator: cv, Login: loginOpts,
+			ClientValidator: cv, Login: loginOpts, Auditor: nr.auditor, Timestamps: nr.timestamps, ReservedKeys: nr.reserved,
 			MaxMessageBytes: cfg.MaxMessageBytes, MaxBatchItems: cfg.MaxBatchItems,
 			ExpiryWarning: cfg.Keystore.ExpiryWarning,
 		},
 		listen: cfg.Listen,
 		drain:  cfg.ShutdownTimeout,
-		close:  func() { closeTrust(); store.Close() },
+		close:  func() { nr.close(); closeTrust(); store.Close() },
 	}, nil
 }
 

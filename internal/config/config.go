@@ -55,6 +55,9 @@ type Config struct {
 	Authorization Authorization `yaml:"authorization"`
 	// Login enables certificate login (AuthService); absent, it is off.
 	Login *Login `yaml:"login"`
+	// Audit and TSA are the non-repudiation settings (nonrepudiation.go).
+	Audit *Audit `yaml:"audit"`
+	TSA   *TSA   `yaml:"tsa"`
 
 	// file and root locate settings in the YAML source for error messages (Where).
 	file string
@@ -65,7 +68,7 @@ type Config struct {
 // Operations; a server test keeps the two lists equal). KeyOperations are checked
 // against the rule's keys; the others only against its clients.
 var (
-	Operations    = []string{"sign", "sign_raw", "decrypt", "verify", "envelope", "list_keys", "validate", "login"}
+	Operations    = []string{"sign", "sign_raw", "decrypt", "verify", "envelope", "list_keys", "validate", "login", "timestamp"}
 	KeyOperations = []string{"sign", "sign_raw", "decrypt"}
 )
 
@@ -265,7 +268,9 @@ func Parse(b []byte, dir string) (*Config, error) {
 		c.root = &root
 	}
 	c.resolve(dir)
+	c.nonRepudiationResolve(dir)
 	c.defaults()
+	c.nonRepudiationDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -441,6 +446,7 @@ func (c *Config) Validate() error {
 			fail("login: durations must not be negative")
 		}
 	}
+	c.nonRepudiationValidate(fail)
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
 	}

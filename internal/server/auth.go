@@ -33,6 +33,7 @@ import (
 //	list_keys  ListKeys
 //	validate   ValidateCertificate, ParseCertificate
 //	login      CreateChallenge, Login, GetTokenKey
+//	timestamp  Timestamp (TimestampService)
 //
 // sign_raw is apart from sign because a raw signature covers whatever bytes the
 // caller chose, with no signed attributes: a client allowed it can make signatures
@@ -41,16 +42,17 @@ import (
 
 // Operations beyond OpSign and OpDecrypt (identity.go).
 const (
-	OpSignRaw  Operation = "sign_raw"
-	OpVerify   Operation = "verify"
-	OpEnvelope Operation = "envelope"
-	OpListKeys Operation = "list_keys"
-	OpValidate Operation = "validate"
-	OpLogin    Operation = "login"
+	OpSignRaw   Operation = "sign_raw"
+	OpVerify    Operation = "verify"
+	OpEnvelope  Operation = "envelope"
+	OpListKeys  Operation = "list_keys"
+	OpValidate  Operation = "validate"
+	OpLogin     Operation = "login"
+	OpTimestamp Operation = "timestamp"
 )
 
 // Operations lists every operation an authorization rule may name.
-var Operations = []Operation{OpSign, OpSignRaw, OpDecrypt, OpVerify, OpEnvelope, OpListKeys, OpValidate, OpLogin}
+var Operations = []Operation{OpSign, OpSignRaw, OpDecrypt, OpVerify, OpEnvelope, OpListKeys, OpValidate, OpLogin, OpTimestamp}
 
 // IsKeyOperation reports whether op is checked against a key name.
 func IsKeyOperation(op Operation) bool {
@@ -88,6 +90,7 @@ var methodOps = map[string]methodAccess{
 	signsvrv1.AuthService_CreateChallenge_FullMethodName:            {op: OpLogin},
 	signsvrv1.AuthService_Login_FullMethodName:                      {op: OpLogin},
 	signsvrv1.AuthService_GetTokenKey_FullMethodName:                {op: OpLogin},
+	signsvrv1.TimestampService_Timestamp_FullMethodName:             {op: OpTimestamp},
 }
 
 // MethodOperation returns the operation the interceptor checks for a full method

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"fmt"
 	"sync"
 
 	"github.com/emmansun/gmsm/sm2"
@@ -105,6 +106,11 @@ func (s *Server) lookupKey(ctx context.Context, name string) (*key, error) {
 // so a caller who may not use a key cannot learn from NotFound whether it exists.
 func (s *Server) useKey(ctx context.Context, name string, op Operation) (*key, error) {
 	noteKey(ctx, name)
+	if s.reserved[name] {
+		return nil, newError(codes.PermissionDenied, signsvrv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED,
+			"key "+name+" is reserved for the server's own use",
+			fmt.Errorf("a request asked to %s with the reserved key %q", op, name))
+	}
 	if s.authorizer != nil {
 		if err := s.authorizer.Authorize(ctx, IdentityFrom(ctx), op, name); err != nil {
 			return nil, err

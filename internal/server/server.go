@@ -82,6 +82,13 @@ type Options struct {
 	// Login enables AuthService (certificate login, auth.go); nil leaves it
 	// answering UNIMPLEMENTED.
 	Login *LoginOptions
+	// Timestamps enables TimestampService and signature timestamps (timestamp.go).
+	Timestamps *TimestampOptions
+	// ReservedKeys are keys the server uses for itself (the audit key); no client
+	// request may sign or decrypt with them. The login token key and the TSA key (when
+	// they live in Store) are reserved without being listed: a client signing with
+	// them could forge login tokens or timestamps.
+	ReservedKeys []string
 }
 
 // Server is a configured signsvr gRPC server.
@@ -109,6 +116,8 @@ type Server struct {
 	clientVerifyTimeout time.Duration
 	peers               peerCache
 	login               *loginService
+	timestamps          *timestamper
+	reserved            map[string]bool
 }
 
 // New builds a server; it does not listen yet.
@@ -134,6 +143,7 @@ func New(o Options) (*Server, error) {
 
 		clientValidator:     o.ClientValidator,
 		clientVerifyTimeout: DefaultClientVerifyTimeout,
+		reserved:            reservedKeys(o),
 	}
 	if o.ClientValidator != nil && o.TLS == nil {
 		return nil, errors.New("server: a client certificate validator needs TLS")
@@ -161,13 +171,20 @@ func New(o Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	if o.Timestamps != nil {
+		var err error
+		if s.timestamps, err = s.newTimestamper(o.Timestamps); err != nil {
+			return nil, err
+		}
+	}
 
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.maxMsg),
 		// A response may be a little larger than its request (an envelope around a
 		// document, a verification carrying content and certificates).
 		grpc.MaxSendMsgSize(s.maxMsg + 1<<20),
-		grpc.ChainUnaryInterceptor(s.securityInterceptors(o.Interceptors)...),
+		// The audit interceptor (audit.go) is outermost: refusals are recorded too.
+		grpc.ChainUnaryInterceptor(s.auditInterceptors(s.securityInterceptors(o.Interceptors))...),
 	}
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
@@ -178,6 +195,7 @@ func New(o Options) (*Server, error) {
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.KeyService_ServiceDesc), keyService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.CertificateService_ServiceDesc), certificateService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.AuthService_ServiceDesc), authService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.TimestampService_ServiceDesc), timestampService{Server: s})
 
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -193,6 +211,7 @@ var serviceNames = []string{
 	signsvrv1.KeyService_ServiceDesc.ServiceName,
 	signsvrv1.CertificateService_ServiceDesc.ServiceName,
 	signsvrv1.AuthService_ServiceDesc.ServiceName,
+	signsvrv1.TimestampService_ServiceDesc.ServiceName,
 }
 
 func (s *Server) setServing(ok bool) {
@@ -279,4 +298,19 @@ func (s *Server) pollHealth(ctx context.Context, hc keystore.HealthChecker) {
 			s.setServing(up)
 		}
 	}
+}
+
+// reservedKeys are the names useKey refuses: the server's own keys in the shared store.
+func reservedKeys(o Options) map[string]bool {
+	r := map[string]bool{}
+	for _, k := range o.ReservedKeys {
+		r[k] = true
+	}
+	if o.Login != nil && o.Login.TokenKey != "" {
+		r[o.Login.TokenKey] = true
+	}
+	if t := o.Timestamps; t != nil && t.Key != "" && (t.Store == nil || t.Store == o.Store) {
+		r[t.Key] = true
+	}
+	return r
 }
