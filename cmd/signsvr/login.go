@@ -31,11 +31,12 @@ import (
 
 // Development login: the challenge MAC key is random per data directory and kept in
 // it, so that restarts and a second instance on the same data directory accept each
-// other's challenges; tokens are signed by the development ECDSA P-256 signing key
-// (ES256, which every JWT library verifies).
+// other's challenges; tokens are signed by the development login key, an ECDSA P-256
+// key of the server's own (ES256, which every JWT library verifies) that no client
+// request can name.
 const (
 	devChallengeKeyFile = "login-challenge.key"
-	devTokenKey         = "ecdsa-sign"
+	devTokenKey         = "login"
 	devAudience         = "signsvr-development"
 )
 

@@ -24,7 +24,9 @@ type nonRepudiation struct {
 	timestamps *server.TimestampOptions
 	// reserved are keys of the shared store that only the server may use (the audit key).
 	reserved []string
-	closers  []func()
+	// own is the development store of the server's own keys (audit, tsa, login), or nil.
+	own     keystore.Store
+	closers []func()
 }
 
 func (n *nonRepudiation) close() {
@@ -35,18 +37,20 @@ func (n *nonRepudiation) close() {
 
 // developmentNonRepudiation: the embedded default keeps an audit log in
 // <data-dir>/audit, signed with the development audit key, and runs a TSA with the
-// development TSA key. Both keys are in a store of their own, out of reach of client
-// requests. Callers are recorded as the development identity (caller kind "dev").
+// development TSA key. Those keys and the login token key are in a store of their
+// own, out of reach of client requests. Callers are recorded as the development identity (caller kind "dev").
 func developmentNonRepudiation(pki *devpki.PKI, log *slog.Logger) (*nonRepudiation, error) {
 	n := &nonRepudiation{}
 	own, err := soft.New([]soft.KeyConfig{
 		{Name: "audit", KeyFile: pki.Audit.KeyPath, CertFile: pki.Audit.CertPath, Usages: []string{"sign"}},
 		{Name: "tsa", KeyFile: pki.TSA.KeyPath, CertFile: pki.TSA.CertPath, Usages: []string{"sign"}},
+		{Name: devTokenKey, KeyFile: pki.Login.KeyPath, CertFile: pki.Login.CertPath, Usages: []string{"sign"}},
 	})
 	if err != nil {
 		return nil, err
 	}
 	n.closers = append(n.closers, func() { own.Close() })
+	n.own = own
 	dir := filepath.Join(pki.Dir, "audit")
 	l, err := openAuditLog(own, "audit", audit.Config{Dir: dir, ReplicaID: "dev", Logger: log})
 	if err != nil {

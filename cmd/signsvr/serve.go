@@ -162,6 +162,7 @@ func developmentPlan(dataDir, logLevel string, stderr io.Writer) (*servePlan, er
 		store.Close()
 		return nil, err
 	}
+	loginOpts.Store = nr.own // the login token key lives beside the audit and TSA keys
 	return &servePlan{
 		opts: server.Options{
 			Store: store, Backend: "soft", Validator: v, Logger: log, Development: true,

@@ -151,3 +151,46 @@ func pemBody(t *testing.T, data []byte) []byte {
 }
 
 func decodeBase64(s string) ([]byte, error) { return base64.StdEncoding.DecodeString(s) }
+
+// TestServiceKeysAddedToOldDataDir: a data directory made before the audit and TSA
+// keys existed gets them on its next start; the other keys stay as they were.
+func TestServiceKeysAddedToOldDataDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	now := func() time.Time { return fixedNow }
+	p1, err := Ensure(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kf := range []KeyFile{p1.Audit, p1.TSA} {
+		os.Remove(kf.KeyPath)
+		os.Remove(kf.CertPath)
+	}
+	before, _ := os.ReadFile(p1.Keys[0].CertPath)
+	p2, err := Ensure(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(p2.Keys[0].CertPath)
+	if string(before) != string(after) {
+		t.Fatal("an existing key was replaced")
+	}
+	tsaChain, err := ReadCertsPEM(p2.TSA.CertPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crit := false
+	for _, e := range tsaChain[0].Extensions {
+		if e.Id.Equal(oidExtKeyUsage) && e.Critical {
+			crit = true
+		}
+	}
+	if !crit || len(tsaChain[0].ExtKeyUsage) != 1 || tsaChain[0].ExtKeyUsage[0] != smx509.ExtKeyUsageTimeStamping {
+		t.Fatalf("TSA certificate EKU %v (critical %v)", tsaChain[0].ExtKeyUsage, crit)
+	}
+	if !tsaChain[1].Equal(p2.Roots[1]) {
+		t.Fatal("TSA certificate not issued by the ECDSA root")
+	}
+	if _, err := os.Stat(p2.Audit.KeyPath); err != nil {
+		t.Fatal(err)
+	}
+}

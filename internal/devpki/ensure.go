@@ -34,7 +34,23 @@ type PKI struct {
 	// RootsPath is a PEM file holding every root.
 	RootsPath string
 	Keys      []KeyFile
+	// Audit signs the audit log's checkpoints, TSA issues timestamp tokens and Login
+	// signs login tokens. They are the server's own keys, kept apart from Keys so that
+	// no client request can name them (a raw signature with one could forge a
+	// checkpoint, a timestamp or a login token). All are ECDSA P-256 under the
+	// development ECDSA root; the TSA certificate has the critical extendedKeyUsage
+	// id-kp-timeStamping. A data directory made before they existed gets them on its
+	// next start.
+	Audit, TSA, Login KeyFile
 }
+
+// serviceKeys are the server's own development keys (PKI.Audit, PKI.TSA).
+const (
+	auditKeyName = "audit"
+	tsaKeyName   = "tsa"
+	loginKeyName = "login"
+	serviceAlg   = ECDSAP256
+)
 
 // devKeys is the fixed set the development setup serves. SM2 is a dual-certificate
 // pair (one to sign, one to encrypt to), as SM2 deployments issue them; the RSA and
@@ -61,6 +77,9 @@ const doneMarker = ".complete"
 // complete, so an interrupted first start leaves nothing half-made.
 func Ensure(dir string, now func() time.Time) (*PKI, error) {
 	if _, err := os.Stat(filepath.Join(dir, doneMarker)); err == nil {
+		if err := ensureServiceKeys(dir, nil, now()); err != nil {
+			return nil, err
+		}
 		return load(dir)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("devpki: %w", err)
@@ -126,6 +145,9 @@ func createPKI(dir string, now time.Time) error {
 			return err
 		}
 	}
+	if err := ensureServiceKeys(dir, cas[serviceAlg], now); err != nil {
+		return err
+	}
 	return os.WriteFile(filepath.Join(dir, doneMarker), []byte(now.UTC().Format(time.RFC3339)+"\n"), 0o600)
 }
 
@@ -149,7 +171,89 @@ func load(dir string) (*PKI, error) {
 		}
 		p.Keys = append(p.Keys, kf)
 	}
+	p.Audit = serviceKeyFile(dir, auditKeyName)
+	p.TSA = serviceKeyFile(dir, tsaKeyName)
+	p.Login = serviceKeyFile(dir, loginKeyName)
+	for _, f := range []string{p.Audit.KeyPath, p.Audit.CertPath, p.TSA.KeyPath, p.TSA.CertPath, p.Login.KeyPath, p.Login.CertPath} {
+		if _, err := os.Stat(f); err != nil {
+			return nil, fmt.Errorf("devpki: development PKI in %s is incomplete: %w", dir, err)
+		}
+	}
 	return p, nil
+}
+
+func serviceKeyFile(dir, name string) KeyFile {
+	return KeyFile{
+		Name: name, Algorithm: serviceAlg, Usage: keystore.UsageSign,
+		KeyPath:  filepath.Join(dir, "keys", name+".key.pem"),
+		CertPath: filepath.Join(dir, "keys", name+".chain.pem"),
+	}
+}
+
+// ensureServiceKeys creates the audit and TSA keys that dir lacks, issued by ca (nil:
+// the ECDSA root read from dir). The chain file is written last, by rename, so a key
+// whose chain file exists is complete.
+func ensureServiceKeys(dir string, ca *CA, now time.Time) error {
+	for _, name := range []string{auditKeyName, tsaKeyName, loginKeyName} {
+		kf := serviceKeyFile(dir, name)
+		if _, err := os.Stat(kf.CertPath); err == nil {
+			continue
+		}
+		if ca == nil {
+			var err error
+			if ca, err = readCA(dir, rootFor[serviceAlg]); err != nil {
+				return err
+			}
+		}
+		opts := LeafOptions{CommonName: "signsvr development " + name, Usage: keystore.UsageSign, Now: now}
+		var key crypto.Signer
+		var cert *smx509.Certificate
+		var err error
+		if name == tsaKeyName {
+			key, cert, err = ca.IssueTSA(serviceAlg, opts)
+		} else {
+			key, cert, err = ca.Issue(serviceAlg, opts)
+		}
+		if err != nil {
+			return err
+		}
+		if err := WriteKeyPEM(kf.KeyPath, key); err != nil {
+			return err
+		}
+		tmp := kf.CertPath + ".tmp"
+		if err := WriteCertsPEM(tmp, cert, ca.Cert); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, kf.CertPath); err != nil {
+			return fmt.Errorf("devpki: %w", err)
+		}
+	}
+	return nil
+}
+
+// readCA reads the development root of a family from dir.
+func readCA(dir, family string) (*CA, error) {
+	certs, err := ReadCertsPEM(filepath.Join(dir, "ca", family+"-root.pem"))
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "ca", family+"-root.key.pem"))
+	if err != nil {
+		return nil, fmt.Errorf("devpki: %w", err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("devpki: %s root key is not a PKCS#8 PEM file", family)
+	}
+	k, err := smx509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("devpki: %s root key: %w", family, err)
+	}
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("devpki: %s root key cannot sign", family)
+	}
+	return &CA{Cert: certs[0], Key: signer, Chain: certs[:1]}, nil
 }
 
 // WriteKeyPEM writes key as an unencrypted PKCS#8 "PRIVATE KEY" PEM file, mode 0600.

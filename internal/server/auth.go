@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/keystore"
 	"signsvr.dev/signsvr/pkg/login"
 	"signsvr.dev/signsvr/pkg/sign"
 	"signsvr.dev/signsvr/pkg/trust"
@@ -148,12 +149,16 @@ type LoginOptions struct {
 	// ReplayGuard makes challenges single-use (shared state); nil keeps them
 	// stateless (see pkg/login).
 	ReplayGuard login.ReplayGuard
+	// Store holds TokenKey; nil means Options.Store (where the key is then reserved
+	// for the server's own use). A store of its own keeps it out of reach of clients.
+	Store keystore.Store
 }
 
 // loginService is the configured login: the config pkg/login needs, without the
 // token signer, which is bound to each request's context.
 type loginService struct {
 	cfg      login.Config
+	store    keystore.Store
 	tokenKey string
 	base     *login.Authenticator // for challenges and the token key's description
 	chain    []*smx509.Certificate
@@ -164,7 +169,11 @@ func (s *Server) newLoginService(o *LoginOptions) (*loginService, error) {
 	if o.TokenKey == "" {
 		return nil, errors.New("server: login: no token key configured")
 	}
-	k, err := s.store.Key(context.Background(), o.TokenKey)
+	store := o.Store
+	if store == nil {
+		store = s.store
+	}
+	k, err := store.Key(context.Background(), o.TokenKey)
 	if err != nil {
 		return nil, fmt.Errorf("server: login: token key %q: %w", o.TokenKey, err)
 	}
@@ -180,7 +189,7 @@ func (s *Server) newLoginService(o *LoginOptions) (*loginService, error) {
 	if kid == "" {
 		kid = o.TokenKey
 	}
-	ls := &loginService{tokenKey: o.TokenKey, chain: k.Chain()}
+	ls := &loginService{store: store, tokenKey: o.TokenKey, chain: k.Chain()}
 	ls.cfg = login.Config{
 		ChallengeKeys: o.ChallengeKeys, ChallengeTTL: o.ChallengeTTL, ClockSkew: o.ClockSkew,
 		Audience: o.Audience, Issuer: o.Issuer, TokenTTL: o.TokenTTL, TokenKeyID: kid,
@@ -198,7 +207,7 @@ func (s *Server) newLoginService(o *LoginOptions) (*loginService, error) {
 // authenticator is the login bound to ctx: its token signer waits for an HSM session
 // no longer than the request.
 func (s *Server) authenticator(ctx context.Context) (*login.Authenticator, error) {
-	k, err := s.store.Key(ctx, s.login.tokenKey)
+	k, err := s.login.store.Key(ctx, s.login.tokenKey)
 	if err != nil {
 		return nil, err
 	}

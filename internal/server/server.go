@@ -306,7 +306,7 @@ func reservedKeys(o Options) map[string]bool {
 	for _, k := range o.ReservedKeys {
 		r[k] = true
 	}
-	if o.Login != nil && o.Login.TokenKey != "" {
+	if o.Login != nil && o.Login.TokenKey != "" && (o.Login.Store == nil || o.Login.Store == o.Store) {
 		r[o.Login.TokenKey] = true
 	}
 	if t := o.Timestamps; t != nil && t.Key != "" && (t.Store == nil || t.Store == o.Store) {

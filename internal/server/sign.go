@@ -48,7 +48,11 @@ func (s *Server) sign(ctx context.Context, req *signsvrv1.SignRequest) ([]byte, 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return sign.Sign(req.GetData(), signer, k.chain, &opts)
+	der, err := sign.Sign(req.GetData(), signer, k.chain, &opts)
+	if err != nil || req.GetTimestamp() == signsvrv1.SignatureTimestamp_SIGNATURE_TIMESTAMP_UNSPECIFIED {
+		return der, err
+	}
+	return s.embedTimestamp(ctx, der, req.GetTimestamp()) // timestamp.go
 }
 
 // Verify implements signsvrv1.SignServiceServer.
@@ -83,14 +87,23 @@ func (s *Server) verify(ctx context.Context, req *signsvrv1.VerifyRequest) (*sig
 	if !o.GetOmitContent() {
 		resp.Content = res.Content
 	}
-	resp.Signers, resp.Verified = s.signerResults(ctx, res)
+	stamps := s.checkTimestamps(ctx, res) // timestamp.go
+	resp.Signers, resp.Verified = s.signerResultsAt(ctx, res, stamps)
+	resp.Timestamps = stamps.list
 	return resp, nil
 }
 
 // signerResults validates every signer's certificate and builds the per-signer results.
 // verified is true only when there is a signer and every signer has both verdicts good.
 func (s *Server) signerResults(ctx context.Context, res *sign.Result) (out []*signsvrv1.SignerResult, verified bool) {
-	at := s.now()
+	return s.signerResultsAt(ctx, res, nil)
+}
+
+// signerResultsAt is signerResults where a signer with a valid signature timestamp
+// (stamps, may be nil) has its certificate validated at the timestamp's time; the
+// verdict at the current time is then reported with the timestamp.
+func (s *Server) signerResultsAt(ctx context.Context, res *sign.Result, stamps *signerStamps) (out []*signsvrv1.SignerResult, verified bool) {
+	now := s.now()
 	out = make([]*signsvrv1.SignerResult, len(res.Signers))
 	verified = len(res.Signers) > 0
 	for i := range res.Signers {
@@ -104,6 +117,11 @@ func (s *Server) signerResults(ctx context.Context, res *sign.Result) (out []*si
 			SignatureAlgorithm: sr.SignatureAlgorithm,
 		}
 		if sr.Certificate != nil {
+			at := now
+			if stamps != nil && !stamps.at[i].IsZero() {
+				at = stamps.at[i]
+				stamps.used[i].SignerCertificateVerdictNow, _ = s.checkCert(ctx, sr.Certificate, res.Certificates, now)
+			}
 			r.CertificateVerdict, sr.CertVerdict = s.checkCert(ctx, sr.Certificate, res.Certificates, at)
 			n := s.certs.namesOf(sr.Certificate)
 			r.Certificate = sr.Certificate.Raw
@@ -139,7 +157,13 @@ func (s *Server) signerResults(ctx context.Context, res *sign.Result) (out []*si
 // verdict both as the API shows it and as pkg/sign counts it.
 func (s *Server) checkCert(ctx context.Context, leaf *smx509.Certificate, intermediates []*smx509.Certificate,
 	at time.Time) (*signsvrv1.CertificateVerdict, sign.CertVerdict) {
-	v := s.validator.Validate(ctx, leaf, intermediates, at, trust.PurposeSign)
+	return s.checkCertFor(ctx, s.validator, leaf, intermediates, at, trust.PurposeSign)
+}
+
+// checkCertFor is checkCert with a given validator and purpose.
+func (s *Server) checkCertFor(ctx context.Context, validator CertValidator, leaf *smx509.Certificate,
+	intermediates []*smx509.Certificate, at time.Time, purpose trust.Purpose) (*signsvrv1.CertificateVerdict, sign.CertVerdict) {
+	v := validator.Validate(ctx, leaf, intermediates, at, purpose)
 	pv := &signsvrv1.CertificateVerdict{
 		Status:      signsvrv1.CertificateStatus_CERTIFICATE_STATUS_UNKNOWN,
 		Reason:      v.Reason,

@@ -102,13 +102,14 @@ func TestClientFailures(t *testing.T) {
 			w.Header().Set("Content-Type", ContentTypeReply)
 			w.Write(make([]byte, 4096))
 		case "/slow":
+			io.Copy(io.Discard, r.Body) // so the server notices the client going away
 			select {
 			case <-slow:
 			case <-r.Context().Done():
 			}
 		}
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after close(slow): cleanups run last-in first-out
 	for _, path := range []string{"/500", "/type", "/garbage", "/huge", "/slow"} {
 		c := &Client{URL: srv.URL + path, MaxResponseBytes: 1024}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)

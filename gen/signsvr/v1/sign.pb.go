@@ -9,6 +9,7 @@ package signsvrv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -21,6 +22,60 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// SignatureTimestamp chooses where a signature timestamp comes from.
+type SignatureTimestamp int32
+
+const (
+	// No timestamp.
+	SignatureTimestamp_SIGNATURE_TIMESTAMP_UNSPECIFIED SignatureTimestamp = 0
+	// A token from the server's own TSA key (TimestampService).
+	SignatureTimestamp_SIGNATURE_TIMESTAMP_SERVER SignatureTimestamp = 1
+	// A token from the external RFC 3161 TSA configured on the server (tsa.url). The
+	// call fails with UNAVAILABLE when that TSA cannot be reached before the deadline.
+	SignatureTimestamp_SIGNATURE_TIMESTAMP_EXTERNAL SignatureTimestamp = 2
+)
+
+// Enum value maps for SignatureTimestamp.
+var (
+	SignatureTimestamp_name = map[int32]string{
+		0: "SIGNATURE_TIMESTAMP_UNSPECIFIED",
+		1: "SIGNATURE_TIMESTAMP_SERVER",
+		2: "SIGNATURE_TIMESTAMP_EXTERNAL",
+	}
+	SignatureTimestamp_value = map[string]int32{
+		"SIGNATURE_TIMESTAMP_UNSPECIFIED": 0,
+		"SIGNATURE_TIMESTAMP_SERVER":      1,
+		"SIGNATURE_TIMESTAMP_EXTERNAL":    2,
+	}
+)
+
+func (x SignatureTimestamp) Enum() *SignatureTimestamp {
+	p := new(SignatureTimestamp)
+	*p = x
+	return p
+}
+
+func (x SignatureTimestamp) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SignatureTimestamp) Descriptor() protoreflect.EnumDescriptor {
+	return file_signsvr_v1_sign_proto_enumTypes[0].Descriptor()
+}
+
+func (SignatureTimestamp) Type() protoreflect.EnumType {
+	return &file_signsvr_v1_sign_proto_enumTypes[0]
+}
+
+func (x SignatureTimestamp) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SignatureTimestamp.Descriptor instead.
+func (SignatureTimestamp) EnumDescriptor() ([]byte, []int) {
+	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{0}
+}
+
 // SignRequest asks for a CMS SignedData. It is also one item of a SignBatchRequest.
 type SignRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -31,7 +86,10 @@ type SignRequest struct {
 	// Leave the content out of the SignedData (a detached signature).
 	Detached bool `protobuf:"varint,3,opt,name=detached,proto3" json:"detached,omitempty"`
 	// Signature options; empty for the defaults.
-	Options       *SignOptions `protobuf:"bytes,4,opt,name=options,proto3" json:"options,omitempty"`
+	Options *SignOptions `protobuf:"bytes,4,opt,name=options,proto3" json:"options,omitempty"`
+	// Embed an RFC 3161 timestamp token over the signature value as the unsigned
+	// attribute id-aa-signatureTimeStampToken (CAdES-T). None when unspecified.
+	Timestamp     SignatureTimestamp `protobuf:"varint,5,opt,name=timestamp,proto3,enum=signsvr.v1.SignatureTimestamp" json:"timestamp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -92,6 +150,13 @@ func (x *SignRequest) GetOptions() *SignOptions {
 		return x.Options
 	}
 	return nil
+}
+
+func (x *SignRequest) GetTimestamp() SignatureTimestamp {
+	if x != nil {
+		return x.Timestamp
+	}
+	return SignatureTimestamp_SIGNATURE_TIMESTAMP_UNSPECIFIED
 }
 
 // SignResponse holds the signature.
@@ -219,7 +284,12 @@ type VerifyResponse struct {
 	// The eContentType OID, dotted.
 	ContentType string `protobuf:"bytes,4,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
 	// True when the signature was detached.
-	Detached      bool `protobuf:"varint,5,opt,name=detached,proto3" json:"detached,omitempty"`
+	Detached bool `protobuf:"varint,5,opt,name=detached,proto3" json:"detached,omitempty"`
+	// One entry per embedded signature timestamp token (id-aa-signatureTimeStampToken),
+	// in signer order. When a signer has a valid token, its certificate verdict in
+	// signers is the one at the token's time (the earliest valid token's); see
+	// SignerTimestamp.
+	Timestamps    []*SignerTimestamp `protobuf:"bytes,6,rep,name=timestamps,proto3" json:"timestamps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -289,6 +359,164 @@ func (x *VerifyResponse) GetDetached() bool {
 	return false
 }
 
+func (x *VerifyResponse) GetTimestamps() []*SignerTimestamp {
+	if x != nil {
+		return x.Timestamps
+	}
+	return nil
+}
+
+// SignerTimestamp is what Verify found in one embedded signature timestamp token.
+//
+// Policy: a token is valid when its signature verifies, it stamps the signer's
+// signature value, its TSA certificate is fit for timestamping (critical
+// extendedKeyUsage id-kp-timeStamping only) and chains to a trust anchor at the
+// token's time. The signer's certificate is then validated at that time, and that
+// verdict is the signer's certificate_verdict (so a certificate that expired after
+// the timestamp still verifies, and one revoked for key compromise never does).
+// Without a valid token, the signer's certificate is validated at the current time.
+type SignerTimestamp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The index of the signer (SignerResult.index) whose unsigned attribute held it.
+	SignerIndex uint32 `protobuf:"varint,1,opt,name=signer_index,json=signerIndex,proto3" json:"signer_index,omitempty"`
+	// True when the token is valid (see the policy above).
+	Valid bool `protobuf:"varint,2,opt,name=valid,proto3" json:"valid,omitempty"`
+	// A stable reason when not valid: "timestamp-malformed", "timestamp-not-tstinfo",
+	// "timestamp-signature-invalid", "tsa-certificate-not-found",
+	// "tsa-signing-certificate-mismatch", "tsa-certificate-usage",
+	// "timestamp-imprint-mismatch", "timestamp-unsupported-algorithm", or
+	// "tsa-certificate-" followed by a certificate verdict reason (e.g.
+	// "tsa-certificate-unknown_authority").
+	Reason string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The token's genTime, when the token could be read.
+	Time *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	// The TSA certificate's subject, when found.
+	Tsa string `protobuf:"bytes,5,opt,name=tsa,proto3" json:"tsa,omitempty"`
+	// The TSA certificate (DER), when found.
+	TsaCertificate []byte `protobuf:"bytes,6,opt,name=tsa_certificate,json=tsaCertificate,proto3" json:"tsa_certificate,omitempty"`
+	// The TSA policy OID, dotted.
+	Policy string `protobuf:"bytes,7,opt,name=policy,proto3" json:"policy,omitempty"`
+	// The token's serial number, in decimal.
+	Serial string `protobuf:"bytes,8,opt,name=serial,proto3" json:"serial,omitempty"`
+	// The TSA certificate's verdict at the token's time.
+	TsaCertificateVerdict *CertificateVerdict `protobuf:"bytes,9,opt,name=tsa_certificate_verdict,json=tsaCertificateVerdict,proto3" json:"tsa_certificate_verdict,omitempty"`
+	// True when this token's time is the one the signer's certificate verdict was
+	// taken at.
+	UsedForValidation bool `protobuf:"varint,10,opt,name=used_for_validation,json=usedForValidation,proto3" json:"used_for_validation,omitempty"`
+	// The signer's certificate verdict at the current time, for information, when the
+	// signer's certificate_verdict was taken at this token's time.
+	SignerCertificateVerdictNow *CertificateVerdict `protobuf:"bytes,11,opt,name=signer_certificate_verdict_now,json=signerCertificateVerdictNow,proto3" json:"signer_certificate_verdict_now,omitempty"`
+	unknownFields               protoimpl.UnknownFields
+	sizeCache                   protoimpl.SizeCache
+}
+
+func (x *SignerTimestamp) Reset() {
+	*x = SignerTimestamp{}
+	mi := &file_signsvr_v1_sign_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignerTimestamp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignerTimestamp) ProtoMessage() {}
+
+func (x *SignerTimestamp) ProtoReflect() protoreflect.Message {
+	mi := &file_signsvr_v1_sign_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignerTimestamp.ProtoReflect.Descriptor instead.
+func (*SignerTimestamp) Descriptor() ([]byte, []int) {
+	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SignerTimestamp) GetSignerIndex() uint32 {
+	if x != nil {
+		return x.SignerIndex
+	}
+	return 0
+}
+
+func (x *SignerTimestamp) GetValid() bool {
+	if x != nil {
+		return x.Valid
+	}
+	return false
+}
+
+func (x *SignerTimestamp) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SignerTimestamp) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *SignerTimestamp) GetTsa() string {
+	if x != nil {
+		return x.Tsa
+	}
+	return ""
+}
+
+func (x *SignerTimestamp) GetTsaCertificate() []byte {
+	if x != nil {
+		return x.TsaCertificate
+	}
+	return nil
+}
+
+func (x *SignerTimestamp) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *SignerTimestamp) GetSerial() string {
+	if x != nil {
+		return x.Serial
+	}
+	return ""
+}
+
+func (x *SignerTimestamp) GetTsaCertificateVerdict() *CertificateVerdict {
+	if x != nil {
+		return x.TsaCertificateVerdict
+	}
+	return nil
+}
+
+func (x *SignerTimestamp) GetUsedForValidation() bool {
+	if x != nil {
+		return x.UsedForValidation
+	}
+	return false
+}
+
+func (x *SignerTimestamp) GetSignerCertificateVerdictNow() *CertificateVerdict {
+	if x != nil {
+		return x.SignerCertificateVerdictNow
+	}
+	return nil
+}
+
 // SignBatchRequest holds many signing requests.
 type SignBatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -300,7 +528,7 @@ type SignBatchRequest struct {
 
 func (x *SignBatchRequest) Reset() {
 	*x = SignBatchRequest{}
-	mi := &file_signsvr_v1_sign_proto_msgTypes[4]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -312,7 +540,7 @@ func (x *SignBatchRequest) String() string {
 func (*SignBatchRequest) ProtoMessage() {}
 
 func (x *SignBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signsvr_v1_sign_proto_msgTypes[4]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -325,7 +553,7 @@ func (x *SignBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignBatchRequest.ProtoReflect.Descriptor instead.
 func (*SignBatchRequest) Descriptor() ([]byte, []int) {
-	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{4}
+	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SignBatchRequest) GetItems() []*SignRequest {
@@ -348,7 +576,7 @@ type SignBatchResult struct {
 
 func (x *SignBatchResult) Reset() {
 	*x = SignBatchResult{}
-	mi := &file_signsvr_v1_sign_proto_msgTypes[5]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -360,7 +588,7 @@ func (x *SignBatchResult) String() string {
 func (*SignBatchResult) ProtoMessage() {}
 
 func (x *SignBatchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_signsvr_v1_sign_proto_msgTypes[5]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -373,7 +601,7 @@ func (x *SignBatchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignBatchResult.ProtoReflect.Descriptor instead.
 func (*SignBatchResult) Descriptor() ([]byte, []int) {
-	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{5}
+	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SignBatchResult) GetCms() []byte {
@@ -401,7 +629,7 @@ type SignBatchResponse struct {
 
 func (x *SignBatchResponse) Reset() {
 	*x = SignBatchResponse{}
-	mi := &file_signsvr_v1_sign_proto_msgTypes[6]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -413,7 +641,7 @@ func (x *SignBatchResponse) String() string {
 func (*SignBatchResponse) ProtoMessage() {}
 
 func (x *SignBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signsvr_v1_sign_proto_msgTypes[6]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -426,7 +654,7 @@ func (x *SignBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignBatchResponse.ProtoReflect.Descriptor instead.
 func (*SignBatchResponse) Descriptor() ([]byte, []int) {
-	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{6}
+	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SignBatchResponse) GetResults() []*SignBatchResult {
@@ -447,7 +675,7 @@ type VerifyBatchRequest struct {
 
 func (x *VerifyBatchRequest) Reset() {
 	*x = VerifyBatchRequest{}
-	mi := &file_signsvr_v1_sign_proto_msgTypes[7]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +687,7 @@ func (x *VerifyBatchRequest) String() string {
 func (*VerifyBatchRequest) ProtoMessage() {}
 
 func (x *VerifyBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signsvr_v1_sign_proto_msgTypes[7]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +700,7 @@ func (x *VerifyBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyBatchRequest.ProtoReflect.Descriptor instead.
 func (*VerifyBatchRequest) Descriptor() ([]byte, []int) {
-	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{7}
+	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *VerifyBatchRequest) GetItems() []*VerifyRequest {
@@ -496,7 +724,7 @@ type VerifyBatchResult struct {
 
 func (x *VerifyBatchResult) Reset() {
 	*x = VerifyBatchResult{}
-	mi := &file_signsvr_v1_sign_proto_msgTypes[8]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +736,7 @@ func (x *VerifyBatchResult) String() string {
 func (*VerifyBatchResult) ProtoMessage() {}
 
 func (x *VerifyBatchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_signsvr_v1_sign_proto_msgTypes[8]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +749,7 @@ func (x *VerifyBatchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyBatchResult.ProtoReflect.Descriptor instead.
 func (*VerifyBatchResult) Descriptor() ([]byte, []int) {
-	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{8}
+	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *VerifyBatchResult) GetResult() *VerifyResponse {
@@ -549,7 +777,7 @@ type VerifyBatchResponse struct {
 
 func (x *VerifyBatchResponse) Reset() {
 	*x = VerifyBatchResponse{}
-	mi := &file_signsvr_v1_sign_proto_msgTypes[9]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +789,7 @@ func (x *VerifyBatchResponse) String() string {
 func (*VerifyBatchResponse) ProtoMessage() {}
 
 func (x *VerifyBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signsvr_v1_sign_proto_msgTypes[9]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +802,7 @@ func (x *VerifyBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyBatchResponse.ProtoReflect.Descriptor instead.
 func (*VerifyBatchResponse) Descriptor() ([]byte, []int) {
-	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{9}
+	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *VerifyBatchResponse) GetResults() []*VerifyBatchResult {
@@ -604,7 +832,7 @@ type SignRawRequest struct {
 
 func (x *SignRawRequest) Reset() {
 	*x = SignRawRequest{}
-	mi := &file_signsvr_v1_sign_proto_msgTypes[10]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +844,7 @@ func (x *SignRawRequest) String() string {
 func (*SignRawRequest) ProtoMessage() {}
 
 func (x *SignRawRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signsvr_v1_sign_proto_msgTypes[10]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +857,7 @@ func (x *SignRawRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignRawRequest.ProtoReflect.Descriptor instead.
 func (*SignRawRequest) Descriptor() ([]byte, []int) {
-	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{10}
+	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SignRawRequest) GetKey() string {
@@ -683,7 +911,7 @@ type SignRawResponse struct {
 
 func (x *SignRawResponse) Reset() {
 	*x = SignRawResponse{}
-	mi := &file_signsvr_v1_sign_proto_msgTypes[11]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +923,7 @@ func (x *SignRawResponse) String() string {
 func (*SignRawResponse) ProtoMessage() {}
 
 func (x *SignRawResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signsvr_v1_sign_proto_msgTypes[11]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +936,7 @@ func (x *SignRawResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignRawResponse.ProtoReflect.Descriptor instead.
 func (*SignRawResponse) Descriptor() ([]byte, []int) {
-	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{11}
+	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SignRawResponse) GetSignature() []byte {
@@ -756,7 +984,7 @@ type VerifyRawRequest struct {
 
 func (x *VerifyRawRequest) Reset() {
 	*x = VerifyRawRequest{}
-	mi := &file_signsvr_v1_sign_proto_msgTypes[12]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +996,7 @@ func (x *VerifyRawRequest) String() string {
 func (*VerifyRawRequest) ProtoMessage() {}
 
 func (x *VerifyRawRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_signsvr_v1_sign_proto_msgTypes[12]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +1009,7 @@ func (x *VerifyRawRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRawRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRawRequest) Descriptor() ([]byte, []int) {
-	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{12}
+	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *VerifyRawRequest) GetData() []byte {
@@ -848,7 +1076,7 @@ type VerifyRawResponse struct {
 
 func (x *VerifyRawResponse) Reset() {
 	*x = VerifyRawResponse{}
-	mi := &file_signsvr_v1_sign_proto_msgTypes[13]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +1088,7 @@ func (x *VerifyRawResponse) String() string {
 func (*VerifyRawResponse) ProtoMessage() {}
 
 func (x *VerifyRawResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_signsvr_v1_sign_proto_msgTypes[13]
+	mi := &file_signsvr_v1_sign_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +1101,7 @@ func (x *VerifyRawResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRawResponse.ProtoReflect.Descriptor instead.
 func (*VerifyRawResponse) Descriptor() ([]byte, []int) {
-	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{13}
+	return file_signsvr_v1_sign_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *VerifyRawResponse) GetVerified() bool {
@@ -902,24 +1130,41 @@ var File_signsvr_v1_sign_proto protoreflect.FileDescriptor
 const file_signsvr_v1_sign_proto_rawDesc = "" +
 	"\n" +
 	"\x15signsvr/v1/sign.proto\x12\n" +
-	"signsvr.v1\x1a\x17signsvr/v1/common.proto\"\x82\x01\n" +
+	"signsvr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17signsvr/v1/common.proto\"\xc0\x01\n" +
 	"\vSignRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1a\n" +
 	"\bdetached\x18\x03 \x01(\bR\bdetached\x121\n" +
-	"\aoptions\x18\x04 \x01(\v2\x17.signsvr.v1.SignOptionsR\aoptions\" \n" +
+	"\aoptions\x18\x04 \x01(\v2\x17.signsvr.v1.SignOptionsR\aoptions\x12<\n" +
+	"\ttimestamp\x18\x05 \x01(\x0e2\x1e.signsvr.v1.SignatureTimestampR\ttimestamp\" \n" +
 	"\fSignResponse\x12\x10\n" +
 	"\x03cms\x18\x01 \x01(\fR\x03cms\"j\n" +
 	"\rVerifyRequest\x12\x10\n" +
 	"\x03cms\x18\x01 \x01(\fR\x03cms\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x123\n" +
-	"\aoptions\x18\x03 \x01(\v2\x19.signsvr.v1.VerifyOptionsR\aoptions\"\xb9\x01\n" +
+	"\aoptions\x18\x03 \x01(\v2\x19.signsvr.v1.VerifyOptionsR\aoptions\"\xf6\x01\n" +
 	"\x0eVerifyResponse\x12\x1a\n" +
 	"\bverified\x18\x01 \x01(\bR\bverified\x122\n" +
 	"\asigners\x18\x02 \x03(\v2\x18.signsvr.v1.SignerResultR\asigners\x12\x18\n" +
 	"\acontent\x18\x03 \x01(\fR\acontent\x12!\n" +
 	"\fcontent_type\x18\x04 \x01(\tR\vcontentType\x12\x1a\n" +
-	"\bdetached\x18\x05 \x01(\bR\bdetached\"A\n" +
+	"\bdetached\x18\x05 \x01(\bR\bdetached\x12;\n" +
+	"\n" +
+	"timestamps\x18\x06 \x03(\v2\x1b.signsvr.v1.SignerTimestampR\n" +
+	"timestamps\"\xea\x03\n" +
+	"\x0fSignerTimestamp\x12!\n" +
+	"\fsigner_index\x18\x01 \x01(\rR\vsignerIndex\x12\x14\n" +
+	"\x05valid\x18\x02 \x01(\bR\x05valid\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12.\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x10\n" +
+	"\x03tsa\x18\x05 \x01(\tR\x03tsa\x12'\n" +
+	"\x0ftsa_certificate\x18\x06 \x01(\fR\x0etsaCertificate\x12\x16\n" +
+	"\x06policy\x18\a \x01(\tR\x06policy\x12\x16\n" +
+	"\x06serial\x18\b \x01(\tR\x06serial\x12V\n" +
+	"\x17tsa_certificate_verdict\x18\t \x01(\v2\x1e.signsvr.v1.CertificateVerdictR\x15tsaCertificateVerdict\x12.\n" +
+	"\x13used_for_validation\x18\n" +
+	" \x01(\bR\x11usedForValidation\x12c\n" +
+	"\x1esigner_certificate_verdict_now\x18\v \x01(\v2\x1e.signsvr.v1.CertificateVerdictR\x1bsignerCertificateVerdictNow\"A\n" +
 	"\x10SignBatchRequest\x12-\n" +
 	"\x05items\x18\x01 \x03(\v2\x17.signsvr.v1.SignRequestR\x05items\"P\n" +
 	"\x0fSignBatchResult\x12\x10\n" +
@@ -957,7 +1202,11 @@ const file_signsvr_v1_sign_proto_rawDesc = "" +
 	"\x11VerifyRawResponse\x12\x1a\n" +
 	"\bverified\x18\x01 \x01(\bR\bverified\x12:\n" +
 	"\tsignature\x18\x02 \x01(\v2\x1c.signsvr.v1.SignatureVerdictR\tsignature\x12O\n" +
-	"\x13certificate_verdict\x18\x03 \x01(\v2\x1e.signsvr.v1.CertificateVerdictR\x12certificateVerdict2\xb1\x03\n" +
+	"\x13certificate_verdict\x18\x03 \x01(\v2\x1e.signsvr.v1.CertificateVerdictR\x12certificateVerdict*{\n" +
+	"\x12SignatureTimestamp\x12#\n" +
+	"\x1fSIGNATURE_TIMESTAMP_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aSIGNATURE_TIMESTAMP_SERVER\x10\x01\x12 \n" +
+	"\x1cSIGNATURE_TIMESTAMP_EXTERNAL\x10\x022\xb1\x03\n" +
 	"\vSignService\x129\n" +
 	"\x04Sign\x12\x17.signsvr.v1.SignRequest\x1a\x18.signsvr.v1.SignResponse\x12?\n" +
 	"\x06Verify\x12\x19.signsvr.v1.VerifyRequest\x1a\x1a.signsvr.v1.VerifyResponse\x12H\n" +
@@ -978,65 +1227,74 @@ func file_signsvr_v1_sign_proto_rawDescGZIP() []byte {
 	return file_signsvr_v1_sign_proto_rawDescData
 }
 
-var file_signsvr_v1_sign_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_signsvr_v1_sign_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_signsvr_v1_sign_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_signsvr_v1_sign_proto_goTypes = []any{
-	(*SignRequest)(nil),         // 0: signsvr.v1.SignRequest
-	(*SignResponse)(nil),        // 1: signsvr.v1.SignResponse
-	(*VerifyRequest)(nil),       // 2: signsvr.v1.VerifyRequest
-	(*VerifyResponse)(nil),      // 3: signsvr.v1.VerifyResponse
-	(*SignBatchRequest)(nil),    // 4: signsvr.v1.SignBatchRequest
-	(*SignBatchResult)(nil),     // 5: signsvr.v1.SignBatchResult
-	(*SignBatchResponse)(nil),   // 6: signsvr.v1.SignBatchResponse
-	(*VerifyBatchRequest)(nil),  // 7: signsvr.v1.VerifyBatchRequest
-	(*VerifyBatchResult)(nil),   // 8: signsvr.v1.VerifyBatchResult
-	(*VerifyBatchResponse)(nil), // 9: signsvr.v1.VerifyBatchResponse
-	(*SignRawRequest)(nil),      // 10: signsvr.v1.SignRawRequest
-	(*SignRawResponse)(nil),     // 11: signsvr.v1.SignRawResponse
-	(*VerifyRawRequest)(nil),    // 12: signsvr.v1.VerifyRawRequest
-	(*VerifyRawResponse)(nil),   // 13: signsvr.v1.VerifyRawResponse
-	(*SignOptions)(nil),         // 14: signsvr.v1.SignOptions
-	(*VerifyOptions)(nil),       // 15: signsvr.v1.VerifyOptions
-	(*SignerResult)(nil),        // 16: signsvr.v1.SignerResult
-	(*ItemError)(nil),           // 17: signsvr.v1.ItemError
-	(DigestAlgorithm)(0),        // 18: signsvr.v1.DigestAlgorithm
-	(RsaSignatureScheme)(0),     // 19: signsvr.v1.RsaSignatureScheme
-	(*SignatureVerdict)(nil),    // 20: signsvr.v1.SignatureVerdict
-	(*CertificateVerdict)(nil),  // 21: signsvr.v1.CertificateVerdict
+	(SignatureTimestamp)(0),       // 0: signsvr.v1.SignatureTimestamp
+	(*SignRequest)(nil),           // 1: signsvr.v1.SignRequest
+	(*SignResponse)(nil),          // 2: signsvr.v1.SignResponse
+	(*VerifyRequest)(nil),         // 3: signsvr.v1.VerifyRequest
+	(*VerifyResponse)(nil),        // 4: signsvr.v1.VerifyResponse
+	(*SignerTimestamp)(nil),       // 5: signsvr.v1.SignerTimestamp
+	(*SignBatchRequest)(nil),      // 6: signsvr.v1.SignBatchRequest
+	(*SignBatchResult)(nil),       // 7: signsvr.v1.SignBatchResult
+	(*SignBatchResponse)(nil),     // 8: signsvr.v1.SignBatchResponse
+	(*VerifyBatchRequest)(nil),    // 9: signsvr.v1.VerifyBatchRequest
+	(*VerifyBatchResult)(nil),     // 10: signsvr.v1.VerifyBatchResult
+	(*VerifyBatchResponse)(nil),   // 11: signsvr.v1.VerifyBatchResponse
+	(*SignRawRequest)(nil),        // 12: signsvr.v1.SignRawRequest
+	(*SignRawResponse)(nil),       // 13: signsvr.v1.SignRawResponse
+	(*VerifyRawRequest)(nil),      // 14: signsvr.v1.VerifyRawRequest
+	(*VerifyRawResponse)(nil),     // 15: signsvr.v1.VerifyRawResponse
+	(*SignOptions)(nil),           // 16: signsvr.v1.SignOptions
+	(*VerifyOptions)(nil),         // 17: signsvr.v1.VerifyOptions
+	(*SignerResult)(nil),          // 18: signsvr.v1.SignerResult
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*CertificateVerdict)(nil),    // 20: signsvr.v1.CertificateVerdict
+	(*ItemError)(nil),             // 21: signsvr.v1.ItemError
+	(DigestAlgorithm)(0),          // 22: signsvr.v1.DigestAlgorithm
+	(RsaSignatureScheme)(0),       // 23: signsvr.v1.RsaSignatureScheme
+	(*SignatureVerdict)(nil),      // 24: signsvr.v1.SignatureVerdict
 }
 var file_signsvr_v1_sign_proto_depIdxs = []int32{
-	14, // 0: signsvr.v1.SignRequest.options:type_name -> signsvr.v1.SignOptions
-	15, // 1: signsvr.v1.VerifyRequest.options:type_name -> signsvr.v1.VerifyOptions
-	16, // 2: signsvr.v1.VerifyResponse.signers:type_name -> signsvr.v1.SignerResult
-	0,  // 3: signsvr.v1.SignBatchRequest.items:type_name -> signsvr.v1.SignRequest
-	17, // 4: signsvr.v1.SignBatchResult.error:type_name -> signsvr.v1.ItemError
-	5,  // 5: signsvr.v1.SignBatchResponse.results:type_name -> signsvr.v1.SignBatchResult
-	2,  // 6: signsvr.v1.VerifyBatchRequest.items:type_name -> signsvr.v1.VerifyRequest
-	3,  // 7: signsvr.v1.VerifyBatchResult.result:type_name -> signsvr.v1.VerifyResponse
-	17, // 8: signsvr.v1.VerifyBatchResult.error:type_name -> signsvr.v1.ItemError
-	8,  // 9: signsvr.v1.VerifyBatchResponse.results:type_name -> signsvr.v1.VerifyBatchResult
-	18, // 10: signsvr.v1.SignRawRequest.digest:type_name -> signsvr.v1.DigestAlgorithm
-	19, // 11: signsvr.v1.SignRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaSignatureScheme
-	18, // 12: signsvr.v1.VerifyRawRequest.digest:type_name -> signsvr.v1.DigestAlgorithm
-	19, // 13: signsvr.v1.VerifyRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaSignatureScheme
-	20, // 14: signsvr.v1.VerifyRawResponse.signature:type_name -> signsvr.v1.SignatureVerdict
-	21, // 15: signsvr.v1.VerifyRawResponse.certificate_verdict:type_name -> signsvr.v1.CertificateVerdict
-	0,  // 16: signsvr.v1.SignService.Sign:input_type -> signsvr.v1.SignRequest
-	2,  // 17: signsvr.v1.SignService.Verify:input_type -> signsvr.v1.VerifyRequest
-	4,  // 18: signsvr.v1.SignService.SignBatch:input_type -> signsvr.v1.SignBatchRequest
-	7,  // 19: signsvr.v1.SignService.VerifyBatch:input_type -> signsvr.v1.VerifyBatchRequest
-	10, // 20: signsvr.v1.SignService.SignRaw:input_type -> signsvr.v1.SignRawRequest
-	12, // 21: signsvr.v1.SignService.VerifyRaw:input_type -> signsvr.v1.VerifyRawRequest
-	1,  // 22: signsvr.v1.SignService.Sign:output_type -> signsvr.v1.SignResponse
-	3,  // 23: signsvr.v1.SignService.Verify:output_type -> signsvr.v1.VerifyResponse
-	6,  // 24: signsvr.v1.SignService.SignBatch:output_type -> signsvr.v1.SignBatchResponse
-	9,  // 25: signsvr.v1.SignService.VerifyBatch:output_type -> signsvr.v1.VerifyBatchResponse
-	11, // 26: signsvr.v1.SignService.SignRaw:output_type -> signsvr.v1.SignRawResponse
-	13, // 27: signsvr.v1.SignService.VerifyRaw:output_type -> signsvr.v1.VerifyRawResponse
-	22, // [22:28] is the sub-list for method output_type
-	16, // [16:22] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	16, // 0: signsvr.v1.SignRequest.options:type_name -> signsvr.v1.SignOptions
+	0,  // 1: signsvr.v1.SignRequest.timestamp:type_name -> signsvr.v1.SignatureTimestamp
+	17, // 2: signsvr.v1.VerifyRequest.options:type_name -> signsvr.v1.VerifyOptions
+	18, // 3: signsvr.v1.VerifyResponse.signers:type_name -> signsvr.v1.SignerResult
+	5,  // 4: signsvr.v1.VerifyResponse.timestamps:type_name -> signsvr.v1.SignerTimestamp
+	19, // 5: signsvr.v1.SignerTimestamp.time:type_name -> google.protobuf.Timestamp
+	20, // 6: signsvr.v1.SignerTimestamp.tsa_certificate_verdict:type_name -> signsvr.v1.CertificateVerdict
+	20, // 7: signsvr.v1.SignerTimestamp.signer_certificate_verdict_now:type_name -> signsvr.v1.CertificateVerdict
+	1,  // 8: signsvr.v1.SignBatchRequest.items:type_name -> signsvr.v1.SignRequest
+	21, // 9: signsvr.v1.SignBatchResult.error:type_name -> signsvr.v1.ItemError
+	7,  // 10: signsvr.v1.SignBatchResponse.results:type_name -> signsvr.v1.SignBatchResult
+	3,  // 11: signsvr.v1.VerifyBatchRequest.items:type_name -> signsvr.v1.VerifyRequest
+	4,  // 12: signsvr.v1.VerifyBatchResult.result:type_name -> signsvr.v1.VerifyResponse
+	21, // 13: signsvr.v1.VerifyBatchResult.error:type_name -> signsvr.v1.ItemError
+	10, // 14: signsvr.v1.VerifyBatchResponse.results:type_name -> signsvr.v1.VerifyBatchResult
+	22, // 15: signsvr.v1.SignRawRequest.digest:type_name -> signsvr.v1.DigestAlgorithm
+	23, // 16: signsvr.v1.SignRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaSignatureScheme
+	22, // 17: signsvr.v1.VerifyRawRequest.digest:type_name -> signsvr.v1.DigestAlgorithm
+	23, // 18: signsvr.v1.VerifyRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaSignatureScheme
+	24, // 19: signsvr.v1.VerifyRawResponse.signature:type_name -> signsvr.v1.SignatureVerdict
+	20, // 20: signsvr.v1.VerifyRawResponse.certificate_verdict:type_name -> signsvr.v1.CertificateVerdict
+	1,  // 21: signsvr.v1.SignService.Sign:input_type -> signsvr.v1.SignRequest
+	3,  // 22: signsvr.v1.SignService.Verify:input_type -> signsvr.v1.VerifyRequest
+	6,  // 23: signsvr.v1.SignService.SignBatch:input_type -> signsvr.v1.SignBatchRequest
+	9,  // 24: signsvr.v1.SignService.VerifyBatch:input_type -> signsvr.v1.VerifyBatchRequest
+	12, // 25: signsvr.v1.SignService.SignRaw:input_type -> signsvr.v1.SignRawRequest
+	14, // 26: signsvr.v1.SignService.VerifyRaw:input_type -> signsvr.v1.VerifyRawRequest
+	2,  // 27: signsvr.v1.SignService.Sign:output_type -> signsvr.v1.SignResponse
+	4,  // 28: signsvr.v1.SignService.Verify:output_type -> signsvr.v1.VerifyResponse
+	8,  // 29: signsvr.v1.SignService.SignBatch:output_type -> signsvr.v1.SignBatchResponse
+	11, // 30: signsvr.v1.SignService.VerifyBatch:output_type -> signsvr.v1.VerifyBatchResponse
+	13, // 31: signsvr.v1.SignService.SignRaw:output_type -> signsvr.v1.SignRawResponse
+	15, // 32: signsvr.v1.SignService.VerifyRaw:output_type -> signsvr.v1.VerifyRawResponse
+	27, // [27:33] is the sub-list for method output_type
+	21, // [21:27] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_signsvr_v1_sign_proto_init() }
@@ -1050,13 +1308,14 @@ func file_signsvr_v1_sign_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_signsvr_v1_sign_proto_rawDesc), len(file_signsvr_v1_sign_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   14,
+			NumEnums:      1,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_signsvr_v1_sign_proto_goTypes,
 		DependencyIndexes: file_signsvr_v1_sign_proto_depIdxs,
+		EnumInfos:         file_signsvr_v1_sign_proto_enumTypes,
 		MessageInfos:      file_signsvr_v1_sign_proto_msgTypes,
 	}.Build()
 	File_signsvr_v1_sign_proto = out.File

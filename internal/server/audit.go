@@ -1,0 +1,305 @@
+package server
+
+import (
+	"context"
+	"math/big"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+
+	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/audit"
+)
+
+// Audit records
+//
+// AuditLog writes one pkg/audit record per API call, and one per item of a
+// SignBatch (each item is a key operation of its own), before the response leaves
+// the server. It does so in the outermost unary interceptor, around authentication,
+// authorization and the handler, so refusals are recorded like successes, and so a
+// failed write can still turn the answer into UNAVAILABLE (reason UNAVAILABLE): with
+// the default fail-closed log, a client never receives a signature, a plaintext or a
+// token that is not in the log. Calls that never reach the interceptors (a request
+// that cannot be decoded, a handler that panicked) are recorded through the Auditor
+// seam in the method wrapper instead; their answer is an error already.
+//
+// A record holds the request id, the caller (its client certificate, or the
+// development identity marked "dev"), the operation, the key name, the algorithms,
+// the digests (the log's hash) of the request's main input and of the response's
+// main output, and the status code and reason. Main input: data when present, else
+// cms, else signature, else the whole request's deterministic protobuf encoding; main
+// output likewise from cms, signature, token, data, else the whole response. Bytes
+// are never stored, only their digests.
+
+// AuditLog is the Auditor over a pkg/audit log.
+type AuditLog struct {
+	log *audit.Log
+	// recorded holds the requests (*requestInfo) the interceptor already recorded,
+	// until the method wrapper's Audit call for them removes the mark.
+	recorded sync.Map
+}
+
+// NewAuditLog wraps an open audit log. The caller closes the log after the server
+// stopped.
+func NewAuditLog(l *audit.Log) *AuditLog { return &AuditLog{log: l} }
+
+var _ Auditor = (*AuditLog)(nil)
+
+// Audit implements Auditor: it records calls the interceptor did not see.
+func (a *AuditLog) Audit(ctx context.Context, ev *AuditEvent) {
+	ri := requestFrom(ctx)
+	if ri != nil {
+		if _, done := a.recorded.LoadAndDelete(ri); done {
+			return
+		}
+	}
+	rec := audit.Record{
+		RequestID: ev.RequestID, Caller: auditCaller(ev.Identity), Op: auditOp(ev.Method), Key: ev.Key,
+		Code: ev.Code.String(), Reason: ev.Reason,
+	}
+	if m, ok := ev.Request.(proto.Message); ok {
+		rec.Input = mainInput(m)
+	}
+	// The answer is an error already; a failed write is logged by pkg/audit.
+	_ = a.log.Append(ctx, rec)
+}
+
+// auditInterceptors puts the audit interceptor in front of rest when the auditor is
+// an AuditLog.
+func (s *Server) auditInterceptors(rest []grpc.UnaryServerInterceptor) []grpc.UnaryServerInterceptor {
+	if _, ok := s.auditor.(*AuditLog); !ok {
+		return rest
+	}
+	return append([]grpc.UnaryServerInterceptor{s.auditCall}, rest...)
+}
+
+var errAuditUnavailable = newError(codes.Unavailable, signsvrv1.ErrorReason_ERROR_REASON_UNAVAILABLE,
+	"the audit log cannot be written; the operation's result is withheld", nil)
+
+// auditCall runs the call, then writes its record(s); a write failure replaces the
+// answer with UNAVAILABLE.
+func (s *Server) auditCall(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ri := requestFrom(ctx)
+	al, _ := s.auditor.(*AuditLog)
+	if ri == nil || al == nil {
+		return handler(ctx, req)
+	}
+	resp, err := handler(ctx, req)
+	werr := s.writeAudit(ctx, al, ri, info.FullMethod, req, resp, err)
+	al.recorded.Store(ri, struct{}{})
+	if werr != nil {
+		e := *errAuditUnavailable
+		e.Err = werr
+		return nil, &e
+	}
+	return resp, err
+}
+
+func (s *Server) writeAudit(ctx context.Context, al *AuditLog, ri *requestInfo, method string, req, resp any, err error) error {
+	rec := audit.Record{
+		RequestID: ri.id(), Caller: auditCaller(IdentityFrom(ctx)), Op: auditOp(method), Key: ri.key, Code: "OK",
+	}
+	if err != nil {
+		e := classify(err)
+		rec.Code, rec.Reason = e.Code.String(), ReasonString(e.Reason)
+	}
+	if b, ok := req.(*signsvrv1.SignBatchRequest); ok && err == nil {
+		// One record per item: each is a signature with its own key.
+		out, _ := resp.(*signsvrv1.SignBatchResponse)
+		for i, item := range b.GetItems() {
+			r := rec
+			r.Key = item.GetKey()
+			r.Input = item.GetData()
+			r.Algorithms = s.auditAlgorithms(item.GetKey(), item)
+			r.Code, r.Reason = "OK", ""
+			if i < len(out.GetResults()) {
+				res := out.GetResults()[i]
+				if ie := res.GetError(); ie != nil {
+					r.Code, r.Reason = codes.Code(ie.GetCode()).String(), ie.GetReason()
+				} else {
+					r.Output = res.GetCms()
+				}
+			}
+			if r.Input == nil {
+				r.Input = []byte{}
+			}
+			if werr := al.log.Append(ctx, r); werr != nil {
+				return werr
+			}
+		}
+		return nil
+	}
+	if m, ok := req.(proto.Message); ok {
+		rec.Input = mainInput(m)
+	}
+	if m, ok := resp.(proto.Message); ok && err == nil {
+		rec.Output = mainOutput(m)
+	}
+	rec.Algorithms = s.auditAlgorithms(ri.key, req)
+	return al.log.Append(ctx, rec)
+}
+
+// auditCaller turns the server's identity into the audit log's.
+func auditCaller(id *Identity) audit.Caller {
+	switch {
+	case id == nil:
+		return audit.Caller{Kind: audit.CallerNone}
+	case id.Development:
+		return audit.DevCaller(id.Subject)
+	}
+	serial := id.Serial
+	if n, ok := new(big.Int).SetString(id.Serial, 10); ok {
+		serial = n.Text(16) // the audit log writes serials in hex
+	}
+	return audit.Caller{Kind: audit.CallerCert, Subject: id.Subject, Issuer: id.Issuer, Serial: serial, CertSHA256: id.Fingerprint}
+}
+
+// auditOps names the operation of every method; others are named by their method
+// name in snake case.
+var auditOps = map[string]audit.Op{
+	signsvrv1.SignService_Sign_FullMethodName:                       audit.OpSign,
+	signsvrv1.SignService_SignBatch_FullMethodName:                  audit.OpSign,
+	signsvrv1.SignService_Verify_FullMethodName:                     audit.OpVerify,
+	signsvrv1.SignService_VerifyBatch_FullMethodName:                audit.OpVerify,
+	signsvrv1.SignService_SignRaw_FullMethodName:                    audit.OpSignRaw,
+	signsvrv1.SignService_VerifyRaw_FullMethodName:                  "verify_raw",
+	signsvrv1.EnvelopeService_Envelope_FullMethodName:               audit.OpEnvelope,
+	signsvrv1.EnvelopeService_Decrypt_FullMethodName:                audit.OpDecrypt,
+	signsvrv1.EnvelopeService_SignAndEnvelope_FullMethodName:        audit.OpSignAndEnvelope,
+	signsvrv1.EnvelopeService_DecryptAndVerify_FullMethodName:       audit.OpDecryptAndVerify,
+	signsvrv1.CertificateService_ValidateCertificate_FullMethodName: audit.OpValidate,
+	signsvrv1.AuthService_Login_FullMethodName:                      audit.OpLogin,
+	signsvrv1.AuthService_CreateChallenge_FullMethodName:            "login_challenge",
+	signsvrv1.TimestampService_Timestamp_FullMethodName:             audit.OpTimestamp,
+	signsvrv1.KeyService_ListKeys_FullMethodName:                    "list_keys",
+	signsvrv1.CertificateService_ParseCertificate_FullMethodName:    "parse_certificate",
+	signsvrv1.AuthService_GetTokenKey_FullMethodName:                "get_token_key",
+}
+
+func auditOp(method string) audit.Op {
+	if op, ok := auditOps[method]; ok {
+		return op
+	}
+	name := method[strings.LastIndexByte(method, '/')+1:]
+	var b strings.Builder
+	for i, r := range name {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return audit.Op(b.String())
+}
+
+// Accessors of the fields that hold a message's main bytes.
+type (
+	dataGetter      interface{ GetData() []byte }
+	cmsGetter       interface{ GetCms() []byte }
+	signatureGetter interface{ GetSignature() []byte }
+	tokenGetter     interface{ GetToken() []byte }
+)
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+func mainInput(m proto.Message) []byte {
+	if g, ok := m.(dataGetter); ok && len(g.GetData()) > 0 {
+		return g.GetData()
+	}
+	if g, ok := m.(cmsGetter); ok && len(g.GetCms()) > 0 {
+		return g.GetCms()
+	}
+	if g, ok := m.(signatureGetter); ok && len(g.GetSignature()) > 0 {
+		return g.GetSignature()
+	}
+	return wholeMessage(m)
+}
+
+func mainOutput(m proto.Message) []byte {
+	if g, ok := m.(cmsGetter); ok && len(g.GetCms()) > 0 {
+		return g.GetCms()
+	}
+	if g, ok := m.(signatureGetter); ok && len(g.GetSignature()) > 0 {
+		return g.GetSignature()
+	}
+	if g, ok := m.(tokenGetter); ok && len(g.GetToken()) > 0 {
+		return g.GetToken()
+	}
+	if g, ok := m.(dataGetter); ok && len(g.GetData()) > 0 {
+		return g.GetData()
+	}
+	return wholeMessage(m)
+}
+
+func wholeMessage(m proto.Message) []byte {
+	b, err := deterministic.Marshal(m)
+	if err != nil || b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// auditAlgorithms names the key family and digest of a call that used a key, as far
+// as the request says (the key's defaults otherwise).
+func (s *Server) auditAlgorithms(keyName string, req any) []string {
+	if keyName == "" {
+		return nil
+	}
+	var fam family
+	if v, ok := s.keys.m.Load(keyName); ok {
+		fam = v.(*key).family
+	} else if ts := s.timestamps; ts != nil && ts.authority != nil && keyName == ts.key {
+		fam = familyOf(ts.authority.Certificate().PublicKey)
+	} else {
+		return nil
+	}
+	var digest signsvrv1.DigestAlgorithm
+	pss, signs := false, true
+	switch r := req.(type) {
+	case *signsvrv1.SignRequest:
+		digest, pss = r.GetOptions().GetDigest(), r.GetOptions().GetRsaScheme() == signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_PSS
+	case *signsvrv1.SignRawRequest:
+		digest, pss = r.GetDigest(), r.GetRsaScheme() == signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_PSS
+	case *signsvrv1.SignAndEnvelopeRequest:
+		digest = r.GetSignOptions().GetDigest()
+	case *signsvrv1.TimestampRequest:
+		// The token's signature digest: SM3 for SM2, SHA-256 otherwise.
+	default:
+		signs = false // decryption: the key family alone
+	}
+	var algs []string
+	switch fam {
+	case familyRSA:
+		if pss {
+			algs = append(algs, "RSA-PSS")
+		} else {
+			algs = append(algs, "RSA")
+		}
+	case familyEC:
+		algs = append(algs, "ECDSA")
+	case familySM2:
+		if signs {
+			return []string{"SM2", "SM3"}
+		}
+		return []string{"SM2"}
+	default:
+		return nil
+	}
+	if !signs {
+		return algs
+	}
+	switch digest {
+	case signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SHA384:
+		algs = append(algs, "SHA-384")
+	case signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SHA512:
+		algs = append(algs, "SHA-512")
+	default:
+		algs = append(algs, "SHA-256")
+	}
+	return algs
+}
