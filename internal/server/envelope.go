@@ -69,33 +69,46 @@ func (s envelopeService) Envelope(ctx context.Context, req *signsvrv1.EnvelopeRe
 	return &signsvrv1.EnvelopeResponse{Cms: der}, nil
 }
 
+// decryptionKey finds the named key for opening an envelope: the caller must be
+// allowed to decrypt with it, and it needs a certificate and a Decrypter (RSA, SM2) or
+// a KeyAgreer (EC).
+func (s *Server) decryptionKey(ctx context.Context, name string) (priv any, leaf *smx509.Certificate, err error) {
+	k, err := s.useKey(ctx, name, OpDecrypt)
+	if err != nil {
+		return nil, nil, err
+	}
+	if d := k.k.Decrypter(ctx); d != nil {
+		priv = d
+	} else if a := k.k.KeyAgreer(ctx); a != nil {
+		priv = a
+	} else {
+		return nil, nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_KEY_USAGE_NOT_ALLOWED,
+			"key "+name+" cannot decrypt", nil)
+	}
+	if k.leaf == nil {
+		return nil, nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_CERTIFICATE_UNUSABLE,
+			"key "+name+" has no certificate", nil)
+	}
+	return priv, k.leaf, ctx.Err()
+}
+
+// openOptions are the envelope options of a request: legacy algorithms only when asked,
+// and backend failures of the key reported as themselves.
+func openOptions(o *signsvrv1.DecryptOptions) *envelope.OpenOptions {
+	return &envelope.OpenOptions{AllowLegacy: o.GetAllowLegacy(), BackendError: isBackendError}
+}
+
 // open decrypts an envelope with the named key. Every failure after the key was found
 // and the message parsed is the same DECRYPTION_FAILED error.
 func (s *Server) open(ctx context.Context, name string, der []byte, o *signsvrv1.DecryptOptions) ([]byte, error) {
 	if len(der) == 0 {
 		return nil, invalidRequest("no CMS message given")
 	}
-	k, err := s.useKey(ctx, name, OpDecrypt)
+	priv, leaf, err := s.decryptionKey(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	var priv any
-	if d := k.k.Decrypter(ctx); d != nil {
-		priv = d
-	} else if a := k.k.KeyAgreer(ctx); a != nil {
-		priv = a
-	} else {
-		return nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_KEY_USAGE_NOT_ALLOWED,
-			"key "+name+" cannot decrypt", nil)
-	}
-	if k.leaf == nil {
-		return nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_CERTIFICATE_UNUSABLE,
-			"key "+name+" has no certificate", nil)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	data, err := envelope.Open(der, priv, k.leaf, &envelope.OpenOptions{AllowLegacy: o.GetAllowLegacy(), BackendError: isBackendError})
+	data, err := envelope.Open(der, priv, leaf, openOptions(o))
 	if err != nil {
 		return nil, decryptError(err)
 	}
@@ -138,11 +151,11 @@ func (s envelopeService) Decrypt(ctx context.Context, req *signsvrv1.DecryptRequ
 
 // SignAndEnvelope implements signsvrv1.EnvelopeServiceServer.
 func (s envelopeService) SignAndEnvelope(ctx context.Context, req *signsvrv1.SignAndEnvelopeRequest) (*signsvrv1.SignAndEnvelopeResponse, error) {
+	saed := false
 	switch req.GetFormat() {
 	case signsvrv1.EnvelopeFormat_ENVELOPE_FORMAT_UNSPECIFIED, signsvrv1.EnvelopeFormat_ENVELOPE_FORMAT_NESTED:
 	case signsvrv1.EnvelopeFormat_ENVELOPE_FORMAT_SIGNED_AND_ENVELOPED_DATA:
-		return nil, newError(codes.Unimplemented, signsvrv1.ErrorReason_ERROR_REASON_UNSUPPORTED,
-			"SignedAndEnvelopedData output is not available yet", nil)
+		saed = true
 	default:
 		return nil, invalidRequest("unknown envelope format %d", req.GetFormat())
 	}
@@ -153,6 +166,13 @@ func (s envelopeService) SignAndEnvelope(ctx context.Context, req *signsvrv1.Sig
 	eopts, err := envelopeOptions(req.GetEnvelopeOptions())
 	if err != nil {
 		return nil, err
+	}
+	if saed {
+		der, err := s.signAndEnvelopeSAED(ctx, req, rcpts, eopts)
+		if err != nil {
+			return nil, err
+		}
+		return &signsvrv1.SignAndEnvelopeResponse{Cms: der}, nil
 	}
 	signed, err := s.sign(ctx, &signsvrv1.SignRequest{Key: req.GetKey(), Data: req.GetData(), Options: req.GetSignOptions()})
 	if err != nil {
@@ -168,9 +188,36 @@ func (s envelopeService) SignAndEnvelope(ctx context.Context, req *signsvrv1.Sig
 	return &signsvrv1.SignAndEnvelopeResponse{Cms: der}, nil
 }
 
-// DecryptAndVerify implements signsvrv1.EnvelopeServiceServer.
+// signAndEnvelopeSAED makes the single SignedAndEnvelopedData (PKCS#7 type 4, or GM/T
+// 0010's for SM2) that SM2 peers expect, with the request's key and options.
+func (s *Server) signAndEnvelopeSAED(ctx context.Context, req *signsvrv1.SignAndEnvelopeRequest, rcpts []*smx509.Certificate, eopts envelope.Options) ([]byte, error) {
+	k, err := s.useKey(ctx, req.GetKey(), OpSign)
+	if err != nil {
+		return nil, err
+	}
+	o := envelope.SignAndEnvelopeOptions{Form: envelope.FormSignedAndEnveloped, Envelope: eopts}
+	if err := s.signOptions(k, false, req.GetSignOptions(), &o.Sign); err != nil {
+		return nil, err
+	}
+	signer := k.k.Signer(ctx)
+	if signer == nil {
+		return nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_KEY_USAGE_NOT_ALLOWED,
+			"key "+req.GetKey()+" cannot sign", nil)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return envelope.SignAndEnvelope(req.GetData(), signer, k.chain, rcpts, &o)
+}
+
+// DecryptAndVerify implements signsvrv1.EnvelopeServiceServer. It opens either form of
+// sign-then-envelope: a SignedData inside an EnvelopedData or AuthEnvelopedData, or one
+// SignedAndEnvelopedData.
 func (s envelopeService) DecryptAndVerify(ctx context.Context, req *signsvrv1.DecryptAndVerifyRequest) (*signsvrv1.DecryptAndVerifyResponse, error) {
-	inner, err := s.open(ctx, req.GetKey(), req.GetCms(), req.GetDecryptOptions())
+	if len(req.GetCms()) == 0 {
+		return nil, invalidRequest("no CMS message given")
+	}
+	priv, leaf, err := s.decryptionKey(ctx, req.GetKey())
 	if err != nil {
 		return nil, err
 	}
@@ -182,16 +229,11 @@ func (s envelopeService) DecryptAndVerify(ctx context.Context, req *signsvrv1.De
 	if vo.Certs, err = s.parseCerts(o.GetCertificates(), "verify_options.certificates"); err != nil {
 		return nil, err
 	}
-	res, err := sign.Verify(inner, vo)
+	// A decrypted plaintext that is not a SignedData is ErrDecrypt (pkg/envelope), so
+	// only a message that does not parse before any key is used says "malformed".
+	res, err := envelope.OpenAndVerify(req.GetCms(), priv, leaf, openOptions(req.GetDecryptOptions()), vo)
 	if err != nil {
-		if errors.Is(err, cms.ErrMalformed) {
-			// The plaintext is not a SignedData. With an unauthenticated cipher (CBC)
-			// that is also what a tampered ciphertext with good padding looks like, so
-			// saying "malformed" here would be a padding oracle: it is a decryption
-			// failure like any other.
-			return nil, errDecryptFailed(err)
-		}
-		return nil, err
+		return nil, decryptError(err)
 	}
 	resp := &signsvrv1.DecryptAndVerifyResponse{ContentType: res.ContentType}
 	if !o.GetOmitContent() {

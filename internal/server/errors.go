@@ -13,6 +13,7 @@ import (
 	"signsvr.dev/signsvr/pkg/cms"
 	"signsvr.dev/signsvr/pkg/envelope"
 	"signsvr.dev/signsvr/pkg/keystore"
+	"signsvr.dev/signsvr/pkg/sign"
 )
 
 // ErrorDomain is the google.rpc.ErrorInfo domain of every error the server returns.
@@ -114,6 +115,17 @@ func classify(err error) *Error {
 		return errDecryptFailed(err)
 	case errors.Is(err, cms.ErrMalformed):
 		return malformed("the CMS message", err)
+	case errors.Is(err, sign.ErrInvalidOptions), errors.Is(err, envelope.ErrInvalidOptions),
+		errors.Is(err, sign.ErrNoContent), errors.Is(err, sign.ErrContentConflict):
+		// What the caller asked for cannot be made; the engines' text names the
+		// option or recipient and holds nothing secret.
+		return newError(codes.InvalidArgument, signsvrv1.ErrorReason_ERROR_REASON_INVALID_REQUEST, err.Error(), err)
+	case errors.Is(err, sign.ErrCertificate):
+		return newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_CERTIFICATE_UNUSABLE,
+			"the key's certificate cannot be used for this signature", err)
+	case errors.Is(err, sign.ErrUnsupportedKey), errors.Is(err, envelope.ErrKeyType):
+		return newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_UNSUPPORTED,
+			"the key's algorithm does not support this operation", err)
 	case errors.Is(err, cms.ErrUnsupported):
 		// What is unsupported is read from the message's algorithm identifiers before
 		// any key is used, so the engine's explanation is safe to show and helps the

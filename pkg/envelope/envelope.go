@@ -3,7 +3,6 @@ package envelope
 import (
 	"crypto/rand"
 	"encoding/asn1"
-	"errors"
 	"fmt"
 	"io"
 
@@ -26,7 +25,7 @@ type plan struct {
 // default for SignedAndEnvelopedData, which has no authenticated form.
 func newPlan(recipients []*smx509.Certificate, opts *Options, cbcDefault bool) (*plan, error) {
 	if len(recipients) == 0 {
-		return nil, errors.New("envelope: no recipients")
+		return nil, fmt.Errorf("%w: no recipients", ErrInvalidOptions)
 	}
 	p := &plan{rand: rand.Reader, allSM2: true}
 	if opts != nil {
@@ -38,7 +37,7 @@ func newPlan(recipients []*smx509.Certificate, opts *Options, cbcDefault bool) (
 	p.kinds = make([]recipientKind, len(recipients))
 	for i, c := range recipients {
 		if c == nil {
-			return nil, errors.New("envelope: nil recipient certificate")
+			return nil, fmt.Errorf("%w: nil recipient certificate", ErrInvalidOptions)
 		}
 		k, err := kindOf(c)
 		if err != nil {
@@ -67,7 +66,7 @@ func newPlan(recipients []*smx509.Certificate, opts *Options, cbcDefault bool) (
 	}
 	alg, ok := contentAlgFor(c)
 	if !ok {
-		return nil, fmt.Errorf("envelope: unknown cipher %d", c)
+		return nil, fmt.Errorf("%w: unknown cipher %d", ErrInvalidOptions, c)
 	}
 	p.alg = alg
 	switch p.opts.Dialect {
@@ -76,14 +75,14 @@ func newPlan(recipients []*smx509.Certificate, opts *Options, cbcDefault bool) (
 	case DialectPKCS7:
 	case DialectGMT0010:
 		if !p.allSM2 {
-			return nil, errors.New("envelope: the GM/T 0010 dialect needs every recipient to be SM2")
+			return nil, fmt.Errorf("%w: the GM/T 0010 dialect needs every recipient to be SM2", ErrInvalidOptions)
 		}
 		if alg.gcm {
-			return nil, errors.New("envelope: GM/T 0010 has no authenticated envelope; use SM4-CBC or the PKCS#7 dialect for SM4-GCM")
+			return nil, fmt.Errorf("%w: GM/T 0010 has no authenticated envelope; use SM4-CBC or the PKCS#7 dialect for SM4-GCM", ErrInvalidOptions)
 		}
 		p.gmt = true
 	default:
-		return nil, fmt.Errorf("envelope: unknown dialect %d", p.opts.Dialect)
+		return nil, fmt.Errorf("%w: unknown dialect %d", ErrInvalidOptions, p.opts.Dialect)
 	}
 	return p, nil
 }
@@ -107,7 +106,7 @@ func (p *plan) recipientInfos(recipients []*smx509.Certificate, cek []byte, keyT
 		switch k := p.kinds[i]; k {
 		case kindEC:
 			if keyTransOnly {
-				return nil, fmt.Errorf("envelope: recipient %q has an EC key: SignedAndEnvelopedData allows only RSA and SM2 recipients", cert.Subject.CommonName)
+				return nil, fmt.Errorf("%w: recipient %q has an EC key: SignedAndEnvelopedData allows only RSA and SM2 recipients", ErrInvalidOptions, cert.Subject.CommonName)
 			}
 			kari, err := keyAgree(p.rand, cert, cek, rid)
 			if err != nil {

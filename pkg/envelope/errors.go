@@ -18,6 +18,12 @@ var ErrNoRecipient = errors.New("envelope: no recipient matches the certificate"
 // an EC recipient needs a KeyAgreer, an RSA or SM2 recipient a crypto.Decrypter.
 var ErrKeyType = errors.New("envelope: key does not fit the recipient's algorithm")
 
+// ErrInvalidOptions is wrapped by errors about what the caller asked for (options,
+// recipients) that cannot be made: a GM/T 0010 envelope to a non-SM2 recipient, an EC
+// recipient of a SignedAndEnvelopedData, an unknown cipher. The text names the problem
+// and holds nothing secret.
+var ErrInvalidOptions = errors.New("envelope: invalid options")
+
 // ErrLegacy is wrapped (together with cms.ErrUnsupported) by errors about 3DES or
 // SHA-1 based algorithms met without OpenOptions.AllowLegacy.
 var ErrLegacy = errors.New("envelope: legacy algorithm not allowed")

@@ -57,7 +57,7 @@ func SignAndEnvelope(content []byte, signer crypto.Signer, signerChain []*smx509
 		o = *opts
 	}
 	if signer == nil {
-		return nil, errors.New("envelope: no signer")
+		return nil, fmt.Errorf("%w: no signer", ErrInvalidOptions)
 	}
 	switch o.Form {
 	case FormNested:
@@ -75,7 +75,7 @@ func SignAndEnvelope(content []byte, signer crypto.Signer, signerChain []*smx509
 	case FormSignedAndEnveloped:
 		return signedAndEnveloped(content, signer, signerChain, recipients, &o)
 	}
-	return nil, fmt.Errorf("envelope: unknown form %d", o.Form)
+	return nil, fmt.Errorf("%w: unknown form %d", ErrInvalidOptions, o.Form)
 }
 
 func signedAndEnveloped(content []byte, signer crypto.Signer, chain, recipients []*smx509.Certificate, o *SignAndEnvelopeOptions) ([]byte, error) {
@@ -84,12 +84,12 @@ func signedAndEnveloped(content []byte, signer crypto.Signer, chain, recipients 
 		return nil, err
 	}
 	if p.alg.gcm {
-		return nil, fmt.Errorf("envelope: SignedAndEnvelopedData has no authenticated encryption; %s is not allowed", p.alg.name)
+		return nil, fmt.Errorf("%w: SignedAndEnvelopedData has no authenticated encryption; %s is not allowed", ErrInvalidOptions, p.alg.name)
 	}
 	signerSM2 := sm2.IsSM2PublicKey(signer.Public())
 	switch {
 	case o.Envelope.Dialect == DialectGMT0010 && !signerSM2:
-		return nil, errors.New("envelope: the GM/T 0010 dialect needs an SM2 signer")
+		return nil, fmt.Errorf("%w: the GM/T 0010 dialect needs an SM2 signer", ErrInvalidOptions)
 	case !signerSM2:
 		p.gmt = false
 	}
@@ -142,22 +142,25 @@ func signedAndEnveloped(content []byte, signer crypto.Signer, chain, recipients 
 // OpenAndVerify opens a signed-then-enveloped message addressed to cert (either form,
 // either dialect; also an RFC 5652-style EnvelopedData whose content type is
 // id-signedData) with key, then verifies the signature over the decrypted content
-// with sign.Verify. opts are passed to sign.Verify; opts.AllowSHA1 also allows the
-// legacy envelope algorithms (3DES, SHA-1 KDF and OAEP) of OpenOptions.AllowLegacy.
+// with sign.Verify. oo tunes the opening as for Open (nil: defaults); vo is passed to
+// sign.Verify.
 //
 // Decryption failures are Open's errors (ErrNoRecipient, ErrDecrypt, ...). A message
 // that decrypts but whose signature fails is a Result whose signers say why, exactly
 // as sign.Verify reports it; check Result.Verified.
-func OpenAndVerify(der []byte, key any, cert *smx509.Certificate, opts *sign.VerifyOptions) (*sign.Result, error) {
+func OpenAndVerify(der []byte, key any, cert *smx509.Certificate, oo *OpenOptions, opts *sign.VerifyOptions) (*sign.Result, error) {
 	var vo sign.VerifyOptions
 	if opts != nil {
 		vo = *opts
+	}
+	if oo == nil {
+		oo = &OpenOptions{}
 	}
 	m, err := parseMessage(der)
 	if err != nil {
 		return nil, err
 	}
-	pt, eContentType, err := m.open(key, cert, &OpenOptions{AllowLegacy: vo.AllowSHA1})
+	pt, eContentType, err := m.open(key, cert, oo)
 	if err != nil {
 		return nil, err
 	}
@@ -177,8 +180,20 @@ func OpenAndVerify(der []byte, key any, cert *smx509.Certificate, opts *sign.Ver
 	if eContentType.Equal(cms.OIDSignedData) || eContentType.Equal(cms.OIDSM2SignedData) {
 		// RFC 5652 nesting: the content is the SignedData itself, without ContentInfo.
 		if inner, err = (&cms.ContentInfo{ContentType: eContentType, Content: pt}).Marshal(); err != nil {
-			return nil, err
+			return nil, innerContentError(err)
 		}
 	}
-	return sign.Verify(inner, &vo)
+	res, err := sign.Verify(inner, &vo)
+	if err != nil && errors.Is(err, cms.ErrMalformed) {
+		return nil, innerContentError(err)
+	}
+	return res, err
+}
+
+// innerContentError is the error for a decrypted plaintext that is not a SignedData.
+// With an unauthenticated cipher (CBC) that is also what a tampered ciphertext with a
+// good padding gives, so telling it apart from ErrDecrypt would be a padding oracle: it
+// is exactly ErrDecrypt, like every other failure after the recipient was found.
+func innerContentError(error) error {
+	return ErrDecrypt
 }

@@ -69,7 +69,7 @@ func TestSignAndEnvelopeRoundTrip(t *testing.T) {
 				t.Fatalf("content type %s, want %v", d.contentType, tc.wantCT)
 			}
 			for _, p := range tc.rs {
-				res, err := OpenAndVerify(der, p.opener(t), p.cert, nil)
+				res, err := OpenAndVerify(der, p.opener(t), p.cert, nil, nil)
 				if err != nil {
 					t.Fatalf("OpenAndVerify as %s: %v", p.name, err)
 				}
@@ -139,7 +139,7 @@ func TestSignedAndEnvelopedBadSignature(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := OpenAndVerify(bad, f.sm2a.key, f.sm2a.cert, nil)
+	res, err := OpenAndVerify(bad, f.sm2a.key, f.sm2a.cert, nil, nil)
 	if err != nil {
 		t.Fatalf("OpenAndVerify: %v", err)
 	}
@@ -147,7 +147,7 @@ func TestSignedAndEnvelopedBadSignature(t *testing.T) {
 		t.Fatalf("tampered signature judged valid: %+v", res.Signers)
 	}
 	// Someone else's key: a decryption error, not a verification result.
-	if _, err := OpenAndVerify(der, f.sm2b.key, f.sm2a.cert, nil); err != ErrDecrypt {
+	if _, err := OpenAndVerify(der, f.sm2b.key, f.sm2a.cert, nil, nil); err != ErrDecrypt {
 		t.Fatalf("wrong key: %v, want ErrDecrypt", err)
 	}
 }
@@ -209,7 +209,7 @@ func TestSignedAndEnvelopedWithGmsm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := OpenAndVerify(der, tc.rcpt.opener(t), tc.rcpt.cert, nil)
+			res, err := OpenAndVerify(der, tc.rcpt.opener(t), tc.rcpt.cert, nil, nil)
 			if err != nil {
 				t.Fatalf("OpenAndVerify: %v", err)
 			}
@@ -274,7 +274,7 @@ func TestSignAndEnvelopeWithOpenSSL(t *testing.T) {
 				encArgs = append(encArgs, "-keyopt", "ecdh_kdf_md:sha256")
 			}
 			der := runOpenSSL(t, dir, signed, encArgs...)
-			res, err := OpenAndVerify(der, tc.rcpt.opener(t), tc.rcpt.cert, nil)
+			res, err := OpenAndVerify(der, tc.rcpt.opener(t), tc.rcpt.cert, nil, nil)
 			if err != nil {
 				t.Fatalf("OpenAndVerify: %v", err)
 			}
@@ -321,7 +321,7 @@ func TestOpenAndVerifyRFC5652Nesting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := OpenAndVerify(der, f.rsa.key, f.rsa.cert, nil)
+	res, err := OpenAndVerify(der, f.rsa.key, f.rsa.cert, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
