@@ -10,7 +10,7 @@ GRPCURL_VERSION        := v1.9.4
 GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 export PATH := $(GOBIN_DIR):$(PATH)
 
-.PHONY: all build test unit vet fuzz-smoke fuzz deps test-tools generate lint bench tools
+.PHONY: all build test unit vet fuzz-smoke fuzz deps test-tools generate lint bench bench-smoke bench-go tools
 
 all: build
 
@@ -60,5 +60,16 @@ lint: tools
 	buf generate
 	@git diff --quiet -- gen/ || { echo "lint: gen/ differs from what buf generate writes; run make generate"; git diff --stat -- gen/; exit 1; }
 
-bench:
+# make bench: the full load harness (bench/README.md): the server on one core, our
+# load generator and ghz on the other, the bare primitives measured in the same run,
+# a 5-minute soak; results in bench/results/. About 15 minutes. bench-smoke is the
+# 20-second version (TestSmoke in bench/harness runs it inside make test too).
+bench: test-tools
+	$(GO) run ./bench/cmd/benchrun --full
+
+bench-smoke: test-tools
+	$(GO) run ./bench/cmd/benchrun --smoke
+
+# make bench-go: the in-process Go benchmarks of the engines, beside their primitives.
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...

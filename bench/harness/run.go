@@ -358,8 +358,9 @@ func (r *runner) latencyRuns(ctx context.Context, srv *serverProc) error {
 		if err := srv.alive(); err != nil {
 			return err
 		}
-		lr.MaxCallsPerSec = one.Load.CallsPerSec
-		lr.TargetRate = r.suite.LatencyFraction * one.Load.CallsPerSec
+		lr.MaxCallsPerSec = one.Capacity()
+		lr.ClosedLoopCallsPerSec = one.Load.CallsPerSec
+		lr.TargetRate = r.suite.LatencyFraction * lr.MaxCallsPerSec
 		d := r.suite.LatencyDuration.D()
 		if d <= 0 {
 			d = r.suite.Duration.D()
@@ -433,7 +434,7 @@ func (r *runner) soakPhase(ctx context.Context) error {
 		sr.Error = "no maximum measured for this scenario"
 		return nil
 	}
-	sr.TargetRate = s.LoadFraction * one.Load.CallsPerSec
+	sr.TargetRate = s.LoadFraction * one.Capacity()
 	r.logf("soak: %s at %.0f calls/s for %s on a fresh one-core server", s.Scenario, sr.TargetRate, s.Duration.D())
 	srv, err := r.startServer(ctx, r.o.ServerCPUs)
 	if err != nil {
@@ -521,7 +522,7 @@ func (r *runner) ghzRun(ctx context.Context, srv *serverProc, i int, g GhzRun) *
 		args = append(args, "--call", gr.Call, "-D", dataFile)
 		if g.RateFraction > 0 {
 			if one := r.lookup(g.Scenario); one != nil && one.Load != nil {
-				gr.TargetRate = g.RateFraction * one.Load.CallsPerSec
+				gr.TargetRate = g.RateFraction * one.Capacity()
 				args = append(args, "--rps", strconv.Itoa(int(gr.TargetRate)))
 			} else {
 				gr.Error = "no maximum measured for the scenario, so no rate"

@@ -113,6 +113,13 @@ func TestSmoke(t *testing.T) {
 	if err != nil || len(back.Scenarios) != 3 {
 		t.Errorf("latest.json: %v, %d scenarios", err, len(back.Scenarios))
 	}
+	// The JSON holds everything the table shows: rendering it again gives the same file.
+	if err := Render(filepath.Join(out, "latest.json")); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(filepath.Join(out, "latest.md")); string(again) != string(md) {
+		t.Error("markdown rendered from latest.json differs from the run's")
+	}
 	stamped, _ := filepath.Glob(filepath.Join(out, "*-smoke.md"))
 	if len(stamped) != 1 {
 		t.Errorf("time-stamped report files: %v", stamped)

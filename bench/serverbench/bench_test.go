@@ -2,6 +2,7 @@ package serverbench_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,6 +23,11 @@ var env struct {
 }
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
+		// No benchmark asked for (go test ./..., go test -list): no server needed.
+		os.Exit(m.Run())
+	}
 	dir := os.Getenv("SIGNSVR_BENCH_DATA")
 	tmp := ""
 	if dir == "" {

@@ -4,6 +4,7 @@
 //	go run ./bench/cmd/benchrun --full     # make bench: the whole suite, ~15-20 minutes
 //	go run ./bench/cmd/benchrun --smoke    # a few seconds; results to a temporary directory
 //	go run ./bench/cmd/benchrun --suite bench/scenarios/full.json --no-soak --out /tmp/r
+//	go run ./bench/cmd/benchrun --render bench/results/latest.json   # markdown again from JSON
 //
 // It needs Linux, 2+ CPUs, taskset (util-linux) and, for the ghz runs, ghz v0.120.0
 // (installed with go install when missing). Run it from the module root.
@@ -35,7 +36,15 @@ func run() int {
 	clientCPUs := flag.String("client-cpus", "1", "taskset CPU list of the load generator and ghz in the one-core phase")
 	bothCPUs := flag.String("both-cpus", "0,1", "taskset CPU list of the two-core phase")
 	work := flag.String("work", "", "keep binaries, the development PKI and server logs here (default: a temporary directory, removed)")
+	render := flag.String("render", "", "only rewrite the markdown of a JSON report (e.g. bench/results/latest.json) beside it")
 	flag.Parse()
+	if *render != "" {
+		if err := harness.Render(*render); err != nil {
+			fmt.Fprintln(os.Stderr, "benchrun:", err)
+			return 1
+		}
+		return 0
+	}
 
 	wd, err := os.Getwd()
 	if err != nil {

@@ -1,0 +1,18 @@
+package procstat
+
+import "testing"
+
+// FuzzParse feeds arbitrary text to both /proc parsers: they must return an error or
+// a value, never panic.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("1234 (signsvr) S 1 1234 1234 0 -1 4194560 3000 0 0 0 250 75 0 0 20 0 8 0 100 0 0"))
+	f.Add([]byte("99 (a) b (c)) R 1 99 99 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 5 0 0"))
+	f.Add([]byte("Name:\tsignsvr\nVmHWM:\t   40960 kB\nVmRSS:\t   20480 kB\n"))
+	f.Add([]byte(")"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if c, err := parseStat(b); err == nil && (c.User < 0 || c.System < 0) {
+			t.Errorf("negative CPU %+v", c)
+		}
+		parseStatus(b)
+	})
+}
