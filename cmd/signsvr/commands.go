@@ -405,6 +405,9 @@ func runKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		if t := k.GetNotAfter(); t != nil {
 			notAfter = t.AsTime().UTC().Format(time.RFC3339)
 		}
+		if k.GetExpiresSoon() {
+			notAfter += " (EXPIRES SOON)"
+		}
 		fmt.Fprintf(stdout, "# %s\t%s\t%s\tnot after %s\t%s\n", k.GetName(), alg, strings.Join(usages, ","), notAfter, k.GetSubject())
 		for _, der := range k.GetCertificateChain() {
 			pem.Encode(stdout, &pem.Block{Type: "CERTIFICATE", Bytes: der})
