@@ -36,11 +36,19 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, onListen fun
 	dataDir := fs.String("data-dir", "signsvr-data", "development default: where the development PKI is kept")
 	listen := fs.String("listen", "", "address to listen on (default 127.0.0.1:50051, or the config's listen)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides the config)")
+	cpuProfile := fs.String("cpu-profile", "", "write a pprof CPU profile of the whole run to this file (performance work)")
+	gcPercent := fs.Int("gc-percent", defaultGCPercent, "garbage collector target percentage (GOGC; the GOGC variable wins when set)")
+	memoryLimit := fs.String("memory-limit", defaultMemoryLimit, "soft memory limit, e.g. 100MiB, 1GiB, 0 for none (GOMEMLIMIT; the variable wins when set)")
+	memProfile := fs.String("mem-profile", "", "write a pprof allocation profile to this file at shutdown (performance work)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "signsvr serve: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if _, err := parseBytes(*memoryLimit); err != nil || (*gcPercent <= 0 && *gcPercent != -1) {
+		fmt.Fprintf(stderr, "signsvr serve: --gc-percent must be positive (or -1) and --memory-limit a size such as 100MiB\n")
 		return exitUsage
 	}
 	dataDirSet := false
@@ -68,6 +76,10 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, onListen fun
 		plan.listen = *listen
 	}
 	log := plan.opts.Logger
+	if err := gcSettings(*gcPercent, *memoryLimit, os.Getenv, log); err != nil {
+		fmt.Fprintf(stderr, "signsvr serve: %v\n", err)
+		return exitUsage
+	}
 
 	srv, err := server.New(plan.opts)
 	if err != nil {
@@ -79,6 +91,12 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, onListen fun
 		log.Error("cannot listen", slog.String("listen", plan.listen), slog.String("error", err.Error()))
 		return exitFailure
 	}
+	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
+	if err != nil {
+		log.Error("cannot profile", slog.String("error", err.Error()))
+		return exitFailure
+	}
+	defer stopProfiles(log)
 	log.Info("serving", slog.String("listen", lis.Addr().String()), slog.Bool("tls", plan.opts.TLS != nil))
 	if onListen != nil {
 		onListen(lis.Addr())

@@ -12,6 +12,8 @@ import (
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
 	"signsvr.dev/signsvr/pkg/audit"
+	"signsvr.dev/signsvr/pkg/cms"
+	"signsvr.dev/signsvr/pkg/sign"
 )
 
 // Audit records
@@ -113,6 +115,11 @@ func (s *Server) writeAudit(ctx context.Context, al *AuditLog, ri *requestInfo, 
 			r := rec
 			r.Key = item.GetKey()
 			r.Input = item.GetData()
+			if i < len(ri.itemDigests) && len(r.Input) > 0 {
+				if d := al.reusable(&ri.itemDigests[i]); d != nil {
+					r.Input, r.InputDigest = nil, d
+				}
+			}
 			r.Algorithms = s.auditAlgorithms(item.GetKey(), item)
 			r.Code, r.Reason = "OK", ""
 			if i < len(out.GetResults()) {
@@ -123,7 +130,7 @@ func (s *Server) writeAudit(ctx context.Context, al *AuditLog, ri *requestInfo, 
 					r.Output = res.GetCms()
 				}
 			}
-			if r.Input == nil {
+			if r.Input == nil && r.InputDigest == nil {
 				r.Input = []byte{}
 			}
 			if werr := al.log.Append(ctx, r); werr != nil {
@@ -132,14 +139,60 @@ func (s *Server) writeAudit(ctx context.Context, al *AuditLog, ri *requestInfo, 
 		}
 		return nil
 	}
+	// A message without a main bytes field is digested whole, through one pooled
+	// buffer: Append digests the bytes before it returns and keeps none of them.
+	bp := wholeBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
 	if m, ok := req.(proto.Message); ok {
-		rec.Input = mainInput(m)
+		rec.Input, buf = mainInputBuf(m, buf)
+	}
+	if r, ok := req.(*signsvrv1.SignRequest); ok && len(r.GetData()) > 0 && err == nil {
+		// The main input is the data, which pkg/sign digested already.
+		if d := al.reusable(&ri.contentDigest); d != nil {
+			rec.Input, rec.InputDigest = nil, d
+		}
 	}
 	if m, ok := resp.(proto.Message); ok && err == nil {
-		rec.Output = mainOutput(m)
+		rec.Output, buf = mainOutputBuf(m, buf)
 	}
 	rec.Algorithms = s.auditAlgorithms(ri.key, req)
-	return al.log.Append(ctx, rec)
+	werr := al.log.Append(ctx, rec)
+	if cap(buf) <= maxPooledWhole {
+		*bp = buf
+		wholeBufs.Put(bp)
+	}
+	return werr
+}
+
+// wholeBufs holds buffers for whole-message encodings (Verify responses, ListKeys...).
+var wholeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+const maxPooledWhole = 64 << 10
+
+// auditsDigests reports whether calls are recorded by an AuditLog, which can take the
+// content digests pkg/sign computes instead of hashing the data again.
+func (s *Server) auditsDigests() bool {
+	_, ok := s.auditor.(*AuditLog)
+	return ok
+}
+
+// reusable returns the digest of cd when it was made with the log's own digest
+// algorithm (SHA-256 or SM3), else nil: then the record digests the data itself.
+func (a *AuditLog) reusable(cd *sign.ContentDigest) []byte {
+	if len(cd.Digest) == 0 {
+		return nil
+	}
+	switch a.log.HashAlg() {
+	case audit.SHA256:
+		if cd.Algorithm.Equal(cms.OIDSHA256) {
+			return cd.Digest
+		}
+	case audit.SM3:
+		if cd.Algorithm.Equal(cms.OIDSM3) {
+			return cd.Digest
+		}
+	}
+	return nil
 }
 
 // auditCaller turns the server's identity into the audit log's.
@@ -208,40 +261,50 @@ type (
 var deterministic = proto.MarshalOptions{Deterministic: true}
 
 func mainInput(m proto.Message) []byte {
-	if g, ok := m.(dataGetter); ok && len(g.GetData()) > 0 {
-		return g.GetData()
-	}
-	if g, ok := m.(cmsGetter); ok && len(g.GetCms()) > 0 {
-		return g.GetCms()
-	}
-	if g, ok := m.(signatureGetter); ok && len(g.GetSignature()) > 0 {
-		return g.GetSignature()
-	}
-	return wholeMessage(m)
+	b, _ := mainInputBuf(m, nil)
+	return b
 }
 
-func mainOutput(m proto.Message) []byte {
+// mainInputBuf is mainInput; a whole-message encoding is appended to buf, and the
+// grown buf is returned for reuse.
+func mainInputBuf(m proto.Message, buf []byte) ([]byte, []byte) {
+	if g, ok := m.(dataGetter); ok && len(g.GetData()) > 0 {
+		return g.GetData(), buf
+	}
 	if g, ok := m.(cmsGetter); ok && len(g.GetCms()) > 0 {
-		return g.GetCms()
+		return g.GetCms(), buf
 	}
 	if g, ok := m.(signatureGetter); ok && len(g.GetSignature()) > 0 {
-		return g.GetSignature()
+		return g.GetSignature(), buf
+	}
+	return wholeMessage(m, buf)
+}
+
+func mainOutputBuf(m proto.Message, buf []byte) ([]byte, []byte) {
+	if g, ok := m.(cmsGetter); ok && len(g.GetCms()) > 0 {
+		return g.GetCms(), buf
+	}
+	if g, ok := m.(signatureGetter); ok && len(g.GetSignature()) > 0 {
+		return g.GetSignature(), buf
 	}
 	if g, ok := m.(tokenGetter); ok && len(g.GetToken()) > 0 {
-		return g.GetToken()
+		return g.GetToken(), buf
 	}
 	if g, ok := m.(dataGetter); ok && len(g.GetData()) > 0 {
-		return g.GetData()
+		return g.GetData(), buf
 	}
-	return wholeMessage(m)
+	return wholeMessage(m, buf)
 }
 
-func wholeMessage(m proto.Message) []byte {
-	b, err := deterministic.Marshal(m)
-	if err != nil || b == nil {
-		return []byte{}
+// wholeMessage appends m's deterministic encoding to buf[len(buf):] and returns that
+// encoding (never nil) and the grown buffer.
+func wholeMessage(m proto.Message, buf []byte) ([]byte, []byte) {
+	start := len(buf)
+	b, err := deterministic.MarshalAppend(buf, m)
+	if err != nil {
+		return []byte{}, buf
 	}
-	return b
+	return b[start:len(b):len(b)], b
 }
 
 // auditAlgorithms names the key family and digest of a call that used a key, as far

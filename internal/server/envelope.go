@@ -174,7 +174,7 @@ func (s envelopeService) SignAndEnvelope(ctx context.Context, req *signsvrv1.Sig
 		}
 		return &signsvrv1.SignAndEnvelopeResponse{Cms: der}, nil
 	}
-	signed, err := s.sign(ctx, &signsvrv1.SignRequest{Key: req.GetKey(), Data: req.GetData(), Options: req.GetSignOptions()})
+	signed, err := s.sign(ctx, &signsvrv1.SignRequest{Key: req.GetKey(), Data: req.GetData(), Options: req.GetSignOptions()}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +222,7 @@ func (s envelopeService) DecryptAndVerify(ctx context.Context, req *signsvrv1.De
 		return nil, err
 	}
 	o := req.GetVerifyOptions()
-	vo := &sign.VerifyOptions{AllowSHA1: o.GetAllowSha1()}
+	vo := &sign.VerifyOptions{AllowSHA1: o.GetAllowSha1(), ParseCertificate: s.certs.parse}
 	if vo.SM2UID, err = sm2UID(o.GetSm2UserId()); err != nil {
 		return nil, err
 	}

@@ -53,6 +53,10 @@ type key struct {
 	leaf   *smx509.Certificate
 	chain  []*smx509.Certificate
 	info   *signsvrv1.KeyInfo
+	// goNative: the key says its signatures are computed by Go's own code
+	// (keystore.GoNativeKey), so pkg/sign need not verify them (Options.SkipSelfCheck).
+	// Never decided from the concrete type of the key or its signer.
+	goNative bool
 }
 
 // keyCache maps a key name to its prepared key. An entry is reused while the store
@@ -69,6 +73,7 @@ func (s *Server) prepared(k keystore.Key) *key {
 	}
 	pk := &key{k: k, pub: k.Public(), chain: k.Chain()}
 	pk.family = familyOf(pk.pub)
+	pk.goNative = keystore.IsGoNative(k)
 	if len(pk.chain) > 0 {
 		pk.leaf = pk.chain[0]
 	}

@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+
+	"signsvr.dev/signsvr/pkg/sign"
 )
 
 // requestInfo travels in the context of every API call. Handlers note the key they
@@ -23,6 +25,11 @@ type requestInfo struct {
 	key    string
 	// req is the decoded request, for the audit event.
 	req any
+	// contentDigest (Sign) and itemDigests (SignBatch, by item) are the digests of
+	// the data pkg/sign computed, which the audit record reuses when its algorithm is
+	// the audit log's (audit.go).
+	contentDigest sign.ContentDigest
+	itemDigests   []sign.ContentDigest
 	// dev marks a development server's request; identity is computed on first use.
 	dev      bool
 	identity *Identity
@@ -53,9 +60,11 @@ func RequestID(ctx context.Context) string {
 	return ""
 }
 
-// noteKey records the key a request uses, for the log and the audit record.
+// noteKey records the first key a request uses, for the log and the audit record.
+// Once a key is noted it only reads, so the items of a batch may call it concurrently
+// after prepareBatch noted the first.
 func noteKey(ctx context.Context, name string) {
-	if ri := requestFrom(ctx); ri != nil && ri.key == "" {
+	if ri := requestFrom(ctx); ri != nil && ri.key == "" && name != "" {
 		ri.key = name
 	}
 }

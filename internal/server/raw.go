@@ -113,7 +113,13 @@ func (s signService) SignRaw(ctx context.Context, req *signsvrv1.SignRawRequest)
 	case familySM2:
 		// gmsm's convention (and the keystore's): with forceGMSign the signer gets the
 		// whole message and computes Z and SM3 itself.
-		sig, err = signer.Sign(rand.Reader, req.GetData(), sm2.NewSM2SignerOption(true, uid))
+		// gmsm's own option value for the default user ID lets a signer use the Z
+		// value it computed once per key (pkg/keystore/soft).
+		so := sm2.DefaultSM2SignerOpts
+		if uid != nil {
+			so = sm2.NewSM2SignerOption(true, uid)
+		}
+		sig, err = signer.Sign(rand.Reader, req.GetData(), so)
 	default:
 		return nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_CERTIFICATE_UNUSABLE,
 			"the key's algorithm is not supported", nil)

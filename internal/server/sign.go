@@ -6,6 +6,10 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emmansun/gmsm/smx509"
@@ -24,14 +28,21 @@ type signService struct {
 
 // Sign implements signsvrv1.SignServiceServer.
 func (s signService) Sign(ctx context.Context, req *signsvrv1.SignRequest) (*signsvrv1.SignResponse, error) {
-	der, err := s.sign(ctx, req)
+	var cd *sign.ContentDigest
+	ri := requestFrom(ctx)
+	if ri != nil && s.auditsDigests() {
+		cd = &ri.contentDigest
+	}
+	der, err := s.sign(ctx, req, cd)
 	if err != nil {
 		return nil, err
 	}
 	return &signsvrv1.SignResponse{Cms: der}, nil
 }
 
-func (s *Server) sign(ctx context.Context, req *signsvrv1.SignRequest) ([]byte, error) {
+// sign signs one request. cd, when not nil, receives the content digest pkg/sign
+// computed, for the audit record (audit.go: the data is not hashed twice).
+func (s *Server) sign(ctx context.Context, req *signsvrv1.SignRequest, cd *sign.ContentDigest) ([]byte, error) {
 	k, err := s.useKey(ctx, req.GetKey(), OpSign)
 	if err != nil {
 		return nil, err
@@ -40,6 +51,7 @@ func (s *Server) sign(ctx context.Context, req *signsvrv1.SignRequest) ([]byte, 
 	if err := s.signOptions(k, req.GetDetached(), req.GetOptions(), &opts); err != nil {
 		return nil, err
 	}
+	opts.ContentDigest = cd
 	signer := k.k.Signer(ctx)
 	if signer == nil {
 		return nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_KEY_USAGE_NOT_ALLOWED,
@@ -65,7 +77,9 @@ func (s *Server) verify(ctx context.Context, req *signsvrv1.VerifyRequest) (*sig
 		return nil, invalidRequest("no CMS message given")
 	}
 	o := req.GetOptions()
-	vo := &sign.VerifyOptions{Content: req.GetData(), AllowSHA1: o.GetAllowSha1()}
+	// Certificates carried in messages are parsed once and kept by their DER (certs.go):
+	// parsing one costs about as many allocations as the rest of a verification.
+	vo := &sign.VerifyOptions{Content: req.GetData(), AllowSHA1: o.GetAllowSha1(), ParseCertificate: s.certs.parse}
 	var err error
 	if vo.SM2UID, err = sm2UID(o.GetSm2UserId()); err != nil {
 		return nil, err
@@ -89,7 +103,9 @@ func (s *Server) verify(ctx context.Context, req *signsvrv1.VerifyRequest) (*sig
 	}
 	stamps := s.checkTimestamps(ctx, res) // timestamp.go
 	resp.Signers, resp.Verified = s.signerResultsAt(ctx, res, stamps)
-	resp.Timestamps = stamps.list
+	if stamps != nil {
+		resp.Timestamps = stamps.list
+	}
 	return resp, nil
 }
 
@@ -229,46 +245,146 @@ func (s *Server) parseCerts(ders [][]byte, field string) ([]*smx509.Certificate,
 	return out, nil
 }
 
-// SignBatch implements signsvrv1.SignServiceServer.
+// SignBatch implements signsvrv1.SignServiceServer. Items are signed in parallel
+// across the cores (forEachItem); results keep the input order.
 func (s signService) SignBatch(ctx context.Context, req *signsvrv1.SignBatchRequest) (*signsvrv1.SignBatchResponse, error) {
-	if err := s.checkBatch(len(req.GetItems())); err != nil {
+	items := req.GetItems()
+	if err := s.checkBatch(len(items)); err != nil {
 		return nil, err
 	}
-	resp := &signsvrv1.SignBatchResponse{Results: make([]*signsvrv1.SignBatchResult, len(req.GetItems()))}
-	for i, item := range req.GetItems() {
-		der, err := s.sign(ctx, item)
-		r := &signsvrv1.SignBatchResult{Cms: der}
-		if err != nil {
+	prepareBatch(ctx, items)
+	ders := make([][]byte, len(items))
+	errs := make([]error, len(items))
+	var cds []sign.ContentDigest // for the audit records, one per item
+	if ri := requestFrom(ctx); ri != nil && s.auditsDigests() {
+		cds = make([]sign.ContentDigest, len(items))
+		ri.itemDigests = cds
+	}
+	s.forEachItem(len(items), func(i int) bool {
+		var cd *sign.ContentDigest
+		if cds != nil {
+			cd = &cds[i]
+		}
+		ders[i], errs[i] = s.sign(ctx, items[i], cd)
+		return errs[i] == nil || !isFatal(ctx, errs[i])
+	})
+	resp := &signsvrv1.SignBatchResponse{Results: make([]*signsvrv1.SignBatchResult, len(items))}
+	results := make([]signsvrv1.SignBatchResult, len(items)) // one allocation for all
+	for i := range items {
+		r := &results[i]
+		if err := errs[i]; err != nil {
 			ie, fatal := s.itemFailure(ctx, i, err)
 			if fatal != nil {
 				return nil, fatal
 			}
-			r = &signsvrv1.SignBatchResult{Error: ie}
+			r.Error = ie
+		} else {
+			r.Cms = ders[i]
 		}
 		resp.Results[i] = r
 	}
 	return resp, nil
 }
 
-// VerifyBatch implements signsvrv1.SignServiceServer.
+// VerifyBatch implements signsvrv1.SignServiceServer. Items are verified in parallel
+// across the cores (forEachItem); results keep the input order.
 func (s signService) VerifyBatch(ctx context.Context, req *signsvrv1.VerifyBatchRequest) (*signsvrv1.VerifyBatchResponse, error) {
-	if err := s.checkBatch(len(req.GetItems())); err != nil {
+	items := req.GetItems()
+	if err := s.checkBatch(len(items)); err != nil {
 		return nil, err
 	}
-	resp := &signsvrv1.VerifyBatchResponse{Results: make([]*signsvrv1.VerifyBatchResult, len(req.GetItems()))}
-	for i, item := range req.GetItems() {
-		vr, err := s.verify(ctx, item)
-		r := &signsvrv1.VerifyBatchResult{Result: vr}
-		if err != nil {
+	IdentityFrom(ctx) // resolved once, before items run concurrently
+	vrs := make([]*signsvrv1.VerifyResponse, len(items))
+	errs := make([]error, len(items))
+	s.forEachItem(len(items), func(i int) bool {
+		vrs[i], errs[i] = s.verify(ctx, items[i])
+		return errs[i] == nil || !isFatal(ctx, errs[i])
+	})
+	resp := &signsvrv1.VerifyBatchResponse{Results: make([]*signsvrv1.VerifyBatchResult, len(items))}
+	results := make([]signsvrv1.VerifyBatchResult, len(items))
+	for i := range items {
+		r := &results[i]
+		if err := errs[i]; err != nil {
 			ie, fatal := s.itemFailure(ctx, i, err)
 			if fatal != nil {
 				return nil, fatal
 			}
-			r = &signsvrv1.VerifyBatchResult{Error: ie}
+			r.Error = ie
+		} else {
+			r.Result = vrs[i]
 		}
 		resp.Results[i] = r
 	}
 	return resp, nil
+}
+
+// prepareBatch does, before the items of a signing batch run concurrently, the writes
+// to the request's shared state that the first item would do: the caller's identity
+// is resolved, and the first key named is noted for the log line (as a sequential run
+// would note it). Afterwards the items only read that state.
+func prepareBatch(ctx context.Context, items []*signsvrv1.SignRequest) {
+	IdentityFrom(ctx)
+	for _, it := range items {
+		if it.GetKey() != "" {
+			noteKey(ctx, it.GetKey())
+			return
+		}
+	}
+}
+
+// isFatal reports whether a batch item's error fails the whole call (itemFailure):
+// then the items not yet started are not run.
+func isFatal(ctx context.Context, err error) bool {
+	return classify(err).Code == codes.Internal || ctx.Err() != nil
+}
+
+// forEachItem runs fn(0..n-1) on up to GOMAXPROCS goroutines, handing out indexes in
+// order; on one core (or for one item) it is a plain loop. When fn returns false (a
+// fatal error) no further index is handed out. Every index below a fatal one has then
+// been run to completion, because indexes are handed out in increasing order: the
+// in-order scan of the results meets the fatal error before any item left unrun.
+func (s *Server) forEachItem(n int, fn func(i int) bool) {
+	workers := min(n, runtime.GOMAXPROCS(0))
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			if !fn(i) {
+				return
+			}
+		}
+		return
+	}
+	var next atomic.Int64
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var panicked atomic.Pointer[string]
+	wg.Add(workers)
+	for range workers {
+		go func() {
+			defer wg.Done()
+			defer func() {
+				// A panic in a worker would end the process (grpc recovers none, and
+				// call's recover sees only its own goroutine): carry it over.
+				if r := recover(); r != nil {
+					p := fmt.Sprintf("%v (in a batch worker)\n%s", r, debug.Stack())
+					panicked.CompareAndSwap(nil, &p)
+					stop.Store(true)
+				}
+			}()
+			for !stop.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if !fn(i) {
+					stop.Store(true)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if p := panicked.Load(); p != nil {
+		panic(*p) // recovered, logged and answered Internal by call (middleware.go)
+	}
 }
 
 func (s *Server) checkBatch(n int) error {

@@ -305,8 +305,12 @@ type signerStamps struct {
 	used []*signsvrv1.SignerTimestamp
 }
 
-// checkTimestamps verifies every embedded signature timestamp token.
+// checkTimestamps verifies every embedded signature timestamp token. It is nil when
+// no signer carries one (the common case, which then allocates nothing).
 func (s *Server) checkTimestamps(ctx context.Context, res *sign.Result) *signerStamps {
+	if !anyTimestamp(res) {
+		return nil
+	}
 	st := &signerStamps{at: make([]time.Time, len(res.Signers)), used: make([]*signsvrv1.SignerTimestamp, len(res.Signers))}
 	validator := s.validator
 	if s.timestamps != nil {
@@ -341,6 +345,19 @@ func (s *Server) checkTimestamps(ctx context.Context, res *sign.Result) *signerS
 		}
 	}
 	return st
+}
+
+func anyTimestamp(res *sign.Result) bool {
+	for i := range res.Signers {
+		if info := res.Signers[i].Info; info != nil {
+			for _, a := range info.UnsignedAttrs {
+				if a.Type.Equal(cms.OIDAttrSignatureTimeStamp) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 func (s *Server) checkToken(ctx context.Context, validator CertValidator, token, signature []byte, certs []*smx509.Certificate) *signsvrv1.SignerTimestamp {

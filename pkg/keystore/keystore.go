@@ -99,6 +99,35 @@ type Key interface {
 	KeyAgreer(ctx context.Context) KeyAgreer
 }
 
+// GoNativeKey is an optional method of a Key: GoNative reports whether the key's
+// private-key operations are computed by Go code (the standard library or gmsm) on key
+// material held in this process's memory, as pkg/keystore/soft does.
+//
+// It exists to decide one thing: whether a signature needs checking before it is
+// handed out. pkg/sign verifies every signature it makes (Options.SkipSelfCheck off)
+// because an HSM can misbehave: a faulty device, a driver bug, a fault attack on the
+// signing computation. For ECDSA and SM2 that check costs about twice the signature.
+// A key computed by Go's own, tested code, from key material the soft store validated
+// when it loaded it (RSA keys with rsa.PrivateKey.Validate, whose signing also checks
+// its own CRT result), gains nothing from it, so the server skips the check for such
+// keys only.
+//
+// "In process" alone would not be the honest criterion: a PKCS#11 module is loaded
+// into the process too, yet its computation is opaque. Backends that reach a device
+// or a C library (pkg/keystore/pkcs11) do not implement the method, and neither does
+// a wrapper that does not forward it, so the default is always "check".
+type GoNativeKey interface {
+	Key
+	GoNative() bool
+}
+
+// IsGoNative reports whether k implements GoNativeKey and says true. Decide from this,
+// never from the concrete type of a key or of its signer.
+func IsGoNative(k Key) bool {
+	g, ok := k.(GoNativeKey)
+	return ok && g.GoNative()
+}
+
 // Store finds keys by name.
 type Store interface {
 	// Key returns the key with the given name, or an error wrapping ErrNotFound.

@@ -24,16 +24,22 @@
 // SM2 signers are called with sm2.NewSM2SignerOption(true, uid) and the whole
 // to-be-signed message (the DER SET of signed attributes, or the content), so the
 // signer computes Z and SM3 itself: gmsm's convention for *sm2.PrivateKey, which the
-// HSM backends follow. In the GM/T 0010 dialect (the default for SM2) the content
+// HSM backends follow. For the default user ID the option passed is gmsm's own
+// sm2.DefaultSM2SignerOpts, so a signer can recognise it and use a Z value it
+// computed once per key (pkg/keystore/soft does). In the GM/T 0010 dialect (the default for SM2) the content
 // types are 1.2.156.10197.6.1.4.2.2 (SignedData) and 1.2.156.10197.6.1.4.2.1 (data).
 //
 // # Checking its own signature
 //
 // Sign verifies the signature with the certificate's public key before returning it
-// (an HSM can misbehave). For ECDSA and SM2 that check costs about twice the signature
-// itself; a caller that knows the key is an in-process software key (the keystore
-// knows its backend) may set Options.SkipSelfCheck. RSA verification is cheap, and
-// Go's crypto/rsa already checks its CRT result.
+// (an HSM can misbehave: a faulty device, a driver bug, a fault attack). For ECDSA and
+// SM2 that check costs about twice the signature itself, 70-80 µs per 1 KiB message
+// here. A caller that knows the signature is computed by Go's or gmsm's own code on a
+// key validated when loaded may set Options.SkipSelfCheck; the signer's concrete type
+// says nothing about that, so this package never decides it. signsvr's server sets it
+// exactly for keys that report keystore.GoNativeKey (the soft store), and keeps the
+// check for PKCS#11 keys and any key that does not say so. RSA verification is cheap,
+// and Go's crypto/rsa already checks its own CRT result.
 //
 // # What Verify accepts
 //
@@ -130,16 +136,30 @@ type Options struct {
 	// cms.OIDSM2WithSM3 (1.2.156.10197.1.501) in the PKCS#7 dialect.
 	SM2SignatureOID asn1.ObjectIdentifier
 	// SkipSelfCheck skips the verification of the signature just made. Only for
-	// signers known to be in-process software keys; never for an HSM.
+	// signers whose signature is computed by Go's or gmsm's own code (see "Checking
+	// its own signature" and keystore.GoNativeKey); never for an HSM or PKCS#11 key.
 	SkipSelfCheck bool
 	// EContentType, when set, is the type of the encapsulated content (and of the
 	// contentType signed attribute) instead of id-data, e.g. cms.OIDTSTInfo for an
 	// RFC 3161 timestamp token. It needs signed attributes (RFC 5652 §5.3).
 	EContentType asn1.ObjectIdentifier
+	// ContentDigest, when set, receives the digest of the content that Sign computed
+	// (the messageDigest attribute's value, or what was signed without attributes),
+	// so a caller that needs the same digest, e.g. for an audit record, does not hash
+	// the content a second time. It is filled only when Sign succeeds.
+	ContentDigest *ContentDigest
 	// ExtraSignedAttributes are signed along with contentType, messageDigest and
 	// signingTime (e.g. signingCertificateV2); they may not repeat those three. See
 	// extraattrs.go.
 	ExtraSignedAttributes []cms.Attribute
+}
+
+// ContentDigest is a digest of the content Sign computed, and its algorithm.
+type ContentDigest struct {
+	// Algorithm is the digest algorithm's OID (cms.OIDSHA256, cms.OIDSM3, ...).
+	Algorithm asn1.ObjectIdentifier
+	// Digest is the digest value; it is the caller's to keep.
+	Digest []byte
 }
 
 // Sign makes a DER SignedData ContentInfo over content with signer, whose certificate is

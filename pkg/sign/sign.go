@@ -264,7 +264,11 @@ func sign(content []byte, signer crypto.Signer, chain []*smx509.Certificate, opt
 	var infos [1]cms.SignerInfo
 	infos[0] = si
 	sd.SignerInfos = infos[:]
-	return sd.Marshal()
+	out, err := sd.Marshal()
+	if err == nil && o.ContentDigest != nil {
+		*o.ContentDigest = ContentDigest{Algorithm: p.digest.oid(), Digest: append([]byte(nil), md...)}
+	}
+	return out, err
 }
 
 // signTBS asks the signer for the signature over tbs. md is the digest of the
@@ -276,7 +280,7 @@ func signTBS(signer crypto.Signer, rnd io.Reader, p *plan, tbs, md []byte, noAtt
 	case schemeSM2:
 		// The signer gets the whole message and computes Z and SM3 itself: gmsm's
 		// convention for *sm2.PrivateKey, followed by the HSM backends.
-		sig, err = signer.Sign(rnd, tbs, sm2.NewSM2SignerOption(true, uid))
+		sig, err = signer.Sign(rnd, tbs, sm2SignerOpts(uid))
 	default:
 		// The digest handed to the signer escapes (an interface call); it is made
 		// here so that the caller's buffers stay on the stack.
@@ -300,6 +304,16 @@ func signTBS(signer crypto.Signer, rnd io.Reader, p *plan, tbs, md []byte, noAtt
 		return nil, fmt.Errorf("%w: empty signature", ErrSelfCheck)
 	}
 	return sig, nil
+}
+
+// sm2SignerOpts is the option for a signer given the whole message: gmsm's own
+// DefaultSM2SignerOpts for the default user ID (no allocation, and a value signers
+// can recognise, e.g. to use a Z value computed once per key), else a new option.
+func sm2SignerOpts(uid []byte) *sm2.SM2SignerOption {
+	if len(uid) == len(defaultSM2UID) && string(uid) == string(defaultSM2UID) {
+		return sm2.DefaultSM2SignerOpts
+	}
+	return sm2.NewSM2SignerOption(true, uid)
 }
 
 // publicKeysEqual compares public keys. The keys' own Equal methods compare the

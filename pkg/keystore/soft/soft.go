@@ -8,10 +8,15 @@
 // startup nothing can fail for configuration reasons, and no operation ever waits, so
 // the contexts given to Signer, Decrypter and KeyAgreer are ignored.
 //
+// Its keys are keystore.GoNativeKey: their signatures are computed by Go's and gmsm's
+// own code, so the server skips the verification of each signature it makes, which
+// it keeps for HSM keys (about twice the cost of an ECDSA or SM2 signature).
+//
 // Supported keys are RSA (2048 bits and up), ECDSA on P-256 and P-384, and SM2. Signers
 // and decrypters are the standard library's and gmsm's own private keys, so they follow
 // their conventions: an SM2 signer with *sm2.SM2SignerOption{forceGMSign} takes the
-// whole message and computes Z and SM3 itself; an RSA decrypter given
+// whole message and computes Z and SM3 itself (the Z of the default user ID is
+// computed once per key, sm2signer.go); an RSA decrypter given
 // *rsa.PKCS1v15DecryptOptions{SessionKeyLen: n} answers a bad ciphertext with n random
 // bytes instead of an error (implicit rejection, no padding oracle).
 //
@@ -138,14 +143,22 @@ func (s *Store) Close() error { return nil }
 // Key is one in-memory key and its certificate chain.
 type Key struct {
 	name   string
-	signer crypto.Signer // *rsa.PrivateKey, *ecdsa.PrivateKey or *sm2.PrivateKey
+	signer crypto.Signer // *rsa.PrivateKey, *ecdsa.PrivateKey or *sm2Signer
 	dec    crypto.Decrypter
 	agreer *ecdh.PrivateKey
 	chain  []*smx509.Certificate
 	usages keystore.Usage
 }
 
-var _ keystore.Key = (*Key)(nil)
+var (
+	_ keystore.Key         = (*Key)(nil)
+	_ keystore.GoNativeKey = (*Key)(nil)
+)
+
+// GoNative is true: every operation is Go's or gmsm's own code on key material this
+// store validated when it loaded it, so the server need not verify its signatures
+// before handing them out (see keystore.GoNativeKey).
+func (k *Key) GoNative() bool { return true }
 
 // Name is the logical key name.
 func (k *Key) Name() string { return k.name }
@@ -210,7 +223,11 @@ func newKey(e Entry) (*Key, error) {
 		k.signer = priv
 		k.dec = rsaDecrypter{priv}
 	case *sm2.PrivateKey:
-		k.signer = priv
+		s, err := newSM2Signer(priv)
+		if err != nil {
+			return nil, fmt.Errorf("invalid SM2 key: %w", err)
+		}
+		k.signer = s
 		k.dec = priv
 	case *ecdsa.PrivateKey:
 		switch priv.Curve {
@@ -219,7 +236,11 @@ func newKey(e Entry) (*Key, error) {
 			if err != nil {
 				return nil, err
 			}
-			k.signer = sk
+			s, err := newSM2Signer(sk)
+			if err != nil {
+				return nil, fmt.Errorf("invalid SM2 key: %w", err)
+			}
+			k.signer = s
 			k.dec = sk
 		case elliptic.P256(), elliptic.P384():
 			a, err := priv.ECDH()

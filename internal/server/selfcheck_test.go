@@ -1,0 +1,121 @@
+package server_test
+
+import (
+	"context"
+	"crypto"
+	"io"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/internal/server"
+	"signsvr.dev/signsvr/pkg/keystore"
+	"signsvr.dev/signsvr/pkg/keystore/pkcs11"
+)
+
+// The server skips pkg/sign's self-check only for keys that say they are Go-native
+// (keystore.GoNativeKey): an HSM key, or any key that does not say so, still has every
+// signature verified before it leaves, so a misbehaving signer is caught.
+
+// corruptSigner signs something other than what it was given, as a faulty HSM could:
+// the signature is well-formed but does not verify.
+type corruptSigner struct{ crypto.Signer }
+
+func (s corruptSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	d := append([]byte(nil), digest...)
+	d[0] ^= 0xff
+	return s.Signer.Sign(r, d, opts)
+}
+
+// faultyKey is a key that is not Go-native (like a PKCS#11 key, or a wrapper that does
+// not forward GoNative) whose signer misbehaves.
+type faultyKey struct{ keystore.Key }
+
+func (k *faultyKey) Signer(ctx context.Context) crypto.Signer {
+	return corruptSigner{k.Key.Signer(ctx)}
+}
+
+// lyingKey says it is Go-native while its signer misbehaves: the server must then
+// skip the check (the method, not the type, decides).
+type lyingKey struct{ faultyKey }
+
+func (k *lyingKey) GoNative() bool { return true }
+
+// wrapStore hands out wrapped keys, one wrapper per name (the server caches prepared
+// keys while the store returns the same Key).
+type wrapStore struct {
+	keystore.Store
+	keys map[string]keystore.Key
+}
+
+func (w *wrapStore) Key(ctx context.Context, name string) (keystore.Key, error) {
+	if k, ok := w.keys[name]; ok {
+		return k, nil
+	}
+	return w.Store.Key(ctx, name)
+}
+
+func TestSelfCheckFollowsGoNative(t *testing.T) {
+	if _, ok := any((*pkcs11.Key)(nil)).(keystore.GoNativeKey); ok {
+		t.Fatal("PKCS#11 keys must not claim to be Go-native: their signatures are checked")
+	}
+	ts := startServer(t, func(o *server.Options) {
+		ws := &wrapStore{Store: o.Store, keys: map[string]keystore.Key{}}
+		for _, fam := range families {
+			k, err := o.Store.Key(context.Background(), fam+"-sign")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !keystore.IsGoNative(k) {
+				t.Fatalf("soft key %s is not Go-native", k.Name())
+			}
+			ws.keys["faulty-"+fam] = &faultyKey{k}
+			ws.keys["lying-"+fam] = &lyingKey{faultyKey{k}}
+		}
+		o.Store = ws
+	})
+	data := []byte("a document")
+	for _, fam := range families {
+		t.Run(fam, func(t *testing.T) {
+			ctx := ctxT(t)
+			// A healthy soft key signs, without the self-check, correctly.
+			good, err := ts.sign.Sign(ctx, &signsvrv1.SignRequest{Key: fam + "-sign", Data: data})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, err := ts.sign.Verify(ctx, &signsvrv1.VerifyRequest{Cms: good.GetCms()}); err != nil || !v.GetVerified() {
+				t.Fatalf("soft key signature: %v %v", err, v)
+			}
+			// Not Go-native and misbehaving: caught, nothing returned.
+			_, err = ts.sign.Sign(ctx, &signsvrv1.SignRequest{Key: "faulty-" + fam, Data: data})
+			if status.Code(err) != codes.Internal {
+				t.Fatalf("faulty signer: got %v, want Internal (self-check failed)", err)
+			}
+			if !strings.Contains(ts.logs.String(), "produced an invalid signature") {
+				t.Fatal("the self-check failure is not in the log")
+			}
+			// The same in a batch: the whole call fails (an internal error).
+			_, err = ts.sign.SignBatch(ctx, &signsvrv1.SignBatchRequest{Items: []*signsvrv1.SignRequest{
+				{Key: fam + "-sign", Data: data}, {Key: "faulty-" + fam, Data: data}}})
+			if status.Code(err) != codes.Internal {
+				t.Fatalf("faulty signer in a batch: got %v, want Internal", err)
+			}
+			// Claiming GoNative switches the check off: the bad signature goes out, and
+			// only Verify finds it. (This is why only the soft store may claim it.)
+			bad, err := ts.sign.Sign(ctx, &signsvrv1.SignRequest{Key: "lying-" + fam, Data: data})
+			if err != nil {
+				t.Fatalf("a Go-native key is not checked, so no error expected: %v", err)
+			}
+			v, err := ts.sign.Verify(ctx, &signsvrv1.VerifyRequest{Cms: bad.GetCms()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.GetVerified() || v.GetSigners()[0].GetSignature().GetValid() {
+				t.Fatal("the corrupted signature verified")
+			}
+		})
+	}
+}
