@@ -7,12 +7,14 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"fmt"
 
 	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
 	"google.golang.org/grpc/codes"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/keystore"
 	"signsvr.dev/signsvr/pkg/sign"
 )
 
@@ -127,6 +129,11 @@ func (s signService) SignRaw(ctx context.Context, req *signsvrv1.SignRawRequest)
 	if err != nil {
 		return nil, err
 	}
+	// As Sign does: a signature computed outside Go (an HSM) is checked before it is
+	// handed out, since an HSM can misbehave.
+	if !keystore.IsGoNative(k.k) && !rawValid(k.family, k.pub, h, pss, uid, req.GetData(), sig) {
+		return nil, fmt.Errorf("%w: raw signature with key %q", sign.ErrSelfCheck, req.GetKey())
+	}
 	resp := &signsvrv1.SignRawResponse{Signature: sig, SignatureAlgorithm: rawAlgorithm(k.family, h, pss)}
 	if k.leaf != nil {
 		resp.Certificate = k.leaf.Raw
@@ -184,21 +191,7 @@ func (s signService) VerifyRaw(ctx context.Context, req *signsvrv1.VerifyRawRequ
 		return nil, err
 	}
 
-	var valid bool
-	switch f {
-	case familyRSA:
-		pub := cert.PublicKey.(*rsa.PublicKey)
-		if pss {
-			valid = rsa.VerifyPSS(pub, h, digestOf(h, req.GetData()), req.GetSignature(),
-				&rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: h}) == nil
-		} else {
-			valid = rsa.VerifyPKCS1v15(pub, h, digestOf(h, req.GetData()), req.GetSignature()) == nil
-		}
-	case familyEC:
-		valid = ecdsa.VerifyASN1(cert.PublicKey.(*ecdsa.PublicKey), digestOf(h, req.GetData()), req.GetSignature())
-	case familySM2:
-		valid = sm2.VerifyASN1WithSM2(cert.PublicKey.(*ecdsa.PublicKey), uid, req.GetData(), req.GetSignature())
-	}
+	valid := rawValid(f, cert.PublicKey, h, pss, uid, req.GetData(), req.GetSignature())
 	resp := &signsvrv1.VerifyRawResponse{Signature: &signsvrv1.SignatureVerdict{Valid: valid}}
 	if !valid {
 		resp.Signature.Reason = "signature-invalid"
@@ -207,4 +200,28 @@ func (s signService) VerifyRaw(ctx context.Context, req *signsvrv1.VerifyRawRequ
 	resp.CertificateVerdict, cv = s.checkCert(ctx, cert, intermediates, s.now())
 	resp.Verified = valid && cv.Status == sign.CertGood
 	return resp, nil
+}
+
+// rawValid checks a raw signature over data made with the public key pub of family f,
+// as SignRaw writes them: RSA PKCS#1 v1.5 or PSS over the hash h, ECDSA DER over h,
+// SM2 DER with the Z value of uid (nil: the default user ID).
+func rawValid(f family, pub crypto.PublicKey, h crypto.Hash, pss bool, uid, data, sig []byte) bool {
+	switch f {
+	case familyRSA:
+		k, ok := pub.(*rsa.PublicKey)
+		if !ok {
+			return false
+		}
+		if pss {
+			return rsa.VerifyPSS(k, h, digestOf(h, data), sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: h}) == nil
+		}
+		return rsa.VerifyPKCS1v15(k, h, digestOf(h, data), sig) == nil
+	case familyEC:
+		k, ok := pub.(*ecdsa.PublicKey)
+		return ok && ecdsa.VerifyASN1(k, digestOf(h, data), sig)
+	case familySM2:
+		k, ok := pub.(*ecdsa.PublicKey)
+		return ok && sm2.VerifyASN1WithSM2(k, uid, data, sig)
+	}
+	return false
 }

@@ -103,6 +103,14 @@ func TestSelfCheckFollowsGoNative(t *testing.T) {
 			if status.Code(err) != codes.Internal {
 				t.Fatalf("faulty signer in a batch: got %v, want Internal", err)
 			}
+			// SignRaw checks too: a raw signature is as exposed to a faulty HSM.
+			_, err = ts.sign.SignRaw(ctx, &signsvrv1.SignRawRequest{Key: "faulty-" + fam, Data: data})
+			if status.Code(err) != codes.Internal {
+				t.Fatalf("faulty signer, SignRaw: got %v, want Internal (self-check failed)", err)
+			}
+			if _, err := ts.sign.SignRaw(ctx, &signsvrv1.SignRawRequest{Key: "lying-" + fam, Data: data}); err != nil {
+				t.Fatalf("SignRaw with a Go-native key is not checked, so no error expected: %v", err)
+			}
 			// Claiming GoNative switches the check off: the bad signature goes out, and
 			// only Verify finds it. (This is why only the soft store may claim it.)
 			bad, err := ts.sign.Sign(ctx, &signsvrv1.SignRequest{Key: "lying-" + fam, Data: data})
