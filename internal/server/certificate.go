@@ -66,6 +66,11 @@ func (s certificateService) ValidateCertificate(ctx context.Context, req *signsv
 		return nil, err
 	}
 	vd := s.validator.Validate(ctx, leaf, inters, at, purpose)
+	if err := ctx.Err(); err != nil {
+		// The request's end stopped the revocation check: that is the answer, not a
+		// verdict the deadline cut short (which raced the client's own deadline).
+		return nil, err
+	}
 	resp := &signsvrv1.ValidateCertificateResponse{Verdict: apiVerdict(vd)}
 	for _, c := range vd.Checks {
 		rc := &signsvrv1.RevocationCheck{Subject: c.Subject, Method: c.Method.String(), Source: c.Source, Error: c.Error}
