@@ -199,12 +199,8 @@ func (s *Server) signAndEnvelopeSAED(ctx context.Context, req *signsvrv1.SignAnd
 	if err := s.signOptions(k, false, req.GetSignOptions(), &o.Sign); err != nil {
 		return nil, err
 	}
-	signer := k.k.Signer(ctx)
-	if signer == nil {
-		return nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_KEY_USAGE_NOT_ALLOWED,
-			"key "+req.GetKey()+" cannot sign", nil)
-	}
-	if err := ctx.Err(); err != nil {
+	signer, err := signerOf(ctx, k)
+	if err != nil {
 		return nil, err
 	}
 	return envelope.SignAndEnvelope(req.GetData(), signer, k.chain, rcpts, &o)

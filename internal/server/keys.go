@@ -205,3 +205,14 @@ func (s keyService) ListKeys(ctx context.Context, req *signsvrv1.ListKeysRequest
 	}
 	return resp, nil
 }
+
+// signerOf is the key's signer bound to ctx, or FailedPrecondition when the key cannot
+// sign; it also ends here when the request already has.
+func signerOf(ctx context.Context, k *key) (crypto.Signer, error) {
+	signer := k.k.Signer(ctx)
+	if signer == nil {
+		return nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_KEY_USAGE_NOT_ALLOWED,
+			"key "+k.k.Name()+" cannot sign", nil)
+	}
+	return signer, ctx.Err()
+}

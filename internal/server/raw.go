@@ -94,12 +94,8 @@ func (s signService) SignRaw(ctx context.Context, req *signsvrv1.SignRawRequest)
 	if err != nil {
 		return nil, err
 	}
-	signer := k.k.Signer(ctx)
-	if signer == nil {
-		return nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_KEY_USAGE_NOT_ALLOWED,
-			"key "+req.GetKey()+" cannot sign", nil)
-	}
-	if err := ctx.Err(); err != nil {
+	signer, err := signerOf(ctx, k)
+	if err != nil {
 		return nil, err
 	}
 	var sig []byte

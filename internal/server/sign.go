@@ -52,12 +52,8 @@ func (s *Server) sign(ctx context.Context, req *signsvrv1.SignRequest, cd *sign.
 		return nil, err
 	}
 	opts.ContentDigest = cd
-	signer := k.k.Signer(ctx)
-	if signer == nil {
-		return nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_KEY_USAGE_NOT_ALLOWED,
-			"key "+req.GetKey()+" cannot sign", nil)
-	}
-	if err := ctx.Err(); err != nil {
+	signer, err := signerOf(ctx, k)
+	if err != nil {
 		return nil, err
 	}
 	der, err := sign.Sign(req.GetData(), signer, k.chain, &opts)
