@@ -176,29 +176,11 @@ func (s *Server) checkCert(ctx context.Context, leaf *smx509.Certificate, interm
 func (s *Server) checkCertFor(ctx context.Context, validator CertValidator, leaf *smx509.Certificate,
 	intermediates []*smx509.Certificate, at time.Time, purpose trust.Purpose) (*signsvrv1.CertificateVerdict, sign.CertVerdict) {
 	v := validator.Validate(ctx, leaf, intermediates, at, purpose)
-	pv := &signsvrv1.CertificateVerdict{
-		Status:      signsvrv1.CertificateStatus_CERTIFICATE_STATUS_UNKNOWN,
-		Reason:      v.Reason,
-		Detail:      v.Detail,
-		Revocation:  v.Revocation.String(),
-		ValidatedAt: timestamppb.New(v.At),
-	}
 	sv := sign.CertVerdict{Status: sign.CertUnknown, Reason: v.Reason, Chain: v.Chain}
 	if int(v.Status) < len(certStatus) {
-		pv.Status = certStatus[v.Status].api
 		sv.Status = certStatus[v.Status].sign
 	}
-	if len(v.Chain) > 0 {
-		pv.Chain = make([][]byte, len(v.Chain))
-		for i, c := range v.Chain {
-			pv.Chain[i] = c.Raw
-		}
-	}
-	if !v.RevokedAt.IsZero() {
-		pv.RevokedAt = timestamppb.New(v.RevokedAt)
-		pv.RevocationReason = v.RevocationReason.String()
-	}
-	return pv, sv
+	return apiVerdict(v), sv
 }
 
 // nameString formats a DER Name, for signers whose certificate was not found.
