@@ -13,6 +13,8 @@ func FuzzParse(f *testing.F) {
 		if c, err := parseStat(b); err == nil && (c.User < 0 || c.System < 0) {
 			t.Errorf("negative CPU %+v", c)
 		}
-		parseStatus(b)
+		if m, err := parseStatus(b); err == nil && (m.RSS < 0 || m.HWM < 0) {
+			t.Errorf("negative memory %+v", m)
+		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -64,6 +65,10 @@ func parseStat(b []byte) (CPU, error) {
 		return CPU{}, fmt.Errorf("procstat: stime: %w", err)
 	}
 	tick := time.Second / ClockTicks
+	// A count of ticks that does not fit a time.Duration is no real process's.
+	if limit := uint64(math.MaxInt64 / int64(tick)); ut > limit || st > limit {
+		return CPU{}, fmt.Errorf("procstat: CPU ticks out of range")
+	}
 	return CPU{User: time.Duration(ut) * tick, System: time.Duration(st) * tick}, nil
 }
 
@@ -106,6 +111,9 @@ func parseStatus(b []byte) (Memory, error) {
 		kb, err := strconv.ParseInt(f[1], 10, 64)
 		if err != nil {
 			return Memory{}, fmt.Errorf("procstat: %q: %w", line, err)
+		}
+		if kb < 0 || kb > math.MaxInt64>>10 {
+			return Memory{}, fmt.Errorf("procstat: %q: size out of range", line)
 		}
 		*dst = kb << 10
 		seen++
