@@ -88,9 +88,11 @@ func (a AlgorithmIdentifier) Equal(o AlgorithmIdentifier) bool {
 	return a.Algorithm.Equal(o.Algorithm) && bytes.Equal(a.Parameters, o.Parameters)
 }
 
+// readAlgorithmIdentifier reads one AlgorithmIdentifier. Well-known algorithm OIDs are
+// interned (sdReadOID): the result shares them, so treat it as read-only.
 func readAlgorithmIdentifier(s *cryptobyte.String, out *AlgorithmIdentifier) bool {
 	var seq cryptobyte.String
-	if !s.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1ObjectIdentifier(&out.Algorithm) {
+	if !s.ReadASN1(&seq, cbasn1.SEQUENCE) || !sdReadOID(&seq, &out.Algorithm) {
 		return false
 	}
 	out.Parameters = nil

@@ -200,7 +200,7 @@ func ParseSignedData(der []byte) (*SignedData, error) {
 	}
 	for !algs.Empty() {
 		var a AlgorithmIdentifier
-		if !sdReadAlgorithmIdentifier(&algs, &a) {
+		if !readAlgorithmIdentifier(&algs, &a) {
 			return nil, malformed("SignedData.digestAlgorithms")
 		}
 		sd.DigestAlgorithms = append(sd.DigestAlgorithms, a)
@@ -316,7 +316,7 @@ func sdReadSignerInfo(s *cryptobyte.String, si *SignerInfo) error {
 		si.SID.SubjectKeyID = ski
 	}
 
-	if !sdReadAlgorithmIdentifier(&seq, &si.DigestAlgorithm) {
+	if !readAlgorithmIdentifier(&seq, &si.DigestAlgorithm) {
 		return malformed("SignerInfo.digestAlgorithm")
 	}
 
@@ -336,7 +336,7 @@ func sdReadSignerInfo(s *cryptobyte.String, si *SignerInfo) error {
 		si.RawSignedAttrs = raw
 	}
 
-	if !sdReadAlgorithmIdentifier(&seq, &si.SignatureAlgorithm) {
+	if !readAlgorithmIdentifier(&seq, &si.SignatureAlgorithm) {
 		return malformed("SignerInfo.signatureAlgorithm")
 	}
 	var sig cryptobyte.String

@@ -62,25 +62,6 @@ func sdReadOID(s *cryptobyte.String, out *asn1.ObjectIdentifier) bool {
 	return elem.ReadASN1ObjectIdentifier(out) && elem.Empty()
 }
 
-// sdReadAlgorithmIdentifier is readAlgorithmIdentifier with interned OIDs.
-func sdReadAlgorithmIdentifier(s *cryptobyte.String, out *AlgorithmIdentifier) bool {
-	var seq cryptobyte.String
-	if !s.ReadASN1(&seq, cbasn1.SEQUENCE) || !sdReadOID(&seq, &out.Algorithm) {
-		return false
-	}
-	out.Parameters = nil
-	if seq.Empty() {
-		return true
-	}
-	var params cryptobyte.String
-	var tag cbasn1.Tag
-	if !seq.ReadAnyASN1Element(&params, &tag) || !seq.Empty() {
-		return false
-	}
-	out.Parameters = params
-	return true
-}
-
 // sdReadAttributes reads the content of a SET OF Attribute like readAttributes, with
 // two allocations in all: the attributes, and one backing array for their values.
 func sdReadAttributes(s cryptobyte.String) ([]Attribute, bool) {
