@@ -29,6 +29,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -190,6 +191,9 @@ func New(o Options) (*Server, error) {
 		grpc.NumStreamWorkers(streamWorkers()),
 		// Connections share pooled write buffers instead of keeping 32 KiB each.
 		grpc.SharedWriteBuffer(true),
+		// Request and response buffers from a pool with finer tiers that skips
+		// grpc-go's clearing of the whole capacity on every Get (bufpool.go).
+		experimental.BufferPool(useBufferPool()),
 		// Static HTTP/2 windows of 1 MiB per stream and 8 MiB per connection: a 64 KiB
 		// document (or a batch of them) arrives without waiting for window updates.
 		// The flow-control window bounds what a client can make the server buffer.
