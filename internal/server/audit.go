@@ -109,8 +109,10 @@ func (s *Server) writeAudit(ctx context.Context, al *AuditLog, ri *requestInfo, 
 		rec.Code, rec.Reason = e.Code.String(), ReasonString(e.Reason)
 	}
 	if b, ok := req.(*signsvrv1.SignBatchRequest); ok && err == nil {
-		// One record per item: each is a signature with its own key.
+		// One record per item: each is a signature with its own key. The records go
+		// to the log in one write.
 		out, _ := resp.(*signsvrv1.SignBatchResponse)
+		recs := make([]audit.Record, 0, len(b.GetItems()))
 		for i, item := range b.GetItems() {
 			r := rec
 			r.Key = item.GetKey()
@@ -133,11 +135,9 @@ func (s *Server) writeAudit(ctx context.Context, al *AuditLog, ri *requestInfo, 
 			if r.Input == nil && r.InputDigest == nil {
 				r.Input = []byte{}
 			}
-			if werr := al.log.Append(ctx, r); werr != nil {
-				return werr
-			}
+			recs = append(recs, r)
 		}
-		return nil
+		return al.log.AppendBatch(ctx, recs)
 	}
 	// A message without a main bytes field is digested whole, through one pooled
 	// buffer: Append digests the bytes before it returns and keeps none of them.

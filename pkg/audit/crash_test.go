@@ -146,10 +146,12 @@ func TestKilledWriter(t *testing.T) {
 
 // TestWriteFailureMidRecord makes a write fail for real in a child process: the file
 // size limit (RLIMIT_FSIZE, which binds root too) cuts a record in the middle. Append
-// must fail closed; once the limit is lifted the writer continues in a new file whose
-// recovered record accounts for the partial line, and the whole log verifies.
+// (and AppendBatch, whose one write holds several records) must fail closed; once the
+// limit is lifted the writer continues in a new file whose recovered record accounts
+// for the partial line, and the whole log verifies. A batch cut part-way keeps the
+// records it wrote whole: the recovered record covers less than one record.
 func TestWriteFailureMidRecord(t *testing.T) {
-	if os.Getenv(childEnv) == "fsize" {
+	if mode := os.Getenv(childEnv); mode == "fsize" || mode == "fsize-batch" {
 		signal.Ignore(syscall.SIGXFSZ)
 		l, err := childLog(Config{CheckpointInterval: time.Hour})
 		if err != nil {
@@ -166,7 +168,12 @@ func TestWriteFailureMidRecord(t *testing.T) {
 		}
 		n := 0
 		for ; n < 100; n++ {
-			if err = l.Append(t.Context(), sampleRecord(n)); err != nil {
+			if mode == "fsize" {
+				err = l.Append(t.Context(), sampleRecord(n))
+			} else {
+				err = l.AppendBatch(t.Context(), []Record{sampleRecord(3 * n), sampleRecord(3*n + 1), sampleRecord(3*n + 2)})
+			}
+			if err != nil {
 				break
 			}
 		}
@@ -185,22 +192,30 @@ func TestWriteFailureMidRecord(t *testing.T) {
 		if err := l.Close(); err != nil {
 			childFail(err)
 		}
-		fmt.Printf("failed after %d records: %v\n", n, err)
+		fmt.Printf("failed after %d writes: %v\n", n, err)
 		os.Exit(0)
 	}
-	k := newAuditKey(t, devpki.SM2)
-	dir := t.TempDir()
-	cmd := startChild(t, "TestWriteFailureMidRecord", "fsize", dir, k)
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	t.Logf("child: %s", out)
-	rep := verifyDir(t, dir, k)
-	if !rep.OK() || rep.Files != 2 || len(rep.Recoveries) != 1 || rep.Recoveries[0].TornBytes == 0 {
-		t.Fatalf("%+v %v", rep, rep.Problem)
-	}
-	if !strings.Contains(rep.Recoveries[0].Cause, "write failed") {
-		t.Fatalf("recovery cause %q", rep.Recoveries[0].Cause)
+	for _, mode := range []string{"fsize", "fsize-batch"} {
+		t.Run(mode, func(t *testing.T) {
+			k := newAuditKey(t, devpki.SM2)
+			dir := t.TempDir()
+			cmd := startChild(t, "TestWriteFailureMidRecord", mode, dir, k)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("child: %v\n%s", err, out)
+			}
+			t.Logf("child: %s", out)
+			rep := verifyDir(t, dir, k)
+			if !rep.OK() || rep.Files != 2 || len(rep.Recoveries) != 1 || rep.Recoveries[0].TornBytes == 0 {
+				t.Fatalf("%+v %v", rep, rep.Problem)
+			}
+			if !strings.Contains(rep.Recoveries[0].Cause, "write failed") {
+				t.Fatalf("recovery cause %q", rep.Recoveries[0].Cause)
+			}
+			// A record line is ~550 bytes: the torn part is what is left of one.
+			if rep.Recoveries[0].TornBytes >= 700 {
+				t.Fatalf("recovered record covers %d bytes: whole records of the cut write were not kept", rep.Recoveries[0].TornBytes)
+			}
+		})
 	}
 }

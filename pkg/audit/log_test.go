@@ -426,3 +426,61 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.w.Write(p)
 }
+
+// TestAppendBatch: a batch's records follow each other with consecutive sequence
+// numbers, each chained to the one before, among single records, across rotation
+// (a batch larger than the rest of the file starts a new one), with SyncRecord; a bad
+// record writes nothing of its batch.
+func TestAppendBatch(t *testing.T) {
+	k := newAuditKey(t, devpki.ECDSAP256)
+	cfg := testLogConfig(t)
+	cfg.MaxFileBytes = 4000
+	cfg.Sync = SyncRecord
+	l := openLog(t, cfg, k)
+	appendN(t, l, 0, 1)
+	batch := []Record{sampleRecord(1), sampleRecord(2), sampleRecord(3), sampleRecord(4), sampleRecord(5)}
+	if err := l.AppendBatch(t.Context(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AppendBatch(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	bad := []Record{sampleRecord(6), {Op: OpSign, InputDigest: []byte{1}}}
+	if err := l.AppendBatch(t.Context(), bad); err == nil || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a batch with a malformed record: %v", err)
+	}
+	for i := 0; i < 4; i++ {
+		if err := l.AppendBatch(t.Context(), []Record{sampleRecord(10 + 2*i), sampleRecord(11 + 2*i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendN(t, l, 20, 1)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	var prevSeq uint64
+	for _, f := range logFiles(t, cfg.Dir) {
+		for _, line := range readLines(t, f) {
+			e, err := ParseLine(bytes.TrimSuffix(line, []byte("\n")))
+			if err != nil || !e.HashOK {
+				t.Fatalf("%v %+v", err, e)
+			}
+			if e.Seq != prevSeq+1 {
+				t.Fatalf("seq %d after %d", e.Seq, prevSeq)
+			}
+			prevSeq = e.Seq
+			if e.Type == "op" {
+				ids = append(ids, e.RequestID)
+			}
+		}
+	}
+	want := "req-0 req-1 req-2 req-3 req-4 req-5 req-10 req-11 req-12 req-13 req-14 req-15 req-16 req-17 req-20"
+	if got := strings.Join(ids, " "); got != want {
+		t.Fatalf("records\n got %s\nwant %s", got, want)
+	}
+	rep := verifyDir(t, cfg.Dir, k)
+	if !rep.OK() || rep.Files < 2 || !rep.Closed {
+		t.Fatalf("%+v %v", rep, rep.Problem)
+	}
+}
