@@ -203,7 +203,9 @@ func (s *Server) signAndEnvelopeSAED(ctx context.Context, req *signsvrv1.SignAnd
 	if err != nil {
 		return nil, err
 	}
-	return envelope.SignAndEnvelope(req.GetData(), signer, k.chain, rcpts, &o)
+	der, err := envelope.SignAndEnvelope(req.GetData(), signer, k.chain, rcpts, &o)
+	s.signed(ctx, k, err)
+	return der, err
 }
 
 // DecryptAndVerify implements signsvrv1.EnvelopeServiceServer. It opens either form of

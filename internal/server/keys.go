@@ -6,7 +6,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/emmansun/gmsm/sm2"
@@ -17,6 +19,7 @@ import (
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
 	"signsvr.dev/signsvr/pkg/keystore"
+	"signsvr.dev/signsvr/pkg/sign"
 )
 
 // family is the public-key algorithm family, which decides the options that apply.
@@ -57,6 +60,23 @@ type key struct {
 	// (keystore.GoNativeKey), so pkg/sign need not verify them (Options.SkipSelfCheck).
 	// Never decided from the concrete type of the key or its signer.
 	goNative bool
+	// check is the self-check policy of a key that is not goNative: its backend's
+	// (keystore.SelfCheckedKey), or nil, which checks every signature.
+	check *keystore.SelfCheck
+}
+
+// checkNext reports whether the signature about to be made with k must be verified
+// before it is handed out.
+func (k *key) checkNext() bool { return !k.goNative && k.check.Next() }
+
+// signed takes note of a signing error: a signature that failed its self-check makes
+// every later signature of the key checked, and is logged (the device misbehaves).
+func (s *Server) signed(ctx context.Context, k *key, err error) {
+	if err != nil && errors.Is(err, sign.ErrSelfCheck) {
+		k.check.Failed()
+		s.log.LogAttrs(ctx, slog.LevelError, "the key's device returned a signature that does not verify; every signature of this key is checked from now on",
+			slog.String("key", k.k.Name()), slog.String("err", err.Error()))
+	}
 }
 
 // keyCache maps a key name to its prepared key. An entry is reused while the store
@@ -74,6 +94,9 @@ func (s *Server) prepared(k keystore.Key) *key {
 	pk := &key{k: k, pub: k.Public(), chain: k.Chain()}
 	pk.family = familyOf(pk.pub)
 	pk.goNative = keystore.IsGoNative(k)
+	if sc, ok := k.(keystore.SelfCheckedKey); ok && !pk.goNative {
+		pk.check = sc.SelfCheck()
+	}
 	if len(pk.chain) > 0 {
 		pk.leaf = pk.chain[0]
 	}

@@ -65,8 +65,9 @@ func sm2UID(uid []byte) ([]byte, error) {
 // signOptions turns request options into sign.Options for key k.
 func (s *Server) signOptions(k *key, detached bool, o *signsvrv1.SignOptions, opts *sign.Options) error {
 	// The self-check guards against a misbehaving HSM; keys computed by Go's own code
-	// skip it (keystore.GoNativeKey, pkg/sign "Checking its own signature").
-	*opts = sign.Options{Detached: detached, Now: s.now, SkipSelfCheck: k.goNative}
+	// skip it (keystore.GoNativeKey, pkg/sign "Checking its own signature"), and an HSM
+	// key's backend may sample it (keystore.SelfCheckMode).
+	*opts = sign.Options{Detached: detached, Now: s.now, SkipSelfCheck: !k.checkNext()}
 	if o == nil {
 		return nil
 	}

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/codes"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
-	"signsvr.dev/signsvr/pkg/keystore"
 	"signsvr.dev/signsvr/pkg/sign"
 )
 
@@ -126,9 +125,11 @@ func (s signService) SignRaw(ctx context.Context, req *signsvrv1.SignRawRequest)
 		return nil, err
 	}
 	// As Sign does: a signature computed outside Go (an HSM) is checked before it is
-	// handed out, since an HSM can misbehave.
-	if !keystore.IsGoNative(k.k) && !rawValid(k.family, k.pub, h, pss, uid, req.GetData(), sig) {
-		return nil, fmt.Errorf("%w: raw signature with key %q", sign.ErrSelfCheck, req.GetKey())
+	// handed out, since an HSM can misbehave (as often as the key's policy says).
+	if k.checkNext() && !rawValid(k.family, k.pub, h, pss, uid, req.GetData(), sig) {
+		err := fmt.Errorf("%w: raw signature with key %q", sign.ErrSelfCheck, req.GetKey())
+		s.signed(ctx, k, err)
+		return nil, err
 	}
 	resp := &signsvrv1.SignRawResponse{Signature: sig, SignatureAlgorithm: rawAlgorithm(k.family, h, pss)}
 	if k.leaf != nil {

@@ -3,8 +3,10 @@ package server_test
 import (
 	"context"
 	"crypto"
+	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -125,5 +127,92 @@ func TestSelfCheckFollowsGoNative(t *testing.T) {
 				t.Fatal("the corrupted signature verified")
 			}
 		})
+	}
+}
+
+// lateFaultSigner signs correctly the first good times, then corrupts every signature,
+// as a device that starts to fail while serving.
+type lateFaultSigner struct {
+	crypto.Signer
+	n    *atomic.Int64
+	good int64
+}
+
+func (s lateFaultSigner) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if s.n.Add(1) <= s.good {
+		return s.Signer.Sign(r, digest, opts)
+	}
+	return corruptSigner{s.Signer}.Sign(r, digest, opts)
+}
+
+// sampledKey is a non-Go-native key with a backend self-check policy
+// (keystore.SelfCheckedKey), as PKCS#11 keys are.
+type sampledKey struct {
+	keystore.Key
+	check *keystore.SelfCheck
+	n     atomic.Int64
+	good  int64
+}
+
+func (k *sampledKey) Signer(ctx context.Context) crypto.Signer {
+	return lateFaultSigner{k.Key.Signer(ctx), &k.n, k.good}
+}
+
+func (k *sampledKey) SelfCheck() *keystore.SelfCheck { return k.check }
+
+// TestSelfCheckSampled: with self_check auto, an EC or SM2 key's signatures are
+// checked for the first 32, then one in 64; the first failed check makes every later
+// one checked. An RSA key's are all checked.
+func TestSelfCheckSampled(t *testing.T) {
+	const good = 40 // the device fails from the 41st signature on
+	keys := map[string]*sampledKey{}
+	ts := startServer(t, func(o *server.Options) {
+		ws := &wrapStore{Store: o.Store, keys: map[string]keystore.Key{}}
+		for _, fam := range families {
+			k, err := o.Store.Key(context.Background(), fam+"-sign")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sk := &sampledKey{Key: k, check: keystore.NewSelfCheck(keystore.SelfCheckAuto, k.Public()), good: good}
+			keys[fam] = sk
+			ws.keys["sampled-"+fam] = sk
+		}
+		o.Store = ws
+	})
+	data := []byte("a document")
+	for _, fam := range families {
+		t.Run(fam, func(t *testing.T) {
+			ctx := ctxT(t)
+			var refused []int
+			for i := 1; i <= 70; i++ {
+				req := &signsvrv1.SignRequest{Key: "sampled-" + fam, Data: data}
+				var err error
+				if i%2 == 0 {
+					_, err = ts.sign.SignRaw(ctx, &signsvrv1.SignRawRequest{Key: req.Key, Data: data})
+				} else {
+					_, err = ts.sign.Sign(ctx, req)
+				}
+				switch status.Code(err) {
+				case codes.OK:
+				case codes.Internal:
+					refused = append(refused, i)
+				default:
+					t.Fatalf("signature %d: %v", i, err)
+				}
+			}
+			want := []int{64, 65, 66, 67, 68, 69, 70} // unchecked 41..63 went out
+			if fam == "rsa" {
+				want = nil
+				for i := good + 1; i <= 70; i++ {
+					want = append(want, i)
+				}
+			}
+			if fmt.Sprint(refused) != fmt.Sprint(want) {
+				t.Fatalf("refused %v, want %v", refused, want)
+			}
+		})
+	}
+	if !strings.Contains(ts.logs.String(), "every signature of this key is checked from now on") {
+		t.Fatal("the failed self-check is not logged")
 	}
 }

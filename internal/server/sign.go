@@ -57,6 +57,7 @@ func (s *Server) sign(ctx context.Context, req *signsvrv1.SignRequest, cd *sign.
 		return nil, err
 	}
 	der, err := sign.Sign(req.GetData(), signer, k.chain, &opts)
+	s.signed(ctx, k, err)
 	if err != nil || req.GetTimestamp() == signsvrv1.SignatureTimestamp_SIGNATURE_TIMESTAMP_UNSPECIFIED {
 		return der, err
 	}
@@ -238,7 +239,7 @@ func (s signService) SignBatch(ctx context.Context, req *signsvrv1.SignBatchRequ
 		cds = make([]sign.ContentDigest, len(items))
 		ri.itemDigests = cds
 	}
-	s.forEachItem(len(items), func(i int) bool {
+	s.forEachItem(len(items), s.signWorkers(items), func(i int) bool {
 		var cd *sign.ContentDigest
 		if cds != nil {
 			cd = &cds[i]
@@ -274,7 +275,7 @@ func (s signService) VerifyBatch(ctx context.Context, req *signsvrv1.VerifyBatch
 	IdentityFrom(ctx) // resolved once, before items run concurrently
 	vrs := make([]*signsvrv1.VerifyResponse, len(items))
 	errs := make([]error, len(items))
-	s.forEachItem(len(items), func(i int) bool {
+	s.forEachItem(len(items), runtime.GOMAXPROCS(0), func(i int) bool {
 		vrs[i], errs[i] = s.verify(ctx, items[i])
 		return errs[i] == nil || !isFatal(ctx, errs[i])
 	})
@@ -316,13 +317,31 @@ func isFatal(ctx context.Context, err error) bool {
 	return classify(err).Code == codes.Internal || ctx.Err() != nil
 }
 
-// forEachItem runs fn(0..n-1) on up to GOMAXPROCS goroutines, handing out indexes in
-// order; on one core (or for one item) it is a plain loop. When fn returns false (a
-// fatal error) no further index is handed out. Every index below a fatal one has then
-// been run to completion, because indexes are handed out in increasing order: the
+// hsmBatchWorkers is how many items of one signing batch may wait on a device at once.
+const hsmBatchWorkers = 16
+
+// signWorkers is how many items of a signing batch run at once: one per core for keys
+// Go signs with (more would only queue for the cores), but enough to keep an HSM's
+// session pool busy when an item's key is computed elsewhere (keystore.GoNativeKey),
+// since such an item mostly waits. Only keys already prepared are looked at: nothing
+// here touches the store or authorization.
+func (s *Server) signWorkers(items []*signsvrv1.SignRequest) int {
+	w := runtime.GOMAXPROCS(0)
+	for _, it := range items {
+		if v, ok := s.keys.m.Load(it.GetKey()); ok && !v.(*key).goNative {
+			return max(w, hsmBatchWorkers)
+		}
+	}
+	return w
+}
+
+// forEachItem runs fn(0..n-1) on up to workers goroutines, handing out indexes in
+// order; with one worker (or for one item) it is a plain loop. When fn returns false
+// (a fatal error) no further index is handed out. Every index below a fatal one has
+// then been run to completion, because indexes are handed out in increasing order: the
 // in-order scan of the results meets the fatal error before any item left unrun.
-func (s *Server) forEachItem(n int, fn func(i int) bool) {
-	workers := min(n, runtime.GOMAXPROCS(0))
+func (s *Server) forEachItem(n, workers int, fn func(i int) bool) {
+	workers = min(n, workers)
 	if workers <= 1 {
 		for i := 0; i < n; i++ {
 			if !fn(i) {

@@ -40,6 +40,12 @@ type TokenConfig struct {
 	RetryInterval time.Duration `yaml:"retry_interval,omitempty" json:"retry_interval,omitempty"`
 	// SM2 gives the vendor's SM2 mechanisms. Nil means the token has no SM2 keys.
 	SM2 *SM2Config `yaml:"sm2,omitempty" json:"sm2,omitempty"`
+	// SelfCheck says which of the token's signatures the server verifies before
+	// handing them out: "auto" (default: every RSA signature; the first 32 ECDSA and
+	// SM2 signatures of each key, then one in 64, and all of them once one failed),
+	// "always", or "off" (only for a device that checks its own). See
+	// keystore.SelfCheckMode for why.
+	SelfCheck string `yaml:"self_check,omitempty" json:"self_check,omitempty"`
 }
 
 // KeyConfig names one key in a token.

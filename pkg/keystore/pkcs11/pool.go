@@ -48,6 +48,8 @@ type token struct {
 	size  int
 	wait  time.Duration
 	retry time.Duration
+	// selfCheck is the self_check setting for the token's keys.
+	selfCheck keystore.SelfCheckMode
 
 	sem     chan struct{}
 	loginMu sync.Mutex
@@ -85,11 +87,15 @@ func newToken(tc TokenConfig, mod module, now func() time.Time) (*token, error) 
 	if err != nil {
 		return nil, err
 	}
+	selfCheck, err := keystore.ParseSelfCheckMode(tc.SelfCheck)
+	if err != nil {
+		return nil, err
+	}
 	pin, err := tc.readPIN()
 	if err != nil {
 		return nil, err
 	}
-	t := &token{cfg: tc, sm2: sm2cfg, mod: mod, pin: pin, now: now, wait: tc.WaitTimeout, retry: tc.RetryInterval}
+	t := &token{cfg: tc, sm2: sm2cfg, mod: mod, pin: pin, now: now, wait: tc.WaitTimeout, retry: tc.RetryInterval, selfCheck: selfCheck}
 	if t.wait <= 0 {
 		t.wait = defaultWaitTimeout
 	}

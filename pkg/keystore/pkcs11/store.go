@@ -193,6 +193,7 @@ type Key struct {
 	size   int // RSA modulus bytes, or EC coordinate bytes
 
 	handles handleCache
+	check   *keystore.SelfCheck
 
 	oaepMu sync.Mutex
 	oaep   map[oaepKey]oaepMode
@@ -211,6 +212,11 @@ func (k *Key) Chain() []*smx509.Certificate { return k.chain }
 
 // Usages is what the configuration allows.
 func (k *Key) Usages() keystore.Usage { return k.usages }
+
+// SelfCheck is the key's self-check policy, from its token's self_check setting.
+func (k *Key) SelfCheck() *keystore.SelfCheck { return k.check }
+
+var _ keystore.SelfCheckedKey = (*Key)(nil)
 
 // Signer returns a signer bound to ctx, or nil when the key may not sign.
 func (k *Key) Signer(ctx context.Context) crypto.Signer {
@@ -712,6 +718,7 @@ func (s *Store) loadKey(ctx context.Context, kc KeyConfig) (*Key, error) {
 	}
 	k.chain = chain
 	k.pub = chain[0].PublicKey
+	k.check = keystore.NewSelfCheck(t.selfCheck, k.pub)
 
 	// The certificate must be for this key.
 	mismatch := fmt.Errorf("the certificate %q does not match the key in the token", chain[0].Subject.String())
