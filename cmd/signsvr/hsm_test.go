@@ -665,6 +665,7 @@ func TestHSMBadConfigNamesLine(t *testing.T) {
 		{"wrong PIN", "pin_file: pin", "pin_file: wrong-pin", "pin_file:", 1, "CKR_PIN_INCORRECT", "tokens[0].pin_file"},
 		{"PIN file missing", "pin_file: pin", "pin_file: no-pin-here", "pin_file:", 1, "no such file", "tokens[0].pin_file"},
 		{"PIN variable unset", "pin_file: pin", "pin_env: SIGNSVR_TEST_UNSET_PIN", "pin_env:", 1, "SIGNSVR_TEST_UNSET_PIN is not set", "tokens[0].pin_env"},
+		{"self_check unknown", "pin_file: pin", "pin_file: pin\n        self_check: sometimes", "self_check:", 1, "want auto, always or off", "tokens[0].self_check"},
 		{"object missing", `uri: "` + e.uris["hsm-p256-sign"] + `"`, `uri: "pkcs11:token=signsvr;object=nothing-here"`, "uri:", 2, "no private key", "keys[1].uri"},
 		{"token not configured", `uri: "` + e.uris["hsm-rsa-enc"] + `"`, `uri: "pkcs11:token=elsewhere;object=hsm-rsa-enc"`, "uri:", 3, `"elsewhere"`, "keys[2].uri"},
 		{"certificate for another key", "cert_file: hsm-rsa-enc.pem", "cert_file: hsm-rsa-sign.pem", "cert_file: hsm-rsa-sign.pem", 1, "is not for the key", "keys[2].cert_file"},

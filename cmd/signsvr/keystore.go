@@ -104,6 +104,9 @@ func openPKCS11(ctx context.Context, cfg *config.Config) (*pkcs11.Store, error) 
 				return nil, fail(at("tokens", i, "module"), tok+".module", fmt.Errorf("PKCS#11 library: %w", err))
 			}
 		}
+		if _, err := keystore.ParseSelfCheckMode(tc.SelfCheck); err != nil {
+			return nil, fail(at("tokens", i, "self_check"), tok+".self_check", err)
+		}
 		pinAt, pinSetting := at("tokens", i), tok
 		switch {
 		case tc.PINFile != "" && tc.PINEnv != "":
