@@ -14,6 +14,7 @@ import (
 	"github.com/emmansun/gmsm/smx509"
 
 	"signsvr.dev/signsvr/pkg/keystore"
+	"signsvr.dev/signsvr/pkg/keystore/soft"
 )
 
 // KeyFile is one development key on disk: an unencrypted PKCS#8 PEM key and a PEM
@@ -279,30 +280,15 @@ func CertsPEM(certs ...*smx509.Certificate) []byte {
 	return buf.Bytes()
 }
 
-// ReadCertsPEM reads every CERTIFICATE block of a PEM file.
+// ReadCertsPEM reads every CERTIFICATE block of a PEM file (soft.ParseCertificatesPEM).
 func ReadCertsPEM(path string) ([]*smx509.Certificate, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("devpki: %w", err)
 	}
-	var certs []*smx509.Certificate
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := smx509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("devpki: %s: %w", path, err)
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("devpki: %s holds no certificate", path)
+	certs, err := soft.ParseCertificatesPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("devpki: %s: %w", path, err)
 	}
 	return certs, nil
 }

@@ -14,7 +14,6 @@
 package auditcmd
 
 import (
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +25,7 @@ import (
 	"github.com/emmansun/gmsm/smx509"
 
 	"signsvr.dev/signsvr/pkg/audit"
+	"signsvr.dev/signsvr/pkg/keystore/soft"
 )
 
 // Exit codes.
@@ -161,24 +161,9 @@ func readCerts(path string) ([]*smx509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	var certs []*smx509.Certificate
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := smx509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("%s holds no certificate", path)
+	certs, err := soft.ParseCertificatesPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return certs, nil
 }
