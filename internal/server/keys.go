@@ -72,7 +72,7 @@ func (k *key) checkNext() bool { return !k.goNative && k.check.Next() }
 // signed takes note of a signing error: a signature that failed its self-check makes
 // every later signature of the key checked, and is logged (the device misbehaves).
 func (s *Server) signed(ctx context.Context, k *key, err error) {
-	if err != nil && errors.Is(err, sign.ErrSelfCheck) {
+	if errors.Is(err, sign.ErrSelfCheck) {
 		k.check.Failed()
 		s.log.LogAttrs(ctx, slog.LevelError, "the key's device returned a signature that does not verify; every signature of this key is checked from now on",
 			slog.String("key", k.k.Name()), slog.String("err", err.Error()))
