@@ -35,6 +35,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/internal/coalesce"
 	"signsvr.dev/signsvr/pkg/keystore"
 )
 
@@ -259,7 +260,7 @@ func (s *Server) Run(ctx context.Context, lis net.Listener, drain time.Duration)
 		drain = DefaultShutdownTimeout
 	}
 	served := make(chan error, 1)
-	go func() { served <- s.grpc.Serve(lis) }()
+	go func() { served <- s.grpc.Serve(coalesce.Listener{Listener: lis}) }()
 
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	defer stopPoll()

@@ -1,0 +1,262 @@
+package coalesce
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// tcpPair returns both ends of a loopback TCP connection, the first wrapped.
+func tcpPair(t *testing.T) (*Conn, net.Conn) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, err := Listener{lis}.Accept()
+		if err != nil {
+			acc <- nil
+			return
+		}
+		acc <- c
+	}()
+	peer, err := net.Dial("tcp", lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := <-acc
+	if c == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { c.Close(); peer.Close() })
+	return c.(*Conn), peer
+}
+
+// chunk is a write of n bytes whose content says where it is in the stream.
+func chunk(i, n int) []byte {
+	b := make([]byte, n)
+	for j := range b {
+		b[j] = byte(i*31 + j)
+	}
+	return b
+}
+
+// TestStreamIntact writes small, medium and direct-size writes, mixed, and checks the
+// peer reads exactly their concatenation, in order, then EOF after Close.
+func TestStreamIntact(t *testing.T) {
+	c, peer := tcpPair(t)
+	sizes := []int{1, 100, 2000, DirectBytes, 5, DirectBytes * 3, 70000, 1, 0, 4096}
+	var want bytes.Buffer
+	for r := 0; r < 20; r++ {
+		for i, n := range sizes {
+			b := chunk(r*len(sizes)+i, n)
+			want.Write(b)
+			if n, err := c.Write(b); err != nil || n != len(b) {
+				t.Fatalf("Write: %d, %v", n, err)
+			}
+		}
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(peer)
+		got <- b
+	}()
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if b := <-got; !bytes.Equal(b, want.Bytes()) {
+		t.Fatalf("peer read %d bytes, want %d (or content differs)", len(b), want.Len())
+	}
+	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Write after Close: %v, want net.ErrClosed", err)
+	}
+	if err := c.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("second Close: %v, want net.ErrClosed", err)
+	}
+}
+
+// TestConcurrentWriters: writes from many goroutines each arrive whole (a Write is
+// never split or interleaved with another) and nothing is lost.
+func TestConcurrentWriters(t *testing.T) {
+	c, peer := tcpPair(t)
+	const writers, each = 8, 100
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(peer)
+		got <- b
+	}()
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				// A record: writer, index, and a length that varies, up to past DirectBytes.
+				n := 8 + (i*977+w*131)%(DirectBytes+4000)
+				b := make([]byte, n)
+				b[0], b[1] = byte(w), byte(i>>8)
+				b[2] = byte(i)
+				b[3], b[4], b[5] = byte(n>>16), byte(n>>8), byte(n)
+				for j := 6; j < n; j++ {
+					b[j] = byte(w)
+				}
+				if _, err := c.Write(b); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	c.Close()
+	b := <-got
+	next := make([]int, writers)
+	for len(b) > 0 {
+		if len(b) < 6 {
+			t.Fatalf("%d stray bytes at the end", len(b))
+		}
+		w, i, n := int(b[0]), int(b[1])<<8|int(b[2]), int(b[3])<<16|int(b[4])<<8|int(b[5])
+		if w >= writers || i != next[w] || n > len(b) {
+			t.Fatalf("record out of order or cut: writer %d index %d (want %d) length %d of %d left", w, i, next[w], n, len(b))
+		}
+		for _, x := range b[6:n] {
+			if int(x) != w {
+				t.Fatalf("writer %d record %d: interleaved bytes", w, i)
+			}
+		}
+		next[w]++
+		b = b[n:]
+	}
+	for w, n := range next {
+		if n != each {
+			t.Fatalf("writer %d: %d records arrived, want %d", w, n, each)
+		}
+	}
+}
+
+// countConn records the writes that reach it; a mock is the only way to count them.
+type countConn struct {
+	net.Conn
+	mu     sync.Mutex
+	writes [][]byte
+}
+
+func (c *countConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes = append(c.writes, append([]byte(nil), b...))
+	return len(b), nil
+}
+func (c *countConn) Close() error                     { return nil }
+func (c *countConn) SetWriteDeadline(time.Time) error { return nil }
+
+// TestCoalesces: writes made by goroutines that are runnable when the first one
+// writes — handlers finishing their calls — go out in one write, because the flusher
+// yields to them first; a write after the flush starts a new one.
+func TestCoalesces(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	under := &countConn{}
+	c := New(under)
+	const writers = 10
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < writers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			c.Write(chunk(i, 300))
+		}()
+	}
+	runtime.Gosched() // every writer waits on start
+	close(start)
+	wg.Wait()
+	waitDrained(c)
+	under.mu.Lock()
+	n, total := len(under.writes), 0
+	for _, w := range under.writes {
+		total += len(w)
+	}
+	under.mu.Unlock()
+	// Without the yield each write goes out alone (10 writes). The scheduler takes a
+	// goroutine from the global queue every 61st schedule, so now and then the flusher
+	// runs before the last writers: 2 writes.
+	if n > 2 || total != writers*300 {
+		t.Fatalf("%d writes from runnable goroutines reached the connection as %d writes (%d bytes), want 1 (or 2)", writers, n, total)
+	}
+	c.Write([]byte("next"))
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(under.writes) != 2 || string(under.writes[1]) != "next" {
+		t.Fatalf("after Close: %d writes, want 2 ending with %q", len(under.writes), "next")
+	}
+}
+
+func waitDrained(c *Conn) {
+	c.mu.Lock()
+	for c.busy {
+		c.drained.Wait()
+	}
+	c.mu.Unlock()
+}
+
+// TestPeerGone: once the connection fails, Write reports it instead of buffering
+// forever, and Close returns.
+func TestPeerGone(t *testing.T) {
+	c, peer := tcpPair(t)
+	peer.(*net.TCPConn).SetLinger(0)
+	peer.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	var err error
+	for err == nil && time.Now().Before(deadline) {
+		_, err = c.Write(make([]byte, 1000))
+		time.Sleep(time.Millisecond)
+	}
+	if err == nil {
+		t.Fatal("writes to a reset connection kept succeeding")
+	}
+	c.Close()
+}
+
+// TestCloseBoundedWhenPeerStalls: a peer that stops reading holds neither Write (past
+// MaxPending it waits, and Close releases it) nor Close for longer than
+// CloseFlushTimeout.
+func TestCloseBoundedWhenPeerStalls(t *testing.T) {
+	defer func(d time.Duration) { CloseFlushTimeout = d }(CloseFlushTimeout)
+	CloseFlushTimeout = 200 * time.Millisecond
+	c, _ := tcpPair(t)
+	blocked := make(chan error, 1)
+	go func() {
+		b := make([]byte, 1000)
+		for {
+			if _, err := c.Write(b); err != nil {
+				blocked <- err
+				return
+			}
+		}
+	}()
+	// Fill the kernel's buffers and MaxPending: the writer ends up waiting.
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	c.Close()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Close took %v with a stalled peer", d)
+	}
+	select {
+	case err := <-blocked:
+		if err == nil {
+			t.Fatal("want an error")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a Write waiting on a full buffer was not released by Close")
+	}
+}
