@@ -64,10 +64,10 @@ lint: tools
 # load generator and ghz on the other, the bare primitives measured in the same run,
 # a 5-minute soak; results in bench/results/. About 15 minutes. bench-smoke is the
 # 20-second version (TestSmoke in bench/harness runs it inside make test too).
-bench: test-tools
+bench: deps test-tools
 	$(GO) run ./bench/cmd/benchrun --full
 
-bench-smoke: test-tools
+bench-smoke: deps test-tools
 	$(GO) run ./bench/cmd/benchrun --smoke
 
 # make bench-go: the in-process Go benchmarks of the engines, beside their primitives.

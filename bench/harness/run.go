@@ -164,6 +164,11 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	if err := r.onePhase(ctx, scenarios); err != nil {
 		return nil, err
 	}
+	if r.suite.HSM != nil {
+		if err := r.hsmPhase(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if len(r.suite.TwoCore) > 0 {
 		if err := r.twoCorePhase(ctx); err != nil {
 			return nil, err
@@ -199,10 +204,6 @@ func (r *runner) lookup(name string) *ScenarioResult {
 
 // serverEnv is extra environment for the server process; none today.
 func (r *runner) startServer(ctx context.Context, cpus string) (*serverProc, error) {
-	if r.suite.Backend == "pkcs11" {
-		return nil, errors.New("backend pkcs11: the SoftHSM2-backed server is not available yet (the HSM issue has not landed); " +
-			"once signsvr serve can run with HSM keys, start it here with its config and name the keys with sign_key/enc_key")
-	}
 	return startServer(ctx, r.taskset, filepath.Join(r.bin, "signsvr"), r.data, cpus, nil)
 }
 
@@ -316,6 +317,7 @@ func (r *runner) runLoad(ctx context.Context, srv *serverProc, sc loadgen.Scenar
 	if memSamples {
 		args = append(args, "-mem-samples", "-mem-interval", "1s")
 	}
+	args = append(args, srv.clientArgs...)
 	var res loadgen.Result
 	if err := r.runJSON(ctx, &res, r.taskset, args...); err != nil {
 		return nil, err
@@ -329,7 +331,15 @@ func (r *runner) runLoad(ctx context.Context, srv *serverProc, sc loadgen.Scenar
 // runJSON runs a program and decodes its standard output; a failure carries its
 // standard error.
 func (r *runner) runJSON(ctx context.Context, v any, prog string, args ...string) error {
+	return r.runJSONEnv(ctx, v, nil, prog, args...)
+}
+
+// runJSONEnv is runJSON with extra environment.
+func (r *runner) runJSONEnv(ctx context.Context, v any, env []string, prog string, args ...string) error {
 	cmd := exec.CommandContext(ctx, prog, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -345,7 +355,9 @@ func (r *runner) runJSON(ctx context.Context, v any, prog string, args ...string
 	return nil
 }
 
-// latencyRuns measure latency at a fraction of each scenario's maximum, open loop.
+// latencyRuns measure latency at a fraction of each scenario's maximum load, open
+// loop. The maximum is searched for first (openLoopMax); the run at the same fraction
+// of the closed-loop capacity follows, for comparison.
 func (r *runner) latencyRuns(ctx context.Context, srv *serverProc) error {
 	for _, name := range r.suite.Latency {
 		one := r.lookup(name)
@@ -358,9 +370,8 @@ func (r *runner) latencyRuns(ctx context.Context, srv *serverProc) error {
 		if err := srv.alive(); err != nil {
 			return err
 		}
-		lr.MaxCallsPerSec = one.Capacity()
+		lr.CapacityCallsPerSec = one.Capacity()
 		lr.ClosedLoopCallsPerSec = one.Load.CallsPerSec
-		lr.TargetRate = r.suite.LatencyFraction * lr.MaxCallsPerSec
 		d := r.suite.LatencyDuration.D()
 		if d <= 0 {
 			d = r.suite.Duration.D()
@@ -368,16 +379,77 @@ func (r *runner) latencyRuns(ctx context.Context, srv *serverProc) error {
 		l := r.loadFor(one.Scenario)
 		// Enough callers that a slow call does not hold back the pace.
 		l.Streams = max(l.Streams*4, 16)
-		res, err := r.runLoad(ctx, srv, one.Scenario, r.o.ClientCPUs, l, lr.TargetRate, r.suite.Warmup.D(), d, false)
-		if err != nil {
-			lr.Error = err.Error()
-			continue
+		lr.MaxCallsPerSec, lr.Probes = r.openLoopMax(ctx, srv, one.Scenario, l, lr.CapacityCallsPerSec)
+		if lr.MaxCallsPerSec <= 0 {
+			lr.Error = "no probe rate was sustained"
+		} else {
+			lr.TargetRate = r.suite.LatencyFraction * lr.MaxCallsPerSec
+			res, err := r.runLoad(ctx, srv, one.Scenario, r.o.ClientCPUs, l, lr.TargetRate, r.suite.Warmup.D(), d, false)
+			if err != nil {
+				lr.Error = err.Error()
+			} else {
+				lr.Load = res
+				r.logf("%-32s latency at %.0f%% of the open-loop maximum %.0f (%.0f calls/s): p50 %s p99 %s, core %.0f%%, missed %d",
+					name, 100*lr.Fraction, lr.MaxCallsPerSec, lr.TargetRate, ms(res.Latency.P50), ms(res.Latency.P99), 100*coreUse(res), res.Missed)
+			}
 		}
-		lr.Load = res
-		r.logf("%-32s latency at %.0f%% (%.0f calls/s): p50 %s p99 %s, missed %d",
-			name, 100*lr.Fraction, lr.TargetRate, ms(res.Latency.P50), ms(res.Latency.P99), res.Missed)
+		lr.AtCapacityRate = r.suite.LatencyFraction * lr.CapacityCallsPerSec
+		if res, err := r.runLoad(ctx, srv, one.Scenario, r.o.ClientCPUs, l, lr.AtCapacityRate, r.suite.Warmup.D(), d, false); err == nil {
+			lr.AtCapacity = res
+			r.logf("%-32s latency at %.0f%% of the closed-loop capacity (%.0f calls/s): p99 %s, core %.0f%%",
+				name, 100*lr.Fraction, lr.AtCapacityRate, ms(res.Latency.P99), 100*coreUse(res))
+		}
 	}
 	return nil
+}
+
+// openLoopMax finds the highest fixed rate the server sustains (Sustained), by
+// bisection between 5 % and 100 % of the closed-loop capacity: open-loop calls cost
+// more CPU each, so the answer lies below the capacity. It returns 0 when even the
+// lowest probe was not sustained.
+func (r *runner) openLoopMax(ctx context.Context, srv *serverProc, sc loadgen.Scenario, l Load, capacity float64) (float64, []Probe) {
+	n := r.suite.LatencyProbes
+	if n <= 0 {
+		n = 6
+	}
+	d := r.suite.LatencyProbeDuration.D()
+	if d <= 0 {
+		d = 2 * time.Second
+	}
+	warm := min(r.suite.Warmup.D(), 500*time.Millisecond)
+	lo, hi := 0.05*capacity, capacity
+	best := 0.0
+	var probes []Probe
+	try := func(rate float64) bool {
+		p := Probe{Rate: rate}
+		res, err := r.runLoad(ctx, srv, sc, r.o.ClientCPUs, l, rate, warm, d, false)
+		if err != nil {
+			p.Error = err.Error()
+		}
+		if res != nil {
+			p.Achieved, p.CoreUse, p.P99 = res.CallsPerSec, coreUse(res), res.Latency.P99
+			p.Sustained = err == nil && Sustained(res, rate)
+		}
+		probes = append(probes, p)
+		r.logf("%-32s probe %6.0f calls/s: achieved %6.0f, core %3.0f%%, p99 %s, sustained %v",
+			sc.Name(), rate, p.Achieved, 100*p.CoreUse, ms(p.P99), p.Sustained)
+		return p.Sustained
+	}
+	for i := 0; i < n; i++ {
+		mid := (lo + hi) / 2
+		if i == 0 {
+			mid = 0.5 * capacity // open loop costs up to twice the closed loop per call
+		}
+		if try(mid) {
+			best, lo = mid, mid
+		} else {
+			hi = mid
+		}
+	}
+	if best == 0 && try(lo) {
+		best = lo
+	}
+	return best, probes
 }
 
 // twoCorePhase runs the two-core scenarios with the server and the generator sharing

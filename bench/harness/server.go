@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"signsvr.dev/signsvr/bench/loadgen"
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
 )
 
@@ -27,6 +29,8 @@ type serverProc struct {
 	addr string
 	log  *lockedBuffer
 	done chan error
+	// clientArgs are the load generator's flags to reach this server (TLS files).
+	clientArgs []string
 }
 
 // lockedBuffer collects the server's log.
@@ -78,27 +82,46 @@ func freePort() (int, error) {
 }
 
 // startServer runs `taskset -c cpus signsvr serve --data-dir dataDir --listen
-// 127.0.0.1:PORT` and waits until its health service says SERVING. The command
-// taskset runs is exec'ed in place, so the process id is the server's.
+// 127.0.0.1:PORT` (the development default: plaintext) and waits until its health
+// service says SERVING. The command taskset runs is exec'ed in place, so the process
+// id is the server's.
 func startServer(ctx context.Context, taskset, bin, dataDir, cpus string, env []string) (*serverProc, error) {
+	return launch(ctx, taskset, bin, []string{"--data-dir", dataDir}, cpus, env, nil)
+}
+
+// startConfiguredServer runs `signsvr serve --config config` the same way; the
+// configuration serves mutual TLS with the client files of tlsFiles.
+func startConfiguredServer(ctx context.Context, taskset, bin, config, cpus string, env []string, tlsFiles *hsmEnv) (*serverProc, error) {
+	return launch(ctx, taskset, bin, []string{"--config", config}, cpus, env, tlsFiles)
+}
+
+func launch(ctx context.Context, taskset, bin string, serveArgs []string, cpus string, env []string, tlsFiles *hsmEnv) (*serverProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(taskset, "-c", cpus, bin, "serve", "--data-dir", dataDir, "--listen", addr)
+	args := append(append([]string{"-c", cpus, bin, "serve"}, serveArgs...), "--listen", addr)
+	cmd := exec.Command(taskset, args...)
 	cmd.Env = append(os.Environ(), env...)
 	log := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
+	creds := insecure.NewCredentials()
+	s := &serverProc{cmd: cmd, addr: addr, log: log, done: make(chan error, 1)}
+	if tlsFiles != nil {
+		if creds, err = loadgen.ClientTLS(tlsFiles.tlsCA, tlsFiles.tlsCert, tlsFiles.tlsKey); err != nil {
+			return nil, err
+		}
+		s.clientArgs = tlsFiles.clientArgs()
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting the server: %w", err)
 	}
-	s := &serverProc{cmd: cmd, addr: addr, log: log, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait() }()
 	// The first start makes the development PKI (RSA key generation): allow time.
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if err := s.waitServing(wctx); err != nil {
+	if err := s.waitServing(wctx, creds); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("server at %s did not become SERVING: %w\nserver log:\n%s", addr, err, log.tail(3000))
 	}
@@ -107,8 +130,8 @@ func startServer(ctx context.Context, taskset, bin, dataDir, cpus string, env []
 
 func (s *serverProc) pid() int { return s.cmd.Process.Pid }
 
-func (s *serverProc) waitServing(ctx context.Context) error {
-	cc, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func (s *serverProc) waitServing(ctx context.Context, creds credentials.TransportCredentials) error {
+	cc, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -73,10 +74,8 @@ type Soak struct {
 // Suite is a scenario file (bench/scenarios/*.json).
 type Suite struct {
 	Description string `json:"description"`
-	// Backend is the key backend the server runs with: "soft" (the development
-	// default). "pkcs11" is the hook for SoftHSM2-held keys once the HSM issue lands:
-	// it needs SignKey/EncKey names and a server config, and until then every
-	// scenario reports that it cannot run.
+	// Backend is the key backend of the main phases: "soft", the development
+	// default's keys. Keys in an HSM have their own phase (HSM).
 	Backend string `json:"backend"`
 	// SignKey and EncKey override the key names for every scenario ("<alg>" is replaced
 	// by the family), e.g. "hsm-<alg>-sign".
@@ -98,10 +97,16 @@ type Suite struct {
 
 	// TwoCore scenarios run again with the server (and the generator) on both cores.
 	TwoCore []string `json:"two_core,omitempty"`
-	// Latency scenarios run at LatencyFraction of their measured maximum (open loop).
-	Latency         []string `json:"latency,omitempty"`
-	LatencyFraction float64  `json:"latency_fraction,omitempty"`
-	LatencyDuration Duration `json:"latency_duration,omitempty"`
+	// Latency scenarios run at LatencyFraction of their maximum load (open loop). The
+	// maximum is the highest fixed rate the server sustains on its core, found with
+	// LatencyProbes fixed-rate runs of LatencyProbeDuration each (defaults 6 and 2s);
+	// each scenario also runs at LatencyFraction of its closed-loop capacity, for
+	// comparison (run.go, latencyRuns).
+	Latency              []string `json:"latency,omitempty"`
+	LatencyFraction      float64  `json:"latency_fraction,omitempty"`
+	LatencyDuration      Duration `json:"latency_duration,omitempty"`
+	LatencyProbes        int      `json:"latency_probes,omitempty"`
+	LatencyProbeDuration Duration `json:"latency_probe_duration,omitempty"`
 
 	Ghz []GhzRun `json:"ghz,omitempty"`
 
@@ -114,6 +119,9 @@ type Suite struct {
 	ProfileBenchtime string   `json:"profile_benchtime,omitempty"`
 
 	Soak *Soak `json:"soak,omitempty"`
+
+	// HSM scenarios run against keys in a SoftHSM2 token (hsm.go).
+	HSM *HSMSuite `json:"hsm,omitempty"`
 }
 
 // LoadSuite reads a scenario file.
@@ -134,9 +142,16 @@ func LoadSuite(path string) (*Suite, error) {
 
 func (s *Suite) check() error {
 	switch s.Backend {
-	case "", "soft", "pkcs11":
+	case "", "soft":
+	case "pkcs11":
+		return errors.New(`backend "pkcs11": keys in an HSM have their own phase, the "hsm" section`)
 	default:
-		return fmt.Errorf("backend %q: want soft or pkcs11", s.Backend)
+		return fmt.Errorf("backend %q: want soft", s.Backend)
+	}
+	if s.HSM != nil {
+		if err := s.HSM.check(); err != nil {
+			return err
+		}
 	}
 	if s.Duration <= 0 {
 		return fmt.Errorf("duration must be positive")
@@ -178,6 +193,9 @@ func (s *Suite) check() error {
 				return fmt.Errorf("%s: %w", what, err)
 			}
 		}
+	}
+	if s.LatencyProbes < 0 {
+		return fmt.Errorf("latency_probes %d: want 0 (default 6) or more", s.LatencyProbes)
 	}
 	if len(s.Latency) > 0 && (s.LatencyFraction <= 0 || s.LatencyFraction > 1) {
 		return fmt.Errorf("latency_fraction must be in (0, 1]")

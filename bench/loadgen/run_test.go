@@ -23,7 +23,7 @@ func TestRunEveryOperation(t *testing.T) {
 	defer srv.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	conns, err := loadgen.Dial(ctx, srv.Addr, 2)
+	conns, err := loadgen.Dial(ctx, srv.Addr, 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestPrepareFailsClearly(t *testing.T) {
 	defer srv.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	conns, err := loadgen.Dial(ctx, srv.Addr, 1)
+	conns, err := loadgen.Dial(ctx, srv.Addr, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestPrepareFailsClearly(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no batch RPC") {
 		t.Errorf("decrypt batch: %v", err)
 	}
-	if _, err := loadgen.Dial(ctx, "10.1.2.3:50051", 1); err == nil {
+	if _, err := loadgen.Dial(ctx, "10.1.2.3:50051", 1, nil); err == nil {
 		t.Error("non-loopback address dialled")
 	}
 }

@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	env.dev = dev
-	conns, err := loadgen.Dial(context.Background(), dev.Addr, 1)
+	conns, err := loadgen.Dial(context.Background(), dev.Addr, 1, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "serverbench:", err)
 		os.Exit(1)
@@ -109,7 +109,7 @@ func BenchmarkEcho(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer echo.Stop()
-			conns, err := loadgen.Dial(b.Context(), echo.Addr, 1)
+			conns, err := loadgen.Dial(b.Context(), echo.Addr, 1, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -16,10 +16,12 @@
 // already runnable finish and add their responses to the same write. When nothing
 // else is runnable the yield returns at once and the write goes out as before, so an
 // idle server adds only a goroutine switch to a call's latency. Writes of at least
-// DirectBytes go straight to the connection when nothing is pending (their copy would
-// cost more than the call saves). This is what TCP_CORK or Nagle's algorithm do in
-// the kernel, decided instead by what the Go scheduler knows: whether more responses
-// are about to be written. No library does it for a net.Conn under grpc-go.
+// DirectBytes are not copied: they wait for what is pending to be written, then go
+// straight to the connection (their copy would cost more than the call saves, and
+// buffers that large would churn the heap). This is what TCP_CORK or Nagle's
+// algorithm do in the kernel, decided instead by what the Go scheduler knows: whether
+// more responses are about to be written. No library does it for a net.Conn under
+// grpc-go.
 //
 // Order is kept: bytes reach the connection in the order Write was called. Write
 // returns once the bytes are buffered; an error of the underlying connection is
@@ -36,8 +38,8 @@ import (
 )
 
 const (
-	// DirectBytes is the write size from which a Write bypasses the buffer when
-	// nothing is pending.
+	// DirectBytes is the write size from which a Write bypasses the buffer: it waits
+	// for what is pending to be written, then writes.
 	DirectBytes = 32 << 10
 	// MaxPending bounds the bytes buffered and not yet written.
 	MaxPending = 1 << 20
@@ -88,7 +90,17 @@ func (c *Conn) Write(b []byte) (int, error) {
 		c.mu.Unlock()
 		return 0, err
 	}
-	if !c.busy && len(b) >= DirectBytes {
+	if len(b) >= DirectBytes {
+		// Large writes are not copied: wait for the flusher to write what is pending
+		// (busy false means nothing is), then write from the caller's buffer.
+		for c.err == nil && c.busy {
+			c.drained.Wait()
+		}
+		if c.err != nil {
+			err := c.err
+			c.mu.Unlock()
+			return 0, err
+		}
 		c.busy = true
 		c.mu.Unlock()
 		n, err := c.Conn.Write(b)

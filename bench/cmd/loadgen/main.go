@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc/credentials"
+
 	"signsvr.dev/signsvr/bench/loadgen"
 )
 
@@ -47,6 +49,9 @@ func run() int {
 	flag.IntVar(&cfg.ServerPID, "server-pid", 0, "server process id, to read its CPU time and memory from /proc")
 	flag.DurationVar(&cfg.MemInterval, "mem-interval", 250*time.Millisecond, "server memory sampling interval")
 	flag.BoolVar(&cfg.KeepMemSamples, "mem-samples", false, "include every memory sample in the output")
+	tlsCA := flag.String("tls-ca", "", "mutual TLS: the CA of the server's certificate (PEM); with -tls-cert and -tls-key")
+	tlsCert := flag.String("tls-cert", "", "mutual TLS: the client's certificate chain (PEM)")
+	tlsKey := flag.String("tls-key", "", "mutual TLS: the client's key (PEM)")
 	ghzData := flag.String("ghz-data", "", "only prepare, and write the request as ghz call data (JSON) to this file")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -64,7 +69,15 @@ func run() int {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Warmup+cfg.Duration+5*time.Minute)
 	defer cancel()
 
-	conns, err := loadgen.Dial(ctx, cfg.Addr, cfg.Conns)
+	var creds credentials.TransportCredentials
+	if *tlsCA != "" || *tlsCert != "" || *tlsKey != "" {
+		var err error
+		if creds, err = loadgen.ClientTLS(*tlsCA, *tlsCert, *tlsKey); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: TLS:", err)
+			return 2
+		}
+	}
+	conns, err := loadgen.Dial(ctx, cfg.Addr, cfg.Conns, creds)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		return 1
