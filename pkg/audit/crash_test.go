@@ -144,14 +144,46 @@ func TestKilledWriter(t *testing.T) {
 	}
 }
 
+// childGroupWrite writes the records of three callers as one group commit (3 records
+// each), and checks that a failed write fails exactly the callers whose records were
+// not all committed: the failures are a suffix of the group, and their error is the
+// write's.
+func childGroupWrite(l *Log, n int) error {
+	batch := make([]*commitReq, 3)
+	for i := range batch {
+		r := &commitReq{}
+		for j := 0; j < 3; j++ {
+			rec := sampleRecord(9*n + 3*i + j)
+			var err error
+			if r.fields, err = appendOpFields(r.fields, l.alg, l.replica, &rec); err != nil {
+				return err
+			}
+			r.ends = append(r.ends, len(r.fields))
+		}
+		batch[i] = r
+	}
+	l.writeGroup(&l.group, batch)
+	var first error
+	for i, r := range batch {
+		if first != nil && r.err == nil {
+			childFail(fmt.Errorf("group: caller %d succeeded after a failed caller", i))
+		}
+		if first == nil {
+			first = r.err
+		}
+	}
+	return first
+}
+
 // TestWriteFailureMidRecord makes a write fail for real in a child process: the file
 // size limit (RLIMIT_FSIZE, which binds root too) cuts a record in the middle. Append
 // (and AppendBatch, whose one write holds several records) must fail closed; once the
 // limit is lifted the writer continues in a new file whose recovered record accounts
 // for the partial line, and the whole log verifies. A batch cut part-way keeps the
-// records it wrote whole: the recovered record covers less than one record.
+// records it wrote whole: the recovered record covers less than one record. A group
+// commit cut part-way fails the callers whose records were not all written.
 func TestWriteFailureMidRecord(t *testing.T) {
-	if mode := os.Getenv(childEnv); mode == "fsize" || mode == "fsize-batch" {
+	if mode := os.Getenv(childEnv); mode == "fsize" || mode == "fsize-batch" || mode == "fsize-group" {
 		signal.Ignore(syscall.SIGXFSZ)
 		l, err := childLog(Config{CheckpointInterval: time.Hour})
 		if err != nil {
@@ -170,6 +202,8 @@ func TestWriteFailureMidRecord(t *testing.T) {
 		for ; n < 100; n++ {
 			if mode == "fsize" {
 				err = l.Append(t.Context(), sampleRecord(n))
+			} else if mode == "fsize-group" {
+				err = childGroupWrite(l, n)
 			} else {
 				err = l.AppendBatch(t.Context(), []Record{sampleRecord(3 * n), sampleRecord(3*n + 1), sampleRecord(3*n + 2)})
 			}
@@ -195,7 +229,7 @@ func TestWriteFailureMidRecord(t *testing.T) {
 		fmt.Printf("failed after %d writes: %v\n", n, err)
 		os.Exit(0)
 	}
-	for _, mode := range []string{"fsize", "fsize-batch"} {
+	for _, mode := range []string{"fsize", "fsize-batch", "fsize-group"} {
 		t.Run(mode, func(t *testing.T) {
 			k := newAuditKey(t, devpki.SM2)
 			dir := t.TempDir()

@@ -77,6 +77,7 @@ type Log struct {
 	logger  *slog.Logger
 	replica string
 	fields  sync.Pool // *[]byte, encoded fields of a record before locking
+	group   committer // group commit of concurrent Appends (group.go)
 
 	mu      sync.Mutex
 	seg     *segment
@@ -172,6 +173,7 @@ func New(cfg Config, signer crypto.Signer, cert *smx509.Certificate, clock func(
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	l.fields.New = func() any { b := make([]byte, 0, 512); return &b }
+	l.group.cond.L = &l.group.mu
 	prevFile := st.file
 	l.mu.Lock()
 	if st.torn != nil {
@@ -244,7 +246,7 @@ func (l *Log) AppendBatch(ctx context.Context, rs []Record) error {
 		ends = append(ends, len(fields))
 	}
 	if err == nil {
-		_, err = l.appendLines(fields, ends, false, false)
+		err = l.commit(fields, ends)
 	} else {
 		err = fmt.Errorf("%w (nothing written)", err) // a programming error in the caller: never fail open on it
 	}
@@ -272,27 +274,30 @@ func (l *Log) Health() error {
 // appendLine writes one record whose type-specific fields are given, under the mutex.
 // It returns the segment written to (for a later fsync).
 func (l *Log) appendLine(fields []byte, checkpoint, whileClosing bool) (*segment, error) {
-	return l.appendLines(fields, []int{len(fields)}, checkpoint, whileClosing)
+	seg, _, err := l.appendLines(fields, []int{len(fields)}, checkpoint, whileClosing)
+	return seg, err
 }
 
 // appendLines writes the records whose type-specific fields are fields[ends[i-1]:ends[i]],
-// with one write call, under the mutex.
-func (l *Log) appendLines(fields []byte, ends []int, checkpoint, whileClosing bool) (*segment, error) {
+// with one write call, under the mutex. It returns how many records are committed:
+// written whole (they stay in the chain even when it returns an error) and, with
+// SyncRecord, synced.
+func (l *Log) appendLines(fields []byte, ends []int, checkpoint, whileClosing bool) (*segment, int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed && !whileClosing {
-		return nil, ErrClosed
+		return nil, 0, ErrClosed
 	}
 	if l.broken != nil || l.seg.closed {
 		if err := l.openFileLocked(l.seg.name, nil); err != nil {
-			return nil, l.failLocked(err)
+			return nil, 0, l.failLocked(err)
 		}
 	}
 	// A checkpoint never starts a file: it goes right after the records it covers, so
 	// the final checkpoint of Close cannot leave a new file's header unsigned.
 	if !checkpoint && l.seg.appended > 0 && l.seg.size+int64(len(fields))+256*int64(len(ends)) > l.cfg.MaxFileBytes {
 		if err := l.openFileLocked(l.seg.name, nil); err != nil {
-			return nil, l.failLocked(err)
+			return nil, 0, l.failLocked(err)
 		}
 	}
 	written, err := l.writeLinesLocked(fields, ends)
@@ -301,14 +306,14 @@ func (l *Log) appendLines(fields []byte, ends []int, checkpoint, whileClosing bo
 		l.sinceCP += written
 	}
 	if err != nil {
-		return nil, l.failLocked(err)
+		return nil, written, l.failLocked(err)
 	}
 	if l.cfg.Sync == SyncRecord {
 		if err := l.seg.f.Sync(); err != nil {
 			// The records may or may not be on disk: continue in a new file.
 			l.broken = err
 			l.torn = &tornInfo{file: l.seg.name, offset: -1, cause: "fsync failed: " + err.Error()}
-			return nil, l.failLocked(err)
+			return nil, 0, l.failLocked(err)
 		}
 	}
 	if !checkpoint && l.sinceCP >= l.cfg.CheckpointEvery {
@@ -317,7 +322,7 @@ func (l *Log) appendLines(fields []byte, ends []int, checkpoint, whileClosing bo
 		default:
 		}
 	}
-	return l.seg, nil
+	return l.seg, written, nil
 }
 
 func (l *Log) failLocked(err error) error {
