@@ -80,11 +80,11 @@
 // Files are named audit-<replica>-<index, 8 digits>-<UTC creation time>.jsonl and
 // rotated once they would grow past Config.MaxFileBytes. Each writer start opens a new
 // file: existing files are never written again. With SyncCheckpoint (the default)
-// every record is handed to the kernel before Append returns (one write call per
-// record, or per batch with AppendBatch), and
-// the file is fsynced after each checkpoint, so a killed process loses nothing and a
-// machine crash loses at most the records since the last checkpoint; SyncRecord
-// fsyncs before every Append returns.
+// every record is handed to the kernel before Append returns, and the file is fsynced
+// after each checkpoint, so a killed process loses nothing and a machine crash loses
+// at most the records since the last checkpoint; SyncRecord fsyncs before every Append
+// returns. Appends that arrive together share one write call (and one fsync): group
+// commit, group.go.
 //
 // On start the writer reads the tail of the replica's last file. If the file ends
 // inside a record (a crash mid-write), the incomplete bytes are left where they are,
