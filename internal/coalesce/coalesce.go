@@ -76,7 +76,8 @@ func New(c net.Conn) *Conn {
 	return cc
 }
 
-// Write buffers b, or writes it directly when it is large and nothing is pending.
+// Write buffers b for the flusher, or, when b is large, writes it directly once what
+// is pending is written.
 func (c *Conn) Write(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
