@@ -2,26 +2,25 @@ package harness
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/emmansun/gmsm/smx509"
+
 	"signsvr.dev/signsvr/bench/baseline"
 	"signsvr.dev/signsvr/bench/loadgen"
+	"signsvr.dev/signsvr/internal/devpki"
+	"signsvr.dev/signsvr/pkg/keystore"
 )
 
 // The HSM phase runs scenarios against keys held in a SoftHSM2 token, on a server
@@ -64,6 +63,14 @@ func (h *HSMSuite) check() error {
 		return fmt.Errorf("hsm: sessions %d", h.Sessions)
 	}
 	return nil
+}
+
+// sessions is the token's session pool size, default 4.
+func (h *HSMSuite) sessions() int {
+	if h.Sessions <= 0 {
+		return 4
+	}
+	return h.Sessions
 }
 
 // hsmKeyName is the server's name (and the token's CKA_LABEL) of a family's key.
@@ -127,7 +134,7 @@ func provisionHSM(ctx context.Context, dir, signsvr, pki string, h *HSMSuite, al
 	if _, err := runTool(ctx, e.env(), "softhsm2-util", "--init-token", "--free", "--label", e.token, "--so-pin", "31415926", "--pin", "271828"); err != nil {
 		return nil, err
 	}
-	ca, caKey, err := loadCA(filepath.Join(pki, "ca", "ecdsa-root.pem"), filepath.Join(pki, "ca", "ecdsa-root.key.pem"))
+	ca, err := devpki.ReadCA(pki, "ecdsa")
 	if err != nil {
 		return nil, fmt.Errorf("hsm: the development ECDSA root: %w", err)
 	}
@@ -135,7 +142,7 @@ func provisionHSM(ctx context.Context, dir, signsvr, pki string, h *HSMSuite, al
 	uriRE := regexp.MustCompile(`(?m)^uri: (\S+)$`)
 	var keysYAML strings.Builder
 	var names []string
-	for i, alg := range algs {
+	for _, alg := range algs {
 		name := hsmKeyName(alg)
 		typ := map[string]string{"rsa": "rsa-2048", "ecdsa": "ecdsa-p256"}[alg]
 		out, err := runTool(ctx, e.env(), signsvr, append([]string{"keys", "generate", "--label", name, "--type", typ, "--usage", "sign"}, tok...)...)
@@ -150,12 +157,12 @@ func provisionHSM(ctx context.Context, dir, signsvr, pki string, h *HSMSuite, al
 		if _, err := runTool(ctx, e.env(), signsvr, append([]string{"keys", "csr", "--key", m[1], "--subject", "CN=" + name + ",O=signsvr bench", "--out", csr}, tok...)...); err != nil {
 			return nil, err
 		}
-		leaf, err := certifyCSR(csr, ca, caKey, int64(1000+i))
+		leaf, err := certifyCSR(csr, ca)
 		if err != nil {
 			return nil, fmt.Errorf("hsm: certifying %s: %w", name, err)
 		}
 		chain := e.path(name + ".chain.pem")
-		if err := os.WriteFile(chain, append(pemCert(leaf), pemCert(ca.Raw)...), 0o600); err != nil {
+		if err := devpki.WriteCertsPEM(chain, leaf, ca.Cert); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(&keysYAML, "      - name: %s\n        uri: %q\n        cert_file: %s\n        usages: [sign]\n", name, m[1], chain)
@@ -163,10 +170,6 @@ func provisionHSM(ctx context.Context, dir, signsvr, pki string, h *HSMSuite, al
 	}
 	if err := e.writeTLS(); err != nil {
 		return nil, err
-	}
-	sessions := h.Sessions
-	if sessions <= 0 {
-		sessions = 4
 	}
 	e.config = e.path("signsvr.yaml")
 	cfg := fmt.Sprintf(`# signsvr for the benchmark's HSM phase (bench/harness/hsm.go)
@@ -202,10 +205,10 @@ keystore:
   key: audit
 authorization:
   rules:
-    - subjects: ["CN=signsvr bench client"]
+    - subjects: ["CN=signsvr bench client,O=signsvr development"]
       keys: [%[8]s]
       operations: [sign, verify, list_keys]
-`, e.dir, pki, module, e.token, e.pinFile, sessions, keysYAML.String(), strings.Join(names, ", "))
+`, e.dir, pki, module, e.token, e.pinFile, h.sessions(), keysYAML.String(), strings.Join(names, ", "))
 	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
@@ -214,55 +217,38 @@ authorization:
 
 // writeTLS makes a TLS CA, the server's certificate for 127.0.0.1 and the client's.
 func (e *hsmEnv) writeTLS() error {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
 	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "signsvr bench TLS CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ca, err := devpki.NewCA(devpki.ECDSAP256, "signsvr bench TLS CA", now)
 	if err != nil {
 		return err
 	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
+	if err := devpki.WriteCertsPEM(e.path("tls-ca.pem"), ca.Cert); err != nil {
 		return err
 	}
-	files := map[string]string{e.path("tls-ca.pem"): string(pemCert(caDER))}
-	for i, leaf := range []struct {
+	for _, leaf := range []struct {
 		name string
-		tmpl x509.Certificate
+		opts devpki.LeafOptions
 	}{
-		{"tls-server", x509.Certificate{Subject: pkix.Name{CommonName: "signsvr bench server"},
-			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}},
-		{"tls-client", x509.Certificate{Subject: pkix.Name{CommonName: "signsvr bench client"},
-			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}},
+		{"tls-server", devpki.LeafOptions{CommonName: "signsvr bench server", IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+			ExtKeyUsage: []smx509.ExtKeyUsage{smx509.ExtKeyUsageServerAuth}}},
+		{"tls-client", devpki.LeafOptions{CommonName: "signsvr bench client",
+			ExtKeyUsage: []smx509.ExtKeyUsage{smx509.ExtKeyUsageClientAuth}}},
 	} {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		opts := leaf.opts
+		opts.Usage, opts.Now = keystore.UsageSign, now
+		key, cert, err := ca.Issue(devpki.ECDSAP256, opts)
 		if err != nil {
 			return err
 		}
-		t := leaf.tmpl
-		t.SerialNumber = big.NewInt(int64(10 + i))
-		t.NotBefore, t.NotAfter = now.Add(-time.Hour), now.Add(24*time.Hour)
-		t.KeyUsage = x509.KeyUsageDigitalSignature
-		der, err := x509.CreateCertificate(rand.Reader, &t, ca, &k.PublicKey, caKey)
-		if err != nil {
+		if err := devpki.WriteKeyPEM(e.path(leaf.name+".key"), key); err != nil {
 			return err
 		}
-		p8, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
+		if err := devpki.WriteCertsPEM(e.path(leaf.name+".pem"), cert); err != nil {
 			return err
 		}
-		files[e.path(leaf.name+".pem")] = string(pemCert(der))
-		files[e.path(leaf.name+".key")] = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}))
 	}
 	e.tlsCA, e.tlsCert, e.tlsKey = e.path("tls-ca.pem"), e.path("tls-client.pem"), e.path("tls-client.key")
-	return writeFiles(files)
+	return nil
 }
 
 func writeFiles(files map[string]string) error {
@@ -274,40 +260,8 @@ func writeFiles(files map[string]string) error {
 	return nil
 }
 
-func pemCert(der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
-// loadCA reads a CA certificate and its PKCS#8 key (the development PKI's files).
-func loadCA(certFile, keyFile string) (*x509.Certificate, any, error) {
-	cb, err := os.ReadFile(certFile)
-	if err != nil {
-		return nil, nil, err
-	}
-	b, _ := pem.Decode(cb)
-	if b == nil {
-		return nil, nil, fmt.Errorf("%s: no PEM certificate", certFile)
-	}
-	cert, err := x509.ParseCertificate(b.Bytes)
-	if err != nil {
-		return nil, nil, err
-	}
-	kb, err := os.ReadFile(keyFile)
-	if err != nil {
-		return nil, nil, err
-	}
-	if b, _ = pem.Decode(kb); b == nil {
-		return nil, nil, fmt.Errorf("%s: no PEM key", keyFile)
-	}
-	key, err := x509.ParsePKCS8PrivateKey(b.Bytes)
-	if err != nil {
-		return nil, nil, err
-	}
-	return cert, key, nil
-}
-
 // certifyCSR issues a signing certificate for the key of a PEM certificate request.
-func certifyCSR(csrFile string, ca *x509.Certificate, caKey any, serial int64) ([]byte, error) {
+func certifyCSR(csrFile string, ca *devpki.CA) (*smx509.Certificate, error) {
 	pb, err := os.ReadFile(csrFile)
 	if err != nil {
 		return nil, err
@@ -316,20 +270,16 @@ func certifyCSR(csrFile string, ca *x509.Certificate, caKey any, serial int64) (
 	if b == nil {
 		return nil, fmt.Errorf("%s: no PEM request", csrFile)
 	}
-	req, err := x509.ParseCertificateRequest(b.Bytes)
+	req, err := smx509.ParseCertificateRequest(b.Bytes)
 	if err != nil {
 		return nil, err
 	}
 	if err := req.CheckSignature(); err != nil {
 		return nil, fmt.Errorf("request signature: %w", err)
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: req.Subject,
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(30 * 24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
-	}
-	return x509.CreateCertificate(rand.Reader, tmpl, ca, req.PublicKey, caKey)
+	return ca.Certify(req.PublicKey, devpki.LeafOptions{
+		CommonName: req.Subject.CommonName, Usage: keystore.UsageSign, Now: time.Now(), NotAfter: time.Now().Add(30 * 24 * time.Hour),
+	})
 }
 
 // runTool runs a program with extra environment and returns its standard output.
@@ -354,14 +304,11 @@ func (r *runner) hsmPhase(ctx context.Context) error {
 		sc, _ := loadgen.ParseName(n) // checked with the suite
 		sc.SignKey = hsmKeyName(sc.Alg)
 		scs = append(scs, sc)
-		if !contains(algs, sc.Alg) {
+		if !slices.Contains(algs, sc.Alg) {
 			algs = append(algs, sc.Alg)
 		}
 	}
-	sessions := h.Sessions
-	if sessions <= 0 {
-		sessions = 4
-	}
+	sessions := h.sessions()
 	fail := func(err error) {
 		for _, sc := range scs {
 			r.report.HSM = append(r.report.HSM, &HSMResult{Name: sc.Name(), Sessions: sessions, Error: err.Error()})
@@ -387,19 +334,14 @@ func (r *runner) hsmPhase(ctx context.Context) error {
 			hr.Error = err.Error()
 			break
 		}
-		var out []*baseline.Result
-		d := r.suite.BaselineDuration.D()
-		if d <= 0 {
-			d = time.Second
-		}
-		if err := r.runJSONEnv(ctx, &out, e.env(), r.taskset, "-c", r.o.ServerCPUs, filepath.Join(r.bin, "baseline"),
-			"-hsm-key", sc.SignKey, "-hsm-module", e.module, "-hsm-token", e.token, "-hsm-pin-file", e.pinFile,
-			"-op", "sign", "-alg", sc.Alg, "-size", strconv.Itoa(sc.Size), "-duration", d.String(), "-rounds", "5"); err != nil {
+		direct, err := r.baseline(ctx, e.env(), "-hsm-key", sc.SignKey, "-hsm-module", e.module, "-hsm-token", e.token,
+			"-hsm-pin-file", e.pinFile, "-op", "sign", "-alg", sc.Alg, "-size", strconv.Itoa(sc.Size))
+		if err != nil {
 			hr.Error = "direct C_Sign baseline: " + err.Error()
 			r.logf("%-40s %s", hr.Name, hr.Error)
 			continue
 		}
-		hr.Direct = out[0]
+		hr.Direct = direct
 		res, err := r.runLoad(ctx, srv, sc, r.o.ClientCPUs, r.loadFor(sc), 0, r.suite.Warmup.D(), r.suite.Duration.D(), false)
 		if err != nil {
 			hr.Error = err.Error()
@@ -418,13 +360,4 @@ func (r *runner) hsmPhase(ctx context.Context) error {
 	}
 	srv.saveLog(r.o.WorkDir, "server-hsm.log")
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -202,7 +202,7 @@ func (r *runner) lookup(name string) *ScenarioResult {
 	return r.byName[sc.Name()]
 }
 
-// serverEnv is extra environment for the server process; none today.
+// startServer starts the development-default server pinned to cpus.
 func (r *runner) startServer(ctx context.Context, cpus string) (*serverProc, error) {
 	return startServer(ctx, r.taskset, filepath.Join(r.bin, "signsvr"), r.data, cpus, nil)
 }
@@ -278,15 +278,20 @@ func baselineOp(op string) baseline.Op {
 }
 
 func (r *runner) runBaseline(ctx context.Context, sc loadgen.Scenario) (*baseline.Result, error) {
+	return r.baseline(ctx, nil, "-data-dir", r.data, "-op", string(baselineOp(sc.Op)), "-alg", sc.Alg, "-size", strconv.Itoa(sc.Size))
+}
+
+// baseline runs the baseline program on the server's CPUs for one spec, with the
+// suite's duration, and returns its one result; env is extra environment.
+func (r *runner) baseline(ctx context.Context, env []string, spec ...string) (*baseline.Result, error) {
 	d := r.suite.BaselineDuration.D()
 	if d <= 0 {
 		d = time.Second
 	}
+	args := append([]string{"-c", r.o.ServerCPUs, filepath.Join(r.bin, "baseline")}, spec...)
+	args = append(args, "-duration", d.String(), "-rounds", "5")
 	var out []*baseline.Result
-	err := r.runJSON(ctx, &out, r.taskset, "-c", r.o.ServerCPUs, filepath.Join(r.bin, "baseline"),
-		"-data-dir", r.data, "-op", string(baselineOp(sc.Op)), "-alg", sc.Alg, "-size", strconv.Itoa(sc.Size),
-		"-duration", d.String(), "-rounds", "5")
-	if err != nil {
+	if err := r.runJSONEnv(ctx, &out, env, r.taskset, args...); err != nil {
 		return nil, err
 	}
 	if len(out) != 1 {

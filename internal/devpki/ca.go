@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"time"
 
 	"github.com/emmansun/gmsm/sm2"
@@ -123,6 +124,7 @@ type LeafOptions struct {
 	NotBefore, NotAfter time.Time
 	Now                 time.Time
 	DNSNames            []string
+	IPAddresses         []net.IP
 	// CRLDistributionPoints and OCSPServer are written when non-empty.
 	CRLDistributionPoints []string
 	OCSPServer            []string
@@ -141,9 +143,19 @@ func (ca *CA) Issue(alg Algorithm, opts LeafOptions) (crypto.Signer, *smx509.Cer
 			return nil, nil, err
 		}
 	}
+	cert, err := ca.Certify(key.Public(), opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, cert, nil
+}
+
+// Certify makes a certificate signed by ca for a public key whose private key is
+// elsewhere (an HSM's, from a certificate request); opts.Key is not used.
+func (ca *CA) Certify(pub crypto.PublicKey, opts LeafOptions) (*smx509.Certificate, error) {
 	now := opts.Now
 	if now.IsZero() {
-		return nil, nil, errors.New("devpki: LeafOptions.Now is required")
+		return nil, errors.New("devpki: LeafOptions.Now is required")
 	}
 	tmpl := &smx509.Certificate{
 		SerialNumber:          randomSerial(),
@@ -154,6 +166,7 @@ func (ca *CA) Issue(alg Algorithm, opts LeafOptions) (crypto.Signer, *smx509.Cer
 		ExtKeyUsage:           opts.ExtKeyUsage,
 		BasicConstraintsValid: true,
 		DNSNames:              opts.DNSNames,
+		IPAddresses:           opts.IPAddresses,
 		CRLDistributionPoints: opts.CRLDistributionPoints,
 		OCSPServer:            opts.OCSPServer,
 	}
@@ -164,16 +177,12 @@ func (ca *CA) Issue(alg Algorithm, opts LeafOptions) (crypto.Signer, *smx509.Cer
 		tmpl.NotAfter = now.AddDate(2, 0, 0)
 	}
 	if tmpl.KeyUsage == 0 {
-		tmpl.KeyUsage = keyUsageFor(key.Public(), opts.Usage)
+		tmpl.KeyUsage = keyUsageFor(pub, opts.Usage)
 	}
 	if !opts.NoSubjectKeyID {
-		tmpl.SubjectKeyId = keyID(key.Public())
+		tmpl.SubjectKeyId = keyID(pub)
 	}
-	cert, err := create(tmpl, ca.Cert, key.Public(), ca.Key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return key, cert, nil
+	return create(tmpl, ca.Cert, pub, ca.Key)
 }
 
 // keyUsageFor gives the key usage bits a certificate for usage u needs.

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"encoding/base64"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -192,5 +193,39 @@ func TestServiceKeysAddedToOldDataDir(t *testing.T) {
 	}
 	if _, err := os.Stat(p2.Audit.KeyPath); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCertifyPublicKey: a public key whose private key is elsewhere (an HSM's) gets a
+// certificate for it, signed by the CA, with the requested IP address.
+func TestCertifyPublicKey(t *testing.T) {
+	now := time.Now()
+	ca, err := NewCA(ECDSAP256, "certify test CA", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := GenerateKey(RSA2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := net.IPv4(127, 0, 0, 1)
+	cert, err := ca.Certify(key.Public(), LeafOptions{CommonName: "hsm key", Usage: keystore.UsageSign, Now: now, IPAddresses: []net.IP{ip}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cert.PublicKey.(*rsa.PublicKey).Equal(key.Public()) {
+		t.Fatal("certificate for another key")
+	}
+	if err := cert.CheckSignatureFrom(ca.Cert); err != nil {
+		t.Fatalf("not signed by the CA: %v", err)
+	}
+	if len(cert.IPAddresses) != 1 || !cert.IPAddresses[0].Equal(ip) {
+		t.Fatalf("IP addresses %v", cert.IPAddresses)
+	}
+	if cert.KeyUsage != smx509.KeyUsageDigitalSignature|smx509.KeyUsageContentCommitment {
+		t.Fatalf("key usage %v", cert.KeyUsage)
+	}
+	if _, err := ca.Certify(key.Public(), LeafOptions{CommonName: "no time"}); err == nil {
+		t.Fatal("Certify without Now succeeded")
 	}
 }

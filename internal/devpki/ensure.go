@@ -202,7 +202,7 @@ func ensureServiceKeys(dir string, ca *CA, now time.Time) error {
 		}
 		if ca == nil {
 			var err error
-			if ca, err = readCA(dir, rootFor[serviceAlg]); err != nil {
+			if ca, err = ReadCA(dir, rootFor[serviceAlg]); err != nil {
 				return err
 			}
 		}
@@ -232,8 +232,8 @@ func ensureServiceKeys(dir string, ca *CA, now time.Time) error {
 	return nil
 }
 
-// readCA reads the development root of a family from dir.
-func readCA(dir, family string) (*CA, error) {
+// ReadCA reads the development root of a family ("rsa", "ecdsa", "sm2") from dir.
+func ReadCA(dir, family string) (*CA, error) {
 	certs, err := ReadCertsPEM(filepath.Join(dir, "ca", family+"-root.pem"))
 	if err != nil {
 		return nil, err
