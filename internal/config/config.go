@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -418,10 +419,10 @@ func (c *Config) Validate() error {
 		}
 		keyOps := false
 		for _, op := range r.Operations {
-			if !contains(Operations, op) {
+			if !slices.Contains(Operations, op) {
 				fail("authorization.rules[%d]: unknown operation %q (%s)", i, op, strings.Join(Operations, ", "))
 			}
-			keyOps = keyOps || contains(KeyOperations, op)
+			keyOps = keyOps || slices.Contains(KeyOperations, op)
 		}
 		if keyOps && len(r.Keys) == 0 {
 			fail("authorization.rules[%d]: names key operations (%s) but no keys", i, strings.Join(KeyOperations, ", "))
@@ -494,13 +495,4 @@ func (c *Config) Where(path ...any) string {
 		return fmt.Sprintf("line %d", line)
 	}
 	return fmt.Sprintf("%s:%d", c.file, line)
-}
-
-func contains(list []string, v string) bool {
-	for _, s := range list {
-		if s == v {
-			return true
-		}
-	}
-	return false
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -87,7 +88,7 @@ func (r *revocationChecker) check(ctx context.Context, c, issuer *smx509.Certifi
 	}
 	crlURLs := httpURLs(c.CRLDistributionPoints)
 	for _, u := range r.rc.CRLURLs {
-		if !contains(crlURLs, u) {
+		if !slices.Contains(crlURLs, u) {
 			crlURLs = append(crlURLs, u)
 		}
 	}
@@ -139,7 +140,7 @@ func (r *revocationChecker) checkCRL(ctx context.Context, c, issuer *smx509.Cert
 			continue
 		}
 		if err := e.issuedBy(issuer); err != nil {
-			if contains(r.rc.CRLURLs, u) && !contains(c.CRLDistributionPoints, u) {
+			if slices.Contains(r.rc.CRLURLs, u) && !slices.Contains(c.CRLDistributionPoints, u) {
 				continue // a configured CRL of another issuer
 			}
 			*errs = append(*errs, "CRL "+u+": "+err.Error())
@@ -261,13 +262,4 @@ func httpURLs(in []string) []string {
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
