@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"google.golang.org/grpc/codes"
@@ -85,7 +86,7 @@ func (p *Policy) Authorize(_ context.Context, id *Identity, op Operation, key st
 	keyOp := IsKeyOperation(op)
 	for i := range p.rules {
 		r := &p.rules[i]
-		if !containsOp(r.Operations, op) || !matchesAnyClient(r, id) {
+		if !slices.Contains(r.Operations, op) || !matchesAnyClient(r, id) {
 			continue
 		}
 		if !keyOp || contains(r.Keys, key) {
@@ -128,15 +129,6 @@ func matchesClient(r *PolicyRule, id *Identity) bool {
 func contains(list []string, v string) bool {
 	for _, s := range list {
 		if s == v || s == "*" {
-			return true
-		}
-	}
-	return false
-}
-
-func containsOp(list []Operation, v Operation) bool {
-	for _, s := range list {
-		if s == v {
 			return true
 		}
 	}
