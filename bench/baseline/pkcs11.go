@@ -3,6 +3,7 @@
 package baseline
 
 import (
+	"crypto"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	p11 "github.com/miekg/pkcs11"
+
+	"signsvr.dev/signsvr/pkg/keystore/pkcs11"
 )
 
 // HSMKey names a private key in a PKCS#11 token, for the direct C_Sign baseline of
@@ -26,11 +29,9 @@ type HSMKey struct {
 // CPU time is the token's; pin the process to the server's core.
 func RunHSMSign(k HSMKey, alg Alg, size int, d time.Duration, rounds int) (*Result, error) {
 	var mech uint
-	var prefix []byte
 	switch alg {
 	case RSA:
-		// DER of DigestInfo{sha256}: RFC 8017, 9.2 note 1.
-		mech, prefix = p11.CKM_RSA_PKCS, []byte{0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20}
+		mech = p11.CKM_RSA_PKCS
 	case ECDSA:
 		mech = p11.CKM_ECDSA
 	default:
@@ -91,7 +92,11 @@ func RunHSMSign(k HSMKey, alg Alg, size int, d time.Duration, rounds int) (*Resu
 	}
 	digest := func() []byte {
 		h := sha256.Sum256(data)
-		return append(append([]byte(nil), prefix...), h[:]...)
+		if alg == RSA {
+			in, _ := pkcs11.DigestInfo(crypto.SHA256, h[:]) // SHA-256 and its size: cannot fail
+			return in
+		}
+		return h[:]
 	}
 	tbs := digest()
 	sign := func(m []byte) error {

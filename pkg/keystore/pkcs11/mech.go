@@ -24,6 +24,19 @@ var digestInfoPrefix = map[crypto.Hash][]byte{
 	crypto.SHA512: {0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40},
 }
 
+// DigestInfo is what CKM_RSA_PKCS signs for an RSA PKCS#1 v1.5 signature over
+// digest, a hash h: the DER DigestInfo (RFC 8017 9.2).
+func DigestInfo(h crypto.Hash, digest []byte) ([]byte, error) {
+	prefix, ok := digestInfoPrefix[h]
+	if !ok {
+		return nil, fmt.Errorf("pkcs11: unsupported hash %v for RSA PKCS#1 v1.5", h)
+	}
+	if len(digest) != h.Size() {
+		return nil, fmt.Errorf("pkcs11: digest is %d bytes, %v needs %d", len(digest), h, h.Size())
+	}
+	return append(append(make([]byte, 0, len(prefix)+len(digest)), prefix...), digest...), nil
+}
+
 // hashMechanisms gives CKM_SHAxxx and CKG_MGF1_SHAxxx for a hash.
 func hashMechanisms(h crypto.Hash) (ckm, mgf uint, err error) {
 	switch h {

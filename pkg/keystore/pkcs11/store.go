@@ -388,14 +388,10 @@ func (k *Key) signRSA(ctx context.Context, digest []byte, opts crypto.SignerOpts
 	if h == 0 {
 		data = digest // pre-formatted input, as crypto/rsa allows with hash 0
 	} else {
-		prefix, ok := digestInfoPrefix[h]
-		if !ok {
-			return nil, fmt.Errorf("pkcs11: unsupported hash %v for RSA PKCS#1 v1.5", h)
+		var err error
+		if data, err = DigestInfo(h, digest); err != nil {
+			return nil, err
 		}
-		if len(digest) != h.Size() {
-			return nil, fmt.Errorf("pkcs11: digest is %d bytes, %v needs %d", len(digest), h, h.Size())
-		}
-		data = append(append(make([]byte, 0, len(prefix)+len(digest)), prefix...), digest...)
 	}
 	return k.rawSign(ctx, mechanism{Type: ckmRSAPKCS}, data)
 }
