@@ -193,9 +193,6 @@ func (c *Conn) Close() error {
 	return c.Conn.Close()
 }
 
-// Unwrap returns the wrapped connection.
-func (c *Conn) Unwrap() net.Conn { return c.Conn }
-
 // Listener wraps every connection it accepts in a Conn.
 type Listener struct{ net.Listener }
 
