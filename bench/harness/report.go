@@ -143,6 +143,9 @@ type LatencyResult struct {
 	// of the maximum, kept for comparison.
 	AtCapacityRate float64         `json:"at_capacity_rate,omitempty"`
 	AtCapacity     *loadgen.Result `json:"at_capacity,omitempty"`
+	// closedLoop is the one-core closed-loop run of the scenario (in the JSON under
+	// scenarios), for the table's comparison.
+	closedLoop *loadgen.Result
 }
 
 // Probe is one fixed-rate run of the search for the open-loop maximum.
@@ -336,6 +339,15 @@ func (r *Report) Write(dir string, latest bool) error {
 
 func f1(v float64) string { return fmt.Sprintf("%.1f", v) }
 
+// activity is a run's read and write system calls and context switches per call, or
+// "—" when they could not be read.
+func activity(res *loadgen.Result) string {
+	if res.ServerActivity == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f / %.2f / %.2f", res.ServerReadsPerCall, res.ServerWritesPerCall, res.ServerSwitchesPerCall)
+}
+
 func fdur(d time.Duration) string {
 	if d == 0 {
 		return "—"
@@ -445,22 +457,27 @@ func (r *Report) Markdown() string {
 			"(every call answered, ≥ 97 %% of the rate achieved, ≤ 95 %% of the core used), found by bisection with fixed-rate probes (listed in the JSON). " +
 			"It is lower than the closed-loop capacity (1 s ÷ closed-loop CPU per call): calls that arrive one at a time cost the server more CPU each than calls that arrive while others are in flight " +
 			"(the idle server is woken for each, and nothing shares its reads and writes). The last columns are the run at 80%% of the closed-loop capacity, the earlier definition, where the core saturates and p99 measures a queue.\n\n")
-		w("| scenario | closed-loop capacity calls/s | open-loop max calls/s | rate (80 %%) | achieved calls/s | server core use | server µs/call | p50 ms | p99 ms | p99.9 ms | missed | p99 < 5 ms | at 80 %% of capacity: rate, core use, p99 ms | notes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n")
+		w("'Reads / writes / switches' are the server's read and write system calls and its threads' context switches per call (/proc/PID/io, /proc/PID/task/*/status), at the fixed rate and in the closed-loop run of the same scenario: they show what a call that arrives alone costs.\n\n")
+		w("| scenario | closed-loop capacity calls/s | open-loop max calls/s | rate (80 %%) | achieved calls/s | server core use | server µs/call | p50 ms | p99 ms | p99.9 ms | missed | p99 < 5 ms | reads / writes / switches per call | closed loop: µs/call, reads / writes / switches | at 80 %% of capacity: rate, core use, p99 ms | notes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|---|\n")
 		for _, l := range r.Latency {
-			capCell := "—"
+			capCell, closedCell := "—", "—"
+			if c := l.closedLoop; c != nil {
+				closedCell = f1(us(c.ServerCPUPerItem)) + ", " + activity(c)
+			}
 			if a := l.AtCapacity; a != nil {
 				capCell = fmt.Sprintf("%.0f, %.0f%%, %s", l.AtCapacityRate, 100*coreUse(a), fdur(a.Latency.P99))
 			}
 			if l.Load == nil {
-				w("| %s | %.0f | %.0f | %.0f | — | — | — | — | — | — | — | — | %s | ERROR: %s |\n", l.Name, l.CapacityCallsPerSec, l.MaxCallsPerSec, l.TargetRate, capCell, cell(l.Error))
+				w("| %s | %.0f | %.0f | %.0f | — | — | — | — | — | — | — | — | — | %s | %s | ERROR: %s |\n", l.Name, l.CapacityCallsPerSec, l.MaxCallsPerSec, l.TargetRate, closedCell, capCell, cell(l.Error))
 				continue
 			}
 			ok := "no"
 			if l.Load.Latency.P99 < 5*time.Millisecond {
 				ok = "yes"
 			}
-			w("| %s | %.0f | %.0f | %.0f | %.0f | %.0f%% | %s | %s | %s | %s | %d | %s | %s | %s |\n", l.Name, l.CapacityCallsPerSec, l.MaxCallsPerSec, l.TargetRate,
-				l.Load.CallsPerSec, 100*coreUse(l.Load), f1(us(l.Load.ServerCPUPerItem)), fdur(l.Load.Latency.P50), fdur(l.Load.Latency.P99), fdur(l.Load.Latency.P999), l.Load.Missed, ok, capCell, cell(l.Error))
+			w("| %s | %.0f | %.0f | %.0f | %.0f | %.0f%% | %s | %s | %s | %s | %d | %s | %s | %s | %s | %s |\n", l.Name, l.CapacityCallsPerSec, l.MaxCallsPerSec, l.TargetRate,
+				l.Load.CallsPerSec, 100*coreUse(l.Load), f1(us(l.Load.ServerCPUPerItem)), fdur(l.Load.Latency.P50), fdur(l.Load.Latency.P99), fdur(l.Load.Latency.P999), l.Load.Missed, ok,
+				activity(l.Load), closedCell, capCell, cell(l.Error))
 		}
 	}
 

@@ -54,6 +54,11 @@ func TestSmoke(t *testing.T) {
 		if l.ServerRSSMax < 1<<20 || l.ServerRSSMax > 4<<30 {
 			t.Errorf("%s: server RSS %d", s.Name, l.ServerRSSMax)
 		}
+		// The server reads each request and writes each response (writes of calls that
+		// finish together may be shared, so below 1 per call is possible, not 0).
+		if l.ServerReadsPerCall <= 0 || l.ServerWritesPerCall <= 0 || l.ServerReadsPerCall > 50 || l.ServerWritesPerCall > 50 {
+			t.Errorf("%s: server system calls per call: reads %.2f, writes %.2f", s.Name, l.ServerReadsPerCall, l.ServerWritesPerCall)
+		}
 		if s.Baseline.Full.CPU <= 0 || s.Baseline.Key.CPU <= 0 || s.Baseline.Data.CPU <= 0 {
 			t.Errorf("%s: baseline %+v", s.Name, s.Baseline)
 		}

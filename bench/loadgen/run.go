@@ -87,6 +87,12 @@ type Result struct {
 	// ServerCPUPerItem divides it by the good items.
 	ServerCPU        time.Duration `json:"server_cpu_ns,omitempty"`
 	ServerCPUPerItem time.Duration `json:"server_cpu_per_item_ns,omitempty"`
+	// ServerActivity is what the server asked of the kernel over the window
+	// (procstat.Activity); the per-call figures divide it by the calls answered.
+	ServerActivity        *procstat.Activity `json:"server_activity,omitempty"`
+	ServerReadsPerCall    float64            `json:"server_read_syscalls_per_call,omitempty"`
+	ServerWritesPerCall   float64            `json:"server_write_syscalls_per_call,omitempty"`
+	ServerSwitchesPerCall float64            `json:"server_context_switches_per_call,omitempty"`
 	// ClientCPUPerCall is the generator's own CPU per call, to show it kept up.
 	ClientCPUPerCall time.Duration `json:"client_cpu_per_call_ns"`
 	// ServerRSSMax is the largest VmRSS sampled during the run; ServerHWM is VmHWM
@@ -302,8 +308,12 @@ func Run(ctx context.Context, conns []*grpc.ClientConn, p *Prepared, cfg Config)
 		return nil, ctx.Err()
 	}
 	var srv0, srv1 procstat.CPU
-	var err error
+	var act0, act1 procstat.Activity
+	var err, actErr error
 	if cfg.ServerPID > 0 {
+		// The activity counts are read first and last, so the CPU window lies inside
+		// theirs and their own reads of /proc are not the server's CPU.
+		act0, actErr = procstat.ReadActivity(cfg.ServerPID)
 		if srv0, err = procstat.ReadCPU(cfg.ServerPID); err != nil {
 			stopAll()
 			return nil, fmt.Errorf("loadgen: reading the server's CPU time: %w", err)
@@ -324,6 +334,9 @@ func Run(ctx context.Context, conns []*grpc.ClientConn, p *Prepared, cfg Config)
 		if srv1, err = procstat.ReadCPU(cfg.ServerPID); err != nil {
 			stopAll()
 			return nil, fmt.Errorf("loadgen: the server went away during the run: %w", err)
+		}
+		if actErr == nil {
+			act1, actErr = procstat.ReadActivity(cfg.ServerPID)
 		}
 	}
 	cancel()
@@ -359,6 +372,15 @@ func Run(ctx context.Context, conns []*grpc.ClientConn, p *Prepared, cfg Config)
 	}
 	if cfg.ServerPID > 0 {
 		r.ServerCPU = srv1.Sub(srv0).Total()
+		// Without permission to read /proc/PID/io (another user's server) the counts
+		// are left out; they explain the CPU figure, they are not needed for it.
+		if all := r.Calls + r.FailedCalls; actErr == nil && all > 0 {
+			a := act1.Sub(act0)
+			r.ServerActivity = &a
+			r.ServerReadsPerCall = float64(a.Reads) / float64(all)
+			r.ServerWritesPerCall = float64(a.Writes) / float64(all)
+			r.ServerSwitchesPerCall = float64(a.Switches) / float64(all)
+		}
 		if r.Items > 0 {
 			r.ServerCPUPerItem = r.ServerCPU / time.Duration(r.Items)
 		}

@@ -65,6 +65,11 @@ func TestRunEveryOperation(t *testing.T) {
 			if r.Latency.P50 <= 0 || r.Latency.P99 < r.Latency.P50 || r.ServerRSSMax <= 0 {
 				t.Errorf("latency %+v rss %d", r.Latency, r.ServerRSSMax)
 			}
+			// Client and server share this process: every call reads and writes a socket.
+			if r.ServerActivity == nil || r.ServerReadsPerCall <= 0 || r.ServerWritesPerCall <= 0 || r.ServerSwitchesPerCall < 0 {
+				t.Errorf("server activity %+v: reads %.2f writes %.2f switches %.2f per call",
+					r.ServerActivity, r.ServerReadsPerCall, r.ServerWritesPerCall, r.ServerSwitchesPerCall)
+			}
 			if tc.rate > 0 && (r.CallsPerSec > 2*tc.rate || r.CallsPerSec < tc.rate/3) {
 				t.Errorf("rate %.0f/s, asked %.0f/s", r.CallsPerSec, tc.rate)
 			}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -70,6 +71,105 @@ func parseStat(b []byte) (CPU, error) {
 		return CPU{}, fmt.Errorf("procstat: CPU ticks out of range")
 	}
 	return CPU{User: time.Duration(ut) * tick, System: time.Duration(st) * tick}, nil
+}
+
+// Activity counts what a process asked of the kernel: the read and write system calls
+// of all its threads (syscr and syscw in /proc/PID/io) and its threads' context
+// switches, voluntary and not (/proc/PID/task/*/status). Per call, they show why the
+// same call costs the server more CPU when calls arrive one at a time (each wakes the
+// server, and nothing shares its reads and writes) than when many are in flight.
+// Switches of threads that exited between two samples are lost; Go keeps its threads.
+type Activity struct {
+	Reads    int64 `json:"read_syscalls"`
+	Writes   int64 `json:"write_syscalls"`
+	Switches int64 `json:"context_switches"`
+}
+
+// Sub is the activity between an earlier sample and a.
+func (a Activity) Sub(earlier Activity) Activity {
+	return Activity{Reads: a.Reads - earlier.Reads, Writes: a.Writes - earlier.Writes, Switches: a.Switches - earlier.Switches}
+}
+
+// ReadActivity reads pid's system call and context switch counts. /proc/PID/io is
+// readable only by the process's owner (or root).
+func ReadActivity(pid int) (Activity, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return Activity{}, err
+	}
+	a, err := parseIO(b)
+	if err != nil {
+		return Activity{}, err
+	}
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil {
+		return Activity{}, err
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread exited since the listing
+		}
+		n, err := parseSwitches(b)
+		if err != nil {
+			return Activity{}, err
+		}
+		a.Switches += n
+	}
+	return a, nil
+}
+
+// parseIO reads syscr and syscw from /proc/PID/io.
+func parseIO(b []byte) (Activity, error) {
+	var a Activity
+	var seen int
+	for line := range strings.Lines(string(b)) {
+		name, val, ok := strings.Cut(strings.TrimSpace(line), ":")
+		var dst *int64
+		switch {
+		case !ok:
+			continue
+		case name == "syscr":
+			dst = &a.Reads
+		case name == "syscw":
+			dst = &a.Writes
+		default:
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(val), 10, 64)
+		if err != nil || n < 0 {
+			return Activity{}, fmt.Errorf("procstat: malformed io line %q", line)
+		}
+		*dst = n
+		seen++
+	}
+	if seen != 2 {
+		return Activity{}, fmt.Errorf("procstat: syscr or syscw missing")
+	}
+	return a, nil
+}
+
+// parseSwitches sums voluntary_ctxt_switches and nonvoluntary_ctxt_switches of a
+// thread's status file.
+func parseSwitches(b []byte) (int64, error) {
+	var sum int64
+	var seen int
+	for line := range strings.Lines(string(b)) {
+		name, val, ok := strings.Cut(line, ":")
+		if !ok || (name != "voluntary_ctxt_switches" && name != "nonvoluntary_ctxt_switches") {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(val), 10, 64)
+		if err != nil || n < 0 || n > math.MaxInt64-sum {
+			return 0, fmt.Errorf("procstat: malformed status line %q", line)
+		}
+		sum += n
+		seen++
+	}
+	if seen != 2 {
+		return 0, fmt.Errorf("procstat: context switch counts missing")
+	}
+	return sum, nil
 }
 
 // Memory is a process's resident memory.

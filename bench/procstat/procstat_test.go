@@ -56,6 +56,73 @@ func TestParseStatus(t *testing.T) {
 	}
 }
 
+func TestParseIO(t *testing.T) {
+	good := "rchar: 8250\nwchar: 1201\nsyscr: 17\nsyscw: 9\nread_bytes: 0\nwrite_bytes: 0\ncancelled_write_bytes: 0\n"
+	a, err := parseIO([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != (Activity{Reads: 17, Writes: 9}) {
+		t.Errorf("got %+v", a)
+	}
+	for _, bad := range []string{"rchar: 1\n", "syscr: 1\n", "syscr: x\nsyscw: 1\n", "syscr: -1\nsyscw: 1\n"} {
+		if _, err := parseIO([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func TestParseSwitches(t *testing.T) {
+	good := "Name:\tsignsvr\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n"
+	n, err := parseSwitches([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 127 {
+		t.Errorf("got %d, want 127", n)
+	}
+	for _, bad := range []string{"Name:\tx\n", "voluntary_ctxt_switches:\t1\n", "voluntary_ctxt_switches:\tx\nnonvoluntary_ctxt_switches:\t1\n",
+		"voluntary_ctxt_switches:\t9223372036854775807\nnonvoluntary_ctxt_switches:\t1\n"} {
+		if _, err := parseSwitches([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+// TestSelfActivity counts this process's own write calls and context switches.
+func TestSelfActivity(t *testing.T) {
+	pid := os.Getpid()
+	a0, err := ReadActivity(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(t.TempDir() + "/w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for range 10 {
+		if _, err := f.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // the thread sleeps: a voluntary switch
+	}
+	a1, err := ReadActivity(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := a1.Sub(a0)
+	if d.Writes < 10 {
+		t.Errorf("%d write calls counted, want at least 10", d.Writes)
+	}
+	if d.Switches < 1 {
+		t.Errorf("%d context switches counted, want some", d.Switches)
+	}
+	if d.Reads < 1 {
+		t.Errorf("%d read calls counted, want at least the first sample's own reads", d.Reads)
+	}
+}
+
 // TestSelf reads this process, which has certainly used some CPU and memory.
 func TestSelf(t *testing.T) {
 	pid := os.Getpid()
