@@ -1,10 +1,12 @@
 package harness
 
 import (
+	"math"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"signsvr.dev/signsvr/bench/baseline"
 	"signsvr.dev/signsvr/bench/loadgen"
 	"signsvr.dev/signsvr/bench/procstat"
 )
@@ -158,5 +160,33 @@ func TestSoakGrowth(t *testing.T) {
 	s.compute()
 	if s.RSSStart != 40<<20 || s.RSSEnd != 44<<20 || s.Growth < 0.099 || s.Growth > 0.101 {
 		t.Errorf("start %d end %d growth %.3f", s.RSSStart, s.RSSEnd, s.Growth)
+	}
+}
+
+func TestBaselineDisagreement(t *testing.T) {
+	cost := func(us float64) baseline.Cost { return baseline.Cost{CPU: time.Duration(us * 1000)} }
+	tests := []struct {
+		name            string
+		full, data, key float64
+		want            float64
+		withinAgreement bool
+	}{
+		{"sm2 sign, whole a little above its parts", 26.9, 3.0, 22.6, 0.0483, true},
+		{"ecdsa batch, whole disturbed", 42.8, 0.7, 30.5, 0.271, false},
+		{"rsa 64 KiB, key part disturbed", 1043.2, 37.2, 1362.2, 0.341, false},
+		{"exact", 100, 40, 60, 0, true},
+		{"no whole", 0, 1, 1, math.Inf(1), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &baseline.Result{Full: cost(tt.full), Data: cost(tt.data), Key: cost(tt.key)}
+			got := disagreement(b)
+			if math.Abs(got-tt.want) > 0.001 && !(math.IsInf(got, 1) && math.IsInf(tt.want, 1)) {
+				t.Errorf("disagreement = %.4f, want %.4f", got, tt.want)
+			}
+			if (got <= baselineAgreement) != tt.withinAgreement {
+				t.Errorf("disagreement %.3f: within %.2f = %v, want %v", got, baselineAgreement, got <= baselineAgreement, tt.withinAgreement)
+			}
+		})
 	}
 }

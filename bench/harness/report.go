@@ -29,6 +29,11 @@ type ScenarioResult struct {
 	Error    string           `json:"error,omitempty"`
 	Load     *loadgen.Result  `json:"load,omitempty"`
 	Baseline *baseline.Result `json:"baseline,omitempty"`
+	// BaselineTries is how many times the baseline was measured (more than once when
+	// the whole primitive and its parts disagreed: runner.runBaseline), and
+	// BaselineDisagreement how far apart they were in the one kept.
+	BaselineTries        int     `json:"baseline_tries,omitempty"`
+	BaselineDisagreement float64 `json:"baseline_disagreement"`
 	// Efficiency is the bare primitive's CPU per operation divided by the server's
 	// CPU per item (1 would be a server that costs nothing beyond the primitive).
 	Efficiency float64 `json:"efficiency,omitempty"`
@@ -400,6 +405,12 @@ func (r *Report) Markdown() string {
 		}
 		if s.AllocsError != "" {
 			note = strings.TrimSpace(note + " allocs: " + cell(tailString(s.AllocsError, 200)))
+		}
+		if b := s.Baseline; b != nil && s.BaselineDisagreement > baselineAgreement {
+			note = strings.TrimSpace(note + fmt.Sprintf(" primitive disturbed: whole %s µs vs parts %s µs after %d measurements, efficiency unreliable",
+				f1(us(b.Full.CPU)), f1(us(b.Data.CPU+b.Key.CPU)), s.BaselineTries))
+		} else if s.BaselineTries > 1 {
+			note = strings.TrimSpace(note + fmt.Sprintf(" primitive measured %d times (the first disturbed)", s.BaselineTries))
 		}
 		w("| %s | %.0f | %.0f | %.0f%% | %s | %s | %.2f | %s | %s | %s | %s | %.1f | %s |\n",
 			s.Name, l.CallsPerSec, l.ItemsPerSec, 100*coreUse(l), f1(us(l.ServerCPUPerItem)), f1(us(s.Baseline.Full.CPU)),

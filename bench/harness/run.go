@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -223,13 +224,13 @@ func (r *runner) onePhase(ctx context.Context, scenarios []loadgen.Scenario) err
 		if err := srv.alive(); err != nil {
 			return err
 		}
-		b, err := r.runBaseline(ctx, sc)
+		b, tries, off, err := r.runBaseline(ctx, sc)
 		if err != nil {
 			res.Error = "baseline: " + err.Error()
 			r.logf("%-32s %s", sc.Name(), res.Error)
 			continue
 		}
-		res.Baseline = b
+		res.Baseline, res.BaselineTries, res.BaselineDisagreement = b, tries, off
 		lr, err := r.runLoad(ctx, srv, sc, r.o.ClientCPUs, r.loadFor(sc), 0, r.suite.Warmup.D(), r.suite.Duration.D(), false)
 		if err != nil {
 			res.Error = err.Error()
@@ -277,8 +278,43 @@ func baselineOp(op string) baseline.Op {
 	return baseline.OpDecrypt
 }
 
-func (r *runner) runBaseline(ctx context.Context, sc loadgen.Scenario) (*baseline.Result, error) {
-	return r.baseline(ctx, nil, "-data-dir", r.data, "-op", string(baselineOp(sc.Op)), "-alg", sc.Alg, "-size", strconv.Itoa(sc.Size))
+// Re-measurement of a disturbed baseline: up to baselineTries measurements, until the
+// whole primitive and the sum of its parts agree within baselineAgreement.
+const (
+	baselineTries     = 3
+	baselineAgreement = 0.15
+)
+
+// runBaseline measures sc's bare primitive. The whole primitive and its two parts (the
+// hashing or content cipher, and the key operation) are measured one after the other,
+// so the whole costs about their sum; when the two differ by more than 15 %, other
+// work took the core during one of them (this happens on a shared machine) and the
+// measurement is repeated. The result that agrees best is kept; tries and its
+// disagreement go into the report.
+func (r *runner) runBaseline(ctx context.Context, sc loadgen.Scenario) (best *baseline.Result, tries int, off float64, err error) {
+	for tries = 1; tries <= baselineTries; tries++ {
+		b, err := r.baseline(ctx, nil, "-data-dir", r.data, "-op", string(baselineOp(sc.Op)), "-alg", sc.Alg, "-size", strconv.Itoa(sc.Size))
+		if err != nil {
+			return nil, tries, 0, err
+		}
+		if d := disagreement(b); best == nil || d < off {
+			best, off = b, d
+		}
+		if off <= baselineAgreement {
+			return best, tries, off, nil
+		}
+		r.logf("%-32s baseline disturbed: whole %.1f µs, parts %.1f µs; measuring again", sc.Name(), us(b.Full.CPU), us(b.Data.CPU+b.Key.CPU))
+	}
+	return best, baselineTries, off, nil
+}
+
+// disagreement is how far a baseline's whole primitive is from the sum of its parts,
+// as a fraction of the whole.
+func disagreement(b *baseline.Result) float64 {
+	if b.Full.CPU <= 0 {
+		return math.Inf(1)
+	}
+	return math.Abs(float64(b.Full.CPU-(b.Data.CPU+b.Key.CPU))) / float64(b.Full.CPU)
 }
 
 // baseline runs the baseline program on the server's CPUs for one spec, with the
