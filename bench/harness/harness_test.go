@@ -3,6 +3,7 @@ package harness
 import (
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,6 +187,38 @@ func TestBaselineDisagreement(t *testing.T) {
 			}
 			if (got <= baselineAgreement) != tt.withinAgreement {
 				t.Errorf("disagreement %.3f: within %.2f = %v, want %v", got, baselineAgreement, got <= baselineAgreement, tt.withinAgreement)
+			}
+		})
+	}
+}
+
+func TestUnreliableEfficiency(t *testing.T) {
+	sc := loadgen.Scenario{Op: loadgen.OpSign, Alg: "sm2", Size: 1024}
+	tests := []struct {
+		name          string
+		before, after time.Duration
+		off           float64
+		want          bool
+	}{
+		{"steady", 26900, 27500, 0.05, false},
+		{"no second measurement", 26900, 0, 0.05, false},
+		{"machine slowed before the load (the first full run of 2026-11-27 16:24)", 36900, 27000, 0.05, true},
+		{"machine slowed after", 26900, 33000, 0.05, true},
+		{"parts disagree", 26900, 26900, 0.2, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &ScenarioResult{Scenario: sc, Baseline: &baseline.Result{Full: baseline.Cost{CPU: tt.before}},
+				BaselineAfter: tt.after, BaselineDisagreement: tt.off, Load: &loadgen.Result{ServerCPUPerItem: 60000}}
+			s.compute()
+			if s.Unreliable != tt.want {
+				t.Errorf("unreliable = %v, want %v (drift %.2f)", s.Unreliable, tt.want, s.drift())
+			}
+			if s.TargetMet == nil {
+				t.Fatal("no target verdict")
+			}
+			if tt.want && !strings.Contains(s.failNote(), "unreliable") {
+				t.Errorf("log note %q does not say unreliable", s.failNote())
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package harness
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,14 @@ type ScenarioResult struct {
 	// BaselineDisagreement how far apart they were in the one kept.
 	BaselineTries        int     `json:"baseline_tries,omitempty"`
 	BaselineDisagreement float64 `json:"baseline_disagreement"`
+	// BaselineAfter is the whole primitive measured again right after the load run
+	// (runner.baselineAfter); 0 when that failed.
+	BaselineAfter time.Duration `json:"baseline_after_ns,omitempty"`
+	// Unreliable says the primitive was disturbed (its whole and parts still disagreed
+	// after the tries) or moved by more than baselineAgreement between before and
+	// after the load: the machine's speed changed, so the efficiency is not a measure
+	// of the server.
+	Unreliable bool `json:"unreliable,omitempty"`
 	// Efficiency is the bare primitive's CPU per operation divided by the server's
 	// CPU per item (1 would be a server that costs nothing beyond the primitive).
 	Efficiency float64 `json:"efficiency,omitempty"`
@@ -47,6 +56,15 @@ type ScenarioResult struct {
 	BenchNsPerItem    float64 `json:"bench_ns_per_item,omitempty"`
 	EchoNsPerItem     float64 `json:"echo_ns_per_item,omitempty"`
 	AllocsError       string  `json:"allocs_error,omitempty"`
+}
+
+// drift is how far the primitive measured after the load run is from the one before,
+// as a fraction of the one before (0 when there is no second measurement).
+func (s *ScenarioResult) drift() float64 {
+	if s.Baseline == nil || s.Baseline.Full.CPU <= 0 || s.BaselineAfter <= 0 {
+		return 0
+	}
+	return math.Abs(float64(s.BaselineAfter-s.Baseline.Full.CPU)) / float64(s.Baseline.Full.CPU)
 }
 
 // target is issue 6's efficiency target for a scenario.
@@ -73,6 +91,7 @@ func (s *ScenarioResult) compute() {
 		return
 	}
 	s.Efficiency = float64(s.Baseline.Full.CPU) / float64(s.Load.ServerCPUPerItem)
+	s.Unreliable = s.BaselineDisagreement > baselineAgreement || s.drift() > baselineAgreement
 	s.Target, s.TargetNote = target(s.Scenario)
 	if s.Target > 0 {
 		met := s.Efficiency >= s.Target
@@ -102,6 +121,12 @@ func coreUse(l *loadgen.Result) float64 {
 func (s *ScenarioResult) failNote() string {
 	if s.Load != nil && s.Load.FailedCalls > 0 {
 		return fmt.Sprintf("  (%d failed calls: %s)", s.Load.FailedCalls, s.Load.FirstError)
+	}
+	if s.Unreliable && s.BaselineAfter > 0 {
+		return fmt.Sprintf("  (unreliable: primitive %.1f µs before the load, %.1f after)", us(s.Baseline.Full.CPU), us(s.BaselineAfter))
+	}
+	if s.Unreliable {
+		return "  (unreliable: primitive disturbed)"
 	}
 	return ""
 }
@@ -397,6 +422,9 @@ func (r *Report) Markdown() string {
 			if s.TargetMet != nil && *s.TargetMet {
 				mark = "yes"
 			}
+			if s.Unreliable {
+				mark += " (unreliable)"
+			}
 			tgt = fmt.Sprintf("%.2f %s", s.Target, mark)
 		}
 		note := ""
@@ -405,6 +433,10 @@ func (r *Report) Markdown() string {
 		}
 		if s.AllocsError != "" {
 			note = strings.TrimSpace(note + " allocs: " + cell(tailString(s.AllocsError, 200)))
+		}
+		if d := s.drift(); d > baselineAgreement {
+			note = strings.TrimSpace(note + fmt.Sprintf(" primitive moved from %s to %s µs around the load run (the machine's speed changed), efficiency unreliable",
+				f1(us(s.Baseline.Full.CPU)), f1(us(s.BaselineAfter))))
 		}
 		if b := s.Baseline; b != nil && s.BaselineDisagreement > baselineAgreement {
 			note = strings.TrimSpace(note + fmt.Sprintf(" primitive disturbed: whole %s µs vs parts %s µs after %d measurements, efficiency unreliable",

@@ -238,6 +238,11 @@ func (r *runner) onePhase(ctx context.Context, scenarios []loadgen.Scenario) err
 			continue
 		}
 		res.Load = lr
+		if after, err := r.baselineAfter(ctx, sc); err != nil {
+			r.logf("%-32s primitive after the load: %v", sc.Name(), err)
+		} else {
+			res.BaselineAfter = after.Full.CPU
+		}
 		res.compute()
 		r.logf("%-32s %8.0f items/s  server %7.1f µs/item  baseline %7.1f µs  efficiency %.2f%s",
 			sc.Name(), lr.ItemsPerSec, us(lr.ServerCPUPerItem), us(b.Full.CPU), res.Efficiency, res.failNote())
@@ -293,7 +298,7 @@ const (
 // disagreement go into the report.
 func (r *runner) runBaseline(ctx context.Context, sc loadgen.Scenario) (best *baseline.Result, tries int, off float64, err error) {
 	for tries = 1; tries <= baselineTries; tries++ {
-		b, err := r.baseline(ctx, nil, "-data-dir", r.data, "-op", string(baselineOp(sc.Op)), "-alg", sc.Alg, "-size", strconv.Itoa(sc.Size))
+		b, err := r.baseline(ctx, nil, r.baselineSpec(sc)...)
 		if err != nil {
 			return nil, tries, 0, err
 		}
@@ -308,6 +313,18 @@ func (r *runner) runBaseline(ctx context.Context, sc loadgen.Scenario) (best *ba
 	return best, baselineTries, off, nil
 }
 
+func (r *runner) baselineSpec(sc loadgen.Scenario) []string {
+	return []string{"-data-dir", r.data, "-op", string(baselineOp(sc.Op)), "-alg", sc.Alg, "-size", strconv.Itoa(sc.Size)}
+}
+
+// baselineAfter measures sc's primitive again, shorter, right after its load run: the
+// load sits between the two measurements, so when they differ by more than
+// baselineAgreement the core's speed moved during the run (other work on the machine)
+// and the efficiency is not reliable.
+func (r *runner) baselineAfter(ctx context.Context, sc loadgen.Scenario) (*baseline.Result, error) {
+	return r.baselineFor(ctx, nil, r.baselineDuration()/3, 3, r.baselineSpec(sc)...)
+}
+
 // disagreement is how far a baseline's whole primitive is from the sum of its parts,
 // as a fraction of the whole.
 func disagreement(b *baseline.Result) float64 {
@@ -320,12 +337,20 @@ func disagreement(b *baseline.Result) float64 {
 // baseline runs the baseline program on the server's CPUs for one spec, with the
 // suite's duration, and returns its one result; env is extra environment.
 func (r *runner) baseline(ctx context.Context, env []string, spec ...string) (*baseline.Result, error) {
-	d := r.suite.BaselineDuration.D()
-	if d <= 0 {
-		d = time.Second
+	return r.baselineFor(ctx, env, r.baselineDuration(), 5, spec...)
+}
+
+func (r *runner) baselineDuration() time.Duration {
+	if d := r.suite.BaselineDuration.D(); d > 0 {
+		return d
 	}
+	return time.Second
+}
+
+// baselineFor is baseline with its duration and rounds given.
+func (r *runner) baselineFor(ctx context.Context, env []string, d time.Duration, rounds int, spec ...string) (*baseline.Result, error) {
 	args := append([]string{"-c", r.o.ServerCPUs, filepath.Join(r.bin, "baseline")}, spec...)
-	args = append(args, "-duration", d.String(), "-rounds", "5")
+	args = append(args, "-duration", d.String(), "-rounds", strconv.Itoa(rounds))
 	var out []*baseline.Result
 	if err := r.runJSONEnv(ctx, &out, env, r.taskset, args...); err != nil {
 		return nil, err

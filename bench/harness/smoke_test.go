@@ -59,6 +59,9 @@ func TestSmoke(t *testing.T) {
 		if l.ServerReadsPerCall <= 0 || l.ServerWritesPerCall <= 0 || l.ServerReadsPerCall > 50 || l.ServerWritesPerCall > 50 {
 			t.Errorf("%s: server system calls per call: reads %.2f, writes %.2f", s.Name, l.ServerReadsPerCall, l.ServerWritesPerCall)
 		}
+		if s.BaselineAfter <= 0 {
+			t.Errorf("%s: no primitive measured after the load run", s.Name)
+		}
 		if s.Baseline.Full.CPU <= 0 || s.Baseline.Key.CPU <= 0 || s.Baseline.Data.CPU <= 0 {
 			t.Errorf("%s: baseline %+v", s.Name, s.Baseline)
 		}
