@@ -173,9 +173,9 @@ type LatencyResult struct {
 	// of the maximum, kept for comparison.
 	AtCapacityRate float64         `json:"at_capacity_rate,omitempty"`
 	AtCapacity     *loadgen.Result `json:"at_capacity,omitempty"`
-	// closedLoop is the one-core closed-loop run of the scenario (in the JSON under
+	// ClosedLoopScenario names the one-core closed-loop result of the scenario (under
 	// scenarios), for the table's comparison.
-	closedLoop *loadgen.Result
+	ClosedLoopScenario string `json:"closed_loop_scenario,omitempty"`
 }
 
 // Probe is one fixed-rate run of the search for the open-loop maximum.
@@ -369,6 +369,16 @@ func (r *Report) Write(dir string, latest bool) error {
 
 func f1(v float64) string { return fmt.Sprintf("%.1f", v) }
 
+// scenario is the one-core result named name, or nil.
+func (r *Report) scenario(name string) *ScenarioResult {
+	for _, s := range r.Scenarios {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
 // activity is a run's read and write system calls and context switches per call, or
 // "—" when they could not be read.
 func activity(res *loadgen.Result) string {
@@ -504,8 +514,8 @@ func (r *Report) Markdown() string {
 		w("| scenario | closed-loop capacity calls/s | open-loop max calls/s | rate (80 %%) | achieved calls/s | server core use | server µs/call | p50 ms | p99 ms | p99.9 ms | missed | p99 < 5 ms | reads / writes / switches per call | closed loop: µs/call, reads / writes / switches | at 80 %% of capacity: rate, core use, p99 ms | notes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|---|\n")
 		for _, l := range r.Latency {
 			capCell, closedCell := "—", "—"
-			if c := l.closedLoop; c != nil {
-				closedCell = f1(us(c.ServerCPUPerItem)) + ", " + activity(c)
+			if c := r.scenario(l.ClosedLoopScenario); c != nil && c.Load != nil {
+				closedCell = f1(us(c.Load.ServerCPUPerItem)) + ", " + activity(c.Load)
 			}
 			if a := l.AtCapacity; a != nil {
 				capCell = fmt.Sprintf("%.0f, %.0f%%, %s", l.AtCapacityRate, 100*coreUse(a), fdur(a.Latency.P99))

@@ -438,7 +438,7 @@ func (r *runner) latencyRuns(ctx context.Context, srv *serverProc) error {
 		}
 		lr.CapacityCallsPerSec = one.Capacity()
 		lr.ClosedLoopCallsPerSec = one.Load.CallsPerSec
-		lr.closedLoop = one.Load
+		lr.ClosedLoopScenario = one.Name
 		d := r.suite.LatencyDuration.D()
 		if d <= 0 {
 			d = r.suite.Duration.D()
