@@ -223,3 +223,21 @@ func TestUnreliableEfficiency(t *testing.T) {
 		})
 	}
 }
+
+func TestDrift(t *testing.T) {
+	tests := []struct {
+		before, after time.Duration
+		want          float64
+	}{
+		{598 * time.Microsecond, 883 * time.Microsecond, 0.4766}, // direct C_Sign, 16:06 vs 16:41
+		{1000, 1000, 0},
+		{1000, 850, 0.15},
+		{0, 1000, 0},
+		{1000, 0, 0},
+	}
+	for _, tt := range tests {
+		if got := drift(tt.before, tt.after); math.Abs(got-tt.want) > 0.0001 {
+			t.Errorf("drift(%v, %v) = %.4f, want %.4f", tt.before, tt.after, got, tt.want)
+		}
+	}
+}

@@ -86,6 +86,10 @@ type HSMResult struct {
 	// Efficiency is direct C_Sign CPU per signature (digest included) over the
 	// server's CPU per signature; issue 4's target is 0.90.
 	Efficiency float64 `json:"efficiency,omitempty"`
+	// DirectAfter is direct C_Sign measured again right after the load (0 when that
+	// failed); Unreliable says the two differ by more than baselineAgreement.
+	DirectAfter time.Duration `json:"direct_after_ns,omitempty"`
+	Unreliable  bool          `json:"unreliable,omitempty"`
 }
 
 // hsmEnv is a provisioned token, its keys' certificates, TLS files and the server's
@@ -334,8 +338,9 @@ func (r *runner) hsmPhase(ctx context.Context) error {
 			hr.Error = err.Error()
 			break
 		}
-		direct, err := r.baseline(ctx, e.env(), "-hsm-key", sc.SignKey, "-hsm-module", e.module, "-hsm-token", e.token,
-			"-hsm-pin-file", e.pinFile, "-op", "sign", "-alg", sc.Alg, "-size", strconv.Itoa(sc.Size))
+		spec := []string{"-hsm-key", sc.SignKey, "-hsm-module", e.module, "-hsm-token", e.token,
+			"-hsm-pin-file", e.pinFile, "-op", "sign", "-alg", sc.Alg, "-size", strconv.Itoa(sc.Size)}
+		direct, err := r.baseline(ctx, e.env(), spec...)
 		if err != nil {
 			hr.Error = "direct C_Sign baseline: " + err.Error()
 			r.logf("%-40s %s", hr.Name, hr.Error)
@@ -349,11 +354,17 @@ func (r *runner) hsmPhase(ctx context.Context) error {
 			continue
 		}
 		hr.Load = res
+		// As for the soft keys (runner.baselineAfter): direct C_Sign again after the
+		// load, to see whether the machine's speed moved while the server was measured.
+		if after, err := r.baselineFor(ctx, e.env(), r.baselineDuration()/3, 3, spec...); err == nil {
+			hr.DirectAfter = after.Full.CPU
+		}
 		if res.ServerCPUPerItem > 0 {
 			hr.Efficiency = float64(hr.Direct.Full.CPU) / float64(res.ServerCPUPerItem)
 		}
-		r.logf("%-40s %8.0f items/s  server %7.1f µs/item  direct C_Sign %7.1f µs  efficiency %.2f",
-			hr.Name, res.ItemsPerSec, us(res.ServerCPUPerItem), us(hr.Direct.Full.CPU), hr.Efficiency)
+		hr.Unreliable = drift(hr.Direct.Full.CPU, hr.DirectAfter) > baselineAgreement
+		r.logf("%-40s %8.0f items/s  server %7.1f µs/item  direct C_Sign %7.1f µs (after the load %.1f)  efficiency %.2f",
+			hr.Name, res.ItemsPerSec, us(res.ServerCPUPerItem), us(hr.Direct.Full.CPU), us(hr.DirectAfter), hr.Efficiency)
 	}
 	if err := srv.stop(); err != nil {
 		r.report.Notes = append(r.report.Notes, "hsm server: "+err.Error())

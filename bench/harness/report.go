@@ -61,10 +61,19 @@ type ScenarioResult struct {
 // drift is how far the primitive measured after the load run is from the one before,
 // as a fraction of the one before (0 when there is no second measurement).
 func (s *ScenarioResult) drift() float64 {
-	if s.Baseline == nil || s.Baseline.Full.CPU <= 0 || s.BaselineAfter <= 0 {
+	if s.Baseline == nil {
 		return 0
 	}
-	return math.Abs(float64(s.BaselineAfter-s.Baseline.Full.CPU)) / float64(s.Baseline.Full.CPU)
+	return drift(s.Baseline.Full.CPU, s.BaselineAfter)
+}
+
+// drift is how far after is from before, as a fraction of before; 0 when either is
+// missing.
+func drift(before, after time.Duration) float64 {
+	if before <= 0 || after <= 0 {
+		return 0
+	}
+	return math.Abs(float64(after-before)) / float64(before)
 }
 
 // target is issue 6's efficiency target for a scenario.
@@ -478,12 +487,17 @@ func (r *Report) Markdown() string {
 				w("| %s | %d | — | — | — | — | — | ERROR: %s |\n", h.Name, h.Sessions, cell(h.Error))
 				continue
 			}
-			ok := "no"
+			ok, note := "no", ""
 			if h.Efficiency >= 0.90 {
 				ok = "yes"
 			}
-			w("| %s | %d | %.0f | %s | %s | %.2f | %s | |\n", h.Name, h.Sessions, h.Load.ItemsPerSec,
-				f1(us(h.Load.ServerCPUPerItem)), f1(us(h.Direct.Full.CPU)), h.Efficiency, ok)
+			if h.Unreliable {
+				ok += " (unreliable)"
+				note = fmt.Sprintf("direct C_Sign moved from %s to %s µs around the load run (the machine's speed changed), efficiency unreliable",
+					f1(us(h.Direct.Full.CPU)), f1(us(h.DirectAfter)))
+			}
+			w("| %s | %d | %.0f | %s | %s | %.2f | %s | %s |\n", h.Name, h.Sessions, h.Load.ItemsPerSec,
+				f1(us(h.Load.ServerCPUPerItem)), f1(us(h.Direct.Full.CPU)), h.Efficiency, ok, note)
 		}
 	}
 

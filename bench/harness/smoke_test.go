@@ -99,7 +99,7 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("%d HSM results, want 1", len(rep.HSM))
 	}
 	if h := rep.HSM[0]; h.Error != "" || h.Load == nil || h.Load.Calls == 0 || h.Direct == nil || h.Direct.Full.CPU <= 0 ||
-		h.Efficiency < 0.02 || h.Efficiency > 1.5 {
+		h.Efficiency < 0.02 || h.Efficiency > 1.5 || h.DirectAfter <= 0 {
 		t.Errorf("HSM scenario: %+v", h)
 	}
 	if len(rep.Ghz) != 2 {
