@@ -311,8 +311,8 @@ func Run(ctx context.Context, conns []*grpc.ClientConn, p *Prepared, cfg Config)
 	var act0, act1 procstat.Activity
 	var err, actErr error
 	if cfg.ServerPID > 0 {
-		// The activity counts are read first and last, so the CPU window lies inside
-		// theirs and their own reads of /proc are not the server's CPU.
+		// The activity counts are read just outside the CPU window, so reading them
+		// (a file per server thread) does not widen it.
 		act0, actErr = procstat.ReadActivity(cfg.ServerPID)
 		if srv0, err = procstat.ReadCPU(cfg.ServerPID); err != nil {
 			stopAll()

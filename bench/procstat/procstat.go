@@ -122,28 +122,28 @@ func ReadActivity(pid int) (Activity, error) {
 // parseIO reads syscr and syscw from /proc/PID/io.
 func parseIO(b []byte) (Activity, error) {
 	var a Activity
-	var seen int
+	var seen [2]bool
 	for line := range strings.Lines(string(b)) {
 		name, val, ok := strings.Cut(strings.TrimSpace(line), ":")
 		var dst *int64
+		var i int
 		switch {
 		case !ok:
 			continue
 		case name == "syscr":
-			dst = &a.Reads
+			dst, i = &a.Reads, 0
 		case name == "syscw":
-			dst = &a.Writes
+			dst, i = &a.Writes, 1
 		default:
 			continue
 		}
 		n, err := strconv.ParseInt(strings.TrimSpace(val), 10, 64)
-		if err != nil || n < 0 {
-			return Activity{}, fmt.Errorf("procstat: malformed io line %q", line)
+		if err != nil || n < 0 || seen[i] {
+			return Activity{}, fmt.Errorf("procstat: malformed or repeated io line %q", line)
 		}
-		*dst = n
-		seen++
+		*dst, seen[i] = n, true
 	}
-	if seen != 2 {
+	if !seen[0] || !seen[1] {
 		return Activity{}, fmt.Errorf("procstat: syscr or syscw missing")
 	}
 	return a, nil
@@ -153,20 +153,26 @@ func parseIO(b []byte) (Activity, error) {
 // thread's status file.
 func parseSwitches(b []byte) (int64, error) {
 	var sum int64
-	var seen int
+	var seen [2]bool
 	for line := range strings.Lines(string(b)) {
 		name, val, ok := strings.Cut(line, ":")
-		if !ok || (name != "voluntary_ctxt_switches" && name != "nonvoluntary_ctxt_switches") {
+		i := 0
+		switch {
+		case !ok:
+			continue
+		case name == "voluntary_ctxt_switches":
+		case name == "nonvoluntary_ctxt_switches":
+			i = 1
+		default:
 			continue
 		}
 		n, err := strconv.ParseInt(strings.TrimSpace(val), 10, 64)
-		if err != nil || n < 0 || n > math.MaxInt64-sum {
-			return 0, fmt.Errorf("procstat: malformed status line %q", line)
+		if err != nil || n < 0 || n > math.MaxInt64-sum || seen[i] {
+			return 0, fmt.Errorf("procstat: malformed or repeated status line %q", line)
 		}
-		sum += n
-		seen++
+		sum, seen[i] = sum+n, true
 	}
-	if seen != 2 {
+	if !seen[0] || !seen[1] {
 		return 0, fmt.Errorf("procstat: context switch counts missing")
 	}
 	return sum, nil

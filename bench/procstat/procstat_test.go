@@ -65,7 +65,7 @@ func TestParseIO(t *testing.T) {
 	if a != (Activity{Reads: 17, Writes: 9}) {
 		t.Errorf("got %+v", a)
 	}
-	for _, bad := range []string{"rchar: 1\n", "syscr: 1\n", "syscr: x\nsyscw: 1\n", "syscr: -1\nsyscw: 1\n"} {
+	for _, bad := range []string{"rchar: 1\n", "syscr: 1\n", "syscr: 1\nsyscr: 2\n", "syscr: x\nsyscw: 1\n", "syscr: -1\nsyscw: 1\n"} {
 		if _, err := parseIO([]byte(bad)); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
@@ -81,7 +81,7 @@ func TestParseSwitches(t *testing.T) {
 	if n != 127 {
 		t.Errorf("got %d, want 127", n)
 	}
-	for _, bad := range []string{"Name:\tx\n", "voluntary_ctxt_switches:\t1\n", "voluntary_ctxt_switches:\tx\nnonvoluntary_ctxt_switches:\t1\n",
+	for _, bad := range []string{"Name:\tx\n", "voluntary_ctxt_switches:\t1\n", "voluntary_ctxt_switches:\t1\nvoluntary_ctxt_switches:\t2\n", "voluntary_ctxt_switches:\tx\nnonvoluntary_ctxt_switches:\t1\n",
 		"voluntary_ctxt_switches:\t9223372036854775807\nnonvoluntary_ctxt_switches:\t1\n"} {
 		if _, err := parseSwitches([]byte(bad)); err == nil {
 			t.Errorf("%q: no error", bad)
