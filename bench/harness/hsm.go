@@ -354,9 +354,9 @@ func (r *runner) hsmPhase(ctx context.Context) error {
 			continue
 		}
 		hr.Load = res
-		// As for the soft keys (runner.baselineAfter): direct C_Sign again after the
-		// load, to see whether the machine's speed moved while the server was measured.
-		if after, err := r.baselineFor(ctx, e.env(), r.baselineDuration()/3, 3, spec...); err == nil {
+		// As for the soft keys: direct C_Sign again after the load, to see whether the
+		// machine's speed moved while the server was measured.
+		if after, err := r.baselineAfter(ctx, e.env(), spec...); err == nil {
 			hr.DirectAfter = after.Full.CPU
 		}
 		if res.ServerCPUPerItem > 0 {

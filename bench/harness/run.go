@@ -238,7 +238,7 @@ func (r *runner) onePhase(ctx context.Context, scenarios []loadgen.Scenario) err
 			continue
 		}
 		res.Load = lr
-		if after, err := r.baselineAfter(ctx, sc); err != nil {
+		if after, err := r.baselineAfter(ctx, nil, r.baselineSpec(sc)...); err != nil {
 			r.logf("%-32s primitive after the load: %v", sc.Name(), err)
 		} else {
 			res.BaselineAfter = after.Full.CPU
@@ -317,12 +317,13 @@ func (r *runner) baselineSpec(sc loadgen.Scenario) []string {
 	return []string{"-data-dir", r.data, "-op", string(baselineOp(sc.Op)), "-alg", sc.Alg, "-size", strconv.Itoa(sc.Size)}
 }
 
-// baselineAfter measures sc's primitive again, shorter, right after its load run: the
-// load sits between the two measurements, so when they differ by more than
-// baselineAgreement the core's speed moved during the run (other work on the machine)
-// and the efficiency is not reliable.
-func (r *runner) baselineAfter(ctx context.Context, sc loadgen.Scenario) (*baseline.Result, error) {
-	return r.baselineFor(ctx, nil, r.baselineDuration()/3, 3, r.baselineSpec(sc)...)
+// baselineAfter measures a primitive (the soft keys' or the token's direct C_Sign)
+// again, shorter, right after its load run: the load sits between the two
+// measurements, so when they differ by more than baselineAgreement the core's speed
+// moved during the run (other work on the machine) and the efficiency is not
+// reliable.
+func (r *runner) baselineAfter(ctx context.Context, env []string, spec ...string) (*baseline.Result, error) {
+	return r.baselineFor(ctx, env, r.baselineDuration()/3, 3, spec...)
 }
 
 // disagreement is how far a baseline's whole primitive is from the sum of its parts,
