@@ -67,6 +67,13 @@ func (s *ScenarioResult) drift() float64 {
 	return drift(s.Baseline.Full.CPU, s.BaselineAfter)
 }
 
+// movedNote says that what (a primitive) cost before the load run and after it drift
+// apart.
+func movedNote(what string, before, after time.Duration) string {
+	return fmt.Sprintf("%s moved from %s to %s µs around the load run (the machine's speed changed), efficiency unreliable",
+		what, f1(us(before)), f1(us(after)))
+}
+
 // drift is how far after is from before, as a fraction of before; 0 when either is
 // missing.
 func drift(before, after time.Duration) float64 {
@@ -454,8 +461,7 @@ func (r *Report) Markdown() string {
 			note = strings.TrimSpace(note + " allocs: " + cell(tailString(s.AllocsError, 200)))
 		}
 		if d := s.drift(); d > baselineAgreement {
-			note = strings.TrimSpace(note + fmt.Sprintf(" primitive moved from %s to %s µs around the load run (the machine's speed changed), efficiency unreliable",
-				f1(us(s.Baseline.Full.CPU)), f1(us(s.BaselineAfter))))
+			note = strings.TrimSpace(note + " " + movedNote("primitive", s.Baseline.Full.CPU, s.BaselineAfter))
 		}
 		if b := s.Baseline; b != nil && s.BaselineDisagreement > baselineAgreement {
 			note = strings.TrimSpace(note + fmt.Sprintf(" primitive disturbed: whole %s µs vs parts %s µs after %d measurements, efficiency unreliable",
@@ -493,8 +499,7 @@ func (r *Report) Markdown() string {
 			}
 			if h.Unreliable {
 				ok += " (unreliable)"
-				note = fmt.Sprintf("direct C_Sign moved from %s to %s µs around the load run (the machine's speed changed), efficiency unreliable",
-					f1(us(h.Direct.Full.CPU)), f1(us(h.DirectAfter)))
+				note = movedNote("direct C_Sign", h.Direct.Full.CPU, h.DirectAfter)
 			}
 			w("| %s | %d | %.0f | %s | %s | %.2f | %s | %s |\n", h.Name, h.Sessions, h.Load.ItemsPerSec,
 				f1(us(h.Load.ServerCPUPerItem)), f1(us(h.Direct.Full.CPU)), h.Efficiency, ok, note)
