@@ -37,7 +37,23 @@ func tcpPair(t *testing.T) (*Conn, net.Conn) {
 		t.Fatal("accept failed")
 	}
 	t.Cleanup(func() { c.Close(); peer.Close() })
+	deadline := time.Now().Add(ioDeadline)
+	c.SetDeadline(deadline)
+	peer.SetDeadline(deadline)
 	return c.(*Conn), peer
+}
+
+// ioDeadline bounds every read and write of a test's connections, so that a test that
+// would hang fails with a timeout error instead. It is far beyond what any machine
+// needs; no test depends on it being reached or not.
+const ioDeadline = 2 * time.Minute
+
+// patientClose makes Close wait as long as the test's connections live for buffered
+// bytes to reach a peer that reads, so a slow machine cannot cut a stream short.
+func patientClose(t *testing.T) {
+	d := CloseFlushTimeout
+	CloseFlushTimeout = ioDeadline
+	t.Cleanup(func() { CloseFlushTimeout = d })
 }
 
 // chunk is a write of n bytes whose content says where it is in the stream.
@@ -50,9 +66,20 @@ func chunk(i, n int) []byte {
 }
 
 // TestStreamIntact writes small, medium and direct-size writes, mixed, and checks the
-// peer reads exactly their concatenation, in order, then EOF after Close.
+// peer reads exactly their concatenation, in order, then EOF after Close. The peer
+// reads from the start: the stream is larger than the kernel's socket buffers may be.
 func TestStreamIntact(t *testing.T) {
+	patientClose(t)
 	c, peer := tcpPair(t)
+	type result struct {
+		b   []byte
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		b, err := io.ReadAll(peer)
+		got <- result{b, err}
+	}()
 	sizes := []int{1, 100, 2000, DirectBytes, 5, DirectBytes * 3, 70000, 1, 0, 4096}
 	var want bytes.Buffer
 	for r := 0; r < 20; r++ {
@@ -64,16 +91,15 @@ func TestStreamIntact(t *testing.T) {
 			}
 		}
 	}
-	got := make(chan []byte, 1)
-	go func() {
-		b, _ := io.ReadAll(peer)
-		got <- b
-	}()
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if b := <-got; !bytes.Equal(b, want.Bytes()) {
-		t.Fatalf("peer read %d bytes, want %d (or content differs)", len(b), want.Len())
+	r := <-got
+	if r.err != nil {
+		t.Fatalf("peer read: %v", r.err)
+	}
+	if !bytes.Equal(r.b, want.Bytes()) {
+		t.Fatalf("peer read %d bytes, want %d (or content differs)", len(r.b), want.Len())
 	}
 	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Write after Close: %v, want net.ErrClosed", err)
@@ -86,11 +112,15 @@ func TestStreamIntact(t *testing.T) {
 // TestConcurrentWriters: writes from many goroutines each arrive whole (a Write is
 // never split or interleaved with another) and nothing is lost.
 func TestConcurrentWriters(t *testing.T) {
+	patientClose(t)
 	c, peer := tcpPair(t)
 	const writers, each = 8, 100
 	got := make(chan []byte, 1)
 	go func() {
-		b, _ := io.ReadAll(peer)
+		b, err := io.ReadAll(peer)
+		if err != nil {
+			t.Errorf("peer read: %v", err)
+		}
 		got <- b
 	}()
 	var wg sync.WaitGroup
@@ -219,11 +249,13 @@ func TestPeerGone(t *testing.T) {
 	c, peer := tcpPair(t)
 	peer.(*net.TCPConn).SetLinger(0)
 	peer.Close()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(ioDeadline)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
 	var err error
 	for err == nil && time.Now().Before(deadline) {
 		_, err = c.Write(make([]byte, 1000))
-		time.Sleep(time.Millisecond)
+		<-tick.C
 	}
 	if err == nil {
 		t.Fatal("writes to a reset connection kept succeeding")
@@ -232,8 +264,8 @@ func TestPeerGone(t *testing.T) {
 }
 
 // TestCloseBoundedWhenPeerStalls: a peer that stops reading holds neither Write (past
-// MaxPending it waits, and Close releases it) nor Close for longer than
-// CloseFlushTimeout.
+// MaxPending it waits, and Close releases it) nor Close, which gives up on the flush
+// after CloseFlushTimeout.
 func TestCloseBoundedWhenPeerStalls(t *testing.T) {
 	defer func(d time.Duration) { CloseFlushTimeout = d }(CloseFlushTimeout)
 	CloseFlushTimeout = 200 * time.Millisecond
@@ -248,19 +280,40 @@ func TestCloseBoundedWhenPeerStalls(t *testing.T) {
 			}
 		}
 	}()
-	// Fill the kernel's buffers and MaxPending: the writer ends up waiting.
-	time.Sleep(300 * time.Millisecond)
-	start := time.Now()
-	c.Close()
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("Close took %v with a stalled peer", d)
+	// The peer never reads: once the kernel's buffers are full the flusher's write
+	// blocks, MaxPending fills behind it and the writer waits. However large the
+	// buffers, that state comes; poll for it.
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(ioDeadline)
+	for full := false; !full; {
+		<-tick.C
+		c.mu.Lock()
+		var err error
+		full, err = len(c.pending) >= MaxPending, c.err
+		c.mu.Unlock()
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("the buffer never filled behind a stalled peer (write error: %v)", err)
+		}
+	}
+	closed := make(chan struct{})
+	go func() {
+		c.Close()
+		close(closed)
+	}()
+	// Without the write deadline Close sets, both would wait for the peer forever; the
+	// test's own bound is only there to fail instead of hanging.
+	select {
+	case <-closed:
+	case <-time.After(ioDeadline):
+		t.Fatal("Close did not return with a stalled peer")
 	}
 	select {
 	case err := <-blocked:
 		if err == nil {
 			t.Fatal("want an error")
 		}
-	case <-time.After(2 * time.Second):
+	case <-time.After(ioDeadline):
 		t.Fatal("a Write waiting on a full buffer was not released by Close")
 	}
 }
