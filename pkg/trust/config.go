@@ -85,6 +85,9 @@ type RevocationConfig struct {
 	// RefreshInterval is how often the background refresher looks for CRLs
 	// nearing nextUpdate (default 1 minute; negative: no background refresh).
 	RefreshInterval time.Duration
+	// refreshTicks, when set, drives the background refresher instead of a ticker
+	// of RefreshInterval, so tests decide when it looks.
+	refreshTicks <-chan time.Time
 	// DefaultTTL is how long a CRL or OCSP answer without nextUpdate is reused
 	// (default 1 hour for CRLs; OCSP answers without nextUpdate are reused for
 	// at most 1 minute).

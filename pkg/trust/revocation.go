@@ -220,13 +220,17 @@ func (r *revocationChecker) fetch(ctx context.Context, url string, body []byte, 
 // refreshLoop refetches, one at a time, cached CRLs that near their nextUpdate
 // and were used recently, and forgets CRLs nobody used for a day.
 func (r *revocationChecker) refreshLoop() {
-	t := time.NewTicker(r.rc.RefreshInterval)
-	defer t.Stop()
+	ticks := r.rc.refreshTicks
+	if ticks == nil {
+		t := time.NewTicker(r.rc.RefreshInterval)
+		defer t.Stop()
+		ticks = t.C
+	}
 	for {
 		select {
 		case <-r.life.ctx.Done():
 			return
-		case <-t.C:
+		case <-ticks:
 		}
 		now := r.cfg.Now()
 		near := func(e *crlEntry, now time.Time) bool { return e.nearExpiry(now, r.rc.RefreshInterval) }

@@ -339,43 +339,63 @@ func TestCaching(t *testing.T) {
 }
 
 // TestBackgroundRefresh: a CRL near nextUpdate is refetched in the background, a
-// changed CRL drops cached verdicts, and Close stops the refresher.
+// changed CRL drops cached verdicts, and Close stops the refresher. The test's clock
+// and the refresher's ticks are its own: each tick is one pass of the refresher, and
+// a tick is taken only when the pass before it has finished.
 func TestBackgroundRefresh(t *testing.T) {
 	e := newPKIEnv(t, testca.ECDSA, false)
-	e.setCRL(e.p.RegenerateCRL(2 * time.Second))
+	e.setCRL(e.p.RegenerateCRL(time.Hour))
+	clk := &fakeClock{}
+	clk.Set(time.Now())
+	ticks := make(chan time.Time)
 	v, err := New(Config{
-		Anchors:    e.p.Anchors(),
-		Revocation: RevocationConfig{HardFail: true, PreferCRL: true, SkipIntermediates: true, ClockSkew: time.Second, RefreshInterval: 50 * time.Millisecond},
+		// Verdicts outlive the clock's jumps: only the changed CRL can drop them.
+		Anchors: e.p.Anchors(), Now: clk.Now, CacheTTL: 2 * time.Hour,
+		Revocation: RevocationConfig{HardFail: true, PreferCRL: true, SkipIntermediates: true, ClockSkew: time.Second,
+			RefreshInterval: time.Minute, refreshTicks: ticks},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer v.Close()
-	now := time.Now()
-	if vd := v.Validate(context.Background(), e.p.Good.Cert, e.inter(), now, PurposeSign); vd.Status != StatusGood {
+	at := clk.Now()
+	if vd := v.Validate(context.Background(), e.p.Good.Cert, e.inter(), at, PurposeSign); vd.Status != StatusGood {
 		t.Fatal(vd)
 	}
-	e.p.Revoke(e.p.Good, "keyCompromise")
-	e.setCRL(e.p.RegenerateCRL(time.Hour))
-	deadline := time.Now().Add(10 * time.Second)
-	for e.crlHits.Load() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("CRL not refreshed in the background")
+	pass := func() {
+		t.Helper()
+		select {
+		case ticks <- clk.Now():
+		case <-time.After(time.Minute):
+			t.Fatal("the refresher did not take a tick")
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(50 * time.Millisecond) // let the refresher store it
-	hits := e.crlHits.Load()
-	if vd := v.Validate(context.Background(), e.p.Good.Cert, e.inter(), now, PurposeSign); vd.Status != StatusRevoked {
+	// Far from nextUpdate, a pass fetches nothing.
+	pass()
+	pass()
+	if n := e.crlHits.Load(); n != 1 {
+		t.Fatalf("%d CRL fetches before the CRL neared its nextUpdate", n)
+	}
+	e.p.Revoke(e.p.Good, "keyCompromise")
+	e.setCRL(e.p.RegenerateCRL(2 * time.Hour))
+	// Five minutes before nextUpdate (the margin is a tenth of the CRL's lifetime):
+	// the next pass refetches, and the one after it starts only once that is stored.
+	clk.Add(55 * time.Minute)
+	pass()
+	pass()
+	if n := e.crlHits.Load(); n != 2 {
+		t.Fatalf("%d CRL fetches after a pass near nextUpdate, want 2", n)
+	}
+	if vd := v.Validate(context.Background(), e.p.Good.Cert, e.inter(), at, PurposeSign); vd.Status != StatusRevoked {
 		t.Fatalf("after refresh: %v", vd)
 	}
-	if e.crlHits.Load() != hits {
+	if n := e.crlHits.Load(); n != 2 {
 		t.Fatal("the request fetched the CRL itself")
 	}
 	v.Close()
-	hits = e.crlHits.Load()
-	time.Sleep(200 * time.Millisecond)
-	if e.crlHits.Load() != hits {
+	select {
+	case ticks <- clk.Now():
 		t.Fatal("refresher still running after Close")
+	default:
 	}
 }
