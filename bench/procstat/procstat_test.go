@@ -150,8 +150,9 @@ func TestSelf(t *testing.T) {
 	if m.RSS <= 0 || m.HWM < m.RSS {
 		t.Errorf("memory %+v", m)
 	}
+	// The sampler reads once before it first waits, so even a sampler stopped at
+	// once has a sample.
 	s := StartSampler(pid, time.Millisecond)
-	time.Sleep(10 * time.Millisecond)
 	samples, err := s.Stop()
 	if err != nil || len(samples) == 0 || MaxRSS(samples) <= 0 {
 		t.Errorf("sampler: %d samples, err %v", len(samples), err)

@@ -280,7 +280,9 @@ func TestValidationWithResponderDown(t *testing.T) {
 		defer cancel()
 		start := time.Now()
 		_, err := signsvrv1.NewCertificateServiceClient(ts.conn).ValidateCertificate(ctx, req)
-		if took := time.Since(start); took > 3*time.Second {
+		// The revocation fetch would wait a minute: returning well before that means
+		// the request's deadline ended it, however slow the machine.
+		if took := time.Since(start); took > 30*time.Second {
 			t.Errorf("the call took %v past its 500ms deadline", took)
 		}
 		if status.Code(err) != codes.DeadlineExceeded {

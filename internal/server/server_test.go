@@ -272,7 +272,9 @@ func TestDeadlineIsRespected(t *testing.T) {
 	if status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("err = %v, want DeadlineExceeded", err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
+	// The authorizer waits for the request's end and nothing else: a call that
+	// returns at all was ended by its deadline; the bound only fails a hang.
+	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("the call took %v past a 200ms deadline", d)
 	}
 	ts.assertServing(t)
@@ -311,7 +313,9 @@ func TestGracefulStopDrainsInFlightCalls(t *testing.T) {
 	<-entered
 	ts.stop()
 	// Health turns NOT_SERVING first; the in-flight call still completes.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
 	for {
 		resp, err := ts.health.Check(ctxT(t), &healthpb.HealthCheckRequest{})
 		if err != nil || resp.GetStatus() == healthpb.HealthCheckResponse_NOT_SERVING {
@@ -320,7 +324,7 @@ func TestGracefulStopDrainsInFlightCalls(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("health never left SERVING during shutdown")
 		}
-		time.Sleep(10 * time.Millisecond)
+		<-poll.C
 	}
 	select {
 	case err := <-ts.done:
