@@ -6,6 +6,10 @@ PROTOC_GEN_GO_VERSION  := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
 GHZ_VERSION            := v0.120.0
 GRPCURL_VERSION        := v1.9.4
+STATICCHECK_VERSION    := v0.8.2
+# Each package's tests must end well inside CI's limit: a hang fails in minutes, with
+# every goroutine's stack, instead of taking the whole run with it.
+TEST_TIMEOUT ?= 10m
 # Tools installed with `go install` land here; recipes find them without a PATH change.
 GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 export PATH := $(GOBIN_DIR):$(PATH)
@@ -25,18 +29,23 @@ test: deps test-tools vet unit fuzz-smoke
 deps:
 	@scripts/deps.sh
 
-# test-tools: programs the tests run that come from the Go module proxy. The
-# cmd/signsvr tests run a ghz smoke load through server reflection.
+# test-tools: programs make test runs that come from the Go module proxy, each at its
+# pinned version: ghz (the cmd/signsvr tests run a smoke load through server
+# reflection) and staticcheck (make vet).
 test-tools:
-	@{ command -v ghz >/dev/null && $(GO) version -m "$$(command -v ghz)" | grep -q 'mod[[:space:]]*github.com/bojand/ghz[[:space:]]*$(GHZ_VERSION)'; } || { echo "test-tools: installing ghz $(GHZ_VERSION)"; $(GO) install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION); }
+	@scripts/gotool.sh ghz github.com/bojand/ghz github.com/bojand/ghz/cmd/ghz $(GHZ_VERSION)
+	@scripts/gotool.sh staticcheck honnef.co/go/tools honnef.co/go/tools/cmd/staticcheck $(STATICCHECK_VERSION)
 
+# vet: formatting, go vet, staticcheck, a tidy go.mod, and a build without cgo.
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod is not tidy; run go mod tidy:"; $(GO) mod tidy -diff; exit 1; }
+	staticcheck ./...
 	CGO_ENABLED=0 $(GO) build ./...
 
 unit:
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 fuzz-smoke:
 	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
