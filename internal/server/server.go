@@ -29,13 +29,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
-	"signsvr.dev/signsvr/internal/coalesce"
 	"signsvr.dev/signsvr/pkg/keystore"
 )
 
@@ -92,6 +90,10 @@ type Options struct {
 	// they live in Store) are reserved without being listed: a client signing with
 	// them could forge login tokens or timestamps.
 	ReservedKeys []string
+	// StockTransport serves with grpc-go's own buffer pool and plain connections,
+	// without the transport tuning of transport.go: the baseline its benchmarks
+	// compare against, and a way to rule the tuning out when diagnosing.
+	StockTransport bool
 }
 
 // Server is a configured signsvr gRPC server.
@@ -121,6 +123,7 @@ type Server struct {
 	login               *loginService
 	timestamps          *timestamper
 	reserved            map[string]bool
+	stockTransport      bool
 }
 
 // New builds a server; it does not listen yet.
@@ -143,6 +146,8 @@ func New(o Options) (*Server, error) {
 		dev:        o.Development,
 		authorizer: o.Authorizer,
 		auditor:    o.Auditor,
+
+		stockTransport: o.StockTransport,
 
 		clientValidator:     o.ClientValidator,
 		clientVerifyTimeout: DefaultClientVerifyTimeout,
@@ -190,11 +195,6 @@ func New(o Options) (*Server, error) {
 		// worker is busy grpc starts a goroutine, so a slow call (an HSM wait) never
 		// holds up another.
 		grpc.NumStreamWorkers(streamWorkers()),
-		// Connections share pooled write buffers instead of keeping 32 KiB each.
-		grpc.SharedWriteBuffer(true),
-		// Request and response buffers from a pool with finer tiers that skips
-		// grpc-go's clearing of the whole capacity on every Get (bufpool.go).
-		experimental.BufferPool(useBufferPool()),
 		// Static HTTP/2 windows of 1 MiB per stream and 8 MiB per connection: a 64 KiB
 		// document (or a batch of them) arrives without waiting for window updates.
 		// The flow-control window bounds what a client can make the server buffer.
@@ -207,6 +207,7 @@ func New(o Options) (*Server, error) {
 		// The audit interceptor (audit.go) is outermost: refusals are recorded too.
 		grpc.ChainUnaryInterceptor(s.auditInterceptors(s.securityInterceptors(o.Interceptors))...),
 	}
+	opts = append(opts, s.transportOptions()...)
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}
@@ -260,7 +261,7 @@ func (s *Server) Run(ctx context.Context, lis net.Listener, drain time.Duration)
 		drain = DefaultShutdownTimeout
 	}
 	served := make(chan error, 1)
-	go func() { served <- s.grpc.Serve(coalesce.Listener{Listener: lis}) }()
+	go func() { served <- s.grpc.Serve(s.listener(lis)) }()
 
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	defer stopPoll()
