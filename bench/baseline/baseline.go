@@ -7,7 +7,7 @@
 //
 //   - sign: the digest of the data, then the signature (RSA PKCS#1 v1.5 SHA-256, ECDSA
 //     P-256 SHA-256, SM2 with SM3 and the Z value of the default user ID). For 1 KiB this
-//     is the "sign over 1 KiB" figure of issue 6; for 64 KiB it is "primitive + hashing".
+//     is "sign over 1 KiB"; for 64 KiB it is "primitive + hashing".
 //   - verify: the digest of the data, then the signature check.
 //   - encrypt (Envelope): a fresh content key, its key transport to the recipient
 //     (RSA-OAEP SHA-256; ephemeral-static ECDH P-256 with the X9.63 SHA-256 KDF and

@@ -26,8 +26,8 @@ import (
 // The HSM phase runs scenarios against keys held in a SoftHSM2 token, on a server
 // started with a configuration file as in production (mutual TLS, audit log, keys in
 // keystore.pkcs11), next to the same token's direct C_Sign calls on the server's
-// core: the figure of issue 4 ("through the server ... at least 90 % of what the same
-// token does with direct C_Sign calls"), measured in the same run as everything else.
+// core: the server should reach at least 90 % of what the same token does with direct
+// C_Sign calls, measured in the same run as everything else.
 // SoftHSM2 computes inside the server's process, so the server's CPU per call includes
 // the token's; so does the direct baseline's.
 
@@ -84,7 +84,7 @@ type HSMResult struct {
 	Direct   *baseline.Result `json:"direct,omitempty"`
 	Load     *loadgen.Result  `json:"load,omitempty"`
 	// Efficiency is direct C_Sign CPU per signature (digest included) over the
-	// server's CPU per signature; issue 4's target is 0.90.
+	// server's CPU per signature; the target is 0.90.
 	Efficiency float64 `json:"efficiency,omitempty"`
 	// DirectAfter is direct C_Sign measured again right after the load (0 when that
 	// failed); Unreliable says the two differ by more than baselineAgreement.

@@ -46,7 +46,7 @@ type ScenarioResult struct {
 	// Efficiency is the bare primitive's CPU per operation divided by the server's
 	// CPU per item (1 would be a server that costs nothing beyond the primitive).
 	Efficiency float64 `json:"efficiency,omitempty"`
-	// Target is issue 6's minimum efficiency for the scenario (0: none stated).
+	// Target is the throughput targets' minimum efficiency for the scenario (0: none).
 	Target     float64 `json:"target,omitempty"`
 	TargetNote string  `json:"target_note,omitempty"`
 	TargetMet  *bool   `json:"target_met,omitempty"`
@@ -83,7 +83,8 @@ func drift(before, after time.Duration) float64 {
 	return math.Abs(float64(after-before)) / float64(before)
 }
 
-// target is issue 6's efficiency target for a scenario.
+// target is the efficiency a scenario should reach: the project's throughput targets,
+// written down here as the one place the report takes them from.
 func target(sc loadgen.Scenario) (float64, string) {
 	ec := sc.Alg == "sm2" || sc.Alg == "ecdsa"
 	cms := sc.Op == loadgen.OpSign || sc.Op == loadgen.OpVerify
@@ -485,7 +486,7 @@ func (r *Report) Markdown() string {
 
 	if len(r.HSM) > 0 {
 		w("\n## Keys in SoftHSM2 (server with a configuration file: mutual TLS, audit log, PKCS#11 session pool)\n\n" +
-			"Target (issue 4): through the server, at least 90 %% of what the same token does with direct C_Sign calls. Direct C_Sign: one session, SHA-256 of the content then C_SignInit + C_Sign, pinned to the server's core. " +
+			"Target: through the server, at least 90 %% of what the same token does with direct C_Sign calls. Direct C_Sign: one session, SHA-256 of the content then C_SignInit + C_Sign, pinned to the server's core. " +
 			"SoftHSM2 computes inside the server process, so both CPU figures include the token's work, and every µs the server path spends is taken from the token's core: the ratio is at most T ÷ (T + O), T the token's CPU per signature and O the server path's (gRPC, TLS, CMS, audit).\n\n")
 		w("| scenario | sessions | items/s | server µs/item | direct C_Sign µs | efficiency | ≥ 0.90 | notes |\n|---|---:|---:|---:|---:|---:|---|---|\n")
 		for _, h := range r.HSM {
@@ -554,7 +555,7 @@ func (r *Report) Markdown() string {
 	}
 
 	if len(r.Ghz) > 0 {
-		w("\n## ghz (through server reflection)\n\nghz spends far more CPU per request than the server (issue 6), so its requests/s show ghz's limit, not the server's; the server CPU per request is still the server's.\n\n")
+		w("\n## ghz (through server reflection)\n\nghz spends far more CPU per request than the server, so its requests/s show ghz's limit, not the server's; the server CPU per request is still the server's.\n\n")
 		w("| run | call | rate | concurrency × connections | requests | OK | req/s | p50 ms | p99 ms | server CPU µs/req | notes |\n|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|\n")
 		for _, g := range r.Ghz {
 			rate := "max"

@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// GhzModule and GhzVersion pin ghz: @latest resolves to an old release (PITFALLS.md).
+// GhzModule and GhzVersion pin ghz: @latest resolves to an old release of 2020.
 const (
 	GhzModule  = "github.com/bojand/ghz/cmd/ghz"
 	GhzVersion = "v0.120.0"

@@ -1,7 +1,9 @@
 // Package loadgen is signsvr's own load generator: compiled request messages, many
 // concurrent calls over a few HTTP/2 connections, in a closed loop (as fast as the
 // server answers) or at a fixed rate (open loop, for latency at a given load). It
-// exists because ghz cannot saturate even one server core (issue 6).
+// exists because ghz cannot saturate even one server core: it spends more CPU per
+// call than the server does, so its calls arrive one by one and each costs the
+// server more than under a generator that keeps the server busy.
 //
 // Every run is bounded in time and count, and talks only to the address it is given
 // (the harness gives 127.0.0.1). Latency goes into a log-linear histogram (under 1%

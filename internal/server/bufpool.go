@@ -11,8 +11,8 @@ import (
 // bufferPool is the mem.BufferPool grpc-go reads requests into and marshals responses
 // into. grpc-go's default pool has tiers of 256 B, 4, 16 and 32 KiB and 1 MiB, and it
 // clears a buffer's whole capacity on every Get: a 64 KiB document (just over 64 KiB
-// once framed) took a 1 MiB buffer and a 1 MiB memclr per copy, ~18 % of the server's
-// CPU on a 64 KiB Sign (profile in issue 6's note). This pool has a tier at every
+// once framed) takes a 1 MiB buffer and a 1 MiB memclr per copy, a large share of the
+// server's CPU on a 64 KiB Sign (BenchmarkBufferPool shows the cost). This pool has a tier at every
 // power of two from 512 B to 16 MiB, so a buffer is at most twice its use, and hands
 // buffers out without clearing them: every caller in grpc-go fills the length it asked
 // for before reading it (a frame read with io.ReadFull, a copy while materializing, a

@@ -12,7 +12,7 @@ import (
 
 // These tests hold the server to an independent CMS implementation: OpenSSL 3 verifies
 // and decrypts what the server made, and the server verifies and decrypts what
-// OpenSSL made. OpenSSL cannot make SM2 CMS (shared/PITFALLS.md), so SM2 is covered by
+// OpenSSL made. OpenSSL 3.0 cannot make SM2 CMS, so SM2 is covered by
 // the server's own round trips and, for envelopes, by OpenSSL decrypting the PKCS#7
 // dialect.
 
