@@ -1,5 +1,17 @@
-// Package server is the signsvr gRPC server: SignService, EnvelopeService and
-// KeyService over a keystore, with health checking, reflection and graceful stop.
+// Package server is the signsvr gRPC server: six services over a keystore, with
+// health checking, reflection and graceful stop. One file per service:
+//
+//   - SignService (sign.go, raw.go): CMS SignedData, verification, raw signatures;
+//   - EnvelopeService (envelope.go): EnvelopedData and its opening, sign-and-envelope;
+//   - KeyService (keys.go): the keys a caller may use, with their certificates;
+//   - CertificateService (certificate.go): certificate validation and description;
+//   - AuthService (auth.go): certificate login, challenge and token;
+//   - TimestampService (timestamp.go): RFC 3161 timestamps and signature timestamps.
+//
+// Around them: caller identity from the TLS client certificate (tls.go),
+// authorization (policy.go), the audit record of every call (audit.go), errors and
+// their mapping to gRPC statuses (errors.go, middleware.go), and the transport tuning
+// (transport.go).
 //
 // It is thin on purpose. The CMS work is pkg/sign and pkg/envelope, which know only
 // crypto.Signer / crypto.Decrypter; keys come from pkg/keystore. This package turns
