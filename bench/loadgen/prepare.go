@@ -1,5 +1,7 @@
 package loadgen
 
+//lint:file-ignore ST1005 the checks' errors start with the RPC they checked (Sign, Verify, ...), whose name is capitalized.
+
 import (
 	"bytes"
 	"context"

@@ -86,10 +86,3 @@ func (c *verdictCache) put(k cacheKey, v *Verdict, win cacheWindow) {
 	}
 	c.m[k] = cacheEntry{v: v, win: win}
 }
-
-// purge empties the cache.
-func (c *verdictCache) purge() {
-	c.mu.Lock()
-	clear(c.m)
-	c.mu.Unlock()
-}
