@@ -80,6 +80,12 @@ func malformed(what string, cause error) *Error {
 	return newError(codes.InvalidArgument, signsvrv1.ErrorReason_ERROR_REASON_MALFORMED_INPUT, what+" is not well-formed", cause)
 }
 
+// malformedRequest is the answer to a request that is not a well-formed protobuf
+// message of the method's request type.
+func malformedRequest(cause error) *Error {
+	return newError(codes.InvalidArgument, signsvrv1.ErrorReason_ERROR_REASON_MALFORMED_INPUT, "the request is not a well-formed protobuf message", cause)
+}
+
 func internal(cause error) *Error {
 	return newError(codes.Internal, signsvrv1.ErrorReason_ERROR_REASON_INTERNAL, "internal error", cause)
 }
@@ -147,7 +153,7 @@ func statusError(code codes.Code, cause error) *Error {
 	case codes.DeadlineExceeded, codes.Canceled:
 		return newError(code, signsvrv1.ErrorReason_ERROR_REASON_DEADLINE, "the request's deadline passed", cause)
 	case codes.Internal, codes.InvalidArgument:
-		return newError(codes.InvalidArgument, signsvrv1.ErrorReason_ERROR_REASON_MALFORMED_INPUT, "the request is not a well-formed protobuf message", cause)
+		return malformedRequest(cause)
 	case codes.Unavailable:
 		return newError(codes.Unavailable, signsvrv1.ErrorReason_ERROR_REASON_UNAVAILABLE, "the server is unavailable", cause)
 	}

@@ -117,6 +117,10 @@ func (s *Server) call(ctx context.Context, method string, srv any, dec func(any)
 			decodeErr = e
 			return e
 		}
+		if e := s.codec.takeFailure(v); e != nil {
+			decodeErr = malformedRequest(e)
+			return decodeErr
+		}
 		ri.req = v
 		return nil
 	}, ic)

@@ -136,6 +136,7 @@ type Server struct {
 	timestamps          *timestamper
 	reserved            map[string]bool
 	stockTransport      bool
+	codec               *requestCodec
 }
 
 // New builds a server; it does not listen yet.
@@ -219,6 +220,8 @@ func New(o Options) (*Server, error) {
 		// The audit interceptor (audit.go) is outermost: refusals are recorded too.
 		grpc.ChainUnaryInterceptor(s.auditInterceptors(s.securityInterceptors(o.Interceptors))...),
 	}
+	s.codec = newRequestCodec(serviceNames...)
+	opts = append(opts, grpc.ForceServerCodecV2(s.codec))
 	opts = append(opts, s.transportOptions()...)
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))

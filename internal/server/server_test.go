@@ -413,3 +413,51 @@ func TestAuditorSeesEveryCall(t *testing.T) {
 		t.Errorf("refusal event: %+v", refused)
 	}
 }
+
+// TestMalformedProtobufIsInvalidArgument: a request that is not a protobuf message of
+// the method's type gets INVALID_ARGUMENT with reason MALFORMED_INPUT and the request
+// id, as the log says, for every method of the API; the health service, not one of
+// the API's, keeps grpc-go's own answer; the server keeps serving.
+func TestMalformedProtobufIsInvalidArgument(t *testing.T) {
+	ts := startServer(t)
+	inputs := []struct {
+		name string
+		b    []byte
+	}{
+		{"tag without a value", []byte{0x0a}},
+		{"length past the end", []byte{0x12, 0x05, 'a'}},
+		{"varint of eleven bytes", []byte{0x08, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}},
+		{"field number 0", []byte{0x00}},
+		{"wire type 7", []byte{0x0f}},
+		{"group start", []byte{0x0b}},
+	}
+	methods := []string{
+		"/signsvr.v1.SignService/Sign", "/signsvr.v1.SignService/VerifyBatch",
+		"/signsvr.v1.EnvelopeService/Decrypt", "/signsvr.v1.KeyService/ListKeys",
+		"/signsvr.v1.CertificateService/ParseCertificate", "/signsvr.v1.AuthService/Login",
+		"/signsvr.v1.TimestampService/Timestamp",
+	}
+	for _, m := range methods {
+		for _, in := range inputs {
+			err := ts.conn.Invoke(ctxT(t), m, rawBytes(in.b), new(rawBytes), forceRaw)
+			if err == nil {
+				t.Fatalf("%s, %s: decoded", m, in.name)
+			}
+			st := wantStatus(t, err, codes.InvalidArgument, "MALFORMED_INPUT")
+			if strings.Contains(st.Message(), "grpc") || strings.Contains(st.Message(), "proto:") {
+				t.Errorf("%s, %s: the message shows the decoder's text: %q", m, in.name, st.Message())
+			}
+		}
+	}
+	// Well-formed wire data that its type refuses: SignRequest's key is a string.
+	err := ts.conn.Invoke(ctxT(t), "/signsvr.v1.SignService/Sign", rawBytes{0x0a, 0x03, 0xff, 0xfe, 0xfd}, new(rawBytes), forceRaw)
+	wantStatus(t, err, codes.InvalidArgument, "MALFORMED_INPUT")
+	err = ts.conn.Invoke(ctxT(t), "/grpc.health.v1.Health/Check", rawBytes{0x0a}, new(rawBytes), forceRaw)
+	if status.Code(err) != codes.Internal {
+		t.Errorf("health with a malformed request: %v, want grpc-go's INTERNAL", err)
+	}
+	if _, err := ts.sign.Sign(ctxT(t), &signsvrv1.SignRequest{Key: "ecdsa-sign", Data: []byte("x")}); err != nil {
+		t.Fatalf("a well-formed call after the malformed ones: %v", err)
+	}
+	ts.assertServing(t)
+}
