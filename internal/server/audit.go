@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"math/big"
 	"strings"
 	"sync"
 
@@ -203,11 +202,7 @@ func auditCaller(id *Identity) audit.Caller {
 	case id.Development:
 		return audit.DevCaller(id.Subject)
 	}
-	serial := id.Serial
-	if n, ok := new(big.Int).SetString(id.Serial, 10); ok {
-		serial = n.Text(16) // the audit log writes serials in hex
-	}
-	return audit.Caller{Kind: audit.CallerCert, Subject: id.Subject, Issuer: id.Issuer, Serial: serial, CertSHA256: id.Fingerprint}
+	return audit.Caller{Kind: audit.CallerCert, Holder: id.Holder}
 }
 
 // auditOps names the operation of every method; others are named by their method

@@ -339,14 +339,14 @@ func (s authService) Login(ctx context.Context, req *signsvrv1.LoginRequest) (*s
 	id := res.Identity
 	s.log.LogAttrs(ctx, slog.LevelInfo, "login",
 		slog.String("request_id", RequestID(ctx)), slog.String("subject", id.Subject),
-		slog.String("issuer", id.Issuer), slog.String("serial", id.SerialNumber),
+		slog.String("issuer", id.Issuer), slog.String("serial", id.Serial),
 		slog.String("fingerprint", id.FingerprintSHA256), slog.String("jti", res.Claims.ID))
 	return &signsvrv1.LoginResponse{
 		Authenticated: true,
 		Token:         res.Token,
 		ExpiresAt:     timestamppb.New(res.ExpiresAt),
 		Identity: &signsvrv1.LoginIdentity{
-			Subject: id.Subject, Issuer: id.Issuer, SerialHex: id.SerialNumber,
+			Subject: id.Subject, Issuer: id.Issuer, SerialHex: id.Serial,
 			FingerprintSha256: id.FingerprintSHA256, CommonName: id.CommonName,
 			Organization: id.Organization, Certificate: id.Certificate.Raw,
 		},

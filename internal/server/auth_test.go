@@ -28,6 +28,7 @@ import (
 	"signsvr.dev/signsvr/internal/config"
 	"signsvr.dev/signsvr/internal/server"
 	"signsvr.dev/signsvr/internal/testca"
+	"signsvr.dev/signsvr/pkg/identity"
 	"signsvr.dev/signsvr/pkg/login"
 	"signsvr.dev/signsvr/pkg/sign"
 	"signsvr.dev/signsvr/pkg/trust"
@@ -426,10 +427,10 @@ func TestPolicyOfTheDeployExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fep := &server.Identity{Subject: "CN=acme-fep,O=ACME Logistics", Fingerprint: "00"}
-	customs := &server.Identity{Subject: "CN=customs-backend,O=China Customs",
-		Fingerprint: "3b2f0c4e5d6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e"}
-	stranger := &server.Identity{Subject: "CN=acme-fep,O=Someone Else", Fingerprint: "11"}
+	fep := &server.Identity{Holder: identity.Holder{Subject: "CN=acme-fep,O=ACME Logistics", FingerprintSHA256: "00"}}
+	customs := &server.Identity{Holder: identity.Holder{Subject: "CN=customs-backend,O=China Customs",
+		FingerprintSHA256: "3b2f0c4e5d6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e"}}
+	stranger := &server.Identity{Holder: identity.Holder{Subject: "CN=acme-fep,O=Someone Else", FingerprintSHA256: "11"}}
 	for _, tc := range []struct {
 		who     *server.Identity
 		op      server.Operation

@@ -87,3 +87,19 @@ func (c *certCache) namesOf(cert *smx509.Certificate) certNames {
 	c.mu.Unlock()
 	return n
 }
+
+// parseCerts parses DER certificates from a request, through the cache.
+func (s *Server) parseCerts(ders [][]byte, field string) ([]*smx509.Certificate, error) {
+	if len(ders) == 0 {
+		return nil, nil
+	}
+	out := make([]*smx509.Certificate, len(ders))
+	for i, d := range ders {
+		c, err := s.certs.parse(d)
+		if err != nil {
+			return nil, malformed(field, err)
+		}
+		out[i] = c
+	}
+	return out, nil
+}

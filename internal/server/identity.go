@@ -2,32 +2,28 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
+
+	"signsvr.dev/signsvr/pkg/identity"
 )
 
 // Identity is who called: taken from the verified client certificate under mutual TLS,
 // or the marked development identity in the embedded default.
 type Identity struct {
-	// Subject and Issuer are RFC 4514-style names of the client certificate.
-	Subject string
-	Issuer  string
-	// Serial is the client certificate's serial number in decimal.
-	Serial string
-	// Fingerprint is the hex SHA-256 of the client certificate's DER.
-	Fingerprint string
+	// Holder names the client certificate: subject, issuer, serial (lower-case hex,
+	// as the audit log and the login tokens write it) and SHA-256 fingerprint.
+	identity.Holder
 	// Development marks the identity of every caller of a development server, which
 	// does not authenticate clients.
 	Development bool
 }
 
 // DevelopmentIdentity is the identity of every caller of a development server.
-var DevelopmentIdentity = &Identity{Subject: "development (unauthenticated)", Development: true}
+var DevelopmentIdentity = &Identity{Holder: identity.Holder{Subject: "development (unauthenticated)"}, Development: true}
 
 // IdentityFrom is the caller's identity, or nil when there is none (production mode
 // without a verified client certificate, which the TLS handshake already refuses).
@@ -95,12 +91,5 @@ func identityFromPeer(ctx context.Context) *Identity {
 	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
 		return nil
 	}
-	c := ti.State.VerifiedChains[0][0]
-	sum := sha256.Sum256(c.Raw)
-	return &Identity{
-		Subject:     c.Subject.String(),
-		Issuer:      c.Issuer.String(),
-		Serial:      c.SerialNumber.String(),
-		Fingerprint: hex.EncodeToString(sum[:]),
-	}
+	return &Identity{Holder: identity.OfX509(ti.State.VerifiedChains[0][0])}
 }

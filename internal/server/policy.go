@@ -96,11 +96,11 @@ func (p *Policy) Authorize(_ context.Context, id *Identity, op Operation, key st
 	if keyOp {
 		return newError(codes.PermissionDenied, signsvrv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED,
 			"the caller may not "+string(op)+" with key "+key,
-			fmt.Errorf("no rule allows %q (fingerprint %s) to %s with %q", id.Subject, id.Fingerprint, op, key))
+			fmt.Errorf("no rule allows %q (fingerprint %s) to %s with %q", id.Subject, id.FingerprintSHA256, op, key))
 	}
 	return newError(codes.PermissionDenied, signsvrv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED,
 		"the caller may not "+string(op),
-		fmt.Errorf("no rule allows %q (fingerprint %s) to %s", id.Subject, id.Fingerprint, op))
+		fmt.Errorf("no rule allows %q (fingerprint %s) to %s", id.Subject, id.FingerprintSHA256, op))
 }
 
 func matchesAnyClient(r *PolicyRule, id *Identity) bool {
@@ -119,7 +119,7 @@ func matchesClient(r *PolicyRule, id *Identity) bool {
 		}
 	}
 	for _, f := range r.Fingerprints {
-		if f == id.Fingerprint {
+		if f == id.FingerprintSHA256 {
 			return true
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"signsvr.dev/signsvr/internal/server"
+	"signsvr.dev/signsvr/pkg/identity"
 )
 
 func TestPolicyDeniesByDefault(t *testing.T) {
@@ -18,8 +19,8 @@ func TestPolicyDeniesByDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acme := &server.Identity{Subject: "CN=acme-fep,O=ACME", Fingerprint: "00"}
-	customs := &server.Identity{Subject: "CN=customs", Fingerprint: "abcd"}
+	acme := &server.Identity{Holder: identity.Holder{Subject: "CN=acme-fep,O=ACME", FingerprintSHA256: "00"}}
+	customs := &server.Identity{Holder: identity.Holder{Subject: "CN=customs", FingerprintSHA256: "abcd"}}
 	for _, tc := range []struct {
 		name string
 		id   *server.Identity
@@ -31,7 +32,7 @@ func TestPolicyDeniesByDefault(t *testing.T) {
 		{"other key", acme, server.OpSign, "customs-sign", codes.PermissionDenied},
 		{"other operation", acme, server.OpDecrypt, "acme-sign", codes.PermissionDenied},
 		{"wildcard by fingerprint", customs, server.OpDecrypt, "customs-enc", codes.OK},
-		{"nobody", &server.Identity{Subject: "CN=x"}, server.OpSign, "acme-sign", codes.PermissionDenied},
+		{"nobody", &server.Identity{Holder: identity.Holder{Subject: "CN=x"}}, server.OpSign, "acme-sign", codes.PermissionDenied},
 		{"no identity", nil, server.OpSign, "acme-sign", codes.Unauthenticated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,10 +2,8 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"log/slog"
 	"sync"
@@ -18,6 +16,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/identity"
 	"signsvr.dev/signsvr/pkg/trust"
 )
 
@@ -172,13 +171,7 @@ func (c *peerCache) entry(cs *tls.ConnectionState) (e *peerEntry, first bool, er
 			e.inters = append(e.inters, sc)
 		}
 	}
-	sum := sha256.Sum256(e.leaf.Raw)
-	e.id = &Identity{
-		Subject:     e.leaf.Subject.String(),
-		Issuer:      e.leaf.Issuer.String(),
-		Serial:      e.leaf.SerialNumber.String(),
-		Fingerprint: hex.EncodeToString(sum[:]),
-	}
+	e.id = &Identity{Holder: identity.Of(e.leaf)}
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= maxPeerCache {
 		c.m = make(map[string]*peerEntry)
@@ -259,19 +252,19 @@ func (s *Server) authenticatePeer(ctx context.Context) (*Identity, error) {
 	vd := s.clientValidator.Validate(vctx, e.leaf, e.inters, s.now(), trust.PurposeClientAuth)
 	if !vd.OK() {
 		return nil, errUnauthenticated("the client certificate is not acceptable ("+vd.Reason+")",
-			errors.New("client "+e.id.Subject+" (fingerprint "+e.id.Fingerprint+"): "+vd.String()))
+			errors.New("client "+e.id.Subject+" (fingerprint "+e.id.FingerprintSHA256+"): "+vd.String()))
 	}
 	if first {
 		s.log.LogAttrs(ctx, slog.LevelInfo, "client authenticated",
 			slog.String("subject", e.id.Subject), slog.String("issuer", e.id.Issuer),
-			slog.String("serial", e.id.Serial), slog.String("fingerprint", e.id.Fingerprint),
+			slog.String("serial", e.id.Serial), slog.String("fingerprint", e.id.FingerprintSHA256),
 			slog.String("revocation", vd.Revocation.String()), slog.String("reason", vd.Reason))
 	}
 	if s.log.Enabled(ctx, slog.LevelDebug) {
 		s.log.LogAttrs(ctx, slog.LevelDebug, "caller",
 			slog.String("request_id", RequestID(ctx)), slog.String("subject", e.id.Subject),
 			slog.String("issuer", e.id.Issuer), slog.String("serial", e.id.Serial),
-			slog.String("fingerprint", e.id.Fingerprint))
+			slog.String("fingerprint", e.id.FingerprintSHA256))
 	}
 	return e.id, nil
 }

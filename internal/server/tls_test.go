@@ -279,6 +279,10 @@ func TestMutualTLSThroughTrust(t *testing.T) {
 		!strings.Contains(ts.logs.String(), "revocation=ocsp") {
 		t.Errorf("the identity is not logged with its OCSP check:\n%s", ts.logs.String())
 	}
+	// The serial is logged as the audit log and the login tokens write it (hex).
+	if !strings.Contains(ts.logs.String(), " serial="+fep.Cert.SerialNumber.Text(16)+" ") {
+		t.Errorf("the client's serial is not logged in hex:\n%s", ts.logs.String())
+	}
 	sc := signsvrv1.NewSignServiceClient(fc)
 	signed, err := sc.Sign(ctxT(t), &signsvrv1.SignRequest{Key: "ecdsa-sign", Data: []byte("manifest")})
 	if err != nil {

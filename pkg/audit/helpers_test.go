@@ -20,6 +20,7 @@ import (
 	"github.com/emmansun/gmsm/smx509"
 
 	"signsvr.dev/signsvr/internal/devpki"
+	"signsvr.dev/signsvr/pkg/identity"
 	"signsvr.dev/signsvr/pkg/keystore"
 )
 
@@ -106,7 +107,7 @@ func openLog(t testing.TB, cfg Config, k auditKey) *Log {
 func sampleRecord(i int) Record {
 	return Record{
 		RequestID:  fmt.Sprintf("req-%d", i),
-		Caller:     Caller{Kind: CallerCert, Subject: "CN=client " + strconv.Itoa(i%3) + ",O=Trader \"A\"", Issuer: "CN=issuing CA", Serial: "1f2e", CertSHA256: "ab"},
+		Caller:     Caller{Kind: CallerCert, Holder: identity.Holder{Subject: "CN=client " + strconv.Itoa(i%3) + ",O=Trader \"A\"", Issuer: "CN=issuing CA", Serial: "1f2e", FingerprintSHA256: "ab"}},
 		Op:         OpSign,
 		Key:        "customs-sm2-sign",
 		Algorithms: []string{"SM2", "SM3"},

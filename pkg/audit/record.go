@@ -4,12 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"math/big"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/emmansun/gmsm/sm3"
 	"github.com/emmansun/gmsm/smx509"
+
+	"signsvr.dev/signsvr/pkg/identity"
 )
 
 // Op names an operation in an audit record. The server may use names not listed here;
@@ -44,14 +45,10 @@ const (
 // Caller is who asked. Build it with CallerFromCert or DevCaller.
 type Caller struct {
 	Kind CallerKind
-	// Subject and Issuer are the certificate's distinguished names (RFC 2253 style,
-	// as smx509's pkix.Name.String writes them). For CallerDev, Subject is the
-	// development identity's name.
-	Subject, Issuer string
-	// Serial is the certificate serial number in lower-case hex.
-	Serial string
-	// CertSHA256 is the SHA-256 fingerprint of the certificate DER, lower-case hex.
-	CertSHA256 string
+	// Holder names the client certificate (its serial in lower-case hex, as every
+	// record has carried it). For CallerDev, Subject is the development identity's
+	// name and the rest is empty.
+	identity.Holder
 }
 
 // CallerFromCert identifies a caller by its verified client certificate.
@@ -59,30 +56,14 @@ func CallerFromCert(c *smx509.Certificate) Caller {
 	if c == nil {
 		return Caller{Kind: CallerNone}
 	}
-	fp := sha256.Sum256(c.Raw)
-	serial := ""
-	if c.SerialNumber != nil {
-		serial = hexSerial(c.SerialNumber)
-	}
-	return Caller{
-		Kind:       CallerCert,
-		Subject:    c.Subject.String(),
-		Issuer:     c.Issuer.String(),
-		Serial:     serial,
-		CertSHA256: hex.EncodeToString(fp[:]),
-	}
-}
-
-func hexSerial(n *big.Int) string {
-	if n.Sign() < 0 {
-		return "-" + new(big.Int).Neg(n).Text(16)
-	}
-	return n.Text(16)
+	return Caller{Kind: CallerCert, Holder: identity.Of(c)}
 }
 
 // DevCaller is the clearly marked development identity used when the server runs
 // without mutual TLS (the embedded default).
-func DevCaller(name string) Caller { return Caller{Kind: CallerDev, Subject: name} }
+func DevCaller(name string) Caller {
+	return Caller{Kind: CallerDev, Holder: identity.Holder{Subject: name}}
+}
 
 // Record is one audited operation as the server hands it to Append. It never holds
 // plaintext or key material: Input and Output are digested by Append (only the digest
@@ -168,7 +149,7 @@ func appendOpFields(dst []byte, alg HashAlg, replica string, r *Record) ([]byte,
 	dst = append(dst, `,"serial":`...)
 	dst = appendString(dst, r.Caller.Serial)
 	dst = append(dst, `,"cert_sha256":`...)
-	dst = appendString(dst, r.Caller.CertSHA256)
+	dst = appendString(dst, r.Caller.FingerprintSHA256)
 	dst = append(dst, `},"op":`...)
 	dst = appendString(dst, string(r.Op))
 	dst = append(dst, `,"key":`...)

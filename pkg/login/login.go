@@ -9,7 +9,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
 
+	"signsvr.dev/signsvr/pkg/identity"
 	"signsvr.dev/signsvr/pkg/trust"
 )
 
@@ -189,13 +189,10 @@ type Response struct {
 
 // Identity is who logged in, from the validated certificate.
 type Identity struct {
-	Subject           string // RFC 4514
-	Issuer            string // RFC 4514
-	SerialNumber      string // lower-case hex
-	FingerprintSHA256 string // lower-case hex of SHA-256 over the certificate DER
-	CommonName        string
-	Organization      string
-	Certificate       *smx509.Certificate
+	identity.Holder // subject, issuer, serial (lower-case hex), fingerprint
+	CommonName      string
+	Organization    string
+	Certificate     *smx509.Certificate
 }
 
 // Result is a successful login.
@@ -276,7 +273,7 @@ func (a *Authenticator) Login(ctx context.Context, r Response) (*Result, error) 
 	c := Claims{
 		Issuer: a.cfg.Issuer, Subject: id.Subject, Audience: a.cfg.Audience,
 		IssuedAt: now.Unix(), NotBefore: now.Unix(), Expiry: now.Add(a.cfg.TokenTTL).Unix(),
-		CertSerial: id.SerialNumber, CertIssuer: id.Issuer, CommonName: id.CommonName, Organization: id.Organization,
+		CertSerial: id.Serial, CertIssuer: id.Issuer, CommonName: id.CommonName, Organization: id.Organization,
 	}
 	jti := make([]byte, 16)
 	if _, err := io.ReadFull(a.cfg.Rand, jti); err != nil {
@@ -294,16 +291,10 @@ func (a *Authenticator) Login(ctx context.Context, r Response) (*Result, error) 
 
 // IdentityOf describes a certificate's holder (also for mutual-TLS callers).
 func IdentityOf(c *smx509.Certificate) Identity {
-	fp := sha256.Sum256(c.Raw)
 	id := Identity{
-		Subject:           c.Subject.String(),
-		Issuer:            c.Issuer.String(),
-		FingerprintSHA256: hex.EncodeToString(fp[:]),
-		CommonName:        c.Subject.CommonName,
-		Certificate:       c,
-	}
-	if c.SerialNumber != nil {
-		id.SerialNumber = c.SerialNumber.Text(16)
+		Holder:      identity.Of(c),
+		CommonName:  c.Subject.CommonName,
+		Certificate: c,
 	}
 	if len(c.Subject.Organization) > 0 {
 		id.Organization = c.Subject.Organization[0]

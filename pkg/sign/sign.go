@@ -131,26 +131,17 @@ func makePlan(pub crypto.PublicKey, o *Options) (plan, error) {
 	return p, nil
 }
 
+// sign is Sign: it checks the signer, plans from its key and the options, signs
+// the content or its signed attributes, checks its own signature and writes the
+// SignedData.
 func sign(content []byte, signer crypto.Signer, chain []*smx509.Certificate, opts *Options) ([]byte, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
 	}
-	if signer == nil {
-		return nil, fmt.Errorf("%w: no signer", ErrInvalidOptions)
-	}
-	if len(chain) == 0 || chain[0] == nil {
-		return nil, fmt.Errorf("%w: no signer certificate", ErrCertificate)
-	}
-	for _, c := range chain {
-		if c == nil {
-			return nil, fmt.Errorf("%w: nil certificate in the chain", ErrCertificate)
-		}
-	}
-	leaf := chain[0]
-	pub := signer.Public()
-	if !publicKeysEqual(pub, leaf.PublicKey) {
-		return nil, fmt.Errorf("%w: the certificate's public key is not the signer's", ErrCertificate)
+	leaf, pub, err := signerCertificate(signer, chain)
+	if err != nil {
+		return nil, err
 	}
 	p, err := makePlan(pub, &o)
 	if err != nil {
@@ -159,23 +150,9 @@ func sign(content []byte, signer crypto.Signer, chain []*smx509.Certificate, opt
 	if err := applyContentOptions(&p, &o); err != nil {
 		return nil, err
 	}
-
-	si := cms.SignerInfo{
-		Version:            1,
-		DigestAlgorithm:    cms.AlgorithmIdentifier{Algorithm: p.digest.oid()},
-		SignatureAlgorithm: p.sigAlg,
-	}
-	switch o.SignerID {
-	case IssuerAndSerial:
-		si.SID.IssuerAndSerial = cms.IssuerAndSerial{Issuer: leaf.RawIssuer, Serial: leaf.SerialNumber}
-	case SubjectKeyID:
-		if len(leaf.SubjectKeyId) == 0 {
-			return nil, fmt.Errorf("%w: SubjectKeyID chosen but the certificate has no SubjectKeyIdentifier", ErrCertificate)
-		}
-		si.Version = 3
-		si.SID.SubjectKeyID = leaf.SubjectKeyId
-	default:
-		return nil, fmt.Errorf("%w: unknown signer identifier type %d", ErrInvalidOptions, o.SignerID)
+	si, err := newSignerInfo(&p, leaf, o.SignerID)
+	if err != nil {
+		return nil, err
 	}
 
 	var mdBuf [maxDigestSize]byte
@@ -185,22 +162,10 @@ func sign(content []byte, signer crypto.Signer, chain []*smx509.Certificate, opt
 	// content itself when there are none.
 	tbs := content
 	if !o.NoSignedAttributes {
-		now := time.Now
-		if o.Now != nil {
-			now = o.Now
+		if tbs, err = signedAttributes(&p, &o, md); err != nil {
+			return nil, err
 		}
-		t := now()
-		attrs := make([]byte, 0, cms.SigningAttributesSize(p.eType, md, t))
-		if attrs, err = cms.AppendSigningAttributes(attrs, p.eType, md, t); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalidOptions, err)
-		}
-		if len(o.ExtraSignedAttributes) > 0 {
-			if attrs, err = addSignedAttributes(attrs, o.ExtraSignedAttributes); err != nil {
-				return nil, err
-			}
-		}
-		tbs = attrs
-		si.RawSignedAttrs = attrs
+		si.RawSignedAttrs = tbs
 	}
 
 	rnd := o.Rand
@@ -216,19 +181,107 @@ func sign(content []byte, signer crypto.Signer, chain []*smx509.Certificate, opt
 		return nil, err
 	}
 	if !o.SkipSelfCheck {
-		var hBuf [maxDigestSize]byte
-		var h []byte
-		if o.NoSignedAttributes {
-			h = md // the digest of the content is the digest of what was signed
-		} else if p.kind != keySM2 {
-			h = p.digest.sum(&hBuf, tbs)
-		}
-		if err := verifyPrepared(leaf.PublicKey, p.scheme, p.digest, rsa.PSSSaltLengthEqualsHash, tbs, nil, h, sig, uid); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrSelfCheck, err)
+		if err := selfCheck(leaf, &p, tbs, md, sig, o.NoSignedAttributes, uid); err != nil {
+			return nil, err
 		}
 	}
 	si.Signature = sig
 
+	out, err := marshalSignedData(&p, &o, &si, content, chain)
+	if err == nil && o.ContentDigest != nil {
+		*o.ContentDigest = ContentDigest{Algorithm: p.digest.oid(), Digest: append([]byte(nil), md...)}
+	}
+	return out, err
+}
+
+// signerCertificate checks the signer and its certificate chain, and returns the
+// chain's leaf, whose public key must be the signer's, and that key.
+func signerCertificate(signer crypto.Signer, chain []*smx509.Certificate) (*smx509.Certificate, crypto.PublicKey, error) {
+	if signer == nil {
+		return nil, nil, fmt.Errorf("%w: no signer", ErrInvalidOptions)
+	}
+	if len(chain) == 0 || chain[0] == nil {
+		return nil, nil, fmt.Errorf("%w: no signer certificate", ErrCertificate)
+	}
+	for _, c := range chain {
+		if c == nil {
+			return nil, nil, fmt.Errorf("%w: nil certificate in the chain", ErrCertificate)
+		}
+	}
+	leaf := chain[0]
+	pub := signer.Public()
+	if !publicKeysEqual(pub, leaf.PublicKey) {
+		return nil, nil, fmt.Errorf("%w: the certificate's public key is not the signer's", ErrCertificate)
+	}
+	return leaf, pub, nil
+}
+
+// newSignerInfo starts the SignerInfo: its algorithms, and the signer identifier of
+// the kind asked for (which sets the version).
+func newSignerInfo(p *plan, leaf *smx509.Certificate, id SignerIDType) (cms.SignerInfo, error) {
+	si := cms.SignerInfo{
+		Version:            1,
+		DigestAlgorithm:    cms.AlgorithmIdentifier{Algorithm: p.digest.oid()},
+		SignatureAlgorithm: p.sigAlg,
+	}
+	switch id {
+	case IssuerAndSerial:
+		si.SID.IssuerAndSerial = cms.IssuerAndSerial{Issuer: leaf.RawIssuer, Serial: leaf.SerialNumber}
+	case SubjectKeyID:
+		if len(leaf.SubjectKeyId) == 0 {
+			return si, fmt.Errorf("%w: SubjectKeyID chosen but the certificate has no SubjectKeyIdentifier", ErrCertificate)
+		}
+		si.Version = 3
+		si.SID.SubjectKeyID = leaf.SubjectKeyId
+	default:
+		return si, fmt.Errorf("%w: unknown signer identifier type %d", ErrInvalidOptions, id)
+	}
+	return si, nil
+}
+
+// signedAttributes writes the DER SET of signed attributes: contentType,
+// messageDigest (md, the content's digest), signingTime from o.Now, and the extra
+// attributes o gives.
+func signedAttributes(p *plan, o *Options, md []byte) ([]byte, error) {
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	t := now()
+	attrs := make([]byte, 0, cms.SigningAttributesSize(p.eType, md, t))
+	var err error
+	if attrs, err = cms.AppendSigningAttributes(attrs, p.eType, md, t); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidOptions, err)
+	}
+	if len(o.ExtraSignedAttributes) > 0 {
+		if attrs, err = addSignedAttributes(attrs, o.ExtraSignedAttributes); err != nil {
+			return nil, err
+		}
+	}
+	return attrs, nil
+}
+
+// selfCheck verifies the signature the signer returned with the certificate's key
+// before it is handed out: a signer that misbehaves (a faulty device, another key
+// behind the certificate) is caught here rather than by the recipient.
+func selfCheck(leaf *smx509.Certificate, p *plan, tbs, md, sig []byte, noAttrs bool, uid []byte) error {
+	var hBuf [maxDigestSize]byte
+	var h []byte
+	if noAttrs {
+		h = md // the digest of the content is the digest of what was signed
+	} else if p.kind != keySM2 {
+		h = p.digest.sum(&hBuf, tbs)
+	}
+	if err := verifyPrepared(leaf.PublicKey, p.scheme, p.digest, rsa.PSSSaltLengthEqualsHash, tbs, nil, h, sig, uid); err != nil {
+		return fmt.Errorf("%w: %v", ErrSelfCheck, err)
+	}
+	return nil
+}
+
+// marshalSignedData writes the SignedData around si: the content unless detached,
+// and the certificates o.Certs asks for.
+func marshalSignedData(p *plan, o *Options, si *cms.SignerInfo, content []byte, chain []*smx509.Certificate) ([]byte, error) {
+	leaf := chain[0]
 	sd := cms.SignedData{
 		ContentType:  p.outerType,
 		Version:      1,
@@ -262,13 +315,9 @@ func sign(content []byte, signer crypto.Signer, chain []*smx509.Certificate, opt
 		return nil, fmt.Errorf("%w: unknown certificate inclusion %d", ErrInvalidOptions, o.Certs)
 	}
 	var infos [1]cms.SignerInfo
-	infos[0] = si
+	infos[0] = *si
 	sd.SignerInfos = infos[:]
-	out, err := sd.Marshal()
-	if err == nil && o.ContentDigest != nil {
-		*o.ContentDigest = ContentDigest{Algorithm: p.digest.oid(), Digest: append([]byte(nil), md...)}
-	}
-	return out, err
+	return sd.Marshal()
 }
 
 // signTBS asks the signer for the signature over tbs. md is the digest of the

@@ -196,8 +196,35 @@ func findCertificate(sid *cms.SignerIdentifier, lists ...[]*smx509.Certificate) 
 }
 
 // check verifies one signer and fills r. It returns "" when the signature is valid,
-// or the reason and internal cause.
+// or the reason and internal cause. The steps run in this order, and the first that
+// fails gives the reason: the algorithms, the signer's certificate, the signed
+// attributes, the signature value.
 func (v *verifier) check(si *cms.SignerInfo, r *SignerResult) (string, error) {
+	describeSigner(si, r)
+	cert := findCertificate(&si.SID, v.certs, v.opts.Certs)
+	r.Certificate = cert
+
+	// Signing time first: it is reported even when the signature fails.
+	signingTimeErr := readSigningTime(si, r)
+
+	digest, params, reason, err := v.checkAlgorithms(si)
+	if reason != "" {
+		return reason, err
+	}
+	if reason, err := v.checkSignerCert(si, cert, params); reason != "" {
+		return reason, err
+	}
+	md := v.contentDigest(digest)
+	partA, partB, h, reason, err := v.signedMessage(si, params, md, signingTimeErr)
+	if reason != "" {
+		return reason, err
+	}
+	return v.checkSignature(si, r, cert, params, digest, partA, partB, h)
+}
+
+// describeSigner fills in what r reports of the signer whatever the verdict: its
+// identifier and its algorithms.
+func describeSigner(si *cms.SignerInfo, r *SignerResult) {
 	if si.SID.IsSubjectKeyID() {
 		r.SubjectKeyID = si.SID.SubjectKeyID
 	} else {
@@ -208,11 +235,12 @@ func (v *verifier) check(si *cms.SignerInfo, r *SignerResult) (string, error) {
 	}
 	r.DigestAlgorithm = oidString(si.DigestAlgorithm.Algorithm)
 	r.SignatureAlgorithm = oidString(si.SignatureAlgorithm.Algorithm)
+}
 
-	cert := findCertificate(&si.SID, v.certs, v.opts.Certs)
-	r.Certificate = cert
-
-	// Signing time first: it is reported even when the signature fails.
+// readSigningTime sets r.SigningTime from the signingTime attribute. An attribute
+// that cannot be read is returned, to be reported once the signed attributes are
+// checked, not before the checks that come first.
+func readSigningTime(si *cms.SignerInfo, r *SignerResult) error {
 	var signingTimeErr error
 	if si.HasSignedAttrs() {
 		if a, found, single := cms.FindAttribute(si.SignedAttrs, cms.OIDAttrSigningTime); found {
@@ -225,25 +253,36 @@ func (v *verifier) check(si *cms.SignerInfo, r *SignerResult) (string, error) {
 			}
 		}
 	}
+	return signingTimeErr
+}
 
+// checkAlgorithms reads the signer's digest and signature algorithms and refuses
+// those this package does not verify, those that do not go together, and SHA-1
+// unless allowed.
+func (v *verifier) checkAlgorithms(si *cms.SignerInfo) (digestAlg, sigParams, string, error) {
 	digest := digestFromOID(si.DigestAlgorithm.Algorithm)
 	if digest == digestUnknown || !si.DigestAlgorithm.HasNullOrNoParameters() {
-		return ReasonUnsupportedAlgorithm, fmt.Errorf("digest algorithm %s", si.DigestAlgorithm.Algorithm)
+		return digest, sigParams{}, ReasonUnsupportedAlgorithm, fmt.Errorf("digest algorithm %s", si.DigestAlgorithm.Algorithm)
 	}
 	params, ok := parseSignatureAlgorithm(si.SignatureAlgorithm)
 	if !ok {
-		return ReasonUnsupportedAlgorithm, fmt.Errorf("signature algorithm %s", si.SignatureAlgorithm.Algorithm)
+		return digest, params, ReasonUnsupportedAlgorithm, fmt.Errorf("signature algorithm %s", si.SignatureAlgorithm.Algorithm)
 	}
 	if params.digest != digestUnknown && params.digest != digest {
-		return ReasonUnsupportedAlgorithm, fmt.Errorf("signature algorithm %s with digest %v", si.SignatureAlgorithm.Algorithm, digest)
+		return digest, params, ReasonUnsupportedAlgorithm, fmt.Errorf("signature algorithm %s with digest %v", si.SignatureAlgorithm.Algorithm, digest)
 	}
 	if (params.scheme == schemeSM2) != (digest == digestSM3) {
-		return ReasonUnsupportedAlgorithm, fmt.Errorf("SM2 goes with SM3 only (digest %v)", digest)
+		return digest, params, ReasonUnsupportedAlgorithm, fmt.Errorf("SM2 goes with SM3 only (digest %v)", digest)
 	}
 	if digest == digestSHA1 && !v.opts.AllowSHA1 {
-		return ReasonWeakAlgorithm, errors.New("SHA-1 digest (VerifyOptions.AllowSHA1 not set)")
+		return digest, params, ReasonWeakAlgorithm, errors.New("SHA-1 digest (VerifyOptions.AllowSHA1 not set)")
 	}
+	return digest, params, "", nil
+}
 
+// checkSignerCert refuses a signer whose certificate was not found, or whose key is
+// not of the signature algorithm's kind.
+func (v *verifier) checkSignerCert(si *cms.SignerInfo, cert *smx509.Certificate, params sigParams) (string, error) {
 	if cert == nil {
 		err := errors.New("no certificate matches the signer identifier")
 		if v.certErr != nil {
@@ -255,46 +294,65 @@ func (v *verifier) check(si *cms.SignerInfo, r *SignerResult) (string, error) {
 		return ReasonUnsupportedAlgorithm, fmt.Errorf("signature algorithm %s does not fit the certificate's %v key",
 			si.SignatureAlgorithm.Algorithm, kindOf(cert.PublicKey))
 	}
+	return "", nil
+}
 
-	md := v.contentDigest(digest)
-	var partA, partB []byte
-	var h []byte
-	if si.HasSignedAttrs() {
-		if len(si.RawSignedAttrs) == 0 {
-			return ReasonMalformedAttribute, errors.New("signed attributes without their encoding")
-		}
-		ct, found, single := cms.FindAttribute(si.SignedAttrs, cms.OIDAttrContentType)
-		if !found || !single {
-			return ReasonMissingAttribute, errors.New("contentType attribute missing or not single-valued")
-		}
-		mdAttr, found, single := cms.FindAttribute(si.SignedAttrs, cms.OIDAttrMessageDigest)
-		if !found || !single {
-			return ReasonMissingAttribute, errors.New("messageDigest attribute missing or not single-valued")
-		}
-		if !cms.OIDAttributeEquals(ct.Values[0], v.sd.EContentType) {
-			if _, err := cms.ParseOIDAttribute(ct.Values[0]); err != nil {
-				return ReasonMalformedAttribute, err
-			}
-			return ReasonContentTypeMismatch, fmt.Errorf("contentType attribute differs from eContentType %s", v.sd.EContentType)
-		}
-		got, err := cms.ParseOctetStringAttribute(mdAttr.Values[0])
-		if err != nil {
-			return ReasonMalformedAttribute, err
-		}
-		if subtle.ConstantTimeCompare(got, md) != 1 {
-			return ReasonMessageDigestMismatch, errors.New("messageDigest attribute is not the digest of the content")
-		}
-		if signingTimeErr != nil {
-			return ReasonMalformedAttribute, signingTimeErr
-		}
-		partA, partB = tagSET[:], si.RawSignedAttrs[1:]
-	} else {
+// signedMessage returns what the signature covers, partA||partB, after checking the
+// signed attributes when there are any; md is the digest of the content. h is the
+// digest of partA||partB when it is already known (the content's, without signed
+// attributes; never for SM2, whose digest includes Z), else nil.
+func (v *verifier) signedMessage(si *cms.SignerInfo, params sigParams, md []byte, signingTimeErr error) (partA, partB, h []byte, reason string, err error) {
+	if !si.HasSignedAttrs() {
 		partA = v.content
 		if params.scheme != schemeSM2 {
 			h = md
 		}
+		return partA, nil, h, "", nil
 	}
+	if reason, err := v.checkSignedAttrs(si, md, signingTimeErr); reason != "" {
+		return nil, nil, nil, reason, err
+	}
+	return tagSET[:], si.RawSignedAttrs[1:], nil, "", nil
+}
 
+// checkSignedAttrs checks the contentType and messageDigest attributes against the
+// message, then reports a signingTime that could not be read (signingTimeErr).
+func (v *verifier) checkSignedAttrs(si *cms.SignerInfo, md []byte, signingTimeErr error) (string, error) {
+	if len(si.RawSignedAttrs) == 0 {
+		return ReasonMalformedAttribute, errors.New("signed attributes without their encoding")
+	}
+	ct, found, single := cms.FindAttribute(si.SignedAttrs, cms.OIDAttrContentType)
+	if !found || !single {
+		return ReasonMissingAttribute, errors.New("contentType attribute missing or not single-valued")
+	}
+	mdAttr, found, single := cms.FindAttribute(si.SignedAttrs, cms.OIDAttrMessageDigest)
+	if !found || !single {
+		return ReasonMissingAttribute, errors.New("messageDigest attribute missing or not single-valued")
+	}
+	if !cms.OIDAttributeEquals(ct.Values[0], v.sd.EContentType) {
+		if _, err := cms.ParseOIDAttribute(ct.Values[0]); err != nil {
+			return ReasonMalformedAttribute, err
+		}
+		return ReasonContentTypeMismatch, fmt.Errorf("contentType attribute differs from eContentType %s", v.sd.EContentType)
+	}
+	got, err := cms.ParseOctetStringAttribute(mdAttr.Values[0])
+	if err != nil {
+		return ReasonMalformedAttribute, err
+	}
+	if subtle.ConstantTimeCompare(got, md) != 1 {
+		return ReasonMessageDigestMismatch, errors.New("messageDigest attribute is not the digest of the content")
+	}
+	if signingTimeErr != nil {
+		return ReasonMalformedAttribute, signingTimeErr
+	}
+	return "", nil
+}
+
+// checkSignature verifies the signature value over partA||partB with the
+// certificate's key and, for SM2 when allowed, also as GmSSL computes it without the
+// Z value (then r.SM2WithoutZ is set).
+func (v *verifier) checkSignature(si *cms.SignerInfo, r *SignerResult, cert *smx509.Certificate, params sigParams,
+	digest digestAlg, partA, partB, h []byte) (string, error) {
 	uid := v.opts.SM2UID
 	if len(uid) == 0 {
 		uid = defaultSM2UID
