@@ -489,23 +489,29 @@ func Allows(f Family, p Purpose, u Use) bool {
 	return false
 }
 
-// ErrUnsupported is wrapped by every Check failure.
+// ErrUnsupported is what every Check failure matches (errors.Is).
 var ErrUnsupported = errors.New("unsupported key")
+
+// unsupportedError says which rule a key failed; it matches ErrUnsupported.
+type unsupportedError struct{ msg string }
+
+func (e *unsupportedError) Error() string        { return e.msg }
+func (e *unsupportedError) Is(target error) bool { return target == ErrUnsupported }
 
 // Check returns the family of pub when the key may serve purpose p: its family serves
 // p and, for RSA, its modulus is at least p.MinRSABits. The error says which rule
-// failed and wraps ErrUnsupported.
+// failed and matches ErrUnsupported.
 func Check(pub crypto.PublicKey, p Purpose) (Family, error) {
 	f := Of(pub)
 	if f == Unsupported {
-		return f, fmt.Errorf("%w: %s", ErrUnsupported, describe(pub))
+		return f, &unsupportedError{describe(pub) + " is not supported"}
 	}
 	if _, ok := Default(f, p); !ok {
-		return Unsupported, fmt.Errorf("%w: an %s key cannot be used for %s", ErrUnsupported, f, p)
+		return Unsupported, &unsupportedError{fmt.Sprintf("an %s key cannot be used for %s", f, p)}
 	}
 	if f == RSA {
 		if bits := pub.(*rsa.PublicKey).N.BitLen(); bits < p.MinRSABits() {
-			return Unsupported, fmt.Errorf("%w: RSA-%d key, %s needs at least %d bits", ErrUnsupported, bits, p, p.MinRSABits())
+			return Unsupported, &unsupportedError{fmt.Sprintf("RSA-%d key: %s needs at least %d bits", bits, p, p.MinRSABits())}
 		}
 	}
 	return f, nil
@@ -514,7 +520,7 @@ func Check(pub crypto.PublicKey, p Purpose) (Family, error) {
 // describe names a key that is not in the table, for error messages.
 func describe(pub crypto.PublicKey) string {
 	if p, ok := pub.(*ecdsa.PublicKey); ok && p != nil && p.Curve != nil && p.Curve.Params() != nil {
-		return "ECDSA key on curve " + p.Curve.Params().Name
+		return "an ECDSA key on curve " + p.Curve.Params().Name
 	}
-	return fmt.Sprintf("key type %T", pub)
+	return fmt.Sprintf("a key of type %T", pub)
 }
