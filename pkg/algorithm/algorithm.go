@@ -4,10 +4,10 @@
 // Signing, verifying, enveloping, login tokens, login answers and audit checkpoints all
 // start from a public key and must agree on the same questions: which family is this
 // key (RSA, ECDSA on P-256 or P-384, SM2), may it serve this purpose, and with which
-// signature scheme, digest or key-agreement KDF. When every package answered them for
-// itself the answers drifted apart (one path accepted ECDSA P-521, the next refused it).
-// Here they are rows of one table, in the spirit of crypto/x509's list of signature
-// algorithms, and the other packages ask it.
+// signature scheme, digest or key-agreement KDF. Answered in each package, the answers
+// drift apart (a key one path accepts, the next refuses). Here they are rows of one
+// table, in the spirit of crypto/x509's list of signature algorithms, and the other
+// packages ask it.
 //
 // The family comes from the public key only, never from the concrete type of the
 // signer holding it, so a key in an HSM and a key in a file answer the same. SM2 keys
@@ -136,9 +136,6 @@ func (f Family) def() *family {
 
 // String is the family's name: "RSA", "ECDSA P-256", "ECDSA P-384", "SM2".
 func (f Family) String() string { return f.def().name }
-
-// Supported reports whether f is one of the supported families.
-func (f Family) Supported() bool { return f != Unsupported && int(f) < len(families) }
 
 // IsECDSA reports whether f is ECDSA (on any supported curve; SM2 is not ECDSA).
 func (f Family) IsECDSA() bool { return f == ECDSAP256 || f == ECDSAP384 }
