@@ -4,25 +4,26 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rsa"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 
-	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/keystore"
 	"signsvr.dev/signsvr/pkg/sign"
 )
 
-// family is the public-key algorithm family, which decides the options that apply.
+// family is the public-key algorithm family as far as it decides the request options
+// that apply (digest, RSA scheme, SM2 dialect and user ID): the algorithm table's
+// family with the ECDSA curves taken together.
 type family int
 
 const (
@@ -32,17 +33,16 @@ const (
 	familySM2
 )
 
+// familyOf asks the algorithm table for the key's family: a key outside it (ECDSA on
+// P-521, say) is familyUnknown.
 func familyOf(pub crypto.PublicKey) family {
-	switch p := pub.(type) {
-	case *rsa.PublicKey:
+	switch f := algorithm.Of(pub); {
+	case f == algorithm.RSA:
 		return familyRSA
-	case *ecdsa.PublicKey:
-		if sm2.IsSM2PublicKey(p) {
-			return familySM2
-		}
-		if p.Curve == elliptic.P256() || p.Curve == elliptic.P384() {
-			return familyEC
-		}
+	case f.IsECDSA():
+		return familyEC
+	case f == algorithm.SM2:
+		return familySM2
 	}
 	return familyUnknown
 }
@@ -161,19 +161,19 @@ func (s *Server) useKey(ctx context.Context, name string, op Operation) (*key, e
 
 func keyInfo(k *key, backend string) *signsvrv1.KeyInfo {
 	info := &signsvrv1.KeyInfo{Name: k.k.Name(), Backend: backend}
-	switch p := k.pub.(type) {
-	case *rsa.PublicKey:
+	switch k.family {
+	case familyRSA:
 		info.Algorithm = signsvrv1.KeyAlgorithm_KEY_ALGORITHM_RSA
-		info.KeyBits = uint32(p.N.BitLen())
-	case *ecdsa.PublicKey:
-		info.KeyBits = uint32(p.Curve.Params().BitSize)
-		if k.family == familySM2 {
-			info.Algorithm = signsvrv1.KeyAlgorithm_KEY_ALGORITHM_SM2
-			info.Curve = "SM2"
-		} else {
-			info.Algorithm = signsvrv1.KeyAlgorithm_KEY_ALGORITHM_EC
-			info.Curve = p.Curve.Params().Name
-		}
+		info.KeyBits = uint32(k.pub.(*rsa.PublicKey).N.BitLen())
+	case familyEC:
+		params := k.pub.(*ecdsa.PublicKey).Curve.Params()
+		info.Algorithm = signsvrv1.KeyAlgorithm_KEY_ALGORITHM_EC
+		info.KeyBits = uint32(params.BitSize)
+		info.Curve = params.Name
+	case familySM2:
+		info.Algorithm = signsvrv1.KeyAlgorithm_KEY_ALGORITHM_SM2
+		info.KeyBits = uint32(k.pub.(*ecdsa.PublicKey).Curve.Params().BitSize)
+		info.Curve = "SM2"
 	}
 	u := k.k.Usages()
 	if u.Has(keystore.UsageSign) {

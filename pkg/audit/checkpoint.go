@@ -3,11 +3,9 @@ package audit
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,11 +13,13 @@ import (
 
 	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
+
+	"signsvr.dev/signsvr/pkg/algorithm"
 )
 
 // Checkpoint signature algorithms, the "sig_alg" field. The algorithm follows from
-// the audit key's type; the verifier derives it from the certificate and refuses a
-// checkpoint that names another.
+// the audit key's family (the algorithm table's AuditCheckpoint use); the verifier
+// derives it from the certificate and refuses a checkpoint that names another.
 const (
 	SigRSAPKCS1SHA256 = "rsa-pkcs1v15-sha256"
 	SigECDSASHA256    = "ecdsa-sha256"
@@ -27,22 +27,39 @@ const (
 	SigSM2SM3         = "sm2-sm3"
 )
 
-// sigAlgFor picks the checkpoint signature algorithm for a public key.
-func sigAlgFor(pub crypto.PublicKey) (string, error) {
-	switch p := pub.(type) {
-	case *rsa.PublicKey:
-		return SigRSAPKCS1SHA256, nil
-	case *ecdsa.PublicKey:
-		switch {
-		case sm2.IsSM2PublicKey(p):
-			return SigSM2SM3, nil
-		case p.Curve == elliptic.P256():
-			return SigECDSASHA256, nil
-		case p.Curve == elliptic.P384():
-			return SigECDSASHA384, nil
+// sigAlgs names the table's checkpoint uses as the log records them.
+var sigAlgs = []struct {
+	name string
+	use  algorithm.Use
+}{
+	{SigRSAPKCS1SHA256, algorithm.Use{Scheme: algorithm.PKCS1v15, Digest: algorithm.SHA256}},
+	{SigECDSASHA256, algorithm.Use{Scheme: algorithm.ECDSA, Digest: algorithm.SHA256}},
+	{SigECDSASHA384, algorithm.Use{Scheme: algorithm.ECDSA, Digest: algorithm.SHA384}},
+	{SigSM2SM3, algorithm.Use{Scheme: algorithm.SM2WithSM3, Digest: algorithm.SM3}},
+}
+
+func useOf(alg string) (algorithm.Use, bool) {
+	for _, a := range sigAlgs {
+		if a.name == alg {
+			return a.use, true
 		}
 	}
-	return "", fmt.Errorf("audit: unsupported audit key type %T", pub)
+	return algorithm.Use{}, false
+}
+
+// sigAlgFor picks the checkpoint signature algorithm for a public key.
+func sigAlgFor(pub crypto.PublicKey) (string, error) {
+	f, err := algorithm.Check(pub, algorithm.AuditCheckpoint)
+	if err != nil {
+		return "", fmt.Errorf("audit: unsupported audit key: %w", err)
+	}
+	u, _ := algorithm.Default(f, algorithm.AuditCheckpoint)
+	for _, a := range sigAlgs {
+		if a.use == u {
+			return a.name, nil
+		}
+	}
+	return "", fmt.Errorf("audit: no checkpoint algorithm name for %v", u)
 }
 
 // checkpointMessage is the exact byte string a checkpoint signature covers: the
@@ -61,19 +78,23 @@ func checkpointMessage(replica string, count uint64, head string) []byte {
 }
 
 func signCheckpoint(signer crypto.Signer, alg string, msg []byte) ([]byte, error) {
-	switch alg {
-	case SigRSAPKCS1SHA256, SigECDSASHA256:
-		d := sha256.Sum256(msg)
-		return signer.Sign(rand.Reader, d[:], crypto.SHA256)
-	case SigECDSASHA384:
-		d := sha512.Sum384(msg)
-		return signer.Sign(rand.Reader, d[:], crypto.SHA384)
-	case SigSM2SM3:
+	u, ok := useOf(alg)
+	if !ok {
+		return nil, fmt.Errorf("audit: unknown checkpoint signature algorithm %q", alg)
+	}
+	if u.Scheme == algorithm.SM2WithSM3 {
 		// gmsm convention: with forceGMSign the whole message goes in and the signer
 		// computes Z (default user ID) and SM3 itself; HSM signers follow it too.
 		return signer.Sign(rand.Reader, msg, sm2.NewSM2SignerOption(true, nil))
 	}
-	return nil, fmt.Errorf("audit: unknown checkpoint signature algorithm %q", alg)
+	h := u.Digest.Hash()
+	return signer.Sign(rand.Reader, digest(h, msg), h)
+}
+
+func digest(h crypto.Hash, msg []byte) []byte {
+	hh := h.New()
+	hh.Write(msg)
+	return hh.Sum(nil)
 }
 
 var errBadSignature = errors.New("signature does not verify")
@@ -86,18 +107,14 @@ func verifyCheckpoint(pub crypto.PublicKey, alg string, msg, sig []byte) error {
 	if alg != want {
 		return fmt.Errorf("signature algorithm %q does not fit the audit key (%s)", alg, want)
 	}
+	u, _ := useOf(alg)
 	ok := false
-	switch alg {
-	case SigRSAPKCS1SHA256:
-		d := sha256.Sum256(msg)
-		ok = rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), crypto.SHA256, d[:], sig) == nil
-	case SigECDSASHA256:
-		d := sha256.Sum256(msg)
-		ok = ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), d[:], sig)
-	case SigECDSASHA384:
-		d := sha512.Sum384(msg)
-		ok = ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), d[:], sig)
-	case SigSM2SM3:
+	switch u.Scheme {
+	case algorithm.PKCS1v15:
+		ok = rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), u.Digest.Hash(), digest(u.Digest.Hash(), msg), sig) == nil
+	case algorithm.ECDSA:
+		ok = ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), digest(u.Digest.Hash(), msg), sig)
+	case algorithm.SM2WithSM3:
 		ok = sm2.VerifyASN1WithSM2(pub.(*ecdsa.PublicKey), nil, msg, sig)
 	}
 	if !ok {

@@ -19,6 +19,7 @@ import (
 	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
 
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/cms"
 )
 
@@ -32,20 +33,19 @@ const (
 	kindSM2
 )
 
+// kindOf asks the algorithm table how a recipient's key takes a content key: key
+// transport (RSA, SM2) or key agreement (ECDSA P-256, P-384).
 func kindOf(cert *smx509.Certificate) (recipientKind, error) {
-	switch pub := cert.PublicKey.(type) {
-	case *rsa.PublicKey:
-		return kindRSA, nil
-	case *ecdsa.PublicKey:
-		if sm2.IsSM2PublicKey(pub) {
+	if f, err := algorithm.Check(cert.PublicKey, algorithm.KeyTransport); err == nil {
+		if f == algorithm.SM2 {
 			return kindSM2, nil
 		}
-		if _, err := ecdhCurveFor(pub.Curve); err != nil {
-			return 0, err
-		}
-		return kindEC, nil
+		return kindRSA, nil
 	}
-	return 0, unsupported("recipient public key type %T", cert.PublicKey)
+	if _, err := algorithm.Check(cert.PublicKey, algorithm.KeyAgreement); err != nil {
+		return 0, unsupported("recipient: %v", err)
+	}
+	return kindEC, nil
 }
 
 // checkRecipientUsage refuses a certificate whose key usage extension exists and
@@ -223,50 +223,19 @@ func randomKey(rand io.Reader, n int) ([]byte, error) {
 
 // --- Key agreement: ECDH ephemeral-static (RFC 5753 as OpenSSL writes it) ---
 
-func ecdhCurveFor(c elliptic.Curve) (ecdh.Curve, error) {
-	switch c {
-	case elliptic.P256():
-		return ecdh.P256(), nil
-	case elliptic.P384():
-		return ecdh.P384(), nil
-	case elliptic.P521():
-		return ecdh.P521(), nil
+// keyAgreement is the ECDH curve and the key-agreement use (X9.63 KDF and its hash)
+// the algorithm table gives an EC recipient's curve.
+func keyAgreement(c elliptic.Curve) (ecdh.Curve, algorithm.Use, error) {
+	f := algorithm.OfCurve(c)
+	u, ok := algorithm.Default(f, algorithm.KeyAgreement)
+	if !ok {
+		name := "unknown"
+		if c != nil && c.Params() != nil {
+			name = c.Params().Name
+		}
+		return nil, u, unsupported("EC curve %s", name)
 	}
-	name := "unknown"
-	if c != nil && c.Params() != nil {
-		name = c.Params().Name
-	}
-	return nil, unsupported("EC curve %s", name)
-}
-
-// kdfSchemeFor picks the key-agreement scheme written for a curve: the X9.63 KDF with
-// the hash matching the curve's strength (SHA-256 for P-256, SHA-384 for P-384,
-// SHA-512 for P-521), as RFC 5753 §8 recommends. OpenSSL 3.0 defaults to SHA-1 but
-// reads every one of these.
-func kdfSchemeFor(c ecdh.Curve) (asn1.ObjectIdentifier, crypto.Hash) {
-	switch c {
-	case ecdh.P384():
-		return cms.OIDDHSinglePassStdDHSHA384KDF, crypto.SHA384
-	case ecdh.P521():
-		return cms.OIDDHSinglePassStdDHSHA512KDF, crypto.SHA512
-	}
-	return cms.OIDDHSinglePassStdDHSHA256KDF, crypto.SHA256
-}
-
-func kdfSchemeByOID(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
-	switch {
-	case oid.Equal(cms.OIDDHSinglePassStdDHSHA1KDF):
-		return crypto.SHA1, true
-	case oid.Equal(cms.OIDDHSinglePassStdDHSHA224KDF):
-		return crypto.SHA224, true
-	case oid.Equal(cms.OIDDHSinglePassStdDHSHA256KDF):
-		return crypto.SHA256, true
-	case oid.Equal(cms.OIDDHSinglePassStdDHSHA384KDF):
-		return crypto.SHA384, true
-	case oid.Equal(cms.OIDDHSinglePassStdDHSHA512KDF):
-		return crypto.SHA512, true
-	}
-	return 0, false
+	return f.ECDH(), u, nil
 }
 
 // wrapAlgFor picks the AES key wrap by content-key length, as OpenSSL does.
@@ -329,7 +298,7 @@ func x963KDF(h crypto.Hash, z, sharedInfo []byte, n int) []byte {
 // as OpenSSL writes it), no ukm.
 func keyAgree(rand io.Reader, cert *smx509.Certificate, cek []byte, rid cms.RecipientIdentifier) (*cms.KeyAgreeRecipientInfo, error) {
 	pub := cert.PublicKey.(*ecdsa.PublicKey)
-	curve, err := ecdhCurveFor(pub.Curve)
+	curve, use, err := keyAgreement(pub.Curve)
 	if err != nil {
 		return nil, err
 	}
@@ -346,7 +315,7 @@ func keyAgree(rand io.Reader, cert *smx509.Certificate, cek []byte, rid cms.Reci
 		return nil, err
 	}
 	defer clear(z)
-	schemeOID, h := kdfSchemeFor(curve)
+	schemeOID, h := use.KDFOID(), use.Digest.Hash()
 	wrapOID, kekLen := wrapAlgFor(len(cek))
 	wrapAlg := cms.AlgorithmIdentifier{Algorithm: wrapOID}
 	kek, err := deriveKEK(h, z, wrapAlg, nil, kekLen)
@@ -386,17 +355,18 @@ func deriveKEK(h crypto.Hash, z []byte, wrapAlg cms.AlgorithmIdentifier, ukm []b
 // agreement or the unwrap failed; errors only for what the message says in the clear.
 func unwrapKeyAgree(rand io.Reader, cert *smx509.Certificate, kari *cms.KeyAgreeRecipientInfo, ek []byte, agreer KeyAgreer, keyLen int, backend func(error) bool) ([]byte, int, error) {
 	pub := cert.PublicKey.(*ecdsa.PublicKey)
-	curve, err := ecdhCurveFor(pub.Curve)
+	curve, _, err := keyAgreement(pub.Curve)
 	if err != nil {
 		return nil, 0, err
 	}
-	h, ok := kdfSchemeByOID(kari.KeyEncryptionAlgorithm.Algorithm)
+	h, ok := algorithm.KDFByOID(kari.KeyEncryptionAlgorithm.Algorithm)
 	if !ok {
 		return nil, 0, unsupported("key agreement scheme %s", kari.KeyEncryptionAlgorithm.Algorithm)
 	}
 	// The SHA-1 X9.63 KDF (dhSinglePass-stdDH-sha1kdf-scheme) is read without
 	// AllowLegacy: it is what 'openssl cms -encrypt' writes for EC recipients by
-	// default, and a KDF does not rely on collision resistance. It is never written.
+	// default, and a KDF does not rely on collision resistance. It is never written:
+	// the algorithm table's KDF hash matches the curve (RFC 5753 §8).
 	wrapAlg, err := cms.ParseAlgorithmIdentifier(kari.KeyEncryptionAlgorithm.Parameters)
 	if err != nil {
 		return nil, 0, err

@@ -31,8 +31,8 @@
 // # Answer
 //
 // Either a raw signature over the challenge bytes with the certificate (and
-// intermediates): RSA PKCS#1 v1.5 or PSS with SHA-256; ECDSA with SHA-256 (P-256),
-// SHA-384 (P-384) or SHA-512 (P-521); SM2 with SM3 and the Z value of signer ID
+// intermediates): RSA PKCS#1 v1.5 or PSS with SHA-256; ECDSA with SHA-256 (P-256)
+// or SHA-384 (P-384); SM2 with SM3 and the Z value of signer ID
 // 1234567812345678 — ECDSA and SM2 signatures as DER or r||s. Or a CMS SignedData
 // whose (attached or detached) content is the challenge, checked through the
 // CMSVerifier the caller passes in, so this package does not depend on the CMS

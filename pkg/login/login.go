@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/sha512"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +15,7 @@ import (
 	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
 
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/identity"
 	"signsvr.dev/signsvr/pkg/trust"
 )
@@ -174,7 +173,7 @@ type Response struct {
 
 	// A raw signature over the bytes of Challenge:
 	//   RSA:   PKCS#1 v1.5 or PSS with SHA-256 (Scheme narrows it);
-	//   ECDSA: SHA-256 on P-256, SHA-384 on P-384, SHA-512 on P-521;
+	//   ECDSA: SHA-256 on P-256, SHA-384 on P-384;
 	//   SM2:   SM3 with the Z value of signer ID 1234567812345678.
 	// ECDSA and SM2 signatures are ASN.1 DER or r||s.
 	Signature     []byte
@@ -302,50 +301,49 @@ func IdentityOf(c *smx509.Certificate) Identity {
 	return id
 }
 
-// verifyRaw checks a raw signature over msg.
+// verifyRaw checks a raw signature over msg with the schemes and digests the algorithm
+// table allows a login answer of the key's family.
 func verifyRaw(pub crypto.PublicKey, scheme Scheme, msg, sig []byte) error {
-	switch k := pub.(type) {
-	case *rsa.PublicKey:
-		d := sha256.Sum256(msg)
-		if scheme != SchemeRSAPSS && rsa.VerifyPKCS1v15(k, crypto.SHA256, d[:], sig) == nil {
-			return nil
-		}
-		if scheme != SchemeRSAPKCS1v15 && rsa.VerifyPSS(k, crypto.SHA256, d[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil {
-			return nil
+	f, err := algorithm.Check(pub, algorithm.LoginAnswer)
+	if err != nil {
+		return fmt.Errorf("certificate key: %w", err)
+	}
+	uses := algorithm.Uses(f, algorithm.LoginAnswer)
+	if f == algorithm.RSA {
+		k := pub.(*rsa.PublicKey)
+		for _, u := range uses {
+			h := u.Digest.Hash()
+			switch {
+			case u.Scheme == algorithm.PKCS1v15 && scheme != SchemeRSAPSS:
+				if rsa.VerifyPKCS1v15(k, h, digest(h, msg), sig) == nil {
+					return nil
+				}
+			case u.Scheme == algorithm.PSS && scheme != SchemeRSAPKCS1v15:
+				if rsa.VerifyPSS(k, h, digest(h, msg), sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil {
+					return nil
+				}
+			}
 		}
 		return errors.New("RSA signature does not verify with the certificate's key")
-	case *ecdsa.PublicKey:
-		size := (k.Curve.Params().BitSize + 7) / 8
-		der := sig
-		if len(sig) == 2*size && !looksDER(sig) {
-			der = rawToDER(sig)
-		}
-		if sm2.IsSM2PublicKey(k) {
+	}
+	k := pub.(*ecdsa.PublicKey)
+	size := (k.Curve.Params().BitSize + 7) / 8
+	der := sig
+	if len(sig) == 2*size && !looksDER(sig) {
+		der = rawToDER(sig)
+	}
+	for _, u := range uses {
+		if u.Scheme == algorithm.SM2WithSM3 {
 			if sm2.VerifyASN1WithSM2(k, nil, msg, der) {
 				return nil
 			}
 			return errors.New("SM2 signature does not verify with the certificate's key")
 		}
-		var digest []byte
-		switch k.Curve {
-		case elliptic.P256():
-			h := sha256.Sum256(msg)
-			digest = h[:]
-		case elliptic.P384():
-			h := sha512.Sum384(msg)
-			digest = h[:]
-		case elliptic.P521():
-			h := sha512.Sum512(msg)
-			digest = h[:]
-		default:
-			return errors.New("unsupported elliptic curve")
-		}
-		if ecdsa.VerifyASN1(k, digest, der) {
+		if ecdsa.VerifyASN1(k, digest(u.Digest.Hash(), msg), der) {
 			return nil
 		}
-		return errors.New("ECDSA signature does not verify with the certificate's key")
 	}
-	return fmt.Errorf("unsupported certificate key type %T", pub)
+	return errors.New("ECDSA signature does not verify with the certificate's key")
 }
 
 // looksDER reports whether sig parses as a DER ECDSA signature.

@@ -3,10 +3,7 @@ package login
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -19,18 +16,21 @@ import (
 	"github.com/emmansun/gmsm/sm2"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"signsvr.dev/signsvr/pkg/algorithm"
 )
 
-// Token signature algorithms ("alg" header values).
+// Token signature algorithms ("alg" header values), from the algorithm table: the key's
+// family decides the one a token is signed with.
 const (
-	AlgRS256 = "RS256" // RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518)
-	AlgES256 = "ES256" // ECDSA P-256 with SHA-256, signature r||s, 32 bytes each (RFC 7518)
-	AlgES384 = "ES384" // ECDSA P-384 with SHA-384, r||s, 48 bytes each (RFC 7518)
-	// AlgSM2SM3 is defined by this package (no registered JOSE value exists): SM2
+	AlgRS256 = algorithm.JWSRS256 // RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518)
+	AlgES256 = algorithm.JWSES256 // ECDSA P-256 with SHA-256, signature r||s, 32 bytes each (RFC 7518)
+	AlgES384 = algorithm.JWSES384 // ECDSA P-384 with SHA-384, r||s, 48 bytes each (RFC 7518)
+	// AlgSM2SM3 is defined by this project (no registered JOSE value exists): SM2
 	// signature (GB/T 32918.2) over the JWS signing input with SM3 and the Z value of
 	// the default signer ID "1234567812345678"; the signature is r||s, 32 bytes each
 	// (big-endian, left-padded), as ES256 encodes ECDSA.
-	AlgSM2SM3 = "SM2SM3"
+	AlgSM2SM3 = algorithm.JWSSM2SM3
 )
 
 // Claims is the payload of a login token.
@@ -60,27 +60,29 @@ type tokenHeader struct {
 	Crit []string `json:"crit,omitempty"`
 }
 
-// algFor chooses the algorithm from the public key; a verifier does the same, so
-// the "alg" header can never choose a weaker check.
+// algFor chooses the algorithm from the public key, as the algorithm table's
+// LoginToken use of its family; a verifier does the same, so the "alg" header can
+// never choose a weaker check. size is the length of r and of s (0 for RSA).
 func algFor(pub crypto.PublicKey) (alg string, size int, err error) {
-	switch k := pub.(type) {
-	case *rsa.PublicKey:
-		if k.N.BitLen() < 2048 {
-			return "", 0, errors.New("RSA token key shorter than 2048 bits")
-		}
-		return AlgRS256, 0, nil
-	case *ecdsa.PublicKey:
-		switch {
-		case sm2.IsSM2PublicKey(k):
-			return AlgSM2SM3, 32, nil
-		case k.Curve == elliptic.P256():
-			return AlgES256, 32, nil
-		case k.Curve == elliptic.P384():
-			return AlgES384, 48, nil
-		}
-		return "", 0, errors.New("unsupported elliptic curve for tokens")
+	f, err := algorithm.Check(pub, algorithm.LoginToken)
+	if err != nil {
+		return "", 0, fmt.Errorf("token key: %w", err)
 	}
-	return "", 0, fmt.Errorf("unsupported token key type %T", pub)
+	alg, size = f.JWS()
+	return alg, size, nil
+}
+
+// tokenUse is the scheme and digest of a token key's family.
+func tokenUse(pub crypto.PublicKey) algorithm.Use {
+	u, _ := algorithm.Default(algorithm.Of(pub), algorithm.LoginToken)
+	return u
+}
+
+// digest is the hash h of msg.
+func digest(h crypto.Hash, msg []byte) []byte {
+	hh := h.New()
+	hh.Write(msg)
+	return hh.Sum(nil)
 }
 
 // tokenSigner signs tokens with a crypto.Signer (an HSM key, a file key).
@@ -114,18 +116,10 @@ func (t *tokenSigner) sign(rand io.Reader, c *Claims) (string, error) {
 	}
 	input := b64.EncodeToString(h) + "." + b64.EncodeToString(p)
 	var sig []byte
-	switch t.alg {
-	case AlgRS256:
-		d := sha256.Sum256([]byte(input))
-		sig, err = t.signer.Sign(rand, d[:], crypto.SHA256)
-	case AlgES256:
-		d := sha256.Sum256([]byte(input))
-		sig, err = t.signer.Sign(rand, d[:], crypto.SHA256)
-	case AlgES384:
-		d := sha512.Sum384([]byte(input))
-		sig, err = t.signer.Sign(rand, d[:], crypto.SHA384)
-	case AlgSM2SM3:
+	if u := tokenUse(t.pub); u.Scheme == algorithm.SM2WithSM3 {
 		sig, err = t.signer.Sign(rand, []byte(input), sm2.DefaultSM2SignerOpts)
+	} else {
+		sig, err = t.signer.Sign(rand, digest(u.Digest.Hash(), []byte(input)), u.Digest.Hash())
 	}
 	if err != nil {
 		return "", fmt.Errorf("login: sign token: %w", err)
@@ -172,38 +166,27 @@ func rawToDER(raw []byte) []byte {
 }
 
 func verifyJWS(pub crypto.PublicKey, alg string, input, sig []byte) error {
-	switch alg {
-	case AlgRS256:
-		k, ok := pub.(*rsa.PublicKey)
-		if !ok {
-			return errors.New("key does not fit alg")
-		}
-		d := sha256.Sum256(input)
-		return rsa.VerifyPKCS1v15(k, crypto.SHA256, d[:], sig)
-	case AlgES256, AlgES384, AlgSM2SM3:
-		k, ok := pub.(*ecdsa.PublicKey)
-		if a, size, err := algFor(pub); !ok || err != nil || a != alg {
-			return errors.New("key does not fit alg")
-		} else if len(sig) != 2*size {
-			return errors.New("signature has the wrong length")
-		}
-		der := rawToDER(sig)
-		switch alg {
-		case AlgES256:
-			d := sha256.Sum256(input)
-			ok = ecdsa.VerifyASN1(k, d[:], der)
-		case AlgES384:
-			d := sha512.Sum384(input)
-			ok = ecdsa.VerifyASN1(k, d[:], der)
-		default:
-			ok = sm2.VerifyASN1WithSM2(k, nil, input, der)
-		}
-		if !ok {
-			return errors.New("signature does not verify")
-		}
-		return nil
+	a, size, err := algFor(pub)
+	if err != nil || a != alg {
+		return errors.New("key does not fit alg")
 	}
-	return fmt.Errorf("unsupported alg %q", alg)
+	u := tokenUse(pub)
+	if u.Scheme == algorithm.PKCS1v15 {
+		return rsa.VerifyPKCS1v15(pub.(*rsa.PublicKey), u.Digest.Hash(), digest(u.Digest.Hash(), input), sig)
+	}
+	if len(sig) != 2*size {
+		return errors.New("signature has the wrong length")
+	}
+	k, der, ok := pub.(*ecdsa.PublicKey), rawToDER(sig), false
+	if u.Scheme == algorithm.SM2WithSM3 {
+		ok = sm2.VerifyASN1WithSM2(k, nil, input, der)
+	} else {
+		ok = ecdsa.VerifyASN1(k, digest(u.Digest.Hash(), input), der)
+	}
+	if !ok {
+		return errors.New("signature does not verify")
+	}
+	return nil
 }
 
 // VerifyOptions say what VerifyToken expects.

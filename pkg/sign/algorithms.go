@@ -2,20 +2,18 @@ package sign
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/asn1"
+	"fmt"
 	"hash"
 
-	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/sm3"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/cms"
 )
 
@@ -134,6 +132,15 @@ func digestFromOID(oid asn1.ObjectIdentifier) digestAlg {
 	return digestUnknown
 }
 
+// algorithm is the digest in the algorithm table (NoDigest for SHA-1, which is only
+// read, never written).
+func (d digestAlg) algorithm() algorithm.Digest {
+	if d == digestSM3 {
+		return algorithm.SM3
+	}
+	return algorithm.DigestOf(d.cryptoHash())
+}
+
 func digestFromHash(h crypto.Hash) digestAlg {
 	switch h {
 	case crypto.SHA256:
@@ -147,7 +154,7 @@ func digestFromHash(h crypto.Hash) digestAlg {
 }
 
 // keyKind is the family of a public key, read from the key itself (never from the
-// concrete type of the signer holding it).
+// concrete type of the signer holding it), as far as it decides the signature scheme.
 type keyKind int
 
 const (
@@ -166,32 +173,39 @@ func (k keyKind) String() string {
 	case keySM2:
 		return "SM2"
 	}
-	return "unsupported key"
+	return "unsupported"
 }
 
+// kindOf asks the algorithm table for the key's family: a key outside it (ECDSA on
+// P-521, say) is keyUnknown, which neither Sign nor Verify takes.
 func kindOf(pub crypto.PublicKey) keyKind {
-	switch p := pub.(type) {
-	case *rsa.PublicKey:
+	switch f := algorithm.Of(pub); {
+	case f == algorithm.RSA:
 		return keyRSA
-	case *ecdsa.PublicKey:
-		if sm2.IsSM2PublicKey(p) {
-			return keySM2
-		}
+	case f.IsECDSA():
 		return keyECDSA
+	case f == algorithm.SM2:
+		return keySM2
 	}
 	return keyUnknown
 }
 
-// signable reports whether Sign supports the key: RSA of at least 2048 bits, ECDSA on
-// P-256 or P-384, SM2.
-func signable(pub crypto.PublicKey) bool {
-	switch p := pub.(type) {
-	case *rsa.PublicKey:
-		return p.N != nil && p.N.BitLen() >= 2048
-	case *ecdsa.PublicKey:
-		return sm2.IsSM2PublicKey(p) || p.Curve == elliptic.P256() || p.Curve == elliptic.P384()
+// signable returns the family of a key Sign supports (the algorithm table's SignCMS:
+// RSA of at least 2048 bits, ECDSA on P-256 or P-384, SM2), or ErrUnsupportedKey
+// saying why not.
+func signable(pub crypto.PublicKey) (algorithm.Family, error) {
+	f, err := algorithm.Check(pub, algorithm.SignCMS)
+	if err != nil {
+		return f, fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
 	}
-	return false
+	return f, nil
+}
+
+// signingUse is the table's row for a scheme and digest Sign chose; ok is false when
+// the table does not allow them to the family.
+func signingUse(f algorithm.Family, s scheme, d digestAlg) (u algorithm.Use, ok bool) {
+	u = algorithm.Use{Scheme: s.algorithm(), Digest: d.algorithm()}
+	return u, algorithm.Allows(f, algorithm.SignCMS, u)
 }
 
 // scheme is a signature scheme as a SignerInfo names it.
@@ -215,6 +229,20 @@ func (s scheme) keyKind() keyKind {
 		return keySM2
 	}
 	return keyUnknown
+}
+
+func (s scheme) algorithm() algorithm.Scheme {
+	switch s {
+	case schemeRSAPKCS1:
+		return algorithm.PKCS1v15
+	case schemeRSAPSS:
+		return algorithm.PSS
+	case schemeECDSA:
+		return algorithm.ECDSA
+	case schemeSM2:
+		return algorithm.SM2WithSM3
+	}
+	return 0
 }
 
 // sigParams is a parsed signatureAlgorithm.

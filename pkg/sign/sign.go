@@ -14,6 +14,7 @@ import (
 	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
 
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/cms"
 )
 
@@ -50,8 +51,9 @@ type plan struct {
 
 func makePlan(pub crypto.PublicKey, o *Options) (plan, error) {
 	var p plan
-	if !signable(pub) {
-		return p, fmt.Errorf("%w: %T", ErrUnsupportedKey, pub)
+	fam, err := signable(pub)
+	if err != nil {
+		return p, err
 	}
 	p.kind = kindOf(pub)
 	switch p.kind {
@@ -72,7 +74,8 @@ func makePlan(pub crypto.PublicKey, o *Options) (plan, error) {
 			p.sigAlg.Algorithm = o.SM2SignatureOID
 		}
 	default:
-		p.digest = digestSHA256
+		def, _ := algorithm.Default(fam, algorithm.SignCMS)
+		p.digest = digestFromHash(def.Digest.Hash())
 		if o.Hash != 0 {
 			if p.digest = digestFromHash(o.Hash); p.digest == digestUnknown {
 				return p, fmt.Errorf("%w: hash %v (use SHA-256, SHA-384 or SHA-512)", ErrInvalidOptions, o.Hash)
@@ -94,15 +97,11 @@ func makePlan(pub crypto.PublicKey, o *Options) (plan, error) {
 			return p, fmt.Errorf("%w: PSS needs an RSA key", ErrInvalidOptions)
 		default:
 			p.scheme = schemeECDSA
-			switch p.digest {
-			case digestSHA256:
-				p.sigAlg.Algorithm = cms.OIDECDSAWithSHA256
-			case digestSHA384:
-				p.sigAlg.Algorithm = cms.OIDECDSAWithSHA384
-			case digestSHA512:
-				p.sigAlg.Algorithm = cms.OIDECDSAWithSHA512
-			}
+			p.sigAlg.Algorithm = algorithm.Use{Scheme: algorithm.ECDSA, Digest: p.digest.algorithm()}.SignatureOID()
 		}
+	}
+	if _, ok := signingUse(fam, p.scheme, p.digest); !ok {
+		return p, fmt.Errorf("%w: %v with %v", ErrInvalidOptions, p.digest, p.kind)
 	}
 	gm := false
 	switch o.Dialect {

@@ -13,6 +13,8 @@ import (
 	"github.com/emmansun/gmsm/sm2"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"signsvr.dev/signsvr/pkg/algorithm"
 )
 
 // digestInfoPrefix is the DER of DigestInfo up to the digest, per hash (RFC 8017 9.2
@@ -54,37 +56,23 @@ func hashMechanisms(h crypto.Hash) (ckm, mgf uint, err error) {
 	return 0, 0, fmt.Errorf("pkcs11: unsupported hash %v", h)
 }
 
-var (
-	oidP256 = asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}
-	oidP384 = asn1.ObjectIdentifier{1, 3, 132, 0, 34}
-	oidSM2  = asn1.ObjectIdentifier{1, 2, 156, 10197, 1, 301}
-)
-
-// curveFromParams reads CKA_EC_PARAMS (a named-curve OID).
+// curveFromParams reads CKA_EC_PARAMS (a named-curve OID). The curves are the
+// algorithm table's: P-256, P-384 and SM2.
 func curveFromParams(params []byte) (elliptic.Curve, error) {
 	var oid asn1.ObjectIdentifier
 	if rest, err := asn1.Unmarshal(params, &oid); err != nil || len(rest) != 0 {
 		return nil, errors.New("CKA_EC_PARAMS is not a named curve OID")
 	}
-	switch {
-	case oid.Equal(oidP256):
-		return elliptic.P256(), nil
-	case oid.Equal(oidP384):
-		return elliptic.P384(), nil
-	case oid.Equal(oidSM2):
-		return sm2.P256(), nil
+	if c := algorithm.ByCurveOID(oid).Curve(); c != nil {
+		return c, nil
 	}
 	return nil, fmt.Errorf("unsupported curve %v", oid)
 }
 
+// curveParams is the CKA_EC_PARAMS of a curve in the algorithm table.
 func curveParams(c elliptic.Curve) ([]byte, error) {
-	switch c {
-	case elliptic.P256():
-		return asn1.Marshal(oidP256)
-	case elliptic.P384():
-		return asn1.Marshal(oidP384)
-	case sm2.P256():
-		return asn1.Marshal(oidSM2)
+	if oid := algorithm.OfCurve(c).CurveOID(); oid != nil {
+		return asn1.Marshal(oid)
 	}
 	return nil, fmt.Errorf("unsupported curve %s", c.Params().Name)
 }
