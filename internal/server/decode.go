@@ -31,9 +31,20 @@ type requestCodec struct {
 	pending atomic.Int64
 }
 
-// newRequestCodec defers the decoding errors of the unary methods of services.
-func newRequestCodec(services ...string) *requestCodec {
+// newRequestCodec defers the decoding errors of the requests of the API's unary
+// methods.
+func newRequestCodec(api []protoreflect.MethodDescriptor) *requestCodec {
 	c := &requestCodec{CodecV2: encoding.GetCodecV2("proto"), deferred: map[protoreflect.FullName]bool{}}
+	for _, m := range api {
+		c.deferred[m.Input().FullName()] = true
+	}
+	return c
+}
+
+// unaryMethods lists the unary methods of the named services, from the registered
+// descriptors of the generated code.
+func unaryMethods(services ...string) []protoreflect.MethodDescriptor {
+	var out []protoreflect.MethodDescriptor
 	for _, name := range services {
 		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(name))
 		if err != nil {
@@ -42,11 +53,11 @@ func newRequestCodec(services ...string) *requestCodec {
 		methods := d.(protoreflect.ServiceDescriptor).Methods()
 		for i := range methods.Len() {
 			if m := methods.Get(i); !m.IsStreamingClient() && !m.IsStreamingServer() {
-				c.deferred[m.Input().FullName()] = true
+				out = append(out, m)
 			}
 		}
 	}
-	return c
+	return out
 }
 
 // Unmarshal decodes data into v; for a deferred request that does not decode, it

@@ -106,6 +106,12 @@ type Options struct {
 	// without the transport tuning of transport.go: the baseline its benchmarks
 	// compare against, and a way to rule the tuning out when diagnosing.
 	StockTransport bool
+	// Limits bound connections, streams and slow requests; zero fields take their
+	// defaults.
+	Limits Limits
+	// Reflection serves the gRPC reflection service (what grpcurl and ghz use to
+	// learn the API).
+	Reflection bool
 }
 
 // Server is a configured signsvr gRPC server.
@@ -137,6 +143,10 @@ type Server struct {
 	reserved            map[string]bool
 	stockTransport      bool
 	codec               *requestCodec
+	limits              Limits
+	reflection          bool
+	// unary are the full names of the API's unary methods ("/signsvr.v1.SignService/Sign").
+	unary map[string]bool
 }
 
 // New builds a server; it does not listen yet.
@@ -161,6 +171,8 @@ func New(o Options) (*Server, error) {
 		auditor:    o.Auditor,
 
 		stockTransport: o.StockTransport,
+		limits:         o.Limits.withDefaults(),
+		reflection:     o.Reflection,
 
 		clientValidator:     o.ClientValidator,
 		clientVerifyTimeout: DefaultClientVerifyTimeout,
@@ -220,8 +232,14 @@ func New(o Options) (*Server, error) {
 		// The audit interceptor (audit.go) is outermost: refusals are recorded too.
 		grpc.ChainUnaryInterceptor(s.auditInterceptors(s.securityInterceptors(o.Interceptors))...),
 	}
-	s.codec = newRequestCodec(serviceNames...)
+	api := unaryMethods(serviceNames...)
+	s.unary = make(map[string]bool, len(api))
+	for _, m := range api {
+		s.unary["/"+string(m.Parent().FullName())+"/"+string(m.Name())] = true
+	}
+	s.codec = newRequestCodec(api)
 	opts = append(opts, grpc.ForceServerCodecV2(s.codec))
+	opts = append(opts, s.limitOptions()...)
 	opts = append(opts, s.transportOptions()...)
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
@@ -236,7 +254,9 @@ func New(o Options) (*Server, error) {
 
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
+	if s.reflection {
+		reflection.Register(s.grpc)
+	}
 	s.setServing(true)
 	return s, nil
 }
@@ -276,7 +296,7 @@ func (s *Server) Run(ctx context.Context, lis net.Listener, drain time.Duration)
 		drain = DefaultShutdownTimeout
 	}
 	served := make(chan error, 1)
-	go func() { served <- s.grpc.Serve(s.listener(lis)) }()
+	go func() { served <- s.grpc.Serve(s.listener(s.limitListener(lis))) }()
 
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	defer stopPoll()
