@@ -24,7 +24,6 @@ import (
 	"github.com/emmansun/gmsm/smx509"
 
 	"signsvr.dev/signsvr/pkg/keystore"
-	"signsvr.dev/signsvr/pkg/keystore/soft"
 )
 
 // Store is the set of configured HSM keys. It is safe for concurrent use.
@@ -708,7 +707,7 @@ func (s *Store) loadKey(ctx context.Context, kc KeyConfig) (*Key, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cert_file: %v", err)
 		}
-		if chain, err = soft.ParseCertificatesPEM(b); err != nil {
+		if chain, err = keystore.ParseCertificatesPEM(b); err != nil {
 			return nil, fmt.Errorf("cert_file %s: %v", kc.CertFile, err)
 		}
 	}
@@ -729,8 +728,8 @@ func (s *Store) loadKey(ctx context.Context, kc KeyConfig) (*Key, error) {
 		if n.Cmp(pub.N) != 0 || !e.IsInt64() || e.Int64() != int64(pub.E) {
 			return nil, mismatch
 		}
-		if pub.N.BitLen() < soft.MinRSABits {
-			return nil, fmt.Errorf("RSA key of %d bits is too small", pub.N.BitLen())
+		if err := keystore.CheckRSABits(pub.N.BitLen()); err != nil {
+			return nil, err
 		}
 		k.kind, k.size = kindRSA, pub.Size()
 	case keyType == ckkEC:
