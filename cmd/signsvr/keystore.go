@@ -166,7 +166,7 @@ func openPKCS11(ctx context.Context, cfg *config.Config) (*pkcs11.Store, error) 
 		if err != nil {
 			return nil, fail(at("keys", j, "cert_file"), key+".cert_file", err)
 		}
-		chain, err := soft.ParseCertificatesPEM(b)
+		chain, err := keystore.ParseCertificatesPEM(b)
 		if err != nil {
 			return nil, fail(at("keys", j, "cert_file"), key+".cert_file", fmt.Errorf("%s: %w", kc.CertFile, err))
 		}

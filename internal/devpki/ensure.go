@@ -14,7 +14,6 @@ import (
 	"github.com/emmansun/gmsm/smx509"
 
 	"signsvr.dev/signsvr/pkg/keystore"
-	"signsvr.dev/signsvr/pkg/keystore/soft"
 )
 
 // KeyFile is one development key on disk: an unencrypted PKCS#8 PEM key and a PEM
@@ -280,13 +279,13 @@ func CertsPEM(certs ...*smx509.Certificate) []byte {
 	return buf.Bytes()
 }
 
-// ReadCertsPEM reads every CERTIFICATE block of a PEM file (soft.ParseCertificatesPEM).
+// ReadCertsPEM reads every CERTIFICATE block of a PEM file (keystore.ParseCertificatesPEM).
 func ReadCertsPEM(path string) ([]*smx509.Certificate, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("devpki: %w", err)
 	}
-	certs, err := soft.ParseCertificatesPEM(data)
+	certs, err := keystore.ParseCertificatesPEM(data)
 	if err != nil {
 		return nil, fmt.Errorf("devpki: %s: %w", path, err)
 	}

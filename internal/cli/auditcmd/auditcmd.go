@@ -25,7 +25,7 @@ import (
 	"github.com/emmansun/gmsm/smx509"
 
 	"signsvr.dev/signsvr/pkg/audit"
-	"signsvr.dev/signsvr/pkg/keystore/soft"
+	"signsvr.dev/signsvr/pkg/keystore"
 )
 
 // Exit codes.
@@ -161,7 +161,7 @@ func readCerts(path string) ([]*smx509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	certs, err := soft.ParseCertificatesPEM(data)
+	certs, err := keystore.ParseCertificatesPEM(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

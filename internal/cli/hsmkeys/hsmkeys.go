@@ -24,7 +24,6 @@ import (
 
 	"signsvr.dev/signsvr/pkg/keystore"
 	"signsvr.dev/signsvr/pkg/keystore/pkcs11"
-	"signsvr.dev/signsvr/pkg/keystore/soft"
 )
 
 const usage = `usage: signsvr keys <command> [flags]
@@ -225,7 +224,7 @@ func importCert(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	chain, err := soft.ParseCertificatesPEM(b)
+	chain, err := keystore.ParseCertificatesPEM(b)
 	if err != nil {
 		return fmt.Errorf("%s: %v", *certFile, err)
 	}

@@ -107,6 +107,7 @@ const (
 	ckrTokenNotRecognized         ckError = 0xE1
 	ckrUserAlreadyLoggedIn        ckError = 0x100
 	ckrUserNotLoggedIn            ckError = 0x101
+	ckrUserPINNotInitialized      ckError = 0x102
 	ckrCryptokiNotInitialized     ckError = 0x190
 	ckrCryptokiAlreadyInitialized ckError = 0x191
 )
@@ -127,6 +128,6 @@ var ckrNames = map[ckError]string{
 	ckrSessionClosed: "CKR_SESSION_CLOSED", ckrSessionCount: "CKR_SESSION_COUNT",
 	ckrSessionHandleInvalid: "CKR_SESSION_HANDLE_INVALID", ckrTokenNotPresent: "CKR_TOKEN_NOT_PRESENT",
 	ckrTokenNotRecognized: "CKR_TOKEN_NOT_RECOGNIZED", ckrUserAlreadyLoggedIn: "CKR_USER_ALREADY_LOGGED_IN",
-	ckrUserNotLoggedIn: "CKR_USER_NOT_LOGGED_IN", ckrCryptokiNotInitialized: "CKR_CRYPTOKI_NOT_INITIALIZED",
-	ckrCryptokiAlreadyInitialized: "CKR_CRYPTOKI_ALREADY_INITIALIZED",
+	ckrUserNotLoggedIn: "CKR_USER_NOT_LOGGED_IN", ckrUserPINNotInitialized: "CKR_USER_PIN_NOT_INITIALIZED",
+	ckrCryptokiNotInitialized: "CKR_CRYPTOKI_NOT_INITIALIZED", ckrCryptokiAlreadyInitialized: "CKR_CRYPTOKI_ALREADY_INITIALIZED",
 }

@@ -28,8 +28,12 @@
 // finds the object handles again, and the failed sign or decrypt, being idempotent, is
 // retried once. If that fails too a circuit breaker opens: requests fail fast with
 // keystore.ErrUnavailable and Store.Health reports the token down until a probe (a
-// request or a health check, every retry_interval, backing off) succeeds. No restart is
-// needed. A wrong PIN is the exception: retrying would lock the PIN, so it stays down.
+// request or a health check, every retry_interval, backing off) succeeds. Before a probe
+// the library is re-initialised (C_Finalize, C_Initialize) when the error says its view
+// of the token is stale, and after any failed probe: some libraries, SoftHSM2 among
+// them, see a token that was replaced or restored only then, and may keep a half-made
+// view of one that was being initialised. No restart is needed. A wrong PIN is the
+// exception: retrying would lock the PIN, so it stays down.
 //
 // # Mechanisms
 //

@@ -35,6 +35,9 @@ type fakeModule struct {
 	fault func(op string) error
 	// removed makes every call fail as if the device were unplugged.
 	removed bool
+	// atReinit changes the tokens at the next re-initialisation: the library's view of
+	// a token that changed outside it is only renewed then.
+	atReinit []func(map[uint]*fakeToken)
 
 	calls, concurrentUse, logins, reinits atomic.Int64
 }
@@ -48,6 +51,9 @@ type fakeToken struct {
 	// hidden tokens are not listed until the library is re-initialised after they
 	// come back (SoftHSM2 behaves so when its token directory is replaced).
 	hidden, back bool
+	// pinUnset is a token whose user PIN is not initialised: every login fails with
+	// CKR_USER_PIN_NOT_INITIALIZED.
+	pinUnset bool
 }
 
 type fakeSession struct {
@@ -180,9 +186,21 @@ func (m *fakeModule) Reinitialize() error {
 			t.hidden, t.back = false, false
 		}
 	}
+	if len(m.atReinit) > 0 {
+		m.atReinit[0](m.tokens)
+		m.atReinit = m.atReinit[1:]
+	}
 	m.mu.Unlock()
 	m.reloadObjects()
 	return nil
+}
+
+// atNextReinit queues a change of the tokens that the library shows from its next
+// re-initialisation not yet used by an earlier queued change.
+func (m *fakeModule) atNextReinit(f func(map[uint]*fakeToken)) {
+	m.mu.Lock()
+	m.atReinit = append(m.atReinit, f)
+	m.mu.Unlock()
 }
 
 // hideToken makes the token vanish (sessions end, handles die) until comeBack and a
@@ -302,6 +320,9 @@ func (m *fakeModule) Login(h sessionHandle, pin string) error {
 	defer m.mu.Unlock()
 	if tok.loggedIn {
 		return ckrUserAlreadyLoggedIn
+	}
+	if tok.pinUnset {
+		return ckrUserPINNotInitialized
 	}
 	if pin != tok.pin {
 		return ckrPINIncorrect

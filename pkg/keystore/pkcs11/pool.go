@@ -38,7 +38,15 @@ var errTokenNotFound = errors.New("token not found in any slot")
 // When the retry fails too, the circuit breaker opens: requests fail fast with
 // keystore.ErrUnavailable for RetryInterval, then one request (or a health check)
 // probes the token; success closes the breaker, failure keeps it open for twice as long
-// (up to 16x). A rejected PIN opens it for good, since retrying would lock the PIN.
+// (up to 16x). Only a failed probe doubles the wait: requests that were already in
+// flight when the token failed report the same failure and do not delay the first
+// probe. A rejected PIN opens it for good, since retrying would lock the PIN.
+//
+// The library is re-initialised before a probe when the error says its view of the
+// token is stale (needsReinit), and also after any failed probe: by then a fresh
+// session, a new login and handles found again did not help, and a library may keep a
+// stale view of a token behind an error code no list can foresee. Without that the
+// breaker could stay open for good while the token itself is healthy again.
 type token struct {
 	cfg   TokenConfig
 	sm2   *SM2Config
@@ -196,7 +204,7 @@ func (t *token) doWait(ctx context.Context, wait time.Duration, fn func(sessionH
 				t.pinErr = err
 				t.mu.Unlock()
 			}
-			t.trip(err)
+			t.trip(err, probe)
 			return t.unavailable(err)
 		}
 		t.mu.Lock()
@@ -223,7 +231,7 @@ func (t *token) doWait(ctx context.Context, wait time.Duration, fn func(sessionH
 			// A configured key is not in the token (it was reloaded or re-initialised
 			// without it): the token is down for this store until a probe finds it.
 			t.put(s)
-			t.trip(err)
+			t.trip(err, probe)
 			return t.unavailable(err)
 		default:
 			// The operation failed but the session and the token are fine (bad input,
@@ -234,7 +242,7 @@ func (t *token) doWait(ctx context.Context, wait time.Duration, fn func(sessionH
 		}
 	}
 	if sessionFatal(last) || handleStale(last) {
-		t.trip(last)
+		t.trip(last, probe)
 		return t.unavailable(last)
 	}
 	return last
@@ -295,23 +303,30 @@ func (t *token) up() {
 	t.mu.Unlock()
 }
 
-func (t *token) trip(err error) {
+// trip records a failure that makes the token unavailable. probe says whether the
+// failing call was the breaker's probe.
+func (t *token) trip(err error, probe bool) {
 	t.trips.Add(1)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.down {
+	if needsReinit(err) || (probe && t.down) {
+		t.needReinit = true
+	}
+	switch {
+	case !t.down:
+		t.backoff = t.retry
+	case probe:
 		t.backoff *= 2
 		if t.backoff > maxBackoffFactor*t.retry {
 			t.backoff = maxBackoffFactor * t.retry
 		}
-	} else {
-		t.backoff = t.retry
+	default:
+		// A request admitted before the breaker opened, failing the same way: the
+		// breaker already knows, and the first probe stays due when it was.
+		return
 	}
 	t.down, t.downErr = true, err
 	t.nextProbe = t.now().Add(t.backoff)
-	if needsReinit(err) {
-		t.needReinit = true
-	}
 }
 
 func (t *token) acquire(ctx context.Context, wait time.Duration) error {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -480,6 +481,147 @@ func TestTokenVanishesAndComesBack(t *testing.T) {
 		t.Error("the library was not re-initialised")
 	}
 	if err := s.Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTokenCaughtHalfInitialised is the sequence SoftHSM2 produced under load: the
+// token is re-initialised under the store (it vanishes, then a new one is made: first the
+// token, then its user PIN), and the probe re-initialises the library in between. The
+// library keeps that half-made view, so every login fails with
+// CKR_USER_PIN_NOT_INITIALIZED, even after the token is whole again, until the library is
+// re-initialised once more. The store must do that and serve again.
+func TestTokenCaughtHalfInitialised(t *testing.T) {
+	env := newFakeEnv(t, nil, fakePlans[:2])
+	s := env.open(t)
+	ctx := t.Context()
+	if err := signOnce(ctx, s, "rsa"); err != nil {
+		t.Fatal(err)
+	}
+	env.mod.hideToken(7)
+	env.mod.atNextReinit(func(tokens map[uint]*fakeToken) { tokens[7].hidden, tokens[7].pinUnset = false, true })
+	if err := signOnce(ctx, s, "rsa"); !errors.Is(err, keystore.ErrUnavailable) {
+		t.Fatalf("with the token gone: %v", err)
+	}
+	env.clock.Advance(time.Minute)
+	err := signOnce(ctx, s, "rsa")
+	if !errors.Is(err, keystore.ErrUnavailable) || !strings.Contains(err.Error(), "CKR_USER_PIN_NOT_INITIALIZED") {
+		t.Fatalf("with the library holding the half-made token: %v", err)
+	}
+	if st := s.Stats()[0]; st.Reinits != 1 || !st.Down {
+		t.Fatalf("stats after the first probe: %+v", st)
+	}
+	// The token is whole again (its PIN set, its keys restored); the library shows it
+	// from its next re-initialisation on.
+	env.mod.atNextReinit(func(tokens map[uint]*fakeToken) { tokens[7].pinUnset = false })
+	env.clock.Advance(time.Minute)
+	if err := signOnce(ctx, s, "rsa"); err != nil {
+		t.Fatalf("after the token was whole again: %v (stats %+v)", err, s.Stats()[0])
+	}
+	if err := signOnce(ctx, s, "p256"); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats()[0]; st.Reinits != 2 || st.Down {
+		t.Errorf("stats after healing: %+v", st)
+	}
+	if err := s.Health(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFailedProbeReinitialises: a library that keeps failing with an error of no known
+// class (here CKR_FUNCTION_FAILED on every C_OpenSession until it is re-initialised) is
+// re-initialised after a failed probe, so the breaker cannot stay open for good while
+// the token is healthy.
+func TestFailedProbeReinitialises(t *testing.T) {
+	env := newFakeEnv(t, nil, fakePlans[:1])
+	s := env.open(t)
+	ctx := t.Context()
+	if err := signOnce(ctx, s, "rsa"); err != nil {
+		t.Fatal(err)
+	}
+	var healed atomic.Bool
+	env.mod.setFault(func(op string) error {
+		if op == "OpenSession" && !healed.Load() {
+			return ckrFunctionFailed
+		}
+		return nil
+	})
+	env.mod.atNextReinit(func(map[uint]*fakeToken) { healed.Store(true) })
+	env.mod.closeAllSessions()
+	if err := signOnce(ctx, s, "rsa"); !errors.Is(err, keystore.ErrUnavailable) {
+		t.Fatalf("with C_OpenSession failing: %v", err)
+	}
+	env.clock.Advance(time.Minute)
+	if err := signOnce(ctx, s, "rsa"); !errors.Is(err, keystore.ErrUnavailable) || s.Stats()[0].Reinits != 0 {
+		t.Fatalf("first probe: %v (stats %+v), want ErrUnavailable and no re-initialisation yet", err, s.Stats()[0])
+	}
+	env.clock.Advance(time.Minute)
+	if err := signOnce(ctx, s, "rsa"); err != nil {
+		t.Fatalf("second probe: %v (stats %+v)", err, s.Stats()[0])
+	}
+	if st := s.Stats()[0]; st.Reinits != 1 || st.Down {
+		t.Errorf("stats after healing: %+v", st)
+	}
+}
+
+// gatedModule holds every C_Sign at a gate until the test opens it, so that several
+// requests are in flight when a fault hits.
+type gatedModule struct {
+	*fakeModule
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g *gatedModule) Sign(h sessionHandle, m mechanism, o objectHandle, d []byte) ([]byte, error) {
+	select {
+	case g.entered <- struct{}{}:
+	default:
+	}
+	<-g.gate
+	return g.fakeModule.Sign(h, m, o, d)
+}
+
+// TestInFlightFailuresDoNotDelayTheProbe: requests in flight when the device fails all
+// fail, but only the first opens the breaker; the others must not push the first probe
+// further out, so the store heals after one RetryInterval.
+func TestInFlightFailuresDoNotDelayTheProbe(t *testing.T) {
+	env := newFakeEnv(t, nil, fakePlans[:1])
+	g := &gatedModule{fakeModule: env.mod, entered: make(chan struct{}, 4), gate: make(chan struct{})}
+	close(g.gate) // open while the store loads
+	s, err := newStore(Config{Tokens: []TokenConfig{env.tc}, Keys: env.keys}, Options{Now: env.clock.Now},
+		func(string) (module, error) { return g, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	for len(g.entered) > 0 {
+		<-g.entered
+	}
+	g.gate = make(chan struct{})
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		go func() { errs <- signOnce(context.Background(), s, "rsa") }()
+	}
+	for i := 0; i < 4; i++ {
+		<-g.entered
+	}
+	env.mod.setRemoved(true)
+	close(g.gate)
+	for i := 0; i < 4; i++ {
+		if err := <-errs; !errors.Is(err, keystore.ErrUnavailable) {
+			t.Fatalf("request in flight: %v, want ErrUnavailable", err)
+		}
+	}
+	if st := s.Stats()[0]; st.BreakerTrips != 4 {
+		t.Fatalf("stats: %+v, want 4 trips", st)
+	}
+	env.mod.setRemoved(false)
+	env.clock.Advance(env.tc.RetryInterval + time.Millisecond)
+	if err := s.Health(t.Context()); err != nil {
+		t.Fatalf("Health one retry interval after the failures: %v", err)
+	}
+	if err := signOnce(t.Context(), s, "rsa"); err != nil {
 		t.Fatal(err)
 	}
 }

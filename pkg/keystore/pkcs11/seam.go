@@ -117,15 +117,18 @@ func handleStale(err error) bool {
 }
 
 // needsReinit reports whether err means the library's view of the token is stale: the
-// token vanished, the device failed, or its key is gone. Re-initialising the library is
-// the only way some libraries (SoftHSM2 among them) notice a token that came back.
+// token vanished, the device failed, its key is gone, or it has no user PIN. Re-initialising
+// the library is the only way some libraries (SoftHSM2 among them) notice a token that
+// came back. A token without a user PIN is one caught while being initialised (the token
+// is created first, its user PIN set afterwards): SoftHSM2 keeps that half-made view and
+// answers every login with CKR_USER_PIN_NOT_INITIALIZED until it is re-initialised.
 func needsReinit(err error) bool {
 	if errors.Is(err, errTokenNotFound) || errors.Is(err, errKeyMissing) {
 		return true
 	}
 	switch rvOf(err) {
 	case ckrDeviceRemoved, ckrDeviceError, ckrTokenNotPresent, ckrTokenNotRecognized,
-		ckrCryptokiNotInitialized, ckrSlotIDInvalid, ckrGeneralError:
+		ckrCryptokiNotInitialized, ckrSlotIDInvalid, ckrGeneralError, ckrUserPINNotInitialized:
 		return true
 	}
 	return false

@@ -64,10 +64,30 @@ func (s *softHSM) initToken(label string) {
 	s.util("--init-token", "--free", "--label", label, "--so-pin", "12345678", "--pin", s.pin)
 }
 
+// initTokenIn makes a token with the given label and the same PIN in tokenDir, a token
+// directory of its own that this installation's library does not read until it is
+// moved to s.tokenDir.
+func (s *softHSM) initTokenIn(tokenDir, label string) {
+	s.t.Helper()
+	if err := os.MkdirAll(tokenDir, 0o700); err != nil {
+		s.t.Fatal(err)
+	}
+	conf := tokenDir + ".conf"
+	if err := os.WriteFile(conf, []byte("directories.tokendir = "+tokenDir+"\nobjectstore.backend = file\nlog.level = ERROR\n"), 0o600); err != nil {
+		s.t.Fatal(err)
+	}
+	s.utilConf(conf, "--init-token", "--free", "--label", label, "--so-pin", "12345678", "--pin", s.pin)
+}
+
 func (s *softHSM) util(args ...string) string {
 	s.t.Helper()
+	return s.utilConf(s.conf, args...)
+}
+
+func (s *softHSM) utilConf(conf string, args ...string) string {
+	s.t.Helper()
 	cmd := exec.Command("softhsm2-util", args...)
-	cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+s.conf)
+	cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+conf)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		s.t.Fatalf("softhsm2-util %s: %v\n%s", strings.Join(args, " "), err, out)

@@ -48,9 +48,6 @@ import (
 	"signsvr.dev/signsvr/pkg/keystore"
 )
 
-// MinRSABits is the smallest RSA modulus the store accepts.
-const MinRSABits = 2048
-
 // KeyConfig names one key in configuration. Paths are used as given (the caller
 // resolves relative paths against its configuration directory).
 type KeyConfig struct {
@@ -214,8 +211,8 @@ func newKey(e Entry) (*Key, error) {
 	k := &Key{name: e.Name, usages: e.Usages, chain: append([]*smx509.Certificate(nil), e.Chain...)}
 	switch priv := e.Key.(type) {
 	case *rsa.PrivateKey:
-		if priv.N.BitLen() < MinRSABits {
-			return nil, fmt.Errorf("RSA key of %d bits is too small (at least %d)", priv.N.BitLen(), MinRSABits)
+		if err := keystore.CheckRSABits(priv.N.BitLen()); err != nil {
+			return nil, err
 		}
 		if err := priv.Validate(); err != nil {
 			return nil, fmt.Errorf("invalid RSA key: %w", err)
@@ -313,7 +310,7 @@ func load(kc KeyConfig) (Entry, error) {
 	if err != nil {
 		return fail("cert_file: %v", err)
 	}
-	chain, err := ParseCertificatesPEM(certPEM)
+	chain, err := keystore.ParseCertificatesPEM(certPEM)
 	if err != nil {
 		return fail("cert_file %s: %v", kc.CertFile, err)
 	}
@@ -391,27 +388,10 @@ func ParsePrivateKeyPEM(data, password []byte) (crypto.PrivateKey, error) {
 	}
 }
 
-// ParseCertificatesPEM reads every CERTIFICATE block, in order, and ignores others.
+// ParseCertificatesPEM is keystore.ParseCertificatesPEM.
+//
+// Deprecated: use keystore.ParseCertificatesPEM; the chain files of every backend are
+// read there.
 func ParseCertificatesPEM(data []byte) ([]*smx509.Certificate, error) {
-	var out []*smx509.Certificate
-	rest := data
-	for {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := smx509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("certificate %d: %v", len(out)+1, err)
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no CERTIFICATE PEM block found")
-	}
-	return out, nil
+	return keystore.ParseCertificatesPEM(data)
 }
