@@ -3,109 +3,17 @@ package main
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/base64"
-	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/emmansun/gmsm/sm2"
-	"github.com/emmansun/gmsm/smx509"
 	"google.golang.org/grpc"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
-	"signsvr.dev/signsvr/internal/config"
-	"signsvr.dev/signsvr/internal/server"
-	"signsvr.dev/signsvr/pkg/trust"
+	"signsvr.dev/signsvr/pkg/login"
 )
-
-// Development login: the challenge MAC key is random per data directory and kept in
-// it, so that restarts and a second instance on the same data directory accept each
-// other's challenges; tokens are signed by the development login key, an ECDSA P-256
-// key of the server's own (ES256, which every JWT library verifies) that no client
-// request can name.
-const (
-	devChallengeKeyFile = "login-challenge.key"
-	devTokenKey         = "login"
-	devAudience         = "signsvr-development"
-)
-
-// developmentLogin returns the login options of the embedded default.
-func developmentLogin(dataDir string) (*server.LoginOptions, error) {
-	key, err := ensureChallengeKey(filepath.Join(dataDir, devChallengeKeyFile))
-	if err != nil {
-		return nil, fmt.Errorf("development login key: %w", err)
-	}
-	return &server.LoginOptions{ChallengeKeys: [][]byte{key}, Audience: devAudience, TokenKey: devTokenKey}, nil
-}
-
-// ensureChallengeKey reads the key file, or creates it with a fresh random key. Two
-// instances starting at once agree: the key is written to a temporary file and linked
-// into place, which fails if the other instance was first, and then its key is read.
-func ensureChallengeKey(path string) ([]byte, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		return config.ParseChallengeKey(string(b))
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		return nil, err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".login-challenge-*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(base64.StdEncoding.EncodeToString(k) + "\n"); err != nil {
-		tmp.Close()
-		return nil, err
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if !errors.Is(err, os.ErrExist) {
-			return nil, err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, err
-		}
-		return config.ParseChallengeKey(string(b))
-	}
-	return k, nil
-}
-
-// productionLogin turns the login section into server options (nil: login off).
-func productionLogin(l *config.Login, getenv func(string) string) (*server.LoginOptions, error) {
-	if l == nil {
-		return nil, nil
-	}
-	keys, err := l.ChallengeKeys(getenv)
-	if err != nil {
-		return nil, err
-	}
-	o := &server.LoginOptions{
-		ChallengeKeys: keys, Audience: l.Audience, Issuer: l.Issuer,
-		ChallengeTTL: l.ChallengeTTL, TokenTTL: l.TokenTTL, ClockSkew: l.ClockSkew,
-		TokenKey: l.TokenKey, TokenKeyID: l.TokenKeyID, Purpose: trust.PurposeClientAuth,
-	}
-	if l.Purpose == "sign" {
-		o.Purpose = trust.PurposeSign
-	}
-	return o, nil
-}
 
 // runLogin is `signsvr login`: a certificate login from the command line, as a
 // business system's front end would do it. It asks for a challenge, signs it with
@@ -143,7 +51,7 @@ func runLogin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if err != nil {
 			return err
 		}
-		sig, err := SignChallenge(key, []byte(ch.GetChallenge()))
+		sig, err := login.SignChallenge(key, []byte(ch.GetChallenge()))
 		if err != nil {
 			return err
 		}
@@ -172,61 +80,15 @@ func runLogin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return exitOK
 }
 
-// SignChallenge signs a login challenge as AuthService expects a raw signature: RSA
-// PKCS#1 v1.5 with SHA-256, ECDSA with SHA-256 / SHA-384 / SHA-512 by curve, SM2 with
-// SM3 and the default user ID (DER signatures).
-func SignChallenge(key crypto.Signer, msg []byte) ([]byte, error) {
-	switch pub := key.Public().(type) {
-	case *rsa.PublicKey:
-		d := sha256.Sum256(msg)
-		return key.Sign(rand.Reader, d[:], crypto.SHA256)
-	case *ecdsa.PublicKey:
-		if sm2.IsSM2PublicKey(pub) {
-			return key.Sign(rand.Reader, msg, sm2.DefaultSM2SignerOpts)
-		}
-		switch pub.Curve {
-		case elliptic.P256():
-			d := sha256.Sum256(msg)
-			return key.Sign(rand.Reader, d[:], crypto.SHA256)
-		case elliptic.P384():
-			d := sha512.Sum384(msg)
-			return key.Sign(rand.Reader, d[:], crypto.SHA384)
-		case elliptic.P521():
-			d := sha512.Sum512(msg)
-			return key.Sign(rand.Reader, d[:], crypto.SHA512)
-		}
-	}
-	return nil, errors.New("unsupported key for a login signature")
-}
-
-// loadSigner reads a PEM private key: PKCS#8, SEC 1 EC or PKCS#1 RSA (SM2 in PKCS#8
-// or SEC 1).
+// loadSigner reads a PEM private key file (see login.ParseSignerPEM).
 func loadSigner(path string) (crypto.Signer, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("%s: no PEM block", path)
-	}
-	var k any
-	switch blk.Type {
-	case "PRIVATE KEY":
-		k, err = smx509.ParsePKCS8PrivateKey(blk.Bytes)
-	case "EC PRIVATE KEY":
-		k, err = smx509.ParseTypedECPrivateKey(blk.Bytes)
-	case "RSA PRIVATE KEY":
-		k, err = smx509.ParsePKCS1PrivateKey(blk.Bytes)
-	default:
-		return nil, fmt.Errorf("%s: unsupported PEM block %q (encrypted keys are not read here)", path, blk.Type)
-	}
+	s, err := login.ParseSignerPEM(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	s, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("%s: not a signing key", path)
 	}
 	return s, nil
 }
