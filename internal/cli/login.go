@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -15,11 +15,11 @@ import (
 	"signsvr.dev/signsvr/pkg/login"
 )
 
-// runLogin is `signsvr login`: a certificate login from the command line, as a
+// Login is `signsvr login`: a certificate login from the command line, as a
 // business system's front end would do it. It asks for a challenge, signs it with
 // the local key (raw, or as CMS through the server's own Sign when --sign-key names a
 // server key), and prints the token.
-func runLogin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func Login(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var c clientFlags
 	fs := flag.NewFlagSet("login", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -28,21 +28,21 @@ func runLogin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	keyFile := fs.String("key", "", "PEM private key of the user (PKCS#8, SEC 1 or PKCS#1; RSA, ECDSA or SM2)")
 	asJSON := fs.Bool("json", false, "print the full response as JSON")
 	if !parseFlags(fs, args, stderr) {
-		return exitUsage
+		return ExitUsage
 	}
 	if *certFile == "" || *keyFile == "" {
 		fmt.Fprintln(stderr, "signsvr login: --cert and --key are required")
-		return exitUsage
+		return ExitUsage
 	}
 	certs, err := certsFromFile(*certFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "signsvr login: %v\n", err)
-		return exitFailure
+		return ExitFailure
 	}
 	key, err := loadSigner(*keyFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "signsvr login: %v\n", err)
-		return exitFailure
+		return ExitFailure
 	}
 	var resp *signsvrv1.LoginResponse
 	err = c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
@@ -66,7 +66,7 @@ func runLogin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *asJSON {
 		if err := printJSON(stdout, resp); err != nil {
 			fmt.Fprintf(stderr, "signsvr login: %v\n", err)
-			return exitFailure
+			return ExitFailure
 		}
 	} else if resp.GetAuthenticated() {
 		fmt.Fprintf(stdout, "logged in: %s\nexpires: %s\ntoken: %s\n", resp.GetIdentity().GetSubject(),
@@ -75,9 +75,9 @@ func runLogin(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stdout, "refused: %s (%s)\n", resp.GetRefusalReason(), resp.GetRefusalMessage())
 	}
 	if !resp.GetAuthenticated() {
-		return exitFailure
+		return ExitFailure
 	}
-	return exitOK
+	return ExitOK
 }
 
 // loadSigner reads a PEM private key file (see login.ParseSignerPEM).

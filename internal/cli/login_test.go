@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"strings"
@@ -21,7 +21,7 @@ func TestCLILogin(t *testing.T) {
 	// digitalSignature): refused, exit 1.
 	code, out, _ := cli(t, shared.addr, nil, "login",
 		"--cert", devFile("keys", "rsa-enc.chain.pem"), "--key", devFile("keys", "rsa-enc.key.pem"))
-	if code != exitFailure || !strings.Contains(string(out), "refused: certificate_wrong_usage") {
+	if code != ExitFailure || !strings.Contains(string(out), "refused: certificate_wrong_usage") {
 		t.Errorf("login with an encryption certificate: exit %d %s", code, out)
 	}
 }
