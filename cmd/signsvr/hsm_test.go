@@ -90,11 +90,10 @@ func newHSMEnv(t *testing.T) *hsmEnv {
 	if err := os.MkdirAll(e.tokenDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	conf := "directories.tokendir = " + e.tokenDir + "\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n"
-	e.write(t, "softhsm2.conf", conf)
+	e.writeConf(t, "softhsm2.conf", e.tokenDir)
 	e.write(t, "pin", e.pin+"\n")
 	t.Setenv("SOFTHSM2_CONF", e.conf)
-	e.initToken(t)
+	e.initToken(t, e.conf)
 
 	ossl := func(args ...string) string { return runTool(t, nil, "openssl", args...) }
 	ossl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", e.path("ca.key"))
@@ -179,9 +178,17 @@ func (e *hsmEnv) read(t *testing.T, p string) string {
 	return string(b)
 }
 
-func (e *hsmEnv) initToken(t *testing.T) {
+// writeConf writes a SoftHSM2 configuration keeping its tokens in tokenDir.
+func (e *hsmEnv) writeConf(t *testing.T, name, tokenDir string) string {
 	t.Helper()
-	runTool(t, []string{"SOFTHSM2_CONF=" + e.conf}, "softhsm2-util", "--init-token", "--free", "--label", e.label,
+	return e.write(t, name, "directories.tokendir = "+tokenDir+"\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n")
+}
+
+// initToken initialises a token labelled e.label, with e.pin as its user PIN, in the
+// token directory of the SoftHSM2 configuration conf.
+func (e *hsmEnv) initToken(t *testing.T, conf string) {
+	t.Helper()
+	runTool(t, []string{"SOFTHSM2_CONF=" + conf}, "softhsm2-util", "--init-token", "--free", "--label", e.label,
 		"--so-pin", "27182818", "--pin", e.pin)
 }
 
@@ -454,6 +461,38 @@ func closeAllSessions(t *testing.T, label string) {
 	t.Fatalf("token %q not found", label)
 }
 
+// waitTimeout bounds every wait for the server to reach a state. It only turns a hang
+// into a failure: nothing depends on how soon the state is reached.
+const waitTimeout = 2 * time.Minute
+
+// eventually polls cond until it holds, and fails the test with the message of
+// failure once waitTimeout has passed first.
+func eventually(t *testing.T, cond func() bool, failure func() string) {
+	t.Helper()
+	deadline := time.NewTimer(waitTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatal(failure())
+		case <-tick.C:
+		}
+	}
+}
+
+// removeAllEventually removes dir, trying again while it fails: a SoftHSM2 in this
+// process that still looks at a token there creates its lock files as it reads, and
+// a file created between RemoveAll's listing and its final rmdir makes it fail with
+// "directory not empty".
+func removeAllEventually(t *testing.T, dir string) {
+	t.Helper()
+	var err error
+	eventually(t, func() bool { err = os.RemoveAll(dir); return err == nil },
+		func() string { return fmt.Sprintf("cannot remove %s: %v", dir, err) })
+}
+
 // TestHSMServerHealsUnderLoad produces real faults in SoftHSM2 under concurrent gRPC
 // load: every session closed under the pool (three times), then the token replaced by
 // an empty one of the same label and later restored. Calls in flight may fail with
@@ -465,6 +504,15 @@ func closeAllSessions(t *testing.T, label string) {
 // libsofthsm2 2.6.1 segfaults when C_CloseAllSessions frees a session another thread is
 // inside C_Sign with (pkg/keystore/pkcs11's fault test holds the library's lock for the
 // same reason). Every idle session of the pool is still dead when the load resumes.
+//
+// The token directories are swapped by renaming, never written or removed while the
+// server's SoftHSM2 may read them: a rename is atomic, whereas the library creates
+// lock files in a token directory whenever it reads it (a RemoveAll of it races), and
+// a token initialised in place can be seen half made. The empty token is made in a
+// directory of its own before it moves in, and removed once the server has stopped.
+//
+// Every wait polls what the server shows (the count of successful or Unavailable
+// calls, the health status) under waitTimeout; none assumes how fast the machine is.
 func TestHSMServerHealsUnderLoad(t *testing.T) {
 	e := newHSMEnv(t)
 	ds, c := startHSMServer(t, e)
@@ -475,7 +523,7 @@ func TestHSMServerHealsUnderLoad(t *testing.T) {
 	ecEnv := runToolBytes(t, "openssl", "cms", "-encrypt", "-binary", "-in", e.path("load.txt"), "-outform", "DER",
 		"-aes-256-gcm", "-recip", e.certs["hsm-p256-enc"], "-keyopt", "ecdh_kdf_md:sha256")
 	call := func(i int) error {
-		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, waitTimeout)
 		defer cancel()
 		switch i % 4 {
 		case 0:
@@ -499,7 +547,7 @@ func TestHSMServerHealsUnderLoad(t *testing.T) {
 		}
 	}
 	healthStatus := func() healthpb.HealthCheckResponse_ServingStatus {
-		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		hctx, cancel := context.WithTimeout(ctx, waitTimeout)
 		defer cancel()
 		r, err := c.health.Check(hctx, &healthpb.HealthCheckRequest{})
 		if err != nil {
@@ -516,6 +564,19 @@ func TestHSMServerHealsUnderLoad(t *testing.T) {
 		misreported           atomic.Int64
 		otherErr              atomic.Value
 	)
+	// backOff is a client's pause before it retries a server that said it is down, so
+	// that the load does not spin on fast failures; it waits for nothing, and its
+	// length changes only how many calls fail, never the outcome.
+	backOff := func() bool {
+		pause := time.NewTimer(5 * time.Millisecond)
+		defer pause.Stop()
+		select {
+		case <-stop:
+			return false
+		case <-pause.C:
+			return true
+		}
+	}
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
 		go func(g int) {
@@ -534,7 +595,9 @@ func TestHSMServerHealsUnderLoad(t *testing.T) {
 					ok.Add(1)
 				case codes.Unavailable:
 					unavailable.Add(1)
-					time.Sleep(5 * time.Millisecond)
+					if !backOff() {
+						return
+					}
 				case codes.ResourceExhausted:
 					busy.Add(1)
 				case codes.InvalidArgument:
@@ -542,7 +605,9 @@ func TestHSMServerHealsUnderLoad(t *testing.T) {
 						// A decryption that met the token down, reported as if the
 						// message were bad: checked below.
 						misreported.Add(1)
-						time.Sleep(5 * time.Millisecond)
+						if !backOff() {
+							return
+						}
 						break
 					}
 					fallthrough
@@ -552,26 +617,24 @@ func TestHSMServerHealsUnderLoad(t *testing.T) {
 			}
 		}(g)
 	}
+	// The load stops before the server does, also when the test fails half way.
+	var stopOnce sync.Once
+	stopLoad := func() {
+		stopOnce.Do(func() { close(stop) })
+		wg.Wait()
+	}
+	t.Cleanup(stopLoad)
 	waitOK := func(what string) {
 		t.Helper()
 		n := ok.Load()
-		deadline := time.Now().Add(30 * time.Second)
-		for ok.Load() < n+40 {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: the server did not serve again (ok %d, unavailable %d)\n%s", what, ok.Load(), unavailable.Load(), ds.stderr.String())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		eventually(t, func() bool { return ok.Load() >= n+40 }, func() string {
+			return fmt.Sprintf("%s: the server did not serve again (ok %d, unavailable %d)\n%s", what, ok.Load(), unavailable.Load(), ds.stderr.String())
+		})
 	}
 	waitHealth := func(want healthpb.HealthCheckResponse_ServingStatus, what string) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for healthStatus() != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: health never became %v", what, want)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		eventually(t, func() bool { return healthStatus() == want },
+			func() string { return fmt.Sprintf("%s: health never became %v", what, want) })
 	}
 
 	waitOK("warm-up")
@@ -585,26 +648,27 @@ func TestHSMServerHealsUnderLoad(t *testing.T) {
 		t.Error("health is not SERVING after the pool recovered from closed sessions")
 	}
 
-	// The token goes: an empty token of the same label takes its place.
-	saved := e.path("tokens.saved")
+	// The token goes: an empty token of the same label takes its place. It is made
+	// whole beside the token directory first, so that the server's SoftHSM2 never sees
+	// it half made (initialised but without its user PIN yet, which it would keep
+	// refusing the login with after the real token came back).
+	saved, staged, emptied := e.path("tokens.saved"), e.path("tokens.staged"), e.path("tokens.emptied")
+	if err := os.MkdirAll(staged, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e.initToken(t, e.writeConf(t, "softhsm2-staged.conf", staged))
 	if err := os.Rename(e.tokenDir, saved); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(e.tokenDir, 0o700); err != nil {
+	if err := os.Rename(staged, e.tokenDir); err != nil {
 		t.Fatal(err)
 	}
-	e.initToken(t)
 	un := unavailable.Load()
 	waitHealth(healthpb.HealthCheckResponse_NOT_SERVING, "token replaced by an empty one")
-	deadline := time.Now().Add(20 * time.Second)
-	for unavailable.Load() < un+5 {
-		if time.Now().After(deadline) {
-			t.Fatal("calls did not fail with Unavailable while the keys were gone")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	// The token comes back with its keys.
-	if err := os.RemoveAll(e.tokenDir); err != nil {
+	eventually(t, func() bool { return unavailable.Load() >= un+5 },
+		func() string { return "calls did not fail with Unavailable while the keys were gone" })
+	// The token comes back with its keys; the empty one moves aside.
+	if err := os.Rename(e.tokenDir, emptied); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(saved, e.tokenDir); err != nil {
@@ -612,8 +676,7 @@ func TestHSMServerHealsUnderLoad(t *testing.T) {
 	}
 	waitOK("after the token came back")
 	waitHealth(healthpb.HealthCheckResponse_SERVING, "token restored")
-	close(stop)
-	wg.Wait()
+	stopLoad()
 	if v := otherErr.Load(); v != nil {
 		var causes []string
 		for _, l := range strings.Split(ds.stderr.String(), "\n") {
@@ -638,9 +701,11 @@ func TestHSMServerHealsUnderLoad(t *testing.T) {
 		// Decrypter / KeyAgreer, the token's among them, into ErrDecrypt.
 		t.Errorf("%d decryptions that met the token down failed with INVALID_ARGUMENT (DECRYPTION_FAILED) instead of UNAVAILABLE", n)
 	}
+	ds.shutdown(t)
 	if !strings.Contains(ds.stderr.String(), "key backend is down: NOT_SERVING") || !strings.Contains(ds.stderr.String(), "key backend is back: SERVING") {
 		t.Errorf("the log does not record the outage")
 	}
+	removeAllEventually(t, emptied)
 }
 
 // TestHSMBadConfigNamesLine: each configuration mistake stops the server at startup

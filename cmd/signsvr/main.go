@@ -6,15 +6,20 @@
 //	signsvr envelope  (--cert F | --to NAME)... [--in F] [--out F] [--pem]
 //	signsvr decrypt   --key NAME [--in F] [--out F]
 //	signsvr keys list [--json]
+//	signsvr keys generate|csr|import-cert --module LIB --token LABEL (--pin-file F | --pin-env VAR) ...
 //	signsvr login     --cert F --key F [--json]
 //	signsvr audit verify [--cert audit.pem] FILE|DIR...
 //
 // `signsvr serve` with no flags is the embedded development default: it creates a
 // development PKI in ./signsvr-data on first start and serves on 127.0.0.1:50051.
-// Every other command talks to a running server (--addr, default 127.0.0.1:50051 or
-// $SIGNSVR_ADDR), reads stdin unless --in is given and writes stdout unless --out is.
-// Errors go to stderr with a non-zero exit code; `verify` exits 0 only when every
-// signature verifies with a trusted certificate.
+// `keys generate|csr|import-cert` work on an HSM token directly and `audit verify` on
+// log files; every other command talks to a running server (--addr, default
+// 127.0.0.1:50051 or $SIGNSVR_ADDR), reads stdin unless --in is given and writes
+// stdout unless --out is. Errors go to stderr with a non-zero exit code; `verify`
+// exits 0 only when every signature verifies with a trusted certificate.
+//
+// This package is the flags of serve and the dispatch to the commands: internal/app
+// builds and runs the server, internal/cli holds the client commands.
 package main
 
 import (
@@ -25,14 +30,15 @@ import (
 	"os/signal"
 	"syscall"
 
+	clicmd "signsvr.dev/signsvr/internal/cli"
 	"signsvr.dev/signsvr/internal/cli/auditcmd"
 )
 
 // Exit codes.
 const (
-	exitOK      = 0
-	exitFailure = 1 // an error, or a verification that did not pass
-	exitUsage   = 2
+	exitOK      = clicmd.ExitOK
+	exitFailure = clicmd.ExitFailure // an error, or a verification that did not pass
+	exitUsage   = clicmd.ExitUsage
 )
 
 func main() {
@@ -51,11 +57,14 @@ Usage:
   signsvr envelope  (--cert F | --to NAME)... [--in F] [--out F] [--pem] [options]
   signsvr decrypt   --key NAME [--in F] [--out F]
   signsvr keys list [--json]
+  signsvr keys generate|csr|import-cert --module LIB --token LABEL --pin-file F [flags]
+                                                      (HSM keys over PKCS#11, no server)
   signsvr login     --cert F --key F [--json]           (certificate login, prints the token)
   signsvr audit verify [--cert audit.pem] FILE|DIR...   (offline, no server)
 
 Client commands take --addr (default $SIGNSVR_ADDR or 127.0.0.1:50051) and, for a
-TLS server, --tls-ca, --tls-cert and --tls-key. Run "signsvr COMMAND -h" for flags.
+TLS server, --tls-ca, --tls-cert and --tls-key. Run "signsvr COMMAND -h" (or
+"signsvr keys generate -h" and so on) for flags.
 `
 
 // run is main without the process: it returns the exit code.
@@ -69,17 +78,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "serve":
 		return runServe(ctx, rest, stderr, nil)
 	case "sign":
-		return runSign(ctx, rest, stdin, stdout, stderr)
+		return clicmd.Sign(ctx, rest, stdin, stdout, stderr)
 	case "verify":
-		return runVerify(ctx, rest, stdin, stdout, stderr)
+		return clicmd.Verify(ctx, rest, stdin, stdout, stderr)
 	case "envelope":
-		return runEnvelope(ctx, rest, stdin, stdout, stderr)
+		return clicmd.Envelope(ctx, rest, stdin, stdout, stderr)
 	case "decrypt":
-		return runDecrypt(ctx, rest, stdin, stdout, stderr)
+		return clicmd.Decrypt(ctx, rest, stdin, stdout, stderr)
 	case "keys":
-		return runKeys(ctx, rest, stdin, stdout, stderr)
+		return clicmd.Keys(ctx, rest, stdin, stdout, stderr)
 	case "login":
-		return runLogin(ctx, rest, stdout, stderr)
+		return clicmd.Login(ctx, rest, stdout, stderr)
 	case "audit":
 		// Offline: reads audit log files, needs no server.
 		return auditcmd.Run(rest, stdout, stderr)

@@ -2,33 +2,16 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"os"
-	"strings"
-	"time"
 
-	"signsvr.dev/signsvr/internal/config"
-	"signsvr.dev/signsvr/internal/devpki"
-	"signsvr.dev/signsvr/internal/server"
-	"signsvr.dev/signsvr/pkg/keystore/soft"
-	"signsvr.dev/signsvr/pkg/trust"
+	"signsvr.dev/signsvr/internal/app"
 )
 
-// servePlan is everything serve needs, from the development default or a config file.
-type servePlan struct {
-	opts   server.Options
-	listen string
-	drain  time.Duration
-	close  func()
-}
-
-// runServe is `signsvr serve`. onListen, when set (tests), learns the bound address.
+// runServe is `signsvr serve`: its flags, then internal/app builds and runs the
+// server. onListen, when set (tests), learns the bound address.
 func runServe(ctx context.Context, args []string, stderr io.Writer, onListen func(net.Addr)) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -37,8 +20,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, onListen fun
 	listen := fs.String("listen", "", "address to listen on (default 127.0.0.1:50051, or the config's listen)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides the config)")
 	cpuProfile := fs.String("cpu-profile", "", "write a pprof CPU profile of the whole run to this file (performance work)")
-	gcPercent := fs.Int("gc-percent", defaultGCPercent, "garbage collector target percentage (GOGC; the GOGC variable wins when set)")
-	memoryLimit := fs.String("memory-limit", defaultMemoryLimit, "soft memory limit, e.g. 100MiB, 1GiB, 0 for none (GOMEMLIMIT; the variable wins when set)")
+	gcPercent := fs.Int("gc-percent", app.DefaultGCPercent, "garbage collector target percentage (GOGC; the GOGC variable wins when set)")
+	memoryLimit := fs.String("memory-limit", app.DefaultMemoryLimit, "soft memory limit, e.g. 100MiB, 1GiB, 0 for none (GOMEMLIMIT; the variable wins when set)")
 	memProfile := fs.String("mem-profile", "", "write a pprof allocation profile to this file at shutdown (performance work)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -47,7 +30,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, onListen fun
 		fmt.Fprintf(stderr, "signsvr serve: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	if _, err := parseBytes(*memoryLimit); err != nil || (*gcPercent <= 0 && *gcPercent != -1) {
+	if _, err := app.ParseBytes(*memoryLimit); err != nil || (*gcPercent <= 0 && *gcPercent != -1) {
 		fmt.Fprintf(stderr, "signsvr serve: --gc-percent must be positive (or -1) and --memory-limit a size such as 100MiB\n")
 		return exitUsage
 	}
@@ -58,241 +41,18 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, onListen fun
 		return exitUsage
 	}
 
-	var (
-		plan *servePlan
-		err  error
-	)
-	if *cfgPath != "" {
-		plan, err = productionPlan(*cfgPath, *logLevel, stderr)
-	} else {
-		plan, err = developmentPlan(*dataDir, *logLevel, stderr)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "signsvr serve: %v\n", err)
-		return exitFailure
-	}
-	defer plan.close()
-	if *listen != "" {
-		plan.listen = *listen
-	}
-	log := plan.opts.Logger
-	if err := gcSettings(*gcPercent, *memoryLimit, os.Getenv, log); err != nil {
-		fmt.Fprintf(stderr, "signsvr serve: %v\n", err)
-		return exitUsage
-	}
-
-	srv, err := server.New(plan.opts)
-	if err != nil {
-		log.Error("cannot build the server", slog.String("error", err.Error()))
-		return exitFailure
-	}
-	lis, err := net.Listen("tcp", plan.listen)
-	if err != nil {
-		log.Error("cannot listen", slog.String("listen", plan.listen), slog.String("error", err.Error()))
-		return exitFailure
-	}
-	stopProfiles, err := startProfiles(*cpuProfile, *memProfile)
-	if err != nil {
-		log.Error("cannot profile", slog.String("error", err.Error()))
-		return exitFailure
-	}
-	defer stopProfiles(log)
-	log.Info("serving", slog.String("listen", lis.Addr().String()), slog.Bool("tls", plan.opts.TLS != nil))
-	if onListen != nil {
-		onListen(lis.Addr())
-	}
-	if err := srv.Run(ctx, lis, plan.drain); err != nil {
-		log.Error("serving failed", slog.String("error", err.Error()))
-		return exitFailure
-	}
-	log.Info("stopped")
-	return exitOK
-}
-
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log level %q: %v", level, err)
-	}
-	ho := &slog.HandlerOptions{Level: l}
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, ho)), nil
-	}
-	return slog.New(slog.NewTextHandler(w, ho)), nil
-}
-
-// developmentPlan is the embedded default: a development PKI in dataDir (made on first
-// start, reused after), its keys in the soft store, its roots as the only trust
-// anchors, no revocation checks, plaintext on loopback.
-func developmentPlan(dataDir, logLevel string, stderr io.Writer) (*servePlan, error) {
-	if logLevel == "" {
-		logLevel = "info"
-	}
-	log, err := newLogger(stderr, logLevel, "text")
-	if err != nil {
-		return nil, err
-	}
-	created := false
-	if _, err := os.Stat(dataDir); errors.Is(err, os.ErrNotExist) {
-		created = true
-	}
-	pki, err := devpki.Ensure(dataDir, time.Now)
-	if err != nil {
-		return nil, err
-	}
-	keys := make([]soft.KeyConfig, 0, len(pki.Keys))
-	names := make([]string, 0, len(pki.Keys))
-	for _, k := range pki.Keys {
-		keys = append(keys, soft.KeyConfig{
-			Name: k.Name, KeyFile: k.KeyPath, CertFile: k.CertPath,
-			Usages: strings.Split(k.Usage.String(), ","),
-		})
-		names = append(names, k.Name)
-	}
-	store, err := soft.New(keys)
-	if err != nil {
-		return nil, err
-	}
-	v, err := trust.New(trust.Config{Anchors: pki.Roots, Revocation: trust.RevocationConfig{Disabled: true}})
-	if err != nil {
-		return nil, err
-	}
-	what := "reusing the development PKI"
-	if created {
-		what = "created a new development PKI"
-	}
-	banner := strings.Repeat("!", 78)
-	log.Warn(banner)
-	log.Warn("DEVELOPMENT SETUP: NOT FOR PRODUCTION. No TLS, no client authentication, " +
-		"throw-away keys in plain files. Start with --config FILE for production.")
-	log.Warn("development PKI", slog.String("action", what), slog.String("data_dir", pki.Dir),
-		slog.String("trust_anchors", pki.RootsPath), slog.String("keys", strings.Join(names, ",")))
-	log.Warn(banner)
-	loginOpts, err := developmentLogin(pki.Dir)
-	if err != nil {
-		v.Close()
-		store.Close()
-		return nil, err
-	}
-	nr, err := developmentNonRepudiation(pki, log) // nonrepudiation.go
-	if err != nil {
-		v.Close()
-		store.Close()
-		return nil, err
-	}
-	loginOpts.Store = nr.own // the login token key lives beside the audit and TSA keys
-	return &servePlan{
-		opts: server.Options{
-			Store: store, Backend: "soft", Validator: v, Logger: log, Development: true,
-			Login: loginOpts, Auditor: nr.auditor, Timestamps: nr.timestamps, ReservedKeys: nr.reserved,
-		},
-		listen: config.DefaultListen,
-		drain:  5 * time.Second,
-		close:  func() { nr.close(); v.Close(); store.Close() },
-	}, nil
-}
-
-// productionPlan reads the config file: TLS with client certificates, the configured
-// keys and trust anchors.
-func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	if logLevel == "" {
-		logLevel = cfg.Log.Level
-	}
-	log, err := newLogger(stderr, logLevel, cfg.Log.Format)
-	if err != nil {
-		return nil, err
-	}
-	tc, err := cfg.Trust.Config()
-	if err != nil {
-		return nil, err
-	}
-	v, err := trust.New(tc)
-	if err != nil {
-		return nil, err
-	}
-	// Client certificates have their own anchors (tls.client_ca_files) and are
-	// validated by the trust package in the handshake and on every call.
-	cft := cfg.ClientTrust()
-	ctc, err := cft.Config()
-	if err != nil {
-		v.Close()
-		return nil, fmt.Errorf("tls client trust: %w", err)
-	}
-	cv, err := trust.New(ctc)
-	if err != nil {
-		v.Close()
-		return nil, fmt.Errorf("tls client trust: %w", err)
-	}
-	closeTrust := func() { v.Close(); cv.Close() }
-	tlsCfg, err := serverTLS(cfg.TLS, cv, ctc.Revocation.FetchTimeout, log)
-	if err != nil {
-		closeTrust()
-		return nil, err
-	}
-	loginOpts, err := productionLogin(cfg.Login, os.Getenv)
-	if err != nil {
-		closeTrust()
-		return nil, err
-	}
-	rules := make([]server.PolicyRule, 0, len(cfg.Authorization.Rules))
-	for _, r := range cfg.Authorization.Rules {
-		pr := server.PolicyRule{Subjects: r.Subjects, Fingerprints: r.Fingerprints, Keys: r.Keys}
-		for _, op := range r.Operations {
-			pr.Operations = append(pr.Operations, server.Operation(op))
-		}
-		rules = append(rules, pr)
-	}
-	policy, err := server.NewPolicy(rules)
-	if err != nil {
-		closeTrust()
-		return nil, err
-	}
-	if len(rules) == 0 {
-		log.Warn("authorization has no rules: every call will be refused")
-	}
-	store, backend, err := openKeystore(context.Background(), cfg, log, time.Now())
-	if err != nil {
-		closeTrust()
-		return nil, err
-	}
-	nr, err := productionNonRepudiation(cfg, store, log) // nonrepudiation.go
-	if err != nil {
-		closeTrust()
-		store.Close()
-		return nil, err
-	}
-	return &servePlan{
-		opts: server.Options{
-			Store: store, Backend: backend, Validator: v, Logger: log, TLS: tlsCfg, Authorizer: policy,
-			ClientValidator: cv, Login: loginOpts, Auditor: nr.auditor, Timestamps: nr.timestamps, ReservedKeys: nr.reserved,
-			MaxMessageBytes: cfg.MaxMessageBytes, MaxBatchItems: cfg.MaxBatchItems,
-			ExpiryWarning: cfg.Keystore.ExpiryWarning,
-		},
-		listen: cfg.Listen,
-		drain:  cfg.ShutdownTimeout,
-		close:  func() { nr.close(); closeTrust(); store.Close() },
-	}, nil
-}
-
-// serverTLS builds the TLS configuration: TLS 1.2 or later (1.3 preferred), a client
-// certificate required and validated by the trust package against the client anchors
-// (chain, validity, clientAuth usage, revocation). crypto/tls cannot use SM2 client
-// certificates (see internal/server/tls.go).
-func serverTLS(c config.TLS, clients *trust.Validator, verifyTimeout time.Duration, log *slog.Logger) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
-	}
-	minVersion := uint16(tls.VersionTLS12)
-	if c.MinVersion == "1.3" {
-		minVersion = tls.VersionTLS13
-	}
-	return server.ServerTLS(server.ServerTLSConfig{
-		Certificates: []tls.Certificate{cert}, MinVersion: minVersion,
-		ClientValidator: clients, VerifyTimeout: verifyTimeout, Logger: log,
+	srv, err := app.New(app.Options{
+		ConfigPath: *cfgPath, DataDir: *dataDir, Listen: *listen, LogLevel: *logLevel,
+		GCPercent: *gcPercent, MemoryLimit: *memoryLimit, CPUProfile: *cpuProfile, MemProfile: *memProfile,
+		Log: stderr,
 	})
+	if err != nil {
+		fmt.Fprintf(stderr, "signsvr serve: %v\n", err)
+		return exitFailure
+	}
+	defer srv.Close()
+	if err := srv.Run(ctx, onListen); err != nil {
+		return exitFailure // Run has logged why
+	}
+	return exitOK
 }

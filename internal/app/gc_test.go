@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"io"
@@ -19,9 +19,9 @@ func TestParseBytes(t *testing.T) {
 		{"99999999999999GiB", 0, false},
 	}
 	for _, tt := range tests {
-		got, err := parseBytes(tt.in)
+		got, err := ParseBytes(tt.in)
 		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
 		}
 	}
 }

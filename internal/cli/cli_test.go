@@ -1,16 +1,21 @@
-package main
+package cli
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"signsvr.dev/signsvr/internal/app"
 )
 
 // shared is one development server for the CLI tests, started by TestMain.
@@ -31,14 +36,18 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	shared.dataDir = filepath.Join(dir, "signsvr-data")
+	var logs lockedBuffer
+	srv, err := app.New(app.Options{DataDir: shared.dataDir, Listen: "127.0.0.1:0", LogLevel: "warn",
+		GCPercent: app.DefaultGCPercent, MemoryLimit: app.DefaultMemoryLimit, Log: &logs})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "shared server: %v\n", err)
+		return 1
+	}
+	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
-	done := make(chan int, 1)
-	var logs lockedBuffer
-	go func() {
-		done <- runServe(ctx, []string{"--data-dir", shared.dataDir, "--listen", "127.0.0.1:0", "--log-level", "warn"},
-			&logs, func(a net.Addr) { addrc <- a.String() })
-	}()
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, func(a net.Addr) { addrc <- a.String() }) }()
 	select {
 	case shared.addr = <-addrc:
 	case <-done:
@@ -48,11 +57,52 @@ func testMain(m *testing.M) int {
 	}
 	code := m.Run()
 	cancel()
-	if c := <-done; c != 0 {
-		fmt.Fprintf(os.Stderr, "shared server exited with %d:\n%s", c, logs.String())
+	if err := <-done; err != nil {
+		fmt.Fprintf(os.Stderr, "shared server failed: %v\n%s", err, logs.String())
 		return 1
 	}
 	return code
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// commands are the commands of this package by name, as cmd/signsvr dispatches them.
+var commands = map[string]func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int{
+	"sign": Sign, "verify": Verify, "envelope": Envelope, "decrypt": Decrypt, "keys": Keys,
+	"login": func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+		return Login(ctx, args, stdout, stderr)
+	},
+}
+
+// cli runs a client command against the server and returns exit code, stdout, stderr.
+func cli(t *testing.T, addr string, stdin []byte, args ...string) (int, []byte, string) {
+	t.Helper()
+	var stdout bytes.Buffer
+	var stderr strings.Builder
+	var rest []string
+	if args[0] == "keys" {
+		rest = append([]string{args[1], "--addr", addr}, args[2:]...)
+	} else {
+		rest = append([]string{"--addr", addr}, args[1:]...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return commands[args[0]](ctx, rest, bytes.NewReader(stdin), &stdout, &stderr), stdout.Bytes(), stderr.String()
 }
 
 func devFile(parts ...string) string {
@@ -122,11 +172,11 @@ func TestCLIDetachedAndJSON(t *testing.T) {
 		t.Fatalf("verify --content: exit %d %s %s", code, out, errs)
 	}
 	code, out, _ := cli(t, shared.addr, nil, "verify", "--in", sig, "--content", other)
-	if code != exitFailure || !strings.Contains(string(out), "verified: NO") || !strings.Contains(string(out), "INVALID") {
+	if code != ExitFailure || !strings.Contains(string(out), "verified: NO") || !strings.Contains(string(out), "INVALID") {
 		t.Fatalf("verify of forged content: exit %d\n%s", code, out)
 	}
 	code, out, _ = cli(t, shared.addr, nil, "verify", "--json", "--in", sig, "--content", other)
-	if code != exitFailure {
+	if code != ExitFailure {
 		t.Errorf("verify --json of forged content: exit %d", code)
 	}
 	var res struct {
@@ -176,7 +226,7 @@ func TestCLIEnvelopeDecrypt(t *testing.T) {
 	t.Run("wrong-key", func(t *testing.T) {
 		_, env, _ := cli(t, shared.addr, data, "envelope", "--to", "rsa-enc", "--cipher", "aes256-cbc")
 		code, out, errs := cli(t, shared.addr, env, "decrypt", "--key", "ecdsa-enc")
-		if code != exitFailure || len(out) != 0 || !strings.Contains(errs, "DECRYPTION_FAILED") {
+		if code != ExitFailure || len(out) != 0 || !strings.Contains(errs, "DECRYPTION_FAILED") {
 			t.Fatalf("decrypt with the wrong key: exit %d, stdout %q, stderr %s", code, out, errs)
 		}
 	})
@@ -203,21 +253,21 @@ func TestCLIErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"unknown key", []string{"sign", "--key", "no-such-key"}, exitFailure, "NotFound (KEY_NOT_FOUND)"},
-		{"sign without key", []string{"sign"}, exitUsage, "--key is required"},
-		{"bad digest", []string{"sign", "--key", "rsa-sign", "--digest", "md5"}, exitUsage, "--digest"},
-		{"wrong usage", []string{"sign", "--key", "rsa-enc"}, exitFailure, "KEY_USAGE_NOT_ALLOWED"},
-		{"malformed", []string{"verify"}, exitFailure, "MALFORMED_INPUT"},
-		{"envelope without recipient", []string{"envelope"}, exitUsage, "--cert or --to"},
-		{"decrypt garbage", []string{"decrypt", "--key", "rsa-enc"}, exitFailure, "MALFORMED_INPUT"},
-		{"stray argument", []string{"sign", "--key", "rsa-sign", "file"}, exitUsage, "unexpected argument"},
+		{"unknown key", []string{"sign", "--key", "no-such-key"}, ExitFailure, "NotFound (KEY_NOT_FOUND)"},
+		{"sign without key", []string{"sign"}, ExitUsage, "--key is required"},
+		{"bad digest", []string{"sign", "--key", "rsa-sign", "--digest", "md5"}, ExitUsage, "--digest"},
+		{"wrong usage", []string{"sign", "--key", "rsa-enc"}, ExitFailure, "KEY_USAGE_NOT_ALLOWED"},
+		{"malformed", []string{"verify"}, ExitFailure, "MALFORMED_INPUT"},
+		{"envelope without recipient", []string{"envelope"}, ExitUsage, "--cert or --to"},
+		{"decrypt garbage", []string{"decrypt", "--key", "rsa-enc"}, ExitFailure, "MALFORMED_INPUT"},
+		{"stray argument", []string{"sign", "--key", "rsa-sign", "file"}, ExitUsage, "unexpected argument"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errs := cli(t, shared.addr, []byte("not a CMS message"), tc.args...)
 			if code != tc.code || !strings.Contains(errs, tc.want) {
 				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, errs, tc.code, tc.want)
 			}
-			if tc.code == exitFailure && len(out) != 0 {
+			if tc.code == ExitFailure && len(out) != 0 {
 				t.Errorf("a failed command wrote to stdout: %q", out)
 			}
 		})
@@ -227,17 +277,8 @@ func TestCLIErrors(t *testing.T) {
 	dead := lis.Addr().String()
 	lis.Close()
 	code, _, errs := cli(t, dead, nil, "keys", "list", "--timeout", "2s")
-	if code != exitFailure || !strings.Contains(errs, "Unavailable") {
+	if code != ExitFailure || !strings.Contains(errs, "Unavailable") {
 		t.Errorf("no server: exit %d %q", code, errs)
-	}
-	var stderr strings.Builder
-	if code := run(context.Background(), []string{"frobnicate"}, nil, &stderr, &stderr); code != exitUsage {
-		t.Errorf("unknown command: exit %d", code)
-	}
-	stderr.Reset()
-	if code := run(context.Background(), []string{"audit"}, nil, &stderr, &stderr); code != exitUsage ||
-		!strings.Contains(stderr.String(), "signsvr audit verify") {
-		t.Errorf("audit is not wired: exit %d %q", code, stderr.String())
 	}
 }
 

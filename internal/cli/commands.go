@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/internal/cli/hsmkeys"
 )
 
 // enumFlag maps flag words to enum values.
@@ -78,7 +79,8 @@ var (
 	}
 )
 
-func runSign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// Sign is `signsvr sign`: the input signed by a server key, as CMS SignedData.
+func Sign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var c clientFlags
 	fs := flag.NewFlagSet("sign", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -94,11 +96,11 @@ func runSign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	uid := fs.String("sm2-uid", "", "SM2 user ID (default 1234567812345678)")
 	noAttrs := fs.Bool("no-attrs", false, "no signed attributes (old peers)")
 	if !parseFlags(fs, args, stderr) {
-		return exitUsage
+		return ExitUsage
 	}
 	if *key == "" {
 		fmt.Fprintln(stderr, "signsvr sign: --key is required")
-		return exitUsage
+		return ExitUsage
 	}
 	opts := &signsvrv1.SignOptions{NoSignedAttributes: *noAttrs, Sm2UserId: []byte(*uid)}
 	var err error
@@ -114,12 +116,12 @@ func runSign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "signsvr sign: %v\n", err)
-		return exitUsage
+		return ExitUsage
 	}
 	data, err := c.readInput(stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "signsvr sign: %v\n", err)
-		return exitFailure
+		return ExitFailure
 	}
 	var resp *signsvrv1.SignResponse
 	err = c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
@@ -137,12 +139,14 @@ func runSign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	if err := c.writeOutput(stdout, out); err != nil {
 		fmt.Fprintf(stderr, "signsvr sign: %v\n", err)
-		return exitFailure
+		return ExitFailure
 	}
-	return exitOK
+	return ExitOK
 }
 
-func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// Verify is `signsvr verify`: the server verifies a SignedData; the exit code is
+// ExitOK only when every signer has a valid signature and a good certificate.
+func Verify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var c clientFlags
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -155,25 +159,25 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	var extra stringList
 	fs.Var(&extra, "certs", "PEM file of certificates to find signers in (repeatable)")
 	if !parseFlags(fs, args, stderr) {
-		return exitUsage
+		return ExitUsage
 	}
 	sig, err := c.readInput(stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "signsvr verify: %v\n", err)
-		return exitFailure
+		return ExitFailure
 	}
 	req := &signsvrv1.VerifyRequest{Cms: pemOrDER(sig), Options: &signsvrv1.VerifyOptions{Sm2UserId: []byte(*uid)}}
 	if *content != "" {
 		if req.Data, err = readFileOr(*content, stdin); err != nil {
 			fmt.Fprintf(stderr, "signsvr verify: %v\n", err)
-			return exitFailure
+			return ExitFailure
 		}
 	}
 	for _, f := range extra {
 		ders, err := certsFromFile(f)
 		if err != nil {
 			fmt.Fprintf(stderr, "signsvr verify: --certs: %v\n", err)
-			return exitFailure
+			return ExitFailure
 		}
 		req.Options.Certificates = append(req.Options.Certificates, ders...)
 	}
@@ -192,21 +196,21 @@ func runVerify(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		c.out = *contentOut
 		if err := c.writeOutput(stdout, resp.GetContent()); err != nil {
 			fmt.Fprintf(stderr, "signsvr verify: %v\n", err)
-			return exitFailure
+			return ExitFailure
 		}
 	}
 	if *asJSON {
 		if err := printJSON(stdout, resp); err != nil {
 			fmt.Fprintf(stderr, "signsvr verify: %v\n", err)
-			return exitFailure
+			return ExitFailure
 		}
 	} else {
 		printVerify(stdout, resp.GetVerified(), resp.GetSigners())
 	}
 	if !resp.GetVerified() {
-		return exitFailure
+		return ExitFailure
 	}
-	return exitOK
+	return ExitOK
 }
 
 func printVerify(w io.Writer, verified bool, signers []*signsvrv1.SignerResult) {
@@ -249,7 +253,8 @@ func printJSON(w io.Writer, m proto.Message) error {
 	return err
 }
 
-func runEnvelope(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// Envelope is `signsvr envelope`: the input enveloped to certificates and/or server keys.
+func Envelope(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var c clientFlags
 	fs := flag.NewFlagSet("envelope", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -263,11 +268,11 @@ func runEnvelope(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	rid := fs.String("recipient-id", "", "issuer-serial (default) or ski")
 	dialect := fs.String("sm2-dialect", "", "SM2 OIDs: gmt0010 (default for SM2) or pkcs7")
 	if !parseFlags(fs, args, stderr) {
-		return exitUsage
+		return ExitUsage
 	}
 	if len(certFiles)+len(to) == 0 {
 		fmt.Fprintln(stderr, "signsvr envelope: give at least one --cert or --to")
-		return exitUsage
+		return ExitUsage
 	}
 	opts := &signsvrv1.EnvelopeOptions{}
 	var err error
@@ -280,21 +285,21 @@ func runEnvelope(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "signsvr envelope: %v\n", err)
-		return exitUsage
+		return ExitUsage
 	}
 	req := &signsvrv1.EnvelopeRequest{RecipientKeys: to, Options: opts}
 	for _, f := range certFiles {
 		ders, err := certsFromFile(f)
 		if err != nil {
 			fmt.Fprintf(stderr, "signsvr envelope: --cert: %v\n", err)
-			return exitFailure
+			return ExitFailure
 		}
 		// A PEM chain file names its leaf first: that is the recipient.
 		req.RecipientCerts = append(req.RecipientCerts, ders[0])
 	}
 	if req.Data, err = c.readInput(stdin); err != nil {
 		fmt.Fprintf(stderr, "signsvr envelope: %v\n", err)
-		return exitFailure
+		return ExitFailure
 	}
 	var resp *signsvrv1.EnvelopeResponse
 	err = c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
@@ -310,12 +315,13 @@ func runEnvelope(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	}
 	if err := c.writeOutput(stdout, out); err != nil {
 		fmt.Fprintf(stderr, "signsvr envelope: %v\n", err)
-		return exitFailure
+		return ExitFailure
 	}
-	return exitOK
+	return ExitOK
 }
 
-func runDecrypt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// Decrypt is `signsvr decrypt`: an envelope opened with a server key.
+func Decrypt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var c clientFlags
 	fs := flag.NewFlagSet("decrypt", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -323,16 +329,16 @@ func runDecrypt(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	key := fs.String("key", "", "decryption key name (required)")
 	legacy := fs.Bool("allow-legacy", false, "accept legacy algorithms (3DES, SHA-1)")
 	if !parseFlags(fs, args, stderr) {
-		return exitUsage
+		return ExitUsage
 	}
 	if *key == "" {
 		fmt.Fprintln(stderr, "signsvr decrypt: --key is required")
-		return exitUsage
+		return ExitUsage
 	}
 	in, err := c.readInput(stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "signsvr decrypt: %v\n", err)
-		return exitFailure
+		return ExitFailure
 	}
 	var resp *signsvrv1.DecryptResponse
 	err = c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
@@ -346,24 +352,26 @@ func runDecrypt(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	}
 	if err := c.writeOutput(stdout, resp.GetData()); err != nil {
 		fmt.Fprintf(stderr, "signsvr decrypt: %v\n", err)
-		return exitFailure
+		return ExitFailure
 	}
-	return exitOK
+	return ExitOK
 }
 
-func runKeys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// Keys is `signsvr keys`: `list` asks the server for its keys; `generate`, `csr`
+// and `import-cert` manage keys in an HSM token directly (internal/cli/hsmkeys).
+func Keys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "signsvr keys: give a subcommand: list")
-		return exitUsage
+		fmt.Fprintln(stderr, "signsvr keys: give a subcommand: list, generate, csr or import-cert")
+		return ExitUsage
 	}
 	switch args[0] {
 	case "list":
 		return runKeysList(ctx, args[1:], stdout, stderr)
 	case "generate", "csr", "import-cert":
-		return runHSMKeys(args, stdin, stdout, stderr)
+		return hsmkeys.Run(args, stdin, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "signsvr keys: unknown subcommand %q (list, generate, csr, import-cert)\n", args[0])
-	return exitUsage
+	return ExitUsage
 }
 
 func runKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -373,7 +381,7 @@ func runKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	c.register(fs, false)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if !parseFlags(fs, args, stderr) {
-		return exitUsage
+		return ExitUsage
 	}
 	var resp *signsvrv1.ListKeysResponse
 	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
@@ -386,9 +394,9 @@ func runKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if *asJSON {
 		if err := printJSON(stdout, resp); err != nil {
 			fmt.Fprintf(stderr, "signsvr keys list: %v\n", err)
-			return exitFailure
+			return ExitFailure
 		}
-		return exitOK
+		return ExitOK
 	}
 	for _, k := range resp.GetKeys() {
 		usages := make([]string, 0, len(k.GetUsages()))
@@ -413,5 +421,5 @@ func runKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			pem.Encode(stdout, &pem.Block{Type: "CERTIFICATE", Bytes: der})
 		}
 	}
-	return exitOK
+	return ExitOK
 }

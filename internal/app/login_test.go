@@ -1,9 +1,9 @@
-package main
+package app
 
 import (
 	"context"
 	"os"
-	"strings"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,39 +12,23 @@ import (
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
 	"signsvr.dev/signsvr/internal/config"
+	"signsvr.dev/signsvr/pkg/keystore/soft"
+	"signsvr.dev/signsvr/pkg/login"
 )
-
-// TestCLILogin logs in with the development keys through `signsvr login`.
-func TestCLILogin(t *testing.T) {
-	for _, fam := range []string{"rsa", "ecdsa", "sm2"} {
-		t.Run(fam, func(t *testing.T) {
-			code, out, errs := cli(t, shared.addr, nil, "login",
-				"--cert", devFile("keys", fam+"-sign.chain.pem"), "--key", devFile("keys", fam+"-sign.key.pem"))
-			if code != 0 || !strings.Contains(string(out), "logged in: CN=signsvr development "+fam+"-sign") ||
-				!strings.Contains(string(out), "token: ey") {
-				t.Fatalf("login: exit %d\n%s%s", code, out, errs)
-			}
-		})
-	}
-	// The encryption key's certificate does not allow logging in (keyUsage lacks
-	// digitalSignature): refused, exit 1.
-	code, out, _ := cli(t, shared.addr, nil, "login",
-		"--cert", devFile("keys", "rsa-enc.chain.pem"), "--key", devFile("keys", "rsa-enc.key.pem"))
-	if code != exitFailure || !strings.Contains(string(out), "refused: certificate_wrong_usage") {
-		t.Errorf("login with an encryption certificate: exit %d %s", code, out)
-	}
-}
 
 // TestDevelopmentLoginSharesTheDataDir: a second development server on the same data
 // directory accepts the first one's challenges (the MAC key is kept in the data
 // directory, created once, readable only by its owner).
 func TestDevelopmentLoginSharesTheDataDir(t *testing.T) {
-	second := startServe(t, "--data-dir", shared.dataDir)
-	st, err := os.Stat(devFile(devChallengeKeyFile))
+	dataDir := filepath.Join(t.TempDir(), "signsvr-data")
+	devFile := func(parts ...string) string { return filepath.Join(append([]string{dataDir}, parts...)...) }
+	first := startServer(t, Options{DataDir: dataDir})
+	second := startServer(t, Options{DataDir: dataDir})
+	st, err := os.Stat(devFile(DevChallengeKeyFile))
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("challenge key file: %v %v", st, err)
 	}
-	b, _ := os.ReadFile(devFile(devChallengeKeyFile))
+	b, _ := os.ReadFile(devFile(DevChallengeKeyFile))
 	if _, err := config.ParseChallengeKey(string(b)); err != nil {
 		t.Fatalf("challenge key file: %v", err)
 	}
@@ -58,30 +42,42 @@ func TestDevelopmentLoginSharesTheDataDir(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ch, err := dial(shared.addr).CreateChallenge(ctx, &signsvrv1.CreateChallengeRequest{})
+	ch, err := dial(first).CreateChallenge(ctx, &signsvrv1.CreateChallengeRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := loadSigner(devFile("keys", "ecdsa-sign.key.pem"))
+	keyPEM, err := os.ReadFile(devFile("keys", "ecdsa-sign.key.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	certs, err := certsFromFile(devFile("keys", "ecdsa-sign.chain.pem"))
+	key, err := login.ParseSignerPEM(keyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig, err := SignChallenge(key, []byte(ch.GetChallenge()))
+	chainPEM, err := os.ReadFile(devFile("keys", "ecdsa-sign.chain.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := dial(second.addr).Login(ctx, &signsvrv1.LoginRequest{Challenge: ch.GetChallenge(), Signature: sig,
+	chain, err := soft.ParseCertificatesPEM(chainPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs := make([][]byte, len(chain))
+	for i, c := range chain {
+		certs[i] = c.Raw
+	}
+	sig, err := login.SignChallenge(key, []byte(ch.GetChallenge()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := dial(second).Login(ctx, &signsvrv1.LoginRequest{Challenge: ch.GetChallenge(), Signature: sig,
 		Certificate: certs[0], Intermediates: certs[1:]})
 	if err != nil || !resp.GetAuthenticated() {
 		t.Fatalf("second instance: %v %v", resp, err)
 	}
 	// Both instances sign tokens with the same development key.
-	k1, err1 := dial(shared.addr).GetTokenKey(ctx, &signsvrv1.GetTokenKeyRequest{})
-	k2, err2 := dial(second.addr).GetTokenKey(ctx, &signsvrv1.GetTokenKeyRequest{})
+	k1, err1 := dial(first).GetTokenKey(ctx, &signsvrv1.GetTokenKeyRequest{})
+	k2, err2 := dial(second).GetTokenKey(ctx, &signsvrv1.GetTokenKeyRequest{})
 	if err1 != nil || err2 != nil || string(k1.GetPublicKey()) != string(k2.GetPublicKey()) || k1.GetAlgorithm() != "ES256" {
 		t.Errorf("token keys differ: %v %v %v %v", k1, k2, err1, err2)
 	}

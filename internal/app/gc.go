@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"fmt"
@@ -17,19 +17,19 @@ import (
 // higher GC percentage lets the heap grow further between collections, and a soft
 // memory limit keeps the total in check: near the limit the runtime collects more
 // often, whatever the percentage. Defaults: 400% and 64 MiB, which keep the server's
-// RSS under 128 MiB through the benchmark suite (issue 6).
+// RSS under 128 MiB through the benchmark suite.
 //
 // The standard environment variables win over the flags: GOGC (including GOGC=off)
 // and GOMEMLIMIT, read by the Go runtime itself, are left alone when set.
 const (
-	defaultGCPercent   = 400
-	defaultMemoryLimit = "64MiB"
+	DefaultGCPercent   = 400
+	DefaultMemoryLimit = "64MiB"
 )
 
 // gcSettings applies gcPercent and memoryLimit ("100MiB", "1GiB", "0" for none)
 // unless the environment (getenv) sets GOGC or GOMEMLIMIT, and logs what is in force.
 func gcSettings(gcPercent int, memoryLimit string, getenv func(string) string, log *slog.Logger) error {
-	limit, err := parseBytes(memoryLimit)
+	limit, err := ParseBytes(memoryLimit)
 	if err != nil {
 		return fmt.Errorf("--memory-limit: %w", err)
 	}
@@ -56,9 +56,9 @@ func gcSettings(gcPercent int, memoryLimit string, getenv func(string) string, l
 	return nil
 }
 
-// parseBytes reads a size: a number of bytes, optionally with a B, KiB, MiB or GiB
+// ParseBytes reads a size: a number of bytes, optionally with a B, KiB, MiB or GiB
 // suffix (GOMEMLIMIT's units); "0" means no limit.
-func parseBytes(s string) (int64, error) {
+func ParseBytes(s string) (int64, error) {
 	s = strings.TrimSpace(s)
 	units := []struct {
 		suffix string

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -183,7 +183,7 @@ func describeError(err error) string {
 
 func fail(stderr io.Writer, cmd string, err error) int {
 	fmt.Fprintf(stderr, "signsvr %s: %s\n", cmd, describeError(err))
-	return exitFailure
+	return ExitFailure
 }
 
 // stringList is a repeatable string flag.

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// shared is one development server for the tests that need a running server but
+// not one of their own (the ghz smoke run; the production test borrows its
+// development PKI's files), started by TestMain.
+var shared struct {
+	addr    string
+	dataDir string
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "signsvr-cmd-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	shared.dataDir = filepath.Join(dir, "signsvr-data")
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan string, 1)
+	done := make(chan int, 1)
+	var logs lockedBuffer
+	go func() {
+		done <- runServe(ctx, []string{"--data-dir", shared.dataDir, "--listen", "127.0.0.1:0", "--log-level", "warn"},
+			&logs, func(a net.Addr) { addrc <- a.String() })
+	}()
+	select {
+	case shared.addr = <-addrc:
+	case <-done:
+		fmt.Fprintf(os.Stderr, "shared server did not start:\n%s", logs.String())
+		cancel()
+		return 1
+	}
+	code := m.Run()
+	cancel()
+	if c := <-done; c != 0 {
+		fmt.Fprintf(os.Stderr, "shared server exited with %d:\n%s", c, logs.String())
+		return 1
+	}
+	return code
+}
+
+func devFile(parts ...string) string {
+	return filepath.Join(append([]string{shared.dataDir}, parts...)...)
+}
+
+// TestRunDispatches: every command of the usage text reaches its implementation,
+// and the usage text names every command.
+func TestRunDispatches(t *testing.T) {
+	var stderr strings.Builder
+	if code := run(context.Background(), []string{"frobnicate"}, nil, &stderr, &stderr); code != exitUsage {
+		t.Errorf("unknown command: exit %d", code)
+	}
+	stderr.Reset()
+	if code := run(context.Background(), []string{"audit"}, nil, &stderr, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), "signsvr audit verify") {
+		t.Errorf("audit is not wired: exit %d %q", code, stderr.String())
+	}
+	for _, cmd := range []string{"serve", "sign", "verify", "envelope", "decrypt", "keys list", "keys generate|csr|import-cert", "login", "audit verify"} {
+		if !strings.Contains(usage, "signsvr "+cmd+" ") {
+			t.Errorf("the usage text does not list %q", cmd)
+		}
+	}
+	// A command's own flags answer -h, which shows it is dispatched to.
+	for _, args := range [][]string{{"serve", "-h"}, {"sign", "-h"}, {"verify", "-h"}, {"envelope", "-h"}, {"decrypt", "-h"},
+		{"keys", "list", "-h"}, {"login", "-h"}} {
+		stderr.Reset()
+		if code := run(context.Background(), args, nil, &stderr, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "-") {
+			t.Errorf("%s: exit %d %q", strings.Join(args, " "), code, stderr.String())
+		}
+	}
+	for _, sub := range []string{"generate", "csr", "import-cert"} {
+		stderr.Reset()
+		if code := run(context.Background(), []string{"keys", sub, "-h"}, nil, &stderr, &stderr); code != exitOK ||
+			!strings.Contains(stderr.String(), "-module") {
+			t.Errorf("keys %s -h: exit %d %q", sub, code, stderr.String())
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startServer builds a server from o (on a loopback port), runs it until the test
+// ends and returns its address.
+func startServer(t *testing.T, o Options) string {
+	t.Helper()
+	logs := &lockedBuffer{}
+	o.Listen, o.Log = "127.0.0.1:0", logs
+	if o.GCPercent == 0 {
+		o.GCPercent, o.MemoryLimit = DefaultGCPercent, DefaultMemoryLimit
+	}
+	s, err := New(o)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc, done := make(chan string, 1), make(chan error, 1)
+	go func() { done <- s.Run(ctx, func(a net.Addr) { addrc <- a.String() }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v\n%s", err, logs.String())
+		}
+		s.Close()
+	})
+	select {
+	case addr := <-addrc:
+		return addr
+	case err := <-done:
+		done <- err
+		t.Fatalf("Run returned before listening: %v\n%s", err, logs.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the server did not start:\n%s", logs.String())
+	}
+	return ""
+}
