@@ -193,7 +193,7 @@ func developmentPlan(dataDir, logLevel string, stderr io.Writer) (*servePlan, er
 	loginOpts.Store = nr.own // the login token key lives beside the audit and TSA keys
 	return &servePlan{
 		opts: server.Options{
-			Store: store, Backend: "soft", Validator: v, Logger: log, Development: true,
+			Store: store, Backend: "soft", Validator: v, Logger: log, Development: true, Reflection: true,
 			Login: loginOpts, Auditor: nr.auditor, Timestamps: nr.timestamps, ReservedKeys: nr.reserved,
 		},
 		listen: config.DefaultListen,
@@ -281,6 +281,8 @@ func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error)
 			ClientValidator: cv, Login: loginOpts, Auditor: nr.auditor, Timestamps: nr.timestamps, ReservedKeys: nr.reserved,
 			MaxMessageBytes: cfg.MaxMessageBytes, MaxBatchItems: cfg.MaxBatchItems,
 			ExpiryWarning: cfg.Keystore.ExpiryWarning,
+			Reflection:    cfg.Reflection,
+			Limits:        server.Limits(cfg.Limits),
 		},
 		listen: cfg.Listen,
 		drain:  cfg.ShutdownTimeout,

@@ -12,7 +12,7 @@ import (
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
 	"signsvr.dev/signsvr/internal/config"
-	"signsvr.dev/signsvr/pkg/keystore/soft"
+	"signsvr.dev/signsvr/pkg/keystore"
 	"signsvr.dev/signsvr/pkg/login"
 )
 
@@ -58,7 +58,7 @@ func TestDevelopmentLoginSharesTheDataDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain, err := soft.ParseCertificatesPEM(chainPEM)
+	chain, err := keystore.ParseCertificatesPEM(chainPEM)
 	if err != nil {
 		t.Fatal(err)
 	}

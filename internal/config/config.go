@@ -46,8 +46,15 @@ type Config struct {
 	MaxBatchItems int `yaml:"max_batch_items"`
 	// ShutdownTimeout is how long in-flight calls may drain on SIGTERM / SIGINT.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
-	Log             Log           `yaml:"log"`
-	TLS             TLS           `yaml:"tls"`
+	// Limits bound what clients can hold of the server (connections, streams, slow
+	// requests); an absent field keeps the server's default.
+	Limits Limits `yaml:"limits"`
+	// Reflection serves gRPC server reflection, which grpcurl and ghz use to learn
+	// the API. Off unless set: it describes the whole API to anyone who reaches the
+	// port.
+	Reflection bool `yaml:"reflection"`
+	Log        Log  `yaml:"log"`
+	TLS        TLS  `yaml:"tls"`
 	// Trust is what signer certificates are validated against (pkg/trust).
 	Trust    trust.FileConfig `yaml:"trust"`
 	Keystore Keystore         `yaml:"keystore"`
@@ -63,6 +70,17 @@ type Config struct {
 	// file and root locate settings in the YAML source for error messages (Where).
 	file string
 	root *yaml.Node
+}
+
+// Limits are the server's limits on clients (internal/server Limits, which has the
+// defaults). Zero means the default.
+type Limits struct {
+	MaxConnections          int           `yaml:"max_connections"`
+	MaxStreamsPerConnection uint32        `yaml:"max_streams_per_connection"`
+	MaxCallDuration         time.Duration `yaml:"max_call_duration"`
+	HandshakeTimeout        time.Duration `yaml:"handshake_timeout"`
+	IdleTimeout             time.Duration `yaml:"idle_timeout"`
+	KeepaliveMinInterval    time.Duration `yaml:"keepalive_min_interval"`
 }
 
 // Operations are the operation names an authorization rule may list (the server's
@@ -372,6 +390,10 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		fail("shutdown_timeout: must not be negative")
+	}
+	l := c.Limits
+	if l.MaxConnections < 0 || l.MaxCallDuration < 0 || l.HandshakeTimeout < 0 || l.IdleTimeout < 0 || l.KeepaliveMinInterval < 0 {
+		fail("limits: must not be negative")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -2,50 +2,39 @@ package login
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/pem"
 	"errors"
 	"fmt"
 
 	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
+
+	"signsvr.dev/signsvr/pkg/algorithm"
 )
 
 // The client half of a certificate login: what a user's side (the signsvr login
 // command, a business system's front end) does with a challenge before it sends the
 // Response.
 
-// SignChallenge signs a login challenge as a raw signature Login accepts: RSA
-// PKCS#1 v1.5 with SHA-256, ECDSA with SHA-256 / SHA-384 / SHA-512 by curve (P-256,
-// P-384, P-521), SM2 with SM3 and the default user ID; ECDSA and SM2 signatures are
-// DER. key may be any crypto.Signer, an HSM key included.
+// SignChallenge signs a login challenge as a raw signature Login accepts, with the
+// algorithm table's default for a login answer of the key's family: RSA PKCS#1 v1.5
+// with SHA-256, ECDSA with SHA-256 (P-256) or SHA-384 (P-384), SM2 with SM3 and the
+// default user ID; ECDSA and SM2 signatures are DER. key may be any crypto.Signer, an
+// HSM key included.
 func SignChallenge(key crypto.Signer, challenge []byte) ([]byte, error) {
-	switch pub := key.Public().(type) {
-	case *rsa.PublicKey:
-		d := sha256.Sum256(challenge)
-		return key.Sign(rand.Reader, d[:], crypto.SHA256)
-	case *ecdsa.PublicKey:
-		if sm2.IsSM2PublicKey(pub) {
-			return key.Sign(rand.Reader, challenge, sm2.DefaultSM2SignerOpts)
-		}
-		switch pub.Curve {
-		case elliptic.P256():
-			d := sha256.Sum256(challenge)
-			return key.Sign(rand.Reader, d[:], crypto.SHA256)
-		case elliptic.P384():
-			d := sha512.Sum384(challenge)
-			return key.Sign(rand.Reader, d[:], crypto.SHA384)
-		case elliptic.P521():
-			d := sha512.Sum512(challenge)
-			return key.Sign(rand.Reader, d[:], crypto.SHA512)
-		}
+	f, err := algorithm.Check(key.Public(), algorithm.LoginAnswer)
+	if err != nil {
+		return nil, fmt.Errorf("login signature: %w", err)
 	}
-	return nil, errors.New("unsupported key for a login signature")
+	u, _ := algorithm.Default(f, algorithm.LoginAnswer)
+	if u.Scheme == algorithm.SM2WithSM3 {
+		return key.Sign(rand.Reader, challenge, sm2.DefaultSM2SignerOpts)
+	}
+	h := u.Digest.Hash()
+	d := h.New()
+	d.Write(challenge)
+	return key.Sign(rand.Reader, d.Sum(nil), h)
 }
 
 // ParseSignerPEM reads the first PEM block of b as a private key to answer

@@ -388,10 +388,3 @@ func ParsePrivateKeyPEM(data, password []byte) (crypto.PrivateKey, error) {
 	}
 }
 
-// ParseCertificatesPEM is keystore.ParseCertificatesPEM.
-//
-// Deprecated: use keystore.ParseCertificatesPEM; the chain files of every backend are
-// read there.
-func ParseCertificatesPEM(data []byte) ([]*smx509.Certificate, error) {
-	return keystore.ParseCertificatesPEM(data)
-}
