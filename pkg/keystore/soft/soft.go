@@ -387,4 +387,3 @@ func ParsePrivateKeyPEM(data, password []byte) (crypto.PrivateKey, error) {
 		// Skip other blocks (e.g. "EC PARAMETERS" before an EC key).
 	}
 }
-
