@@ -107,7 +107,7 @@ func openPKCS11(ctx context.Context, cfg *config.Config) (*pkcs11.Store, error) 
 		if _, err := keystore.ParseSelfCheckMode(tc.SelfCheck); err != nil {
 			return nil, fail(at("tokens", i, "self_check"), tok+".self_check", err)
 		}
-		pinAt, pinSetting := at("tokens", i), tok
+		var pinAt, pinSetting string // where the PIN is configured, for errors
 		switch {
 		case tc.PINFile != "" && tc.PINEnv != "":
 			return nil, fail(at("tokens", i, "pin_env"), tok, errors.New("give pin_file or pin_env, not both"))

@@ -103,6 +103,7 @@ func keyTransport(rand io.Reader, cert *smx509.Certificate, kind recipientKind, 
 	case kindRSA:
 		pub := cert.PublicKey.(*rsa.PublicKey)
 		if scheme == RSAPKCS1v15 {
+			//lint:ignore SA1019 RSA PKCS#1 v1.5 key transport is what CMS peers (OpenSSL by default) write; it is read with implicit rejection.
 			ek, err := rsa.EncryptPKCS1v15(rand, pub, cek)
 			return cms.AlgorithmIdentifier{Algorithm: cms.OIDRSAEncryption, Parameters: cms.NullParameters}, ek, err
 		}
@@ -148,6 +149,7 @@ func unwrapKeyTransport(rand io.Reader, kind recipientKind, ktri *cms.KeyTransRe
 	case kindRSA:
 		switch {
 		case alg.Algorithm.Equal(cms.OIDRSAEncryption):
+			//lint:ignore SA1019 RSA PKCS#1 v1.5 key transport is what CMS peers (OpenSSL by default) write; it is read with implicit rejection.
 			opts = &rsa.PKCS1v15DecryptOptions{SessionKeyLen: keyLen}
 		case alg.Algorithm.Equal(cms.OIDRSAESOAEP):
 			p, err := cms.ParseRSAESOAEPParams(alg.Parameters)

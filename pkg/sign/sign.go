@@ -364,6 +364,13 @@ func sm2SignerOpts(uid []byte) *sm2.SM2SignerOption {
 	return sm2.NewSM2SignerOption(true, uid)
 }
 
+// ecdsaPointsEqual compares two keys' coordinates. The deprecation of the fields is
+// about writing them; gmsm's SM2 keys have no other form than the coordinates.
+func ecdsaPointsEqual(a, b *ecdsa.PublicKey) bool {
+	//lint:ignore SA1019 a read-only comparison of public coordinates.
+	return a.X != nil && b.X != nil && a.Y != nil && b.Y != nil && a.X.Cmp(b.X) == 0 && a.Y.Cmp(b.Y) == 0
+}
+
 // publicKeysEqual compares public keys. The keys' own Equal methods compare the
 // coordinates in constant time through big.Int.Bytes (four allocations for ECDSA);
 // public values need no constant time, so the common types are compared directly.
@@ -371,8 +378,7 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	switch ka := a.(type) {
 	case *ecdsa.PublicKey:
 		kb, ok := b.(*ecdsa.PublicKey)
-		return ok && ka.Curve == kb.Curve && ka.X != nil && kb.X != nil && ka.Y != nil && kb.Y != nil &&
-			ka.X.Cmp(kb.X) == 0 && ka.Y.Cmp(kb.Y) == 0
+		return ok && ka.Curve == kb.Curve && ecdsaPointsEqual(ka, kb)
 	case *rsa.PublicKey:
 		kb, ok := b.(*rsa.PublicKey)
 		return ok && ka.N != nil && kb.N != nil && ka.E == kb.E && ka.N.Cmp(kb.N) == 0

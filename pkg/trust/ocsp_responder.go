@@ -21,9 +21,11 @@ import (
 // smx509's exported path from an AlgorithmIdentifier (PSS parameters included)
 // to a signature check.
 func (r *ocspResponse) checkSignedBy(signer *smx509.Certificate) error {
+	//lint:ignore SA1019 the deprecated CRL types are the shape smx509's AlgorithmIdentifier-driven check takes.
+	tbs := pkix.TBSCertificateList{Raw: r.tbs}
 	//lint:ignore SA1019 the deprecated helper is the exported AlgorithmIdentifier-driven check.
 	return signer.CheckCRLSignature(&pkix.CertificateList{
-		TBSCertList:        pkix.TBSCertificateList{Raw: r.tbs},
+		TBSCertList:        tbs,
 		SignatureAlgorithm: r.sigAlg,
 		SignatureValue:     asn1.BitString{Bytes: r.signature, BitLength: 8 * len(r.signature)},
 	})

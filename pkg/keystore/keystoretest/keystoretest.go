@@ -21,6 +21,9 @@
 //   - concurrent use from many goroutines (run the caller under -race).
 package keystoretest
 
+//lint:file-ignore SA1019 the suite checks RSA PKCS#1 v1.5 key transport, which CMS peers write and backends must decrypt.
+//lint:file-ignore ST1005 its errors start with the method of keystore.Key that failed (Sign, Decrypt).
+
 import (
 	"bytes"
 	"context"

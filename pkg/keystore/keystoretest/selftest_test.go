@@ -1,5 +1,7 @@
 package keystoretest
 
+//lint:file-ignore SA1019 these tests exercise RSA PKCS#1 v1.5 key transport, which CMS peers write and the server reads with implicit rejection.
+
 import (
 	"context"
 	"crypto"

@@ -74,6 +74,7 @@ func (d *decrypter) Decrypt(r io.Reader, msg []byte, opts crypto.DecrypterOpts) 
 			return nil, errDecrypt{err}
 		}
 		return pt, nil
+	//lint:ignore SA1019 RSA PKCS#1 v1.5 key transport is what CMS peers (OpenSSL by default) write; it is read with implicit rejection.
 	case *rsa.PKCS1v15DecryptOptions:
 		if o != nil && o.SessionKeyLen > 0 {
 			return k.decryptSessionKey(d.ctx, r, msg, o.SessionKeyLen)
