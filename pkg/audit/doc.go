@@ -103,7 +103,11 @@
 // the server refuses the operation with codes.Unavailable (fail closed, as Vault's
 // audit devices do); with Config.FailOpen it logs the failure and returns nil. After a
 // failed write the next Append starts a new file, with a recovered record describing
-// any partial line the failed write left behind.
+// any partial line the failed write left behind. A failed fsync or close of a file
+// (after a record with SyncRecord, after a checkpoint, or when a full file is closed
+// at rotation) is a failed write too: the records since the file's last good fsync
+// may not be on disk, so the call that met it is refused, Health reports it, and the
+// new file's recovered record names the file and the cause.
 //
 // # Replicas, shipping and central verification
 //

@@ -55,6 +55,21 @@ type Config struct {
 	// Ticker starts the checkpoint ticker; nil uses time.NewTicker. Tests pass a
 	// channel they drive by hand. stop is called on Close.
 	Ticker func(d time.Duration) (c <-chan time.Time, stop func())
+
+	// openFile creates a log file; nil uses os.OpenFile. Tests wrap the file to make
+	// its writes, fsyncs or close fail.
+	openFile func(path string) (segmentFile, error)
+}
+
+// segmentFile is what the writer needs of an open log file.
+type segmentFile interface {
+	Write(p []byte) (int, error)
+	Sync() error
+	Close() error
+}
+
+func openSegmentFile(path string) (segmentFile, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o640)
 }
 
 var (
@@ -100,7 +115,7 @@ type Log struct {
 }
 
 type segment struct {
-	f        *os.File
+	f        segmentFile
 	name     string
 	size     int64
 	records  int  // lines written, header included
@@ -143,6 +158,9 @@ func New(cfg Config, signer crypto.Signer, cert *smx509.Certificate, clock func(
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.openFile == nil {
+		cfg.openFile = openSegmentFile
 	}
 	if cfg.Ticker == nil {
 		cfg.Ticker = func(d time.Duration) (<-chan time.Time, func()) {
@@ -310,10 +328,7 @@ func (l *Log) appendLines(fields []byte, ends []int, checkpoint, whileClosing bo
 	}
 	if l.cfg.Sync == SyncRecord {
 		if err := l.seg.f.Sync(); err != nil {
-			// The records may or may not be on disk: continue in a new file.
-			l.broken = err
-			l.torn = &tornInfo{file: l.seg.name, offset: -1, cause: "fsync failed: " + err.Error()}
-			return nil, 0, l.failLocked(err)
+			return nil, 0, l.failLocked(l.syncFailedLocked(l.seg.name, fmt.Errorf("fsync failed: %w", err)))
 		}
 	}
 	if !checkpoint && l.sinceCP >= l.cfg.CheckpointEvery {
@@ -328,6 +343,22 @@ func (l *Log) appendLines(fields []byte, ends []int, checkpoint, whileClosing bo
 func (l *Log) failLocked(err error) error {
 	l.health = err
 	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// syncFailedLocked handles a failed fsync or close of the file name, wherever it
+// happens (after a record with SyncRecord, after a checkpoint, when a full file is
+// closed at rotation): the records written to it since its last good fsync may not be
+// on disk, and a later fsync that succeeds does not say they are (the kernel may have
+// dropped the pages it could not write). It is a failed write: the caller refuses its
+// call through failLocked (health turns bad), and the next write starts a new file
+// whose recovered record names this one and gives err as the cause. It returns err
+// with the file's name.
+func (l *Log) syncFailedLocked(name string, err error) error {
+	if l.torn == nil || l.torn.file != name { // else the first failure stands, with any torn bytes
+		l.torn = &tornInfo{file: name, offset: -1, cause: err.Error()}
+	}
+	l.broken = err
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 // writeLocked encodes and writes one line: seq, time, the given fields, prev, hash.
@@ -400,13 +431,17 @@ func (l *Log) writeLinesLocked(fields []byte, ends []int) (int, error) {
 }
 
 // openFileLocked closes the current file (fsync first) and starts the next one with
-// its header, and a recovered record when l.torn says the chain was interrupted.
+// its header, and a recovered record when l.torn says the chain was interrupted. When
+// the current file does not close cleanly, no file is started: the error goes to the
+// caller like a failed write, and the next write starts the new file.
 func (l *Log) openFileLocked(prevFile string, setAside []string) error {
-	l.closeSegLocked()
+	if err := l.closeSegLocked(); err != nil {
+		return l.syncFailedLocked(l.seg.name, err)
+	}
 	index := l.index + 1
 	name := fileName(l.replica, index, l.clock())
 	path := filepath.Join(l.cfg.Dir, name)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o640)
+	f, err := l.cfg.openFile(path)
 	if err != nil {
 		l.broken = err
 		return err
@@ -474,7 +509,8 @@ func (l *Log) openFileLocked(prevFile string, setAside []string) error {
 	return nil
 }
 
-// closeSegLocked fsyncs and closes the current file, if open.
+// closeSegLocked fsyncs and closes the current file, if open. The file counts as
+// closed even when either fails: it is not written again.
 func (l *Log) closeSegLocked() error {
 	old := l.seg
 	if old == nil {
@@ -485,11 +521,14 @@ func (l *Log) closeSegLocked() error {
 	if old.closed {
 		return nil
 	}
-	err := old.f.Sync()
-	if e := old.f.Close(); err == nil {
-		err = e
-	}
 	old.closed = true
+	err := old.f.Sync()
+	if err != nil {
+		err = fmt.Errorf("fsync failed: %w", err)
+	}
+	if e := old.f.Close(); e != nil && err == nil {
+		err = fmt.Errorf("close failed: %w", e)
+	}
 	return err
 }
 
@@ -570,9 +609,9 @@ func (l *Log) checkpoint(final bool) error {
 		l.syncMu.Unlock()
 		if err != nil {
 			l.mu.Lock()
-			l.health = err
+			err = l.failLocked(l.syncFailedLocked(seg.name, fmt.Errorf("fsync failed: %w", err)))
 			l.mu.Unlock()
-			return fmt.Errorf("%w: fsync: %v", ErrUnavailable, err)
+			return err
 		}
 	}
 	return nil
