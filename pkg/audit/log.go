@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/emmansun/gmsm/smx509"
+
+	"signsvr.dev/signsvr/pkg/dirlock"
 )
 
 // SyncPolicy says when the log calls fsync.
@@ -93,6 +95,7 @@ type Log struct {
 	replica string
 	fields  sync.Pool // *[]byte, encoded fields of a record before locking
 	group   committer // group commit of concurrent Appends (group.go)
+	lock    *dirlock.Lock
 
 	mu      sync.Mutex
 	seg     *segment
@@ -123,10 +126,13 @@ type segment struct {
 	closed   bool // written with mu and syncMu held, read with either
 }
 
-// New opens the replica's log in cfg.Dir. It continues the chain from the last good
-// record on disk, always in a new file (existing files are never modified), writes a
-// recovered record when the previous run ended in the middle of a record or without
-// closing, and signs a first checkpoint so a broken audit key shows at start-up.
+// New opens the replica's log in cfg.Dir and locks it (the lock file
+// audit-<replica>.lock, held until Close): a second New of the same replica and
+// directory, in this process or another, fails at once with an error wrapping
+// dirlock.ErrLocked. It continues the chain from the last good record on disk,
+// always in a new file (existing files are never modified), writes a recovered
+// record when the previous run ended in the middle of a record or without closing,
+// and signs a first checkpoint so a broken audit key shows at start-up.
 // signer is the audit key; cert is its certificate, named in every checkpoint.
 func New(cfg Config, signer crypto.Signer, cert *smx509.Certificate, clock func() time.Time) (*Log, error) {
 	if cfg.Dir == "" {
@@ -178,6 +184,20 @@ func New(cfg Config, signer crypto.Signer, cert *smx509.Certificate, clock func(
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
+	// Two writers of one replica's log would both continue the chain from the same
+	// record, a fork no later verification gets past: the second fails here instead.
+	lock, err := dirlock.Acquire(filepath.Join(cfg.Dir, lockFileName(cfg.ReplicaID)))
+	if errors.Is(err, dirlock.ErrLocked) {
+		return nil, fmt.Errorf("audit: directory %s is in use by another process (the log of replica %s): %w", cfg.Dir, cfg.ReplicaID, err)
+	} else if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			lock.Release()
+		}
+	}()
 	st, err := recoverChain(cfg.Dir, cfg.ReplicaID, cfg.Hash)
 	if err != nil {
 		return nil, fmt.Errorf("audit: reading the existing log: %w", err)
@@ -185,8 +205,8 @@ func New(cfg Config, signer crypto.Signer, cert *smx509.Certificate, clock func(
 	l := &Log{
 		cfg: cfg, alg: cfg.Hash, clock: clock, signer: signer, sigAlg: sigAlg,
 		certFP: CertFingerprint(cert), pub: cert.PublicKey, logger: cfg.Logger,
-		replica: cfg.ReplicaID,
-		index:   st.index, seq: st.seq, head: []byte(st.head),
+		replica: cfg.ReplicaID, lock: lock,
+		index: st.index, seq: st.seq, head: []byte(st.head),
 		line: make([]byte, 0, 1024),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -216,6 +236,7 @@ func New(cfg Config, signer crypto.Signer, cert *smx509.Certificate, clock func(
 	}
 	tick, stopTick := cfg.Ticker(cfg.CheckpointInterval)
 	go l.run(tick, stopTick)
+	opened = true
 	return l, nil
 }
 
@@ -618,7 +639,8 @@ func (l *Log) checkpoint(final bool) error {
 }
 
 // Close stops the checkpoint ticker, writes a final checkpoint covering every record,
-// and closes the file. Append fails with ErrClosed afterwards.
+// closes the file and releases the replica's lock on the directory. Append fails with
+// ErrClosed afterwards.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -637,6 +659,9 @@ func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e := l.closeSegLocked(); err == nil {
+		err = e
+	}
+	if e := l.lock.Release(); err == nil {
 		err = e
 	}
 	return err
