@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,10 +38,26 @@ func TestCLILogin(t *testing.T) {
 }
 
 // TestDevelopmentLoginSharesTheDataDir: a second development server on the same data
-// directory accepts the first one's challenges (the MAC key is kept in the data
-// directory, created once, readable only by its owner).
+// directory is refused before it listens (two writers would fork the audit chain);
+// one on a copy of the data directory, a second replica given the same files,
+// accepts the first one's challenges (the MAC key is kept in the data directory,
+// created once, readable only by its owner).
 func TestDevelopmentLoginSharesTheDataDir(t *testing.T) {
-	second := startServe(t, "--data-dir", shared.dataDir)
+	var stderr lockedBuffer
+	sctx, scancel := context.WithCancel(t.Context())
+	code := runServe(sctx, []string{"--data-dir", shared.dataDir, "--listen", "127.0.0.1:0"}, &stderr, func(net.Addr) {
+		t.Error("a second server on the same data directory started")
+		scancel()
+	})
+	scancel()
+	if code == 0 || !strings.Contains(stderr.String(), "is in use by another process") {
+		t.Fatalf("second server on the same data directory: exit %d\n%s", code, stderr.String())
+	}
+	copied := filepath.Join(t.TempDir(), "signsvr-data")
+	if err := os.CopyFS(copied, os.DirFS(shared.dataDir)); err != nil {
+		t.Fatal(err)
+	}
+	second := startServe(t, "--data-dir", copied)
 	st, err := os.Stat(devFile(devChallengeKeyFile))
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("challenge key file: %v %v", st, err)
