@@ -134,7 +134,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 // developmentPlan is the embedded default: a development PKI in dataDir (made on first
 // start, reused after), its keys in the soft store, its roots as the only trust
 // anchors, no revocation checks, plaintext on loopback.
-func developmentPlan(dataDir, logLevel string, stderr io.Writer) (*servePlan, error) {
+func developmentPlan(dataDir, logLevel string, stderr io.Writer) (_ *servePlan, err error) {
 	if logLevel == "" {
 		logLevel = "info"
 	}
@@ -142,6 +142,17 @@ func developmentPlan(dataDir, logLevel string, stderr io.Writer) (*servePlan, er
 	if err != nil {
 		return nil, err
 	}
+	// One server per data directory, for as long as it runs: a second one would write
+	// a second audit chain into the same files.
+	lock, err := devpki.Lock(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			lock.Release()
+		}
+	}()
 	created := false
 	if _, err := os.Stat(dataDir); errors.Is(err, os.ErrNotExist) {
 		created = true
@@ -198,7 +209,7 @@ func developmentPlan(dataDir, logLevel string, stderr io.Writer) (*servePlan, er
 		},
 		listen: config.DefaultListen,
 		drain:  5 * time.Second,
-		close:  func() { nr.close(); v.Close(); store.Close() },
+		close:  func() { nr.close(); v.Close(); store.Close(); lock.Release() },
 	}, nil
 }
 

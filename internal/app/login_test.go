@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,13 +19,26 @@ import (
 )
 
 // TestDevelopmentLoginSharesTheDataDir: a second development server on the same data
-// directory accepts the first one's challenges (the MAC key is kept in the data
-// directory, created once, readable only by its owner).
+// directory is refused before it listens (two writers would fork the audit chain);
+// one on a copy of the data directory, a second replica given the same files,
+// accepts the first one's challenges (the MAC key is kept in the data directory,
+// created once, readable only by its owner).
 func TestDevelopmentLoginSharesTheDataDir(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "signsvr-data")
 	devFile := func(parts ...string) string { return filepath.Join(append([]string{dataDir}, parts...)...) }
 	first := startServer(t, Options{DataDir: dataDir})
-	second := startServer(t, Options{DataDir: dataDir})
+	if s, err := New(Options{DataDir: dataDir, Listen: "127.0.0.1:0", Log: io.Discard,
+		GCPercent: DefaultGCPercent, MemoryLimit: DefaultMemoryLimit}); err == nil {
+		s.Close()
+		t.Fatal("a second server on the same data directory was built")
+	} else if !strings.Contains(err.Error(), "is in use by another process") {
+		t.Fatalf("a second server on the same data directory: %v, want a refusal naming the lock", err)
+	}
+	copied := filepath.Join(t.TempDir(), "signsvr-data")
+	if err := os.CopyFS(copied, os.DirFS(dataDir)); err != nil {
+		t.Fatal(err)
+	}
+	second := startServer(t, Options{DataDir: copied})
 	st, err := os.Stat(devFile(DevChallengeKeyFile))
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("challenge key file: %v %v", st, err)

@@ -1,8 +1,10 @@
 // Package devpki makes certificate authorities and certificates for the development
 // setup and for tests: RSA, ECDSA and SM2, with the key usages each operation needs.
 //
-// The embedded default (`signsvr serve` with no config) calls Ensure, which creates a
-// development PKI on first start and reloads it afterwards. Tests use NewCA and Issue
+// The embedded default (`signsvr serve` with no config) calls Lock, so that a second
+// server on the same data directory fails at start instead of sharing its files,
+// then Ensure, which creates a development PKI on first start and reloads it
+// afterwards. Tests use NewCA and Issue
 // to build chains in memory. Nothing here is meant for production keys: keys are
 // generated in software and written unencrypted, and the server says so loudly.
 package devpki

@@ -79,7 +79,10 @@
 //
 // Files are named audit-<replica>-<index, 8 digits>-<UTC creation time>.jsonl and
 // rotated once they would grow past Config.MaxFileBytes. Each writer start opens a new
-// file: existing files are never written again. With SyncCheckpoint (the default)
+// file: existing files are never written again. A writer holds a lock on
+// audit-<replica>.lock in the directory (flock(2), dropped by Close or when the
+// process exits) so that a second writer of the same replica, which would continue
+// the chain from the same record and fork it, fails at start instead. With SyncCheckpoint (the default)
 // every record is handed to the kernel before Append returns, and the file is fsynced
 // after each checkpoint, so a killed process loses nothing and a machine crash loses
 // at most the records since the last checkpoint; SyncRecord fsyncs before every Append
@@ -103,7 +106,11 @@
 // the server refuses the operation with codes.Unavailable (fail closed, as Vault's
 // audit devices do); with Config.FailOpen it logs the failure and returns nil. After a
 // failed write the next Append starts a new file, with a recovered record describing
-// any partial line the failed write left behind.
+// any partial line the failed write left behind. A failed fsync or close of a file
+// (after a record with SyncRecord, after a checkpoint, or when a full file is closed
+// at rotation) is a failed write too: the records since the file's last good fsync
+// may not be on disk, so the call that met it is refused, Health reports it, and the
+// new file's recovered record names the file and the cause.
 //
 // # Replicas, shipping and central verification
 //

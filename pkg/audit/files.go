@@ -23,6 +23,10 @@ const (
 	tornSuffix = ".torn"
 )
 
+// lockFileName is the replica's lock file in the directory. Its name does not end in
+// .jsonl, so neither the writer's nor the verifier's file lists ever include it.
+func lockFileName(replica string) string { return filePrefix + replica + ".lock" }
+
 func fileName(replica string, index uint64, t time.Time) string {
 	return fmt.Sprintf("%s%s-%08d-%s%s", filePrefix, replica, index, t.UTC().Format("20060102T150405Z"), fileSuffix)
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/emmansun/gmsm/smx509"
+
+	"signsvr.dev/signsvr/pkg/dirlock"
 )
 
 // SyncPolicy says when the log calls fsync.
@@ -55,6 +57,21 @@ type Config struct {
 	// Ticker starts the checkpoint ticker; nil uses time.NewTicker. Tests pass a
 	// channel they drive by hand. stop is called on Close.
 	Ticker func(d time.Duration) (c <-chan time.Time, stop func())
+
+	// openFile creates a log file; nil uses os.OpenFile. Tests wrap the file to make
+	// its writes, fsyncs or close fail.
+	openFile func(path string) (segmentFile, error)
+}
+
+// segmentFile is what the writer needs of an open log file.
+type segmentFile interface {
+	Write(p []byte) (int, error)
+	Sync() error
+	Close() error
+}
+
+func openSegmentFile(path string) (segmentFile, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o640)
 }
 
 var (
@@ -78,6 +95,7 @@ type Log struct {
 	replica string
 	fields  sync.Pool // *[]byte, encoded fields of a record before locking
 	group   committer // group commit of concurrent Appends (group.go)
+	lock    *dirlock.Lock
 
 	mu      sync.Mutex
 	seg     *segment
@@ -100,7 +118,7 @@ type Log struct {
 }
 
 type segment struct {
-	f        *os.File
+	f        segmentFile
 	name     string
 	size     int64
 	records  int  // lines written, header included
@@ -108,10 +126,13 @@ type segment struct {
 	closed   bool // written with mu and syncMu held, read with either
 }
 
-// New opens the replica's log in cfg.Dir. It continues the chain from the last good
-// record on disk, always in a new file (existing files are never modified), writes a
-// recovered record when the previous run ended in the middle of a record or without
-// closing, and signs a first checkpoint so a broken audit key shows at start-up.
+// New opens the replica's log in cfg.Dir and locks it (the lock file
+// audit-<replica>.lock, held until Close): a second New of the same replica and
+// directory, in this process or another, fails at once with an error wrapping
+// dirlock.ErrLocked. It continues the chain from the last good record on disk,
+// always in a new file (existing files are never modified), writes a recovered
+// record when the previous run ended in the middle of a record or without closing,
+// and signs a first checkpoint so a broken audit key shows at start-up.
 // signer is the audit key; cert is its certificate, named in every checkpoint.
 func New(cfg Config, signer crypto.Signer, cert *smx509.Certificate, clock func() time.Time) (*Log, error) {
 	if cfg.Dir == "" {
@@ -144,6 +165,9 @@ func New(cfg Config, signer crypto.Signer, cert *smx509.Certificate, clock func(
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.openFile == nil {
+		cfg.openFile = openSegmentFile
+	}
 	if cfg.Ticker == nil {
 		cfg.Ticker = func(d time.Duration) (<-chan time.Time, func()) {
 			t := time.NewTicker(d)
@@ -160,6 +184,20 @@ func New(cfg Config, signer crypto.Signer, cert *smx509.Certificate, clock func(
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
+	// Two writers of one replica's log would both continue the chain from the same
+	// record, a fork no later verification gets past: the second fails here instead.
+	lock, err := dirlock.Acquire(filepath.Join(cfg.Dir, lockFileName(cfg.ReplicaID)))
+	if errors.Is(err, dirlock.ErrLocked) {
+		return nil, fmt.Errorf("audit: directory %s is in use by another process (the log of replica %s): %w", cfg.Dir, cfg.ReplicaID, err)
+	} else if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	opened := false
+	defer func() {
+		if !opened {
+			lock.Release()
+		}
+	}()
 	st, err := recoverChain(cfg.Dir, cfg.ReplicaID, cfg.Hash)
 	if err != nil {
 		return nil, fmt.Errorf("audit: reading the existing log: %w", err)
@@ -167,8 +205,8 @@ func New(cfg Config, signer crypto.Signer, cert *smx509.Certificate, clock func(
 	l := &Log{
 		cfg: cfg, alg: cfg.Hash, clock: clock, signer: signer, sigAlg: sigAlg,
 		certFP: CertFingerprint(cert), pub: cert.PublicKey, logger: cfg.Logger,
-		replica: cfg.ReplicaID,
-		index:   st.index, seq: st.seq, head: []byte(st.head),
+		replica: cfg.ReplicaID, lock: lock,
+		index: st.index, seq: st.seq, head: []byte(st.head),
 		line: make([]byte, 0, 1024),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -198,6 +236,7 @@ func New(cfg Config, signer crypto.Signer, cert *smx509.Certificate, clock func(
 	}
 	tick, stopTick := cfg.Ticker(cfg.CheckpointInterval)
 	go l.run(tick, stopTick)
+	opened = true
 	return l, nil
 }
 
@@ -310,10 +349,7 @@ func (l *Log) appendLines(fields []byte, ends []int, checkpoint, whileClosing bo
 	}
 	if l.cfg.Sync == SyncRecord {
 		if err := l.seg.f.Sync(); err != nil {
-			// The records may or may not be on disk: continue in a new file.
-			l.broken = err
-			l.torn = &tornInfo{file: l.seg.name, offset: -1, cause: "fsync failed: " + err.Error()}
-			return nil, 0, l.failLocked(err)
+			return nil, 0, l.failLocked(l.syncFailedLocked(l.seg.name, fmt.Errorf("fsync failed: %w", err)))
 		}
 	}
 	if !checkpoint && l.sinceCP >= l.cfg.CheckpointEvery {
@@ -328,6 +364,22 @@ func (l *Log) appendLines(fields []byte, ends []int, checkpoint, whileClosing bo
 func (l *Log) failLocked(err error) error {
 	l.health = err
 	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+// syncFailedLocked handles a failed fsync or close of the file name, wherever it
+// happens (after a record with SyncRecord, after a checkpoint, when a full file is
+// closed at rotation): the records written to it since its last good fsync may not be
+// on disk, and a later fsync that succeeds does not say they are (the kernel may have
+// dropped the pages it could not write). It is a failed write: the caller refuses its
+// call through failLocked (health turns bad), and the next write starts a new file
+// whose recovered record names this one and gives err as the cause. It returns err
+// with the file's name.
+func (l *Log) syncFailedLocked(name string, err error) error {
+	if l.torn == nil || l.torn.file != name { // else the first failure stands, with any torn bytes
+		l.torn = &tornInfo{file: name, offset: -1, cause: err.Error()}
+	}
+	l.broken = err
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 // writeLocked encodes and writes one line: seq, time, the given fields, prev, hash.
@@ -400,13 +452,17 @@ func (l *Log) writeLinesLocked(fields []byte, ends []int) (int, error) {
 }
 
 // openFileLocked closes the current file (fsync first) and starts the next one with
-// its header, and a recovered record when l.torn says the chain was interrupted.
+// its header, and a recovered record when l.torn says the chain was interrupted. When
+// the current file does not close cleanly, no file is started: the error goes to the
+// caller like a failed write, and the next write starts the new file.
 func (l *Log) openFileLocked(prevFile string, setAside []string) error {
-	l.closeSegLocked()
+	if err := l.closeSegLocked(); err != nil {
+		return l.syncFailedLocked(l.seg.name, err)
+	}
 	index := l.index + 1
 	name := fileName(l.replica, index, l.clock())
 	path := filepath.Join(l.cfg.Dir, name)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o640)
+	f, err := l.cfg.openFile(path)
 	if err != nil {
 		l.broken = err
 		return err
@@ -474,7 +530,8 @@ func (l *Log) openFileLocked(prevFile string, setAside []string) error {
 	return nil
 }
 
-// closeSegLocked fsyncs and closes the current file, if open.
+// closeSegLocked fsyncs and closes the current file, if open. The file counts as
+// closed even when either fails: it is not written again.
 func (l *Log) closeSegLocked() error {
 	old := l.seg
 	if old == nil {
@@ -485,11 +542,14 @@ func (l *Log) closeSegLocked() error {
 	if old.closed {
 		return nil
 	}
-	err := old.f.Sync()
-	if e := old.f.Close(); err == nil {
-		err = e
-	}
 	old.closed = true
+	err := old.f.Sync()
+	if err != nil {
+		err = fmt.Errorf("fsync failed: %w", err)
+	}
+	if e := old.f.Close(); e != nil && err == nil {
+		err = fmt.Errorf("close failed: %w", e)
+	}
 	return err
 }
 
@@ -570,16 +630,17 @@ func (l *Log) checkpoint(final bool) error {
 		l.syncMu.Unlock()
 		if err != nil {
 			l.mu.Lock()
-			l.health = err
+			err = l.failLocked(l.syncFailedLocked(seg.name, fmt.Errorf("fsync failed: %w", err)))
 			l.mu.Unlock()
-			return fmt.Errorf("%w: fsync: %v", ErrUnavailable, err)
+			return err
 		}
 	}
 	return nil
 }
 
 // Close stops the checkpoint ticker, writes a final checkpoint covering every record,
-// and closes the file. Append fails with ErrClosed afterwards.
+// closes the file and releases the replica's lock on the directory. Append fails with
+// ErrClosed afterwards.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -598,6 +659,9 @@ func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e := l.closeSegLocked(); err == nil {
+		err = e
+	}
+	if e := l.lock.Release(); err == nil {
 		err = e
 	}
 	return err

@@ -204,6 +204,7 @@ func TestCrashRecovery(t *testing.T) {
 			l.mu.Unlock()
 			close(l.stop)
 			<-l.done
+			l.lock.Release() // the kernel drops the lock of a process that dies
 			files := logFiles(t, cfg.Dir)
 			data, _ := os.ReadFile(files[0])
 			cut := 1 + rng.IntN(len(data)-1)
