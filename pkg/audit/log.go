@@ -576,7 +576,10 @@ func (l *Log) run(tick <-chan time.Time, stopTick func()) {
 // are covered by the next checkpoint.
 func (l *Log) checkpoint(final bool) error {
 	l.mu.Lock()
-	if (l.closed && !final) || (l.sinceCP == 0 && !final) || l.seq == 0 {
+	// A log whose last write failed checkpoints at every tick even with nothing new to
+	// cover: the checkpoint is what finds the disk writable again and clears Health,
+	// when no call comes to write a record (a server reported unhealthy gets none).
+	if (l.closed && !final) || (l.sinceCP == 0 && l.health == nil && !final) || l.seq == 0 {
 		l.mu.Unlock()
 		return nil
 	}
