@@ -18,40 +18,17 @@ const maxSM2UserID = 8191
 // requestUse is the use of the algorithm table that a request's digest and RSA scheme
 // choose for a key of family f and purpose p: the first use of the family with what was
 // asked (its default when nothing was). What the family does not have is refused with
-// the reason the client sees; a key outside the table is refused only what belongs to
-// one family (SM3, PSS), as any key is, and otherwise left to the step that uses it,
-// which refuses the key with its own status.
+// the reason the client sees. A key outside the table is refused here only what
+// belongs to one family (SM3, PSS), as any key is; the rest is left to the step that
+// uses the key, which refuses it with its own status.
 func requestUse(f algorithm.Family, p algorithm.Purpose, d signsvrv1.DigestAlgorithm, s signsvrv1.RsaSignatureScheme) (algorithm.Use, error) {
-	digest, known := requestDigest(d)
-	has := algorithm.Digests(f, p)
-	if (digest != algorithm.NoDigest || !known) && len(has) == 1 && digest != has[0] {
-		return algorithm.Use{}, unsupported("%s keys sign with %s only", f, has[0])
+	digest, err := requestDigestFor(f, p, d)
+	if err != nil {
+		return algorithm.Use{}, err
 	}
-	if !known {
-		return algorithm.Use{}, invalidRequest("unknown digest %d", d)
-	}
-	if digest != algorithm.NoDigest && !slices.Contains(has, digest) {
-		owners := algorithm.Families(p, 0, digest)
-		if f != algorithm.Unsupported || len(owners) == 1 {
-			return algorithm.Use{}, unsupported("%s is for %s keys only", digest, familyNames(owners))
-		}
-	}
-	var scheme algorithm.Scheme
-	switch s {
-	case signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_UNSPECIFIED:
-	case signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_PKCS1V15:
-		// An RSA padding: a family without it has no padding to choose, and its default
-		// scheme is what the request gets.
-		if _, ok := algorithm.Pick(f, p, algorithm.PKCS1v15, algorithm.NoDigest); ok {
-			scheme = algorithm.PKCS1v15
-		}
-	case signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_PSS:
-		if _, ok := algorithm.Pick(f, p, algorithm.PSS, algorithm.NoDigest); !ok {
-			return algorithm.Use{}, unsupported("%s is for %s keys only", algorithm.PSS, familyNames(algorithm.Families(p, algorithm.PSS, algorithm.NoDigest)))
-		}
-		scheme = algorithm.PSS
-	default:
-		return algorithm.Use{}, invalidRequest("unknown RSA signature scheme %d", s)
+	scheme, err := requestScheme(f, p, s)
+	if err != nil {
+		return algorithm.Use{}, err
 	}
 	u, ok := algorithm.Pick(f, p, scheme, digest)
 	switch {
@@ -61,6 +38,48 @@ func requestUse(f algorithm.Family, p algorithm.Purpose, d signsvrv1.DigestAlgor
 		return algorithm.Use{Scheme: scheme, Digest: digest}, nil
 	}
 	return algorithm.Use{}, unsupported("%s keys do not sign with %s", f, algorithm.Use{Scheme: scheme, Digest: digest})
+}
+
+// requestDigestFor is the digest a request asks of family f for purpose p (NoDigest:
+// the default), refused when f does not have it.
+func requestDigestFor(f algorithm.Family, p algorithm.Purpose, d signsvrv1.DigestAlgorithm) (algorithm.Digest, error) {
+	digest, known := requestDigest(d)
+	has := algorithm.Digests(f, p)
+	if (digest != algorithm.NoDigest || !known) && len(has) == 1 && digest != has[0] {
+		return 0, unsupported("%s keys sign with %s only", f, has[0])
+	}
+	if !known {
+		return 0, invalidRequest("unknown digest %d", d)
+	}
+	if digest != algorithm.NoDigest && !slices.Contains(has, digest) {
+		owners := algorithm.Families(p, 0, digest)
+		if f != algorithm.Unsupported || len(owners) == 1 {
+			return 0, unsupported("%s is for %s keys only", digest, familyNames(owners))
+		}
+	}
+	return digest, nil
+}
+
+// requestScheme is the signature scheme a request's RSA padding asks of family f for
+// purpose p (zero: the default), refused when f does not have it.
+func requestScheme(f algorithm.Family, p algorithm.Purpose, s signsvrv1.RsaSignatureScheme) (algorithm.Scheme, error) {
+	switch s {
+	case signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_UNSPECIFIED:
+		return 0, nil
+	case signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_PKCS1V15:
+		// An RSA padding: a family without it has no padding to choose, and its default
+		// scheme is what the request gets.
+		if _, ok := algorithm.Pick(f, p, algorithm.PKCS1v15, algorithm.NoDigest); ok {
+			return algorithm.PKCS1v15, nil
+		}
+		return 0, nil
+	case signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_PSS:
+		if _, ok := algorithm.Pick(f, p, algorithm.PSS, algorithm.NoDigest); !ok {
+			return 0, unsupported("%s is for %s keys only", algorithm.PSS, familyNames(algorithm.Families(p, algorithm.PSS, algorithm.NoDigest)))
+		}
+		return algorithm.PSS, nil
+	}
+	return 0, invalidRequest("unknown RSA signature scheme %d", s)
 }
 
 // requestDigest maps a request's digest onto the algorithm table's (NoDigest for "the
