@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -108,5 +109,37 @@ func TestAuditUse(t *testing.T) {
 	}
 	if _, ok := auditUse(algorithm.Unsupported, algorithm.SignCMS, 0, 0); ok {
 		t.Error("a use for a key outside the table")
+	}
+}
+
+// TestAuditAlgorithms: what the audit record of each kind of call names for a key.
+func TestAuditAlgorithms(t *testing.T) {
+	s := &Server{}
+	for name, f := range map[string]algorithm.Family{"rsa": algorithm.RSA, "p384": algorithm.ECDSAP384, "sm2": algorithm.SM2, "p521": algorithm.Unsupported} {
+		s.keys.m.Store(name, &key{family: f})
+	}
+	pss := &signsvrv1.SignOptions{RsaScheme: signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_PSS, Digest: signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SHA512}
+	for _, c := range []struct {
+		key  string
+		req  any
+		want []string
+	}{
+		{"rsa", &signsvrv1.SignRequest{Options: pss}, []string{"RSA-PSS", "SHA-512"}},
+		{"rsa", &signsvrv1.SignRawRequest{RsaScheme: signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_PSS}, []string{"RSA-PSS", "SHA-256"}},
+		{"rsa", &signsvrv1.SignAndEnvelopeRequest{SignOptions: pss}, []string{"RSA", "SHA-512"}},
+		{"rsa", &signsvrv1.DecryptRequest{}, []string{"RSA"}},
+		{"p384", &signsvrv1.SignRequest{}, []string{"ECDSA", "SHA-256"}},
+		{"p384", &signsvrv1.SignRawRequest{}, []string{"ECDSA", "SHA-256"}},
+		{"p384", &signsvrv1.TimestampRequest{}, []string{"ECDSA", "SHA-256"}},
+		{"p384", &signsvrv1.DecryptRequest{}, []string{"ECDSA"}},
+		{"sm2", &signsvrv1.SignRequest{Options: pss}, []string{"SM2", "SM3"}},
+		{"sm2", &signsvrv1.DecryptRequest{}, []string{"SM2"}},
+		{"p521", &signsvrv1.SignRequest{}, nil},
+		{"unknown", &signsvrv1.SignRequest{}, nil},
+		{"", &signsvrv1.SignRequest{}, nil},
+	} {
+		if got := s.auditAlgorithms(c.key, c.req); !slices.Equal(got, c.want) {
+			t.Errorf("%s %T: %v, want %v", c.key, c.req, got, c.want)
+		}
 	}
 }
