@@ -322,20 +322,21 @@ func (s *Server) auditAlgorithms(keyName string, req any) []string {
 		digest signsvrv1.DigestAlgorithm
 		scheme signsvrv1.RsaSignatureScheme
 	)
-	signs := true
+	signs, purpose := true, algorithm.SignCMS
 	switch r := req.(type) {
 	case *signsvrv1.SignRequest:
 		digest, scheme = r.GetOptions().GetDigest(), r.GetOptions().GetRsaScheme()
 	case *signsvrv1.SignRawRequest:
-		digest, scheme = r.GetDigest(), r.GetRsaScheme()
+		// A raw signature has defaults of its own (SHA-384 for P-384).
+		digest, scheme, purpose = r.GetDigest(), r.GetRsaScheme(), algorithm.RawSignature
 	case *signsvrv1.SignAndEnvelopeRequest:
-		digest = r.GetSignOptions().GetDigest()
+		digest, scheme = r.GetSignOptions().GetDigest(), r.GetSignOptions().GetRsaScheme()
 	case *signsvrv1.TimestampRequest:
 		// The token's signature: the TSA key's defaults.
 	default:
 		signs = false // decryption: the key family alone
 	}
-	u, ok := auditUse(fam, algorithm.SignCMS, digest, scheme)
+	u, ok := auditUse(fam, purpose, digest, scheme)
 	if !ok {
 		return nil
 	}

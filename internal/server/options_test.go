@@ -126,10 +126,10 @@ func TestAuditAlgorithms(t *testing.T) {
 	}{
 		{"rsa", &signsvrv1.SignRequest{Options: pss}, []string{"RSA-PSS", "SHA-512"}},
 		{"rsa", &signsvrv1.SignRawRequest{RsaScheme: signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_PSS}, []string{"RSA-PSS", "SHA-256"}},
-		{"rsa", &signsvrv1.SignAndEnvelopeRequest{SignOptions: pss}, []string{"RSA", "SHA-512"}},
+		{"rsa", &signsvrv1.SignAndEnvelopeRequest{SignOptions: pss}, []string{"RSA-PSS", "SHA-512"}},
 		{"rsa", &signsvrv1.DecryptRequest{}, []string{"RSA"}},
 		{"p384", &signsvrv1.SignRequest{}, []string{"ECDSA", "SHA-256"}},
-		{"p384", &signsvrv1.SignRawRequest{}, []string{"ECDSA", "SHA-256"}},
+		{"p384", &signsvrv1.SignRawRequest{}, []string{"ECDSA", "SHA-384"}},
 		{"p384", &signsvrv1.TimestampRequest{}, []string{"ECDSA", "SHA-256"}},
 		{"p384", &signsvrv1.DecryptRequest{}, []string{"ECDSA"}},
 		{"sm2", &signsvrv1.SignRequest{Options: pss}, []string{"SM2", "SM3"}},
