@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/audit"
 	"signsvr.dev/signsvr/pkg/cms"
 	"signsvr.dev/signsvr/pkg/sign"
@@ -302,62 +303,71 @@ func wholeMessage(m proto.Message, buf []byte) ([]byte, []byte) {
 	return b[start:len(b):len(b)], b
 }
 
-// auditAlgorithms names the key family and digest of a call that used a key, as far
-// as the request says (the key's defaults otherwise).
+// auditAlgorithms names the signature scheme and digest of a call that used a key, as
+// far as the request says and the algorithm table allows the key's family (the
+// family's defaults otherwise); a decryption names the family's scheme alone.
 func (s *Server) auditAlgorithms(keyName string, req any) []string {
 	if keyName == "" {
 		return nil
 	}
-	var fam family
+	var fam algorithm.Family
 	if v, ok := s.keys.m.Load(keyName); ok {
 		fam = v.(*key).family
 	} else if ts := s.timestamps; ts != nil && ts.authority != nil && keyName == ts.key {
-		fam = familyOf(ts.authority.Certificate().PublicKey)
+		fam = algorithm.Of(ts.authority.Certificate().PublicKey)
 	} else {
 		return nil
 	}
-	var digest signsvrv1.DigestAlgorithm
-	pss, signs := false, true
+	var (
+		digest signsvrv1.DigestAlgorithm
+		scheme signsvrv1.RsaSignatureScheme
+	)
+	signs, purpose := true, algorithm.SignCMS
 	switch r := req.(type) {
 	case *signsvrv1.SignRequest:
-		digest, pss = r.GetOptions().GetDigest(), r.GetOptions().GetRsaScheme() == signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_PSS
+		digest, scheme = r.GetOptions().GetDigest(), r.GetOptions().GetRsaScheme()
 	case *signsvrv1.SignRawRequest:
-		digest, pss = r.GetDigest(), r.GetRsaScheme() == signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_PSS
+		// A raw signature has defaults of its own (SHA-384 for P-384).
+		digest, scheme, purpose = r.GetDigest(), r.GetRsaScheme(), algorithm.RawSignature
 	case *signsvrv1.SignAndEnvelopeRequest:
-		digest = r.GetSignOptions().GetDigest()
+		digest, scheme = r.GetSignOptions().GetDigest(), r.GetSignOptions().GetRsaScheme()
 	case *signsvrv1.TimestampRequest:
-		// The token's signature digest: SM3 for SM2, SHA-256 otherwise.
+		// The token's signature: the TSA key's defaults.
 	default:
 		signs = false // decryption: the key family alone
 	}
-	var algs []string
-	switch fam {
-	case familyRSA:
-		if pss {
-			algs = append(algs, "RSA-PSS")
-		} else {
-			algs = append(algs, "RSA")
-		}
-	case familyEC:
-		algs = append(algs, "ECDSA")
-	case familySM2:
-		if signs {
-			return []string{"SM2", "SM3"}
-		}
-		return []string{"SM2"}
-	default:
+	u, ok := auditUse(fam, purpose, digest, scheme)
+	if !ok {
 		return nil
 	}
 	if !signs {
-		return algs
+		return []string{auditSchemeNames[u.Scheme]}
 	}
-	switch digest {
-	case signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SHA384:
-		algs = append(algs, "SHA-384")
-	case signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SHA512:
-		algs = append(algs, "SHA-512")
-	default:
-		algs = append(algs, "SHA-256")
+	return []string{auditSchemeNames[u.Scheme], u.Digest.String()}
+}
+
+// auditUse is the use a request's digest and RSA scheme ask of family f for purpose p,
+// falling back to the family's default for what it does not have (the record of a
+// refused request names what the key would have used); ok is false for a key outside
+// the table.
+func auditUse(f algorithm.Family, p algorithm.Purpose, d signsvrv1.DigestAlgorithm, s signsvrv1.RsaSignatureScheme) (algorithm.Use, bool) {
+	var scheme algorithm.Scheme
+	if _, ok := algorithm.Pick(f, p, algorithm.PSS, algorithm.NoDigest); ok && s == signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_PSS {
+		scheme = algorithm.PSS
 	}
-	return algs
+	if digest, known := requestDigest(d); known {
+		if u, ok := algorithm.Pick(f, p, scheme, digest); ok {
+			return u, true
+		}
+	}
+	return algorithm.Pick(f, p, scheme, algorithm.NoDigest)
+}
+
+// auditSchemeNames are the names audit records give signature schemes, digests being
+// named on their own.
+var auditSchemeNames = map[algorithm.Scheme]string{
+	algorithm.PKCS1v15:   "RSA",
+	algorithm.PSS:        "RSA-PSS",
+	algorithm.ECDSA:      "ECDSA",
+	algorithm.SM2WithSM3: "SM2",
 }

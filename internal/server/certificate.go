@@ -8,11 +8,11 @@ import (
 	"encoding/hex"
 	"strconv"
 
-	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/trust"
 )
 
@@ -196,7 +196,9 @@ func DescribeCertificate(c *smx509.Certificate) *signsvrv1.CertificateInfo {
 		if p.Curve != nil {
 			info.KeyBits = uint32(p.Curve.Params().BitSize)
 		}
-		if sm2.IsSM2PublicKey(p) {
+		// Any curve is described, also one the algorithm table does not support
+		// (P-521, say); the table says which curve is SM2's.
+		if algorithm.Of(p) == algorithm.SM2 {
 			info.KeyAlgorithm = signsvrv1.KeyAlgorithm_KEY_ALGORITHM_SM2
 			info.Curve = "SM2"
 		} else if p.Curve != nil {

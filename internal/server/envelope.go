@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/cms"
 	"signsvr.dev/signsvr/pkg/envelope"
 	"signsvr.dev/signsvr/pkg/keystore"
@@ -30,7 +31,9 @@ func (s *Server) recipients(ctx context.Context, ders [][]byte, names []string) 
 		return nil, err
 	}
 	for _, c := range out {
-		if familyOf(c.PublicKey) == familyUnknown {
+		_, transport := algorithm.Check(c.PublicKey, algorithm.KeyTransport)
+		_, agreement := algorithm.Check(c.PublicKey, algorithm.KeyAgreement)
+		if transport != nil && agreement != nil {
 			return nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_CERTIFICATE_UNUSABLE,
 				"a recipient certificate has a key that cannot receive an envelope", nil)
 		}

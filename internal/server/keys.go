@@ -21,37 +21,13 @@ import (
 	"signsvr.dev/signsvr/pkg/sign"
 )
 
-// family is the public-key algorithm family as far as it decides the request options
-// that apply (digest, RSA scheme, SM2 dialect and user ID): the algorithm table's
-// family with the ECDSA curves taken together.
-type family int
-
-const (
-	familyUnknown family = iota
-	familyRSA
-	familyEC
-	familySM2
-)
-
-// familyOf asks the algorithm table for the key's family: a key outside it (ECDSA on
-// P-521, say) is familyUnknown.
-func familyOf(pub crypto.PublicKey) family {
-	switch f := algorithm.Of(pub); {
-	case f == algorithm.RSA:
-		return familyRSA
-	case f.IsECDSA():
-		return familyEC
-	case f == algorithm.SM2:
-		return familySM2
-	}
-	return familyUnknown
-}
-
-// key is a keystore key with what the handlers need, worked out once: its family,
-// leaf certificate and the KeyInfo ListKeys returns.
+// key is a keystore key with what the handlers need, worked out once: its family in
+// the algorithm table (which decides the request options that apply: digest, RSA
+// scheme, SM2 dialect and user ID; algorithm.Unsupported for a key outside the table,
+// ECDSA on P-521, say), leaf certificate and the KeyInfo ListKeys returns.
 type key struct {
 	k      keystore.Key
-	family family
+	family algorithm.Family
 	pub    crypto.PublicKey
 	leaf   *smx509.Certificate
 	chain  []*smx509.Certificate
@@ -92,7 +68,7 @@ func (s *Server) prepared(k keystore.Key) *key {
 		}
 	}
 	pk := &key{k: k, pub: k.Public(), chain: k.Chain()}
-	pk.family = familyOf(pk.pub)
+	pk.family = algorithm.Of(pk.pub)
 	pk.goNative = keystore.IsGoNative(k)
 	if sc, ok := k.(keystore.SelfCheckedKey); ok && !pk.goNative {
 		pk.check = sc.SelfCheck()
@@ -161,16 +137,16 @@ func (s *Server) useKey(ctx context.Context, name string, op Operation) (*key, e
 
 func keyInfo(k *key, backend string) *signsvrv1.KeyInfo {
 	info := &signsvrv1.KeyInfo{Name: k.k.Name(), Backend: backend}
-	switch k.family {
-	case familyRSA:
+	switch {
+	case k.family == algorithm.RSA:
 		info.Algorithm = signsvrv1.KeyAlgorithm_KEY_ALGORITHM_RSA
 		info.KeyBits = uint32(k.pub.(*rsa.PublicKey).N.BitLen())
-	case familyEC:
+	case k.family.IsECDSA():
 		params := k.pub.(*ecdsa.PublicKey).Curve.Params()
 		info.Algorithm = signsvrv1.KeyAlgorithm_KEY_ALGORITHM_EC
 		info.KeyBits = uint32(params.BitSize)
 		info.Curve = params.Name
-	case familySM2:
+	case k.family == algorithm.SM2:
 		info.Algorithm = signsvrv1.KeyAlgorithm_KEY_ALGORITHM_SM2
 		info.KeyBits = uint32(k.pub.(*ecdsa.PublicKey).Curve.Params().BitSize)
 		info.Curve = "SM2"

@@ -1,11 +1,13 @@
 package server
 
 import (
-	"crypto"
+	"slices"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/envelope"
 	"signsvr.dev/signsvr/pkg/sign"
 )
@@ -13,43 +15,98 @@ import (
 // maxSM2UserID bounds the SM2 user ID: its bit length must fit ENTL's 16 bits.
 const maxSM2UserID = 8191
 
-// hashFor maps a requested digest to a crypto.Hash for a key family. It returns 0 for
-// "the key's default" and, for SM2, always 0 (SM2 signs with SM3 only).
-func hashFor(f family, d signsvrv1.DigestAlgorithm) (crypto.Hash, error) {
-	if f == familySM2 {
-		switch d {
-		case signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_UNSPECIFIED, signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SM3:
-			return 0, nil
-		}
-		return 0, unsupported("SM2 keys sign with SM3 only")
+// requestUse is the use of the algorithm table that a request's digest and RSA scheme
+// choose for a key of family f and purpose p: the first use of the family with what was
+// asked (its default when nothing was). What the family does not have is refused with
+// the reason the client sees. A key outside the table is refused here only what
+// belongs to one family (SM3, PSS), as any key is; the rest is left to the step that
+// uses the key, which refuses it with its own status.
+func requestUse(f algorithm.Family, p algorithm.Purpose, d signsvrv1.DigestAlgorithm, s signsvrv1.RsaSignatureScheme) (algorithm.Use, error) {
+	digest, err := requestDigestFor(f, p, d)
+	if err != nil {
+		return algorithm.Use{}, err
 	}
-	switch d {
-	case signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_UNSPECIFIED:
-		return 0, nil
-	case signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SHA256:
-		return crypto.SHA256, nil
-	case signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SHA384:
-		return crypto.SHA384, nil
-	case signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SHA512:
-		return crypto.SHA512, nil
-	case signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SM3:
-		return 0, unsupported("SM3 is for SM2 keys only")
+	scheme, err := requestScheme(f, p, s)
+	if err != nil {
+		return algorithm.Use{}, err
 	}
-	return 0, invalidRequest("unknown digest %d", d)
+	u, ok := algorithm.Pick(f, p, scheme, digest)
+	switch {
+	case ok:
+		return u, nil
+	case f == algorithm.Unsupported:
+		return algorithm.Use{Scheme: scheme, Digest: digest}, nil
+	}
+	return algorithm.Use{}, unsupported("%s keys do not sign with %s", f, algorithm.Use{Scheme: scheme, Digest: digest})
 }
 
-// pssFor says whether RSA-PSS was asked for, and refuses it for non-RSA keys.
-func pssFor(f family, s signsvrv1.RsaSignatureScheme) (bool, error) {
-	switch s {
-	case signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_UNSPECIFIED, signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_PKCS1V15:
-		return false, nil
-	case signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_PSS:
-		if f != familyRSA {
-			return false, unsupported("PSS is for RSA keys only")
-		}
-		return true, nil
+// requestDigestFor is the digest a request asks of family f for purpose p (NoDigest:
+// the default), refused when f does not have it.
+func requestDigestFor(f algorithm.Family, p algorithm.Purpose, d signsvrv1.DigestAlgorithm) (algorithm.Digest, error) {
+	digest, known := requestDigest(d)
+	has := algorithm.Digests(f, p)
+	if (digest != algorithm.NoDigest || !known) && len(has) == 1 && digest != has[0] {
+		return 0, unsupported("%s keys sign with %s only", f, has[0])
 	}
-	return false, invalidRequest("unknown RSA signature scheme %d", s)
+	if !known {
+		return 0, invalidRequest("unknown digest %d", d)
+	}
+	if digest != algorithm.NoDigest && !slices.Contains(has, digest) {
+		owners := algorithm.Families(p, 0, digest)
+		if f != algorithm.Unsupported || len(owners) == 1 {
+			return 0, unsupported("%s is for %s keys only", digest, familyNames(owners))
+		}
+	}
+	return digest, nil
+}
+
+// requestScheme is the signature scheme a request's RSA padding asks of family f for
+// purpose p (zero: the default), refused when f does not have it.
+func requestScheme(f algorithm.Family, p algorithm.Purpose, s signsvrv1.RsaSignatureScheme) (algorithm.Scheme, error) {
+	switch s {
+	case signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_UNSPECIFIED:
+		return 0, nil
+	case signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_PKCS1V15:
+		// An RSA padding: a family without it has no padding to choose, and its default
+		// scheme is what the request gets.
+		if _, ok := algorithm.Pick(f, p, algorithm.PKCS1v15, algorithm.NoDigest); ok {
+			return algorithm.PKCS1v15, nil
+		}
+		return 0, nil
+	case signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_PSS:
+		if _, ok := algorithm.Pick(f, p, algorithm.PSS, algorithm.NoDigest); !ok {
+			return 0, unsupported("%s is for %s keys only", algorithm.PSS, familyNames(algorithm.Families(p, algorithm.PSS, algorithm.NoDigest)))
+		}
+		return algorithm.PSS, nil
+	}
+	return 0, invalidRequest("unknown RSA signature scheme %d", s)
+}
+
+// requestDigest maps a request's digest onto the algorithm table's (NoDigest for "the
+// key's default"); known is false for a value this server does not know.
+func requestDigest(d signsvrv1.DigestAlgorithm) (digest algorithm.Digest, known bool) {
+	switch d {
+	case signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_UNSPECIFIED:
+		return algorithm.NoDigest, true
+	case signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SHA256:
+		return algorithm.SHA256, true
+	case signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SHA384:
+		return algorithm.SHA384, true
+	case signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SHA512:
+		return algorithm.SHA512, true
+	case signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SM3:
+		return algorithm.SM3, true
+	}
+	return algorithm.NoDigest, false
+}
+
+// familyNames names families for a message: "SM2", "RSA", "RSA, ECDSA P-256".
+func familyNames(fs []algorithm.Family) string {
+	names := make([]string, len(fs))
+	for i, f := range fs {
+		names[i] = f.String()
+	}
+	return strings.Join(names, ", ")
 }
 
 func sm2UID(uid []byte) ([]byte, error) {
@@ -71,13 +128,12 @@ func (s *Server) signOptions(k *key, detached bool, o *signsvrv1.SignOptions, op
 	if o == nil {
 		return nil
 	}
-	var err error
-	if opts.Hash, err = hashFor(k.family, o.GetDigest()); err != nil {
+	u, err := requestUse(k.family, algorithm.SignCMS, o.GetDigest(), o.GetRsaScheme())
+	if err != nil {
 		return err
 	}
-	if opts.PSS, err = pssFor(k.family, o.GetRsaScheme()); err != nil {
-		return err
-	}
+	// SM3 has no crypto.Hash: sign.Options takes zero for it, which is SM2's default.
+	opts.Hash, opts.PSS = u.Digest.Hash(), u.Scheme == algorithm.PSS
 	switch o.GetSignerId() {
 	case signsvrv1.SignerIdType_SIGNER_ID_TYPE_UNSPECIFIED, signsvrv1.SignerIdType_SIGNER_ID_TYPE_ISSUER_AND_SERIAL:
 		opts.SignerID = sign.IssuerAndSerial
@@ -106,7 +162,7 @@ func (s *Server) signOptions(k *key, detached bool, o *signsvrv1.SignOptions, op
 	case signsvrv1.Sm2Dialect_SM2_DIALECT_PKCS7:
 		opts.Dialect = sign.DialectPKCS7
 	case signsvrv1.Sm2Dialect_SM2_DIALECT_GMT0010:
-		if k.family != familySM2 {
+		if k.family != algorithm.SM2 {
 			return unsupported("the GM/T 0010 dialect is for SM2 keys only")
 		}
 		opts.Dialect = sign.DialectGMT0010

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"fmt"
@@ -14,60 +13,9 @@ import (
 	"google.golang.org/grpc/codes"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/sign"
 )
-
-// Signature algorithm OIDs reported by SignRaw.
-const (
-	oidSHA256WithRSA   = "1.2.840.113549.1.1.11"
-	oidSHA384WithRSA   = "1.2.840.113549.1.1.12"
-	oidSHA512WithRSA   = "1.2.840.113549.1.1.13"
-	oidRSAPSS          = "1.2.840.113549.1.1.10"
-	oidECDSAWithSHA256 = "1.2.840.10045.4.3.2"
-	oidECDSAWithSHA384 = "1.2.840.10045.4.3.3"
-	oidECDSAWithSHA512 = "1.2.840.10045.4.3.4"
-	oidSM2WithSM3      = "1.2.156.10197.1.501"
-)
-
-// rawHash picks the digest of a raw RSA or ECDSA signature: the one asked for, or the
-// key's default (SHA-384 for P-384, SHA-256 otherwise).
-func rawHash(f family, pub crypto.PublicKey, d signsvrv1.DigestAlgorithm) (crypto.Hash, error) {
-	h, err := hashFor(f, d)
-	if err != nil || h != 0 || f == familySM2 {
-		return h, err
-	}
-	if ec, ok := pub.(*ecdsa.PublicKey); ok && ec.Curve == elliptic.P384() {
-		return crypto.SHA384, nil
-	}
-	return crypto.SHA256, nil
-}
-
-func rawAlgorithm(f family, h crypto.Hash, pss bool) string {
-	switch f {
-	case familyRSA:
-		if pss {
-			return oidRSAPSS
-		}
-		switch h {
-		case crypto.SHA384:
-			return oidSHA384WithRSA
-		case crypto.SHA512:
-			return oidSHA512WithRSA
-		}
-		return oidSHA256WithRSA
-	case familyEC:
-		switch h {
-		case crypto.SHA384:
-			return oidECDSAWithSHA384
-		case crypto.SHA512:
-			return oidECDSAWithSHA512
-		}
-		return oidECDSAWithSHA256
-	case familySM2:
-		return oidSM2WithSM3
-	}
-	return ""
-}
 
 func digestOf(h crypto.Hash, data []byte) []byte {
 	hh := h.New()
@@ -81,11 +29,7 @@ func (s signService) SignRaw(ctx context.Context, req *signsvrv1.SignRawRequest)
 	if err != nil {
 		return nil, err
 	}
-	h, err := rawHash(k.family, k.pub, req.GetDigest())
-	if err != nil {
-		return nil, err
-	}
-	pss, err := pssFor(k.family, req.GetRsaScheme())
+	u, err := requestUse(k.family, algorithm.RawSignature, req.GetDigest(), req.GetRsaScheme())
 	if err != nil {
 		return nil, err
 	}
@@ -98,16 +42,13 @@ func (s signService) SignRaw(ctx context.Context, req *signsvrv1.SignRawRequest)
 		return nil, err
 	}
 	var sig []byte
-	switch k.family {
-	case familyRSA:
-		var opts crypto.SignerOpts = h
-		if pss {
-			opts = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: h}
-		}
-		sig, err = signer.Sign(rand.Reader, digestOf(h, req.GetData()), opts)
-	case familyEC:
+	h := u.Digest.Hash()
+	switch u.Scheme {
+	case algorithm.PKCS1v15, algorithm.ECDSA:
 		sig, err = signer.Sign(rand.Reader, digestOf(h, req.GetData()), h)
-	case familySM2:
+	case algorithm.PSS:
+		sig, err = signer.Sign(rand.Reader, digestOf(h, req.GetData()), &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: h})
+	case algorithm.SM2WithSM3:
 		// gmsm's convention (and the keystore's): with forceGMSign the signer gets the
 		// whole message and computes Z and SM3 itself.
 		// gmsm's own option value for the default user ID lets a signer use the Z
@@ -126,12 +67,12 @@ func (s signService) SignRaw(ctx context.Context, req *signsvrv1.SignRawRequest)
 	}
 	// As Sign does: a signature computed outside Go (an HSM) is checked before it is
 	// handed out, since an HSM can misbehave (as often as the key's policy says).
-	if k.checkNext() && !rawValid(k.family, k.pub, h, pss, uid, req.GetData(), sig) {
+	if k.checkNext() && !rawValid(k.pub, u, uid, req.GetData(), sig) {
 		err := fmt.Errorf("%w: raw signature with key %q", sign.ErrSelfCheck, req.GetKey())
 		s.signed(ctx, k, err)
 		return nil, err
 	}
-	resp := &signsvrv1.SignRawResponse{Signature: sig, SignatureAlgorithm: rawAlgorithm(k.family, h, pss)}
+	resp := &signsvrv1.SignRawResponse{Signature: sig, SignatureAlgorithm: u.X509SignatureOID().String()}
 	if k.leaf != nil {
 		resp.Certificate = k.leaf.Raw
 	}
@@ -170,16 +111,12 @@ func (s signService) VerifyRaw(ctx context.Context, req *signsvrv1.VerifyRawRequ
 	if len(req.GetSignature()) == 0 {
 		return nil, invalidRequest("no signature given")
 	}
-	f := familyOf(cert.PublicKey)
-	if f == familyUnknown {
+	f, err := algorithm.Check(cert.PublicKey, algorithm.RawSignature)
+	if err != nil {
 		return nil, newError(codes.FailedPrecondition, signsvrv1.ErrorReason_ERROR_REASON_CERTIFICATE_UNUSABLE,
 			"the certificate's key algorithm is not supported", nil)
 	}
-	h, err := rawHash(f, cert.PublicKey, req.GetDigest())
-	if err != nil {
-		return nil, err
-	}
-	pss, err := pssFor(f, req.GetRsaScheme())
+	u, err := requestUse(f, algorithm.RawSignature, req.GetDigest(), req.GetRsaScheme())
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +125,7 @@ func (s signService) VerifyRaw(ctx context.Context, req *signsvrv1.VerifyRawRequ
 		return nil, err
 	}
 
-	valid := rawValid(f, cert.PublicKey, h, pss, uid, req.GetData(), req.GetSignature())
+	valid := rawValid(cert.PublicKey, u, uid, req.GetData(), req.GetSignature())
 	resp := &signsvrv1.VerifyRawResponse{Signature: &signsvrv1.SignatureVerdict{Valid: valid}}
 	if !valid {
 		resp.Signature.Reason = "signature-invalid"
@@ -199,24 +136,22 @@ func (s signService) VerifyRaw(ctx context.Context, req *signsvrv1.VerifyRawRequ
 	return resp, nil
 }
 
-// rawValid checks a raw signature over data made with the public key pub of family f,
-// as SignRaw writes them: RSA PKCS#1 v1.5 or PSS over the hash h, ECDSA DER over h,
-// SM2 DER with the Z value of uid (nil: the default user ID).
-func rawValid(f family, pub crypto.PublicKey, h crypto.Hash, pss bool, uid, data, sig []byte) bool {
-	switch f {
-	case familyRSA:
+// rawValid checks a raw signature over data made with the public key pub for use u, as
+// SignRaw writes them: RSA PKCS#1 v1.5 or PSS over the digest, ECDSA DER over the
+// digest, SM2 DER with the Z value of uid (nil: the default user ID).
+func rawValid(pub crypto.PublicKey, u algorithm.Use, uid, data, sig []byte) bool {
+	h := u.Digest.Hash()
+	switch u.Scheme {
+	case algorithm.PKCS1v15:
 		k, ok := pub.(*rsa.PublicKey)
-		if !ok {
-			return false
-		}
-		if pss {
-			return rsa.VerifyPSS(k, h, digestOf(h, data), sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: h}) == nil
-		}
-		return rsa.VerifyPKCS1v15(k, h, digestOf(h, data), sig) == nil
-	case familyEC:
+		return ok && rsa.VerifyPKCS1v15(k, h, digestOf(h, data), sig) == nil
+	case algorithm.PSS:
+		k, ok := pub.(*rsa.PublicKey)
+		return ok && rsa.VerifyPSS(k, h, digestOf(h, data), sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: h}) == nil
+	case algorithm.ECDSA:
 		k, ok := pub.(*ecdsa.PublicKey)
 		return ok && ecdsa.VerifyASN1(k, digestOf(h, data), sig)
-	case familySM2:
+	case algorithm.SM2WithSM3:
 		k, ok := pub.(*ecdsa.PublicKey)
 		return ok && sm2.VerifyASN1WithSM2(k, uid, data, sig)
 	}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/cms"
 	"signsvr.dev/signsvr/pkg/keystore"
 	"signsvr.dev/signsvr/pkg/sign"
@@ -70,7 +71,8 @@ type TimestampOptions struct {
 type timestamper struct {
 	key       string
 	authority *tsa.Authority
-	sm2       bool
+	// imprint is the hash algorithm of a signature timestamp's message imprint.
+	imprint   asn1.ObjectIdentifier
 	client    *tsa.Client
 	timeout   time.Duration
 	validator CertValidator
@@ -107,7 +109,12 @@ func (s *Server) newTimestamper(o *TimestampOptions) (*timestamper, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: timestamps: TSA key %q: %w", o.Key, err)
 	}
-	t.sm2 = familyOf(k.Public()) == familySM2
+	// A signature timestamp's imprint uses the digest the TSA key signs tokens with by
+	// default (SM3 for SM2), SHA-256 for a key outside the table, which cannot sign.
+	t.imprint = cms.OIDSHA256
+	if u, ok := algorithm.Default(algorithm.Of(k.Public()), algorithm.SignCMS); ok {
+		t.imprint = u.Digest.OID()
+	}
 	return t, nil
 }
 
@@ -249,10 +256,7 @@ func (s *Server) embedTimestamp(ctx context.Context, der []byte, mode signsvrv1.
 		if ts == nil || ts.authority == nil {
 			return nil, errNoTSA
 		}
-		alg := cms.OIDSHA256
-		if ts.sm2 {
-			alg = cms.OIDSM3
-		}
+		alg := ts.imprint
 		digest, _ := tsa.Digest(alg, si.Signature)
 		var nb [8]byte
 		rand.Read(nb[:])

@@ -1,8 +1,8 @@
 // Package algorithm is the one table of the public-key algorithms signsvr supports and
 // of what each may be used for.
 //
-// Signing, verifying, enveloping, login tokens, login answers and audit checkpoints all
-// start from a public key and must agree on the same questions: which family is this
+// Signing and verifying CMS, raw signatures, enveloping, login tokens, login answers
+// and audit checkpoints all start from a public key and must agree on the same questions: which family is this
 // key (RSA, ECDSA on P-256 or P-384, SM2), may it serve this purpose, and with which
 // signature scheme, digest or key-agreement KDF. Answered in each package, the answers
 // drift apart (a key one path accepts, the next refuses). Here they are rows of one
@@ -29,6 +29,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/emmansun/gmsm/sm2"
@@ -201,6 +202,10 @@ const (
 	KeyTransport
 	// KeyAgreement: ECDH ephemeral-static with the recipient's public key, and a KDF.
 	KeyAgreement
+	// RawSignature: a signature over data with no CMS around it, made or checked for a
+	// client (SignRaw, VerifyRaw). ECDSA defaults to the hash of the curve's strength,
+	// since no CMS peer's default has to be met.
+	RawSignature
 )
 
 var purposes = [...]struct {
@@ -215,11 +220,12 @@ var purposes = [...]struct {
 	AuditCheckpoint: {"audit checkpoint", 0},
 	KeyTransport:    {"key transport", 0},
 	KeyAgreement:    {"key agreement", 0},
+	RawSignature:    {"raw signature", 0},
 }
 
 // Purposes lists every purpose, in table order.
 func Purposes() []Purpose {
-	return []Purpose{SignCMS, VerifyCMS, LoginAnswer, LoginToken, AuditCheckpoint, KeyTransport, KeyAgreement}
+	return []Purpose{SignCMS, VerifyCMS, LoginAnswer, LoginToken, AuditCheckpoint, KeyTransport, KeyAgreement, RawSignature}
 }
 
 func (p Purpose) String() string {
@@ -359,6 +365,25 @@ func (u Use) SignatureOID() asn1.ObjectIdentifier {
 	return nil
 }
 
+// X509SignatureOID is the signatureAlgorithm of u as X.509 and raw signatures name
+// it (RFC 4055, RFC 5758): PKCS#1 v1.5 as sha256WithRSAEncryption and its siblings,
+// which name the digest; the other schemes as SignatureOID. Nil for a key-management
+// use or a digest PKCS#1 v1.5 has no name with.
+func (u Use) X509SignatureOID() asn1.ObjectIdentifier {
+	if u.Scheme != PKCS1v15 {
+		return u.SignatureOID()
+	}
+	switch u.Digest {
+	case SHA256:
+		return cms.OIDSHA256WithRSA
+	case SHA384:
+		return cms.OIDSHA384WithRSA
+	case SHA512:
+		return cms.OIDSHA512WithRSA
+	}
+	return nil
+}
+
 // KDFOID is the key-agreement scheme OID (a KeyAgreeRecipientInfo's
 // keyEncryptionAlgorithm) of an ECDHX963 use, nil for any other.
 func (u Use) KDFOID() asn1.ObjectIdentifier {
@@ -451,6 +476,20 @@ var table = []row{
 	// The KDF hash matches the curve's strength, as RFC 5753 §8 recommends.
 	{ECDSAP256, KeyAgreement, Use{ECDHX963, SHA256}},
 	{ECDSAP384, KeyAgreement, Use{ECDHX963, SHA384}},
+
+	{RSA, RawSignature, Use{PKCS1v15, SHA256}},
+	{RSA, RawSignature, Use{PKCS1v15, SHA384}},
+	{RSA, RawSignature, Use{PKCS1v15, SHA512}},
+	{RSA, RawSignature, Use{PSS, SHA256}},
+	{RSA, RawSignature, Use{PSS, SHA384}},
+	{RSA, RawSignature, Use{PSS, SHA512}},
+	{ECDSAP256, RawSignature, Use{ECDSA, SHA256}},
+	{ECDSAP256, RawSignature, Use{ECDSA, SHA384}},
+	{ECDSAP256, RawSignature, Use{ECDSA, SHA512}},
+	{ECDSAP384, RawSignature, Use{ECDSA, SHA384}},
+	{ECDSAP384, RawSignature, Use{ECDSA, SHA256}},
+	{ECDSAP384, RawSignature, Use{ECDSA, SHA512}},
+	{SM2, RawSignature, Use{SM2WithSM3, SM3}},
 }
 
 // Uses lists what a family may do for a purpose, the default first; nil when the
@@ -474,6 +513,42 @@ func Default(f Family, p Purpose) (u Use, ok bool) {
 		}
 	}
 	return Use{}, false
+}
+
+// Pick returns the first Use of a family for a purpose with scheme s and digest d, a
+// zero s or d matching any: the default when neither is given, else the default among
+// the uses with what was given. ok is false when the family has no such use.
+func Pick(f Family, p Purpose, s Scheme, d Digest) (u Use, ok bool) {
+	for _, r := range table {
+		if r.family == f && r.purpose == p && (s == 0 || r.Scheme == s) && (d == NoDigest || r.Digest == d) {
+			return r.Use, true
+		}
+	}
+	return Use{}, false
+}
+
+// Digests lists the digests a family uses for a purpose, each once, the default
+// first; nil when the family does not serve the purpose.
+func Digests(f Family, p Purpose) []Digest {
+	var out []Digest
+	for _, r := range table {
+		if r.family == f && r.purpose == p && !slices.Contains(out, r.Digest) {
+			out = append(out, r.Digest)
+		}
+	}
+	return out
+}
+
+// Families lists the families that have a use for p with scheme s and digest d (a
+// zero s or d matching any), in the order of the Family constants.
+func Families(p Purpose, s Scheme, d Digest) []Family {
+	var out []Family
+	for f := range families {
+		if _, ok := Pick(Family(f), p, s, d); ok {
+			out = append(out, Family(f))
+		}
+	}
+	return out
 }
 
 // Allows reports whether the table has u for a family and a purpose.

@@ -43,6 +43,7 @@ func TestSupported(t *testing.T) {
 			LoginToken:      {{PKCS1v15, SHA256}},
 			AuditCheckpoint: {{PKCS1v15, SHA256}},
 			KeyTransport:    {{RSAESOAEP, SHA256}, {RSAESPKCS1v15, NoDigest}},
+			RawSignature:    rsaSign,
 		},
 		ECDSAP256: {
 			SignCMS:         with(ECDSA, shaAll...),
@@ -51,6 +52,7 @@ func TestSupported(t *testing.T) {
 			LoginToken:      {{ECDSA, SHA256}},
 			AuditCheckpoint: {{ECDSA, SHA256}},
 			KeyAgreement:    {{ECDHX963, SHA256}},
+			RawSignature:    with(ECDSA, shaAll...),
 		},
 		ECDSAP384: {
 			SignCMS:         with(ECDSA, shaAll...),
@@ -59,6 +61,7 @@ func TestSupported(t *testing.T) {
 			LoginToken:      {{ECDSA, SHA384}},
 			AuditCheckpoint: {{ECDSA, SHA384}},
 			KeyAgreement:    {{ECDHX963, SHA384}},
+			RawSignature:    with(ECDSA, SHA384, SHA256, SHA512),
 		},
 		SM2: {
 			SignCMS:         {{SM2WithSM3, SM3}},
@@ -67,6 +70,7 @@ func TestSupported(t *testing.T) {
 			LoginToken:      {{SM2WithSM3, SM3}},
 			AuditCheckpoint: {{SM2WithSM3, SM3}},
 			KeyTransport:    {{SM2Encrypt, SM3}},
+			RawSignature:    {{SM2WithSM3, SM3}},
 		},
 		Unsupported: {},
 	}
@@ -91,8 +95,59 @@ func TestSupported(t *testing.T) {
 	if Allows(ECDSAP256, LoginAnswer, Use{ECDSA, SHA512}) || Allows(SM2, SignCMS, Use{SM2WithSM3, SHA256}) {
 		t.Error("Allows accepts a use that is not in the table")
 	}
-	if SignCMS.MinRSABits() != 2048 || LoginToken.MinRSABits() != 2048 || VerifyCMS.MinRSABits() != 0 {
+	if SignCMS.MinRSABits() != 2048 || LoginToken.MinRSABits() != 2048 || VerifyCMS.MinRSABits() != 0 || RawSignature.MinRSABits() != 0 {
 		t.Error("RSA minimum sizes changed")
+	}
+}
+
+// TestPick checks the lookups made from the table: the use for what a request asks,
+// the digests of a family and the families of a scheme or digest.
+func TestPick(t *testing.T) {
+	for _, c := range []struct {
+		f    Family
+		p    Purpose
+		s    Scheme
+		d    Digest
+		want Use
+		ok   bool
+	}{
+		{RSA, RawSignature, 0, NoDigest, Use{PKCS1v15, SHA256}, true},
+		{RSA, RawSignature, PSS, NoDigest, Use{PSS, SHA256}, true},
+		{RSA, RawSignature, 0, SHA512, Use{PKCS1v15, SHA512}, true},
+		{RSA, RawSignature, PSS, SHA384, Use{PSS, SHA384}, true},
+		{RSA, RawSignature, 0, SM3, Use{}, false},
+		{ECDSAP256, RawSignature, 0, NoDigest, Use{ECDSA, SHA256}, true},
+		{ECDSAP384, RawSignature, 0, NoDigest, Use{ECDSA, SHA384}, true},
+		{ECDSAP384, SignCMS, 0, NoDigest, Use{ECDSA, SHA256}, true},
+		{ECDSAP384, RawSignature, PSS, NoDigest, Use{}, false},
+		{SM2, RawSignature, 0, NoDigest, Use{SM2WithSM3, SM3}, true},
+		{SM2, SignCMS, 0, SHA256, Use{}, false},
+		{Unsupported, SignCMS, 0, NoDigest, Use{}, false},
+	} {
+		if u, ok := Pick(c.f, c.p, c.s, c.d); u != c.want || ok != c.ok {
+			t.Errorf("Pick(%s, %s, %v, %v) = %v, %v; want %v, %v", c.f, c.p, c.s, c.d, u, ok, c.want, c.ok)
+		}
+	}
+	if got := Digests(ECDSAP384, RawSignature); !slices.Equal(got, []Digest{SHA384, SHA256, SHA512}) {
+		t.Errorf("P-384 raw digests %v", got)
+	}
+	if got := Digests(SM2, SignCMS); !slices.Equal(got, []Digest{SM3}) {
+		t.Errorf("SM2 digests %v", got)
+	}
+	if got := Digests(RSA, KeyTransport); !slices.Equal(got, []Digest{SHA256, NoDigest}) {
+		t.Errorf("RSA key transport digests %v", got)
+	}
+	if Digests(Unsupported, SignCMS) != nil {
+		t.Error("digests for an unsupported key")
+	}
+	if got := Families(SignCMS, 0, SM3); !slices.Equal(got, []Family{SM2}) {
+		t.Errorf("SM3 families %v", got)
+	}
+	if got := Families(RawSignature, PSS, NoDigest); !slices.Equal(got, []Family{RSA}) {
+		t.Errorf("PSS families %v", got)
+	}
+	if got := Families(SignCMS, 0, SHA384); !slices.Equal(got, []Family{RSA, ECDSAP256, ECDSAP384}) {
+		t.Errorf("SHA-384 families %v", got)
 	}
 }
 
@@ -196,8 +251,8 @@ func TestCurves(t *testing.T) {
 func TestOIDs(t *testing.T) {
 	for _, r := range table {
 		switch r.purpose {
-		case SignCMS, VerifyCMS, LoginAnswer, LoginToken, AuditCheckpoint:
-			if r.SignatureOID() == nil || r.Digest.OID() == nil {
+		case SignCMS, VerifyCMS, LoginAnswer, LoginToken, AuditCheckpoint, RawSignature:
+			if r.SignatureOID() == nil || r.X509SignatureOID() == nil || r.Digest.OID() == nil {
 				t.Errorf("%s %s %v: no OID", r.family, r.purpose, r.Use)
 			}
 		}
@@ -216,6 +271,22 @@ func TestOIDs(t *testing.T) {
 		if h, ok := KDFByOID(c.oid); h != c.want || ok != (c.want != 0) {
 			t.Errorf("KDFByOID(%v) = %v, %v", c.oid, h, ok)
 		}
+	}
+	for _, c := range []struct {
+		u    Use
+		want string
+	}{
+		{Use{PKCS1v15, SHA256}, "1.2.840.113549.1.1.11"}, {Use{PKCS1v15, SHA384}, "1.2.840.113549.1.1.12"},
+		{Use{PKCS1v15, SHA512}, "1.2.840.113549.1.1.13"}, {Use{PSS, SHA384}, "1.2.840.113549.1.1.10"},
+		{Use{ECDSA, SHA256}, "1.2.840.10045.4.3.2"}, {Use{ECDSA, SHA384}, "1.2.840.10045.4.3.3"},
+		{Use{ECDSA, SHA512}, "1.2.840.10045.4.3.4"}, {Use{SM2WithSM3, SM3}, "1.2.156.10197.1.501"},
+	} {
+		if got := c.u.X509SignatureOID().String(); got != c.want {
+			t.Errorf("%v: X.509 signature OID %s, want %s", c.u, got, c.want)
+		}
+	}
+	if (Use{PKCS1v15, SM3}).X509SignatureOID() != nil || (Use{RSAESOAEP, SHA256}).X509SignatureOID() != nil {
+		t.Error("an X.509 signature OID for a use that has none")
 	}
 	if DigestOf(crypto.SHA1) != NoDigest || DigestOf(0) != NoDigest {
 		t.Error("DigestOf of a hash not in the table")

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
 
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/cms"
 	"signsvr.dev/signsvr/pkg/sign"
 )
@@ -86,7 +86,7 @@ func signedAndEnveloped(content []byte, signer crypto.Signer, chain, recipients 
 	if p.alg.gcm {
 		return nil, fmt.Errorf("%w: SignedAndEnvelopedData has no authenticated encryption; %s is not allowed", ErrInvalidOptions, p.alg.name)
 	}
-	signerSM2 := sm2.IsSM2PublicKey(signer.Public())
+	signerSM2 := algorithm.Of(signer.Public()) == algorithm.SM2
 	switch {
 	case o.Envelope.Dialect == DialectGMT0010 && !signerSM2:
 		return nil, fmt.Errorf("%w: the GM/T 0010 dialect needs an SM2 signer", ErrInvalidOptions)

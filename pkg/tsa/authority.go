@@ -12,6 +12,7 @@ import (
 
 	"github.com/emmansun/gmsm/smx509"
 
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/cms"
 	"signsvr.dev/signsvr/pkg/sign"
 )
@@ -141,7 +142,9 @@ func (a *Authority) Issue(req *Request, signer crypto.Signer) (*Issued, error) {
 		certs = sign.IncludeLeaf
 	}
 	hash := a.cfg.Hash
-	if isSM2(a.leaf) {
+	// A key whose family signs with one digest only (SM2: SM3) signs with that one,
+	// whatever Hash says.
+	if len(algorithm.Digests(algorithm.Of(a.leaf.PublicKey), algorithm.SignCMS)) == 1 {
 		hash = 0
 	}
 	token, err := sign.Sign(content, signer, a.cfg.Chain, &sign.Options{

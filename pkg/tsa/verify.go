@@ -1,14 +1,12 @@
 package tsa
 
 import (
-	"crypto/ecdsa"
 	"crypto/subtle"
 	"encoding/asn1"
 	"errors"
 	"fmt"
 	"math/big"
 
-	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
 
 	"signsvr.dev/signsvr/pkg/cms"
@@ -185,9 +183,4 @@ func CheckTSACertificate(c *smx509.Certificate) error {
 		return errors.New("TSA certificate's keyUsage allows neither digitalSignature nor nonRepudiation")
 	}
 	return nil
-}
-
-func isSM2(c *smx509.Certificate) bool {
-	k, ok := c.PublicKey.(*ecdsa.PublicKey)
-	return ok && sm2.IsSM2PublicKey(k)
 }
