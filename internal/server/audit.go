@@ -50,6 +50,16 @@ func NewAuditLog(l *audit.Log) *AuditLog { return &AuditLog{log: l} }
 
 var _ Auditor = (*AuditLog)(nil)
 
+// Health is the log's: nil while it writes and checkpoints, else the last failure. A
+// server with an AuditLog reports NOT_SERVING while it fails, since it then refuses
+// every audited call; a fail-open log, which lets the calls through, stays healthy.
+func (a *AuditLog) Health(context.Context) error {
+	if a.log.FailsOpen() {
+		return nil
+	}
+	return a.log.Health()
+}
+
 // Audit implements Auditor: it records calls the interceptor did not see.
 func (a *AuditLog) Audit(ctx context.Context, ev *AuditEvent) {
 	ri := requestFrom(ctx)
@@ -93,6 +103,7 @@ func (s *Server) auditCall(ctx context.Context, req any, info *grpc.UnaryServerI
 	werr := s.writeAudit(ctx, al, ri, info.FullMethod, req, resp, err)
 	al.recorded.Store(ri, struct{}{})
 	if werr != nil {
+		s.recheckHealth()
 		e := *errAuditUnavailable
 		e.Err = werr
 		return nil, &e

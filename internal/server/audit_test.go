@@ -20,6 +20,7 @@ import (
 	"github.com/emmansun/gmsm/smx509"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/proto"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
@@ -271,9 +272,11 @@ func TestAuditEveryRPC(t *testing.T) {
 }
 
 // TestAuditFailClosed: when the audit directory becomes unusable, key operations
-// fail with UNAVAILABLE and no signature leaves the server; a fail-open log lets
-// them through.
+// fail with UNAVAILABLE and no signature leaves the server, and health reports
+// NOT_SERVING until the log writes again (its checkpoint ticks find the disk back
+// without any call); a fail-open log lets the operations through.
 func TestAuditFailClosed(t *testing.T) {
+	server.ShortHealthInterval(t, 10*time.Millisecond)
 	for _, failOpen := range []bool{false, true} {
 		name := "fail-closed"
 		if failOpen {
@@ -283,6 +286,7 @@ func TestAuditFailClosed(t *testing.T) {
 			as := startAuditedServer(t, func(c *audit.Config) {
 				c.MaxFileBytes = 4000 // rotate often, so a new file must be created
 				c.FailOpen = failOpen
+				c.CheckpointInterval = 20 * time.Millisecond
 				c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 			})
 			ctx := ctxT(t)
@@ -314,6 +318,7 @@ func TestAuditFailClosed(t *testing.T) {
 				if lastErr != nil {
 					t.Fatalf("fail-open: %v", lastErr)
 				}
+				as.assertServing(t)
 			} else {
 				wantStatus(t, lastErr, codes.Unavailable, "UNAVAILABLE")
 				// Refusals keep failing closed too, while the directory is gone.
@@ -321,12 +326,15 @@ func TestAuditFailClosed(t *testing.T) {
 				wantStatus(t, err, codes.Unavailable, "UNAVAILABLE")
 				_, err = as.ts.Timestamp(ctx, &signsvrv1.TimestampRequest{Data: []byte("x")})
 				wantStatus(t, err, codes.Unavailable, "UNAVAILABLE")
+				as.waitHealth(t, healthpb.HealthCheckResponse_NOT_SERVING)
 			}
-			// Back: operations work again, and the log still verifies.
+			// Back: health recovers with no call made, operations work again, and the
+			// log still verifies.
 			os.Remove(as.dir)
 			if err := os.Rename(moved, as.dir); err != nil {
 				t.Fatal(err)
 			}
+			as.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
 			if _, err := as.sign.Sign(ctx, &signsvrv1.SignRequest{Key: "ecdsa-sign", Data: []byte("after")}); err != nil {
 				t.Fatal(err)
 			}

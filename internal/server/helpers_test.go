@@ -149,6 +149,25 @@ func (ts *testServer) assertServing(t *testing.T) {
 	}
 }
 
+// waitHealth polls the server's health until it reports want, failing the test after a
+// minute (a bound only there to fail instead of hanging).
+func (ts *testServer) waitHealth(t *testing.T, want healthpb.HealthCheckResponse_ServingStatus) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	poll := time.NewTicker(5 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		resp, err := ts.health.Check(ctxT(t), &healthpb.HealthCheckRequest{})
+		if err == nil && resp.GetStatus() == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health = %v (%v), want %v", resp.GetStatus(), err, want)
+		}
+		<-poll.C
+	}
+}
+
 // wantStatus checks a call's error: the code and the ErrorInfo reason.
 func wantStatus(t *testing.T, err error, code codes.Code, reason string) *status.Status {
 	t.Helper()

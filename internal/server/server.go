@@ -54,9 +54,11 @@ const (
 	DefaultMaxMessageBytes = 64 << 20
 	DefaultMaxBatchItems   = 1024
 	DefaultShutdownTimeout = 30 * time.Second
-	// healthPollInterval is how often a store that can be down (an HSM) is asked.
-	healthPollInterval = 5 * time.Second
 )
+
+// healthPollInterval is how often the parts that can be down on their own (an HSM,
+// the audit log) are asked for their health. A variable for tests.
+var healthPollInterval = 5 * time.Second
 
 // Options configure a Server. Store is required; everything else has a default.
 type Options struct {
@@ -145,6 +147,9 @@ type Server struct {
 	codec               *requestCodec
 	limits              Limits
 	reflection          bool
+	serving             atomic.Bool   // what health reports
+	recheck             chan struct{} // cap 1: the health poll looks now
+	healthInterval      time.Duration
 	// unary are the full names of the API's unary methods ("/signsvr.v1.SignService/Sign").
 	unary map[string]bool
 }
@@ -172,6 +177,8 @@ func New(o Options) (*Server, error) {
 
 		stockTransport: o.StockTransport,
 		limits:         o.Limits.withDefaults(),
+		recheck:        make(chan struct{}, 1),
+		healthInterval: healthPollInterval,
 		reflection:     o.Reflection,
 
 		clientValidator:     o.ClientValidator,
@@ -278,6 +285,7 @@ var serviceNames = []string{
 }
 
 func (s *Server) setServing(ok bool) {
+	s.serving.Store(ok)
 	st := healthpb.HealthCheckResponse_SERVING
 	if !ok {
 		st = healthpb.HealthCheckResponse_NOT_SERVING
@@ -300,8 +308,8 @@ func (s *Server) Run(ctx context.Context, lis net.Listener, drain time.Duration)
 
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	defer stopPoll()
-	if hc, ok := s.store.(keystore.HealthChecker); ok {
-		go s.pollHealth(pollCtx, hc)
+	if checks := s.healthChecks(); len(checks) > 0 {
+		go s.pollHealth(pollCtx, checks)
 	}
 
 	select {
@@ -335,30 +343,73 @@ func (s *Server) Stop(drain time.Duration) {
 	}
 }
 
-func (s *Server) pollHealth(ctx context.Context, hc keystore.HealthChecker) {
-	t := time.NewTicker(healthPollInterval)
+// healthCheck is a part of the server that can fail on its own: the key backend (an
+// HSM) or the audit log.
+type healthCheck struct {
+	what string
+	hc   keystore.HealthChecker
+}
+
+func (s *Server) healthChecks() []healthCheck {
+	var checks []healthCheck
+	if hc, ok := s.store.(keystore.HealthChecker); ok {
+		checks = append(checks, healthCheck{"key backend", hc})
+	}
+	if hc, ok := s.auditor.(keystore.HealthChecker); ok {
+		checks = append(checks, healthCheck{"audit log", hc})
+	}
+	return checks
+}
+
+// recheckHealth asks the health poll to look now rather than at its next tick (a
+// part just failed).
+func (s *Server) recheckHealth() {
+	select {
+	case s.recheck <- struct{}{}:
+	default:
+	}
+}
+
+// pollHealth asks every part at each tick, and when recheckHealth asks: the server is
+// SERVING while all of them are healthy.
+func (s *Server) pollHealth(ctx context.Context, checks []healthCheck) {
+	t := time.NewTicker(s.healthInterval)
 	defer t.Stop()
-	up := true
+	down := make([]bool, len(checks))
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.recheck:
 		}
-		cctx, cancel := context.WithTimeout(ctx, healthPollInterval)
-		err := hc.Health(cctx)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if (err == nil) != up {
-			up = err == nil
-			if up {
-				s.log.Info("key backend is back: SERVING")
-			} else {
-				s.log.Error("key backend is down: NOT_SERVING", slog.String("cause", err.Error()))
+		anyDown, back := false, []string(nil)
+		for i, c := range checks {
+			cctx, cancel := context.WithTimeout(ctx, s.healthInterval)
+			err := c.hc.Health(cctx)
+			cancel()
+			if ctx.Err() != nil {
+				return
 			}
-			s.setServing(up)
+			if (err != nil) != down[i] {
+				down[i] = err != nil
+				if err == nil {
+					back = append(back, c.what)
+				} else {
+					s.log.Error(c.what+" is down: NOT_SERVING", slog.String("cause", err.Error()))
+				}
+			}
+			anyDown = anyDown || down[i]
+		}
+		for _, what := range back {
+			if anyDown {
+				s.log.Info(what + " is back; another part is still down")
+			} else {
+				s.log.Info(what + " is back: SERVING")
+			}
+		}
+		if anyDown == s.serving.Load() {
+			s.setServing(!anyDown)
 		}
 	}
 }

@@ -303,6 +303,10 @@ func (l *Log) AppendBatch(ctx context.Context, rs []Record) error {
 // maxPooledFields bounds the field buffers kept for reuse (a large batch's is dropped).
 const maxPooledFields = 256 << 10
 
+// FailsOpen reports whether a record that cannot be written lets its operation
+// through (Config.FailOpen).
+func (l *Log) FailsOpen() bool { return l.cfg.FailOpen }
+
 // Health is nil while the log writes and checkpoints; otherwise the last failure.
 func (l *Log) Health() error {
 	l.mu.Lock()
