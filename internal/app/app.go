@@ -68,6 +68,9 @@ func New(o Options) (*Server, error) {
 	if o.ConfigPath != "" {
 		plan, err = productionPlan(o.ConfigPath, o.LogLevel, o.Log)
 	} else {
+		if err := developmentListen(o.Listen); err != nil {
+			return nil, err
+		}
 		plan, err = developmentPlan(o.DataDir, o.LogLevel, o.Log)
 	}
 	if err != nil {
@@ -81,6 +84,27 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	return &Server{plan: plan, cpuProfile: o.CPUProfile, memProfile: o.MemProfile}, nil
+}
+
+// developmentListen refuses to serve the development default beyond this machine:
+// it is plaintext, with no client authentication and throw-away keys. listen "" is
+// the default address, which is loopback.
+func developmentListen(listen string) error {
+	if listen == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", listen, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--listen %s: the development server listens on loopback only (127.0.0.1, ::1 or localhost): "+
+		"it serves plaintext, without client authentication, with throw-away keys; serve --config FILE for anything else", listen)
 }
 
 // Close releases what New opened.
@@ -218,6 +242,9 @@ func developmentPlan(dataDir, logLevel string, stderr io.Writer) (_ *servePlan, 
 func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
+		return nil, err
+	}
+	if err := cfg.CheckSecretFiles(); err != nil {
 		return nil, err
 	}
 	if logLevel == "" {

@@ -3,7 +3,12 @@ package app
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,4 +64,30 @@ func startServer(t *testing.T, o Options) string {
 		t.Fatalf("the server did not start:\n%s", logs.String())
 	}
 	return ""
+}
+
+// TestDevelopmentListensOnLoopbackOnly: the development default refuses an address
+// beyond this machine before it creates anything, and takes every loopback form.
+func TestDevelopmentListensOnLoopbackOnly(t *testing.T) {
+	for _, tc := range []struct {
+		listen string
+		ok     bool
+	}{
+		{"", true}, {"127.0.0.1:0", true}, {"127.0.0.2:0", true}, {"[::1]:0", true}, {"localhost:0", true},
+		{"0.0.0.0:50051", false}, {":50051", false}, {"[::]:50051", false}, {"192.0.2.10:50051", false},
+		{"example.com:50051", false}, {"no-port", false},
+	} {
+		err := developmentListen(tc.listen)
+		if (err == nil) != tc.ok {
+			t.Errorf("--listen %q: %v, want ok=%v", tc.listen, err, tc.ok)
+		}
+	}
+	dataDir := filepath.Join(t.TempDir(), "signsvr-data")
+	if _, err := New(Options{DataDir: dataDir, Listen: "0.0.0.0:0", Log: io.Discard}); err == nil ||
+		!strings.Contains(err.Error(), "loopback only") {
+		t.Fatalf("New with --listen 0.0.0.0:0: %v, want the loopback refusal", err)
+	}
+	if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused server created its data directory: %v", err)
+	}
 }

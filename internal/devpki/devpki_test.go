@@ -229,3 +229,37 @@ func TestCertifyPublicKey(t *testing.T) {
 		t.Fatal("Certify without Now succeeded")
 	}
 }
+
+// TestDataDirIsPrivate: the development data directory is its owner's only (0700),
+// and every private key in it is 0600, whatever the umask.
+func TestDataDirIsPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "signsvr-data")
+	if _, err := Ensure(dir, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := st.Mode().Perm(); perm != 0o700 {
+		t.Errorf("data directory mode %04o, want 0700", perm)
+	}
+	keys := 0
+	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".key.pem") {
+			return err
+		}
+		keys++
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if perm := info.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s: mode %04o, want 0600", p, perm)
+		}
+		return nil
+	})
+	if err != nil || keys == 0 {
+		t.Fatalf("walk: %v, %d private keys", err, keys)
+	}
+}

@@ -1,0 +1,70 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"signsvr.dev/signsvr/pkg/keystore/pkcs11"
+	"signsvr.dev/signsvr/pkg/keystore/soft"
+)
+
+// TestCheckSecretFiles: a key, password, PIN or challenge key file that group or others
+// may read or write is refused, naming the setting and the file; 0600 and 0400 pass.
+func TestCheckSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("secret"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil { // the umask does not decide here
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name    string
+		mode    os.FileMode
+		setting string
+		cfg     func(c *Config, path string)
+	}{
+		{"tls key", 0o644, "tls.key_file", func(c *Config, p string) { c.TLS.KeyFile = p }},
+		{"soft key", 0o640, "keystore.soft.keys[0].key_file", func(c *Config, p string) {
+			c.Keystore.Soft = &SoftKeystore{Keys: []soft.KeyConfig{{KeyFile: p}}}
+		}},
+		{"key password", 0o604, "keystore.soft.keys[0].password_file", func(c *Config, p string) {
+			c.Keystore.Soft = &SoftKeystore{Keys: []soft.KeyConfig{{PasswordFile: p}}}
+		}},
+		{"HSM PIN", 0o620, "keystore.pkcs11.tokens[0].pin_file", func(c *Config, p string) {
+			c.Keystore.PKCS11 = &PKCS11Keystore{Config: pkcs11.Config{Tokens: []pkcs11.TokenConfig{{PINFile: p}}}}
+		}},
+		{"challenge key", 0o660, "login.challenge_key_files[0]", func(c *Config, p string) {
+			c.Login = &Login{ChallengeKeyFiles: []string{p}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Config
+			p := file(strings.ReplaceAll(tc.name, " ", "-"), tc.mode)
+			tc.cfg(&c, p)
+			err := c.CheckSecretFiles()
+			if err == nil || !strings.Contains(err.Error(), tc.setting) || !strings.Contains(err.Error(), p) {
+				t.Fatalf("mode %04o: %v, want a refusal naming %s and %s", tc.mode, err, tc.setting, p)
+			}
+			for _, ok := range []os.FileMode{0o600, 0o400} {
+				if err := os.Chmod(p, ok); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.CheckSecretFiles(); err != nil {
+					t.Errorf("mode %04o: %v", ok, err)
+				}
+			}
+		})
+	}
+	// A file that is not there is for the code that reads it to report.
+	c := Config{TLS: TLS{KeyFile: filepath.Join(dir, "missing")}}
+	if err := c.CheckSecretFiles(); err != nil {
+		t.Errorf("missing file: %v", err)
+	}
+}
