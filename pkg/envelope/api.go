@@ -25,8 +25,8 @@
 // decryption runs even when the key unwrap already failed. RSA PKCS#1 v1.5 uses
 // implicit rejection: the Decrypter is called with rsa.PKCS1v15DecryptOptions and a
 // SessionKeyLen, so a bad padding gives a random key that fails later like any wrong
-// key, with no error and no branch in between (the Bleichenbacher oracle that
-// PITFALLS.md notes in gmsm). GCM tags are checked before any plaintext leaves. What a
+// key, with no error and no branch in between (gmsm's pkcs7 answers a bad padding and
+// a bad content key with different errors: a Bleichenbacher oracle). GCM tags are checked before any plaintext leaves. What a
 // message says in the clear (malformed, unsupported or legacy algorithm, no recipient
 // for this certificate, a key of the wrong kind) is reported as such.
 //

@@ -320,7 +320,7 @@ func TestFreshKeys(t *testing.T) {
 }
 
 // Recipient kinds this package does not handle (kekri, pwri) sit beside ours without
-// failing the message, unlike gmsm and go.mozilla.org/pkcs7 (PITFALLS.md).
+// failing the message, unlike gmsm and go.mozilla.org/pkcs7, which fail to parse it.
 func TestOtherRecipientKindsSkipped(t *testing.T) {
 	f := getFixture(t)
 	content := []byte("others skipped")

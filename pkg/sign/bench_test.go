@@ -17,7 +17,7 @@ import (
 )
 
 // Benchmarks at 1 KiB for RSA-2048, P-256 and SM2, each beside the bare primitive,
-// so one run gives the ratio issue 2 and issue 6 ask for:
+// so one run gives the ratio of engine to primitive:
 //
 //	go test -run '^$' -bench . -benchmem ./pkg/sign
 //

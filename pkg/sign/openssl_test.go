@@ -12,8 +12,8 @@ import (
 	"signsvr.dev/signsvr/pkg/cms"
 )
 
-// OpenSSL 3.0 is the peer for RSA and ECDSA (it cannot sign CMS with SM2; see
-// PITFALLS.md). Both directions run at test time in t.TempDir().
+// OpenSSL 3.0 is the peer for RSA and ECDSA (its cms command cannot sign with SM2:
+// "illegal zero content"). Both directions run at test time in t.TempDir().
 
 var opensslAlgs = []devpki.Algorithm{devpki.RSA2048, devpki.ECDSAP256, devpki.ECDSAP384}
 

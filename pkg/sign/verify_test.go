@@ -449,7 +449,7 @@ func TestVerifySM2UID(t *testing.T) {
 	}
 }
 
-// TestAddUnsignedAttribute: the path issue 7 uses to embed a timestamp token.
+// TestAddUnsignedAttribute: the path that embeds a signature timestamp token.
 func TestAddUnsignedAttribute(t *testing.T) {
 	p := pkiFor(t, devpki.ECDSAP256)
 	der := mustSign(t, []byte("x"), p, nil)

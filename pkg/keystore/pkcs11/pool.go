@@ -127,7 +127,7 @@ func newToken(tc TokenConfig, mod module, now func() time.Time) (*token, error) 
 }
 
 // defaultPoolSize: more sessions than cores add no throughput on a local token, only
-// latency (PITFALLS.md); twice the cores leaves room for a network HSM's latency.
+// latency (the token's work runs on the same cores); twice the cores leaves room for a network HSM's latency.
 func defaultPoolSize(tokenMax uint, procs int) int {
 	n := 2 * procs
 	if n < 2 {
