@@ -169,6 +169,18 @@ func (f Family) JWS() (alg string, size int) {
 	return d.jws, d.jwsSize
 }
 
+// ByKeyName returns the family an EC or SM2 key name of KeyName stands for:
+// "ECDSA-P256", "ECDSA-P384" or "SM2"; Unsupported for any other name, RSA's included,
+// since an RSA name also carries a size.
+func ByKeyName(name string) Family {
+	for f := range families {
+		if families[f].keyName != "" && families[f].keyName == name {
+			return Family(f)
+		}
+	}
+	return Unsupported
+}
+
 // KeyName names a key the way ListKeys shows it: "RSA-2048", "ECDSA-P256",
 // "ECDSA-P384", "SM2", or "" for an unsupported key.
 func KeyName(pub crypto.PublicKey) string {
@@ -208,15 +220,21 @@ const (
 	RawSignature
 )
 
+// MinRSABits is the smallest RSA modulus, in bits, of a key signsvr signs with on its
+// own behalf (SignCMS, LoginToken); the key stores take no smaller RSA key for any
+// usage. Purposes that check others' signatures or encrypt to others' keys leave the
+// size to crypto/rsa.
+const MinRSABits = 2048
+
 var purposes = [...]struct {
 	name string
 	// minRSABits is the smallest RSA key the purpose takes (0: what crypto/rsa takes).
 	minRSABits int
 }{
-	SignCMS:         {"sign CMS", 2048},
+	SignCMS:         {"sign CMS", MinRSABits},
 	VerifyCMS:       {"verify CMS", 0},
 	LoginAnswer:     {"login answer", 0},
-	LoginToken:      {"login token", 2048},
+	LoginToken:      {"login token", MinRSABits},
 	AuditCheckpoint: {"audit checkpoint", 0},
 	KeyTransport:    {"key transport", 0},
 	KeyAgreement:    {"key agreement", 0},

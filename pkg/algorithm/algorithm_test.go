@@ -194,6 +194,11 @@ func TestOf(t *testing.T) {
 		if got := KeyName(c.pub); got != c.key {
 			t.Errorf("%s: KeyName = %q, want %q", c.name, got, c.key)
 		}
+		if c.want != RSA {
+			if got := ByKeyName(c.key); got != c.want {
+				t.Errorf("%s: ByKeyName(%q) = %v, want %v", c.name, c.key, got, c.want)
+			}
+		}
 		for _, p := range Purposes() {
 			_, err := Check(c.pub, p)
 			if c.want == Unsupported && !errors.Is(err, ErrUnsupported) {
@@ -210,6 +215,11 @@ func TestOf(t *testing.T) {
 		_, err := Check(small.Public(), p)
 		if want := p.MinRSABits() > 1024 || len(Uses(RSA, p)) == 0; (err != nil) != want {
 			t.Errorf("RSA-1024 for %s: %v", p, err)
+		}
+	}
+	for _, name := range []string{"RSA-2048", "RSA", "ecdsa-p256", "ECDSA-P521", "unsupported"} {
+		if f := ByKeyName(name); f != Unsupported {
+			t.Errorf("ByKeyName(%q) = %v, want Unsupported", name, f)
 		}
 	}
 	if _, err := Check(ecKey(elliptic.P256()), KeyTransport); !errors.Is(err, ErrUnsupported) {

@@ -6,12 +6,14 @@ import (
 	"fmt"
 
 	"github.com/emmansun/gmsm/smx509"
+
+	"signsvr.dev/signsvr/pkg/algorithm"
 )
 
-// MinRSABits is the smallest RSA modulus a key of any backend may have. It is one
-// policy for every backend, so a key does not become acceptable by moving it from a
-// file into an HSM.
-const MinRSABits = 2048
+// MinRSABits is the smallest RSA modulus a key of any backend may have, the minimum
+// the algorithm table sets for signing on signsvr's behalf. It is one policy for every
+// backend, so a key does not become acceptable by moving it from a file into an HSM.
+const MinRSABits = algorithm.MinRSABits
 
 // CheckRSABits returns an error when an RSA modulus of bits is smaller than MinRSABits.
 func CheckRSABits(bits int) error {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/emmansun/gmsm/smx509"
 
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/keystore"
 	"signsvr.dev/signsvr/pkg/keystore/keystoretest"
 )
@@ -27,4 +28,20 @@ func FuzzParseCertificatesPEM(f *testing.F) {
 			t.Fatal("no error and no certificates")
 		}
 	})
+}
+
+// TestMinRSABits: a key store takes an RSA key exactly when the algorithm table lets
+// it sign on signsvr's behalf, so a key is never loaded that then cannot sign.
+func TestMinRSABits(t *testing.T) {
+	for _, p := range []algorithm.Purpose{algorithm.SignCMS, algorithm.LoginToken} {
+		if p.MinRSABits() != keystore.MinRSABits {
+			t.Errorf("%s needs %d bits, the key stores %d", p, p.MinRSABits(), keystore.MinRSABits)
+		}
+	}
+	if err := keystore.CheckRSABits(keystore.MinRSABits); err != nil {
+		t.Errorf("CheckRSABits(%d) = %v", keystore.MinRSABits, err)
+	}
+	if err := keystore.CheckRSABits(keystore.MinRSABits - 1); err == nil {
+		t.Errorf("CheckRSABits(%d) = nil", keystore.MinRSABits-1)
+	}
 }

@@ -28,9 +28,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdh"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -43,6 +41,7 @@ import (
 
 	"github.com/emmansun/gmsm/sm2"
 
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/keystore"
 )
 
@@ -446,13 +445,8 @@ func decryptSM2(ctx context.Context, k keystore.Key) error {
 
 func agreeECDH(ctx context.Context, k keystore.Key) error {
 	pub := k.Public().(*ecdsa.PublicKey)
-	var curve ecdh.Curve
-	switch pub.Curve {
-	case elliptic.P256():
-		curve = ecdh.P256()
-	case elliptic.P384():
-		curve = ecdh.P384()
-	default:
+	curve := algorithm.Of(pub).ECDH()
+	if curve == nil {
 		return fmt.Errorf("unexpected curve %s", pub.Curve.Params().Name)
 	}
 	staticPub, err := pub.ECDH()

@@ -3,7 +3,6 @@ package keystoretest
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509/pkix"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
+
+	"signsvr.dev/signsvr/pkg/algorithm"
 )
 
 // CA is a throwaway certificate authority for tests: it issues leaf certificates for
@@ -69,7 +70,7 @@ func (ca *CA) Issue(t testing.TB, cn string, pub crypto.PublicKey, sign, encrypt
 		case *rsa.PublicKey:
 			ku |= smx509.KeyUsageKeyEncipherment
 		case *ecdsa.PublicKey:
-			if sm2.IsSM2PublicKey(p) {
+			if algorithm.Of(p) == algorithm.SM2 {
 				ku |= smx509.KeyUsageKeyEncipherment | smx509.KeyUsageDataEncipherment
 			} else {
 				ku |= smx509.KeyUsageKeyAgreement
@@ -102,16 +103,14 @@ func GenerateKey(t testing.TB, kind string) crypto.Signer {
 		k   crypto.Signer
 		err error
 	)
-	switch kind {
-	case "RSA-2048":
+	switch f := algorithm.ByKeyName(kind); {
+	case kind == "RSA-2048":
 		k, err = rsa.GenerateKey(rand.Reader, 2048)
-	case "RSA-3072":
+	case kind == "RSA-3072":
 		k, err = rsa.GenerateKey(rand.Reader, 3072)
-	case "ECDSA-P256":
-		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case "ECDSA-P384":
-		k, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	case "SM2":
+	case f.IsECDSA():
+		k, err = ecdsa.GenerateKey(f.Curve(), rand.Reader)
+	case f == algorithm.SM2:
 		k, err = sm2.GenerateKey(rand.Reader)
 	default:
 		t.Fatalf("keystoretest: unknown key kind %q", kind)

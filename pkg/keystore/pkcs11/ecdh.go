@@ -3,10 +3,10 @@ package pkcs11
 import (
 	"context"
 	"crypto/ecdh"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"errors"
 	"fmt"
+
+	"signsvr.dev/signsvr/pkg/algorithm"
 )
 
 type agreer struct {
@@ -18,7 +18,7 @@ type agreer struct {
 // session object, reads it and destroys the object.
 func (a *agreer) ECDH(remote *ecdh.PublicKey) ([]byte, error) {
 	k := a.k
-	want := ecdhCurve(k.pub.(*ecdsa.PublicKey).Curve)
+	want := algorithm.Of(k.pub).ECDH()
 	if remote == nil || want == nil || remote.Curve() != want {
 		return nil, errors.New("pkcs11: ECDH peer key is on another curve")
 	}
@@ -49,14 +49,4 @@ func (a *agreer) ECDH(remote *ecdh.PublicKey) ([]byte, error) {
 		return nil, fmt.Errorf("pkcs11: derived secret is %d bytes, want %d", len(secret), k.size)
 	}
 	return secret, nil
-}
-
-func ecdhCurve(c elliptic.Curve) ecdh.Curve {
-	switch c {
-	case elliptic.P256():
-		return ecdh.P256()
-	case elliptic.P384():
-		return ecdh.P384()
-	}
-	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/asn1"
@@ -15,9 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
 
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/keystore"
 )
 
@@ -105,27 +104,24 @@ func (a *Admin) GenerateKey(ctx context.Context, spec KeySpec) (string, crypto.P
 	pub = append(pub, boolAttr(ckaVerify, sign))
 	var m mechanism
 	alg := strings.ToUpper(spec.Algorithm)
-	switch alg {
-	case "RSA-2048", "RSA-3072", "RSA-4096":
-		bits := map[string]uint{"RSA-2048": 2048, "RSA-3072": 3072, "RSA-4096": 4096}[alg]
+	rsaBits := map[string]uint{"RSA-2048": 2048, "RSA-3072": 3072, "RSA-4096": 4096}
+	switch f := algorithm.ByKeyName(alg); {
+	case rsaBits[alg] != 0:
+		bits := rsaBits[alg]
 		m = mechanism{Type: ckmRSAPKCSKeyPairGen}
 		pub = append(pub, ulongAttr(ckaModulusBits, bits), attribute{ckaPublicExponent, []byte{1, 0, 1}}, boolAttr(ckaEncrypt, dec))
 		priv = append(priv, boolAttr(ckaDecrypt, dec))
-	case "ECDSA-P256", "ECDSA-P384":
-		c := elliptic.P256()
-		if alg == "ECDSA-P384" {
-			c = elliptic.P384()
-		}
-		params, _ := curveParams(c)
+	case f.IsECDSA():
+		params, _ := curveParams(f)
 		m = mechanism{Type: ckmECKeyPairGen}
 		pub = append(pub, attribute{ckaECParams, params})
 		priv = append(priv, boolAttr(ckaDerive, dec))
-	case "SM2":
+	case f == algorithm.SM2:
 		cfg := a.tok.sm2
 		if cfg == nil || cfg.KeyGen == 0 {
 			return "", nil, errors.New("pkcs11: the token has no sm2 keygen_mechanism configured")
 		}
-		params, _ := curveParams(sm2.P256())
+		params, _ := curveParams(algorithm.SM2)
 		m = mechanism{Type: cfg.KeyGen}
 		pub = append(pub, ulongAttr(ckaKeyType, cfg.KeyType), attribute{ckaECParams, params}, boolAttr(ckaEncrypt, dec))
 		priv = append(priv, ulongAttr(ckaKeyType, cfg.KeyType), boolAttr(ckaDecrypt, dec))
@@ -200,7 +196,7 @@ func publicKeyOf(mod module, h sessionHandle, privH, pubH objectHandle, sm2cfg *
 	if err != nil {
 		return nil, 0, fmt.Errorf("read EC point: %w", err)
 	}
-	curve := sm2.P256()
+	curve := algorithm.SM2.Curve()
 	if !isSM2Type {
 		p, err := mod.Attributes(h, pubH, []uint{ckaECParams})
 		if err != nil {
@@ -214,7 +210,7 @@ func publicKeyOf(mod module, h sessionHandle, privH, pubH objectHandle, sm2cfg *
 	if err != nil {
 		return nil, 0, err
 	}
-	if curve == sm2.P256() {
+	if algorithm.OfCurve(curve) == algorithm.SM2 {
 		return pk, kindSM2, nil
 	}
 	return pk, kindEC, nil

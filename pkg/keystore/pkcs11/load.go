@@ -9,9 +9,9 @@ import (
 	"math/big"
 	"os"
 
-	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
 
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/keystore"
 )
 
@@ -159,7 +159,7 @@ func (k *Key) matchCertificate(tk tokenKey) error {
 	case tk.keyType == ckkEC:
 		return k.matchEC(tk.attrs)
 	case sm2cfg != nil && tk.keyType == sm2cfg.KeyType:
-		if !sm2.IsSM2PublicKey(k.pub) {
+		if algorithm.Of(k.pub) != algorithm.SM2 {
 			return errors.New("the token key is SM2 but the certificate is not")
 		}
 		k.kind, k.size = kindSM2, 32
@@ -197,7 +197,7 @@ func (k *Key) matchEC(attrs map[uint][]byte) error {
 	if !ok || pub.Curve != curve {
 		return fmt.Errorf("the token key is on %s but the certificate holds another key type", curve.Params().Name)
 	}
-	if curve == sm2.P256() {
+	if algorithm.OfCurve(curve) == algorithm.SM2 {
 		if k.tok.sm2 == nil {
 			return errors.New("an SM2 key, but the token has no sm2 mechanism configuration")
 		}

@@ -69,12 +69,12 @@ func curveFromParams(params []byte) (elliptic.Curve, error) {
 	return nil, fmt.Errorf("unsupported curve %v", oid)
 }
 
-// curveParams is the CKA_EC_PARAMS of a curve in the algorithm table.
-func curveParams(c elliptic.Curve) ([]byte, error) {
-	if oid := algorithm.OfCurve(c).CurveOID(); oid != nil {
+// curveParams is the CKA_EC_PARAMS of the curve of a family in the algorithm table.
+func curveParams(f algorithm.Family) ([]byte, error) {
+	if oid := f.CurveOID(); oid != nil {
 		return asn1.Marshal(oid)
 	}
-	return nil, fmt.Errorf("unsupported curve %s", c.Params().Name)
+	return nil, fmt.Errorf("no curve for %s", f)
 }
 
 // parseECPoint reads CKA_EC_POINT: a DER OCTET STRING around the uncompressed point,

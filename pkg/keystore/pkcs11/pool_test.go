@@ -16,6 +16,7 @@ import (
 
 	"github.com/emmansun/gmsm/sm2"
 
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/keystore"
 	"signsvr.dev/signsvr/pkg/keystore/keystoretest"
 )
@@ -106,6 +107,45 @@ func TestFakeConformanceSM2(t *testing.T) {
 				t.Fatal("a session was shared")
 			}
 		})
+	}
+}
+
+// TestGenerateKeyAlgorithms: Admin.GenerateKey takes the names ListKeys shows, in any
+// case, makes a key of that family on the right curve, and refuses any other name.
+func TestGenerateKeyAlgorithms(t *testing.T) {
+	env := newFakeEnv(t, &SM2Config{Preset: "tass"}, nil)
+	adm, err := openAdmin(env.tc, env.mod.opener(fakePath), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	for _, c := range []struct {
+		alg  string
+		want algorithm.Family
+	}{{"ECDSA-P256", algorithm.ECDSAP256}, {"ecdsa-p384", algorithm.ECDSAP384}, {"SM2", algorithm.SM2}, {"RSA-2048", algorithm.RSA}} {
+		_, pub, err := adm.GenerateKey(t.Context(), KeySpec{Label: "gen-" + c.alg, Algorithm: c.alg})
+		if err != nil {
+			t.Fatalf("%s: %v", c.alg, err)
+		}
+		if got := algorithm.Of(pub); got != c.want {
+			t.Errorf("%s: generated a %v key, want %v", c.alg, got, c.want)
+		}
+	}
+	for _, alg := range []string{"ECDSA-P521", "RSA-1024", "RSA", "", "unsupported"} {
+		_, _, err := adm.GenerateKey(t.Context(), KeySpec{Label: "bad-" + alg, Algorithm: alg})
+		if err == nil || !strings.Contains(err.Error(), "unsupported algorithm") {
+			t.Errorf("%q: err = %v, want unsupported algorithm", alg, err)
+		}
+	}
+
+	plain := newFakeEnv(t, nil, nil)
+	adm2, err := openAdmin(plain.tc, plain.mod.opener(fakePath), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm2.Close()
+	if _, _, err := adm2.GenerateKey(t.Context(), KeySpec{Label: "sm2", Algorithm: "SM2"}); err == nil || !strings.Contains(err.Error(), "sm2 keygen_mechanism") {
+		t.Errorf("SM2 without sm2 configuration: err = %v", err)
 	}
 }
 

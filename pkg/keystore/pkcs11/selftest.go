@@ -13,6 +13,7 @@ import (
 
 	"github.com/emmansun/gmsm/sm2"
 
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/keystore"
 )
 
@@ -76,7 +77,7 @@ func (k *Key) selfTest(ctx context.Context) error {
 			got, err = k.Decrypter(ctx).Decrypt(rand.Reader, ct, sm2.ASN1DecrypterOpts)
 		case kindEC:
 			pub, _ := k.pub.(*ecdsa.PublicKey).ECDH()
-			eph, e := ecdhCurve(k.pub.(*ecdsa.PublicKey).Curve).GenerateKey(rand.Reader)
+			eph, e := algorithm.Of(k.pub).ECDH().GenerateKey(rand.Reader)
 			if e != nil {
 				return e
 			}

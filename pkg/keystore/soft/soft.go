@@ -30,7 +30,6 @@ import (
 	"crypto"
 	"crypto/ecdh"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/pem"
@@ -45,6 +44,7 @@ import (
 	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
 
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/keystore"
 )
 
@@ -227,8 +227,11 @@ func newKey(e Entry) (*Key, error) {
 		k.signer = s
 		k.dec = priv
 	case *ecdsa.PrivateKey:
-		switch priv.Curve {
-		case sm2.P256():
+		// The curve's family in the algorithm table decides what the key does: SM2
+		// signs and decrypts with gmsm; ECDSA signs and, on the curves the table
+		// agrees keys on, answers ECDH.
+		switch f := algorithm.OfCurve(priv.Curve); {
+		case f == algorithm.SM2:
 			sk, err := new(sm2.PrivateKey).FromECPrivateKey(priv)
 			if err != nil {
 				return nil, err
@@ -239,7 +242,7 @@ func newKey(e Entry) (*Key, error) {
 			}
 			k.signer = s
 			k.dec = sk
-		case elliptic.P256(), elliptic.P384():
+		case f.ECDH() != nil:
 			a, err := priv.ECDH()
 			if err != nil {
 				return nil, fmt.Errorf("invalid EC key: %w", err)

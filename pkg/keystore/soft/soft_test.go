@@ -2,6 +2,8 @@ package soft_test
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/pem"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/emmansun/gmsm/pkcs"
 	"github.com/emmansun/gmsm/pkcs8"
+	"github.com/emmansun/gmsm/sm2"
 	"github.com/emmansun/gmsm/smx509"
 
 	"signsvr.dev/signsvr/pkg/keystore"
@@ -287,6 +290,55 @@ func TestSmallRSAKeyRejected(t *testing.T) {
 	_, err = soft.NewFromKeys(soft.Entry{Name: "small", Key: k, Chain: []*smx509.Certificate{cert}, Usages: keystore.UsageSign})
 	if err == nil || !strings.Contains(err.Error(), "too small") {
 		t.Fatalf("a 1024-bit RSA key: err = %v, want too small", err)
+	}
+}
+
+// TestECKeysByCurve: an *ecdsa.PrivateKey is taken by its curve's family: SM2 signs
+// and decrypts, P-256 and P-384 sign and agree keys, and any other curve is refused.
+func TestECKeysByCurve(t *testing.T) {
+	ca := keystoretest.NewCA(t, "ECDSA-P256")
+	for _, c := range []struct {
+		name    string
+		curve   elliptic.Curve
+		dec, ka bool
+	}{
+		{"SM2", sm2.P256(), true, false},
+		{"P-256", elliptic.P256(), false, true},
+		{"P-384", elliptic.P384(), false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			k, err := ecdsa.GenerateKey(c.curve, rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cert := ca.Issue(t, c.name, k.Public(), true, true, 0)
+			s, err := soft.NewFromKeys(soft.Entry{Name: "k", Key: k, Chain: []*smx509.Certificate{cert}, Usages: keystore.UsageSign | keystore.UsageDecrypt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, err := s.Key(t.Context(), "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if key.Signer(t.Context()) == nil {
+				t.Error("no signer")
+			}
+			if got := key.Decrypter(t.Context()) != nil; got != c.dec {
+				t.Errorf("decrypter: %v, want %v", got, c.dec)
+			}
+			if got := key.KeyAgreer(t.Context()) != nil; got != c.ka {
+				t.Errorf("key agreer: %v, want %v", got, c.ka)
+			}
+		})
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := ca.Issue(t, "p521", k.Public(), true, false, 0)
+	_, err = soft.NewFromKeys(soft.Entry{Name: "p521", Key: k, Chain: []*smx509.Certificate{cert}, Usages: keystore.UsageSign})
+	if err == nil || !strings.Contains(err.Error(), "unsupported EC curve P-521") {
+		t.Fatalf("a P-521 key: err = %v, want unsupported EC curve", err)
 	}
 }
 
