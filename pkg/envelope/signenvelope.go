@@ -184,13 +184,14 @@ func OpenAndVerify(der []byte, key any, cert *smx509.Certificate, oo *OpenOption
 		}
 	}
 	res, err := sign.Verify(inner, &vo)
-	if err != nil && errors.Is(err, cms.ErrMalformed) {
+	if err != nil && (errors.Is(err, cms.ErrMalformed) || errors.Is(err, cms.ErrUnsupported)) {
 		return nil, innerContentError(err)
 	}
 	return res, err
 }
 
-// innerContentError is the error for a decrypted plaintext that is not a SignedData.
+// innerContentError is the error for a decrypted plaintext that is not a SignedData
+// this package reads (malformed, or using what it does not support).
 // With an unauthenticated cipher (CBC) that is also what a tampered ciphertext with a
 // good padding gives, so telling it apart from ErrDecrypt would be a padding oracle: it
 // is exactly ErrDecrypt, like every other failure after the recipient was found.

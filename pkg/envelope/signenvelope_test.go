@@ -327,3 +327,41 @@ func TestOpenAndVerifyRFC5652Nesting(t *testing.T) {
 	}
 	checkVerified(t, res, content, f.ecSign)
 }
+
+// TestOpenAndVerifyFailsAsOneAfterDecryption: once the recipient's key has opened the
+// envelope, whatever is wrong with the decrypted SignedData — something it does not
+// support, a structure that does not parse — is exactly ErrDecrypt: with CBC a
+// tampered ciphertext can make any of them, so telling them apart would be an oracle.
+func TestOpenAndVerifyFailsAsOneAfterDecryption(t *testing.T) {
+	f := getFixture(t)
+	// The content is itself DER (an OCTET STRING "abc"), so the eContent can be
+	// relabelled a SEQUENCE: PKCS#7's ANY content, which verification does not support.
+	sd, err := sign.Sign([]byte{0x04, 0x03, 'a', 'b', 'c'}, f.ecSign.key, f.chain(f.ecSign), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	octets := []byte{0xa0, 0x07, 0x04, 0x05, 0x04, 0x03, 'a', 'b', 'c'}
+	any := []byte{0xa0, 0x07, 0x30, 0x05, 0x04, 0x03, 'a', 'b', 'c'}
+	unsupported := bytes.Replace(sd, octets, any, 1)
+	if bytes.Equal(unsupported, sd) {
+		t.Fatal("no eContent to relabel")
+	}
+	if _, err := sign.Verify(unsupported, nil); !errors.Is(err, cms.ErrUnsupported) {
+		t.Fatalf("the relabelled SignedData alone: %v, want cms.ErrUnsupported", err)
+	}
+	truncated := sd[:len(sd)/2]
+	for _, tc := range []struct {
+		name  string
+		inner []byte
+	}{{"unsupported content", unsupported}, {"truncated", truncated}} {
+		t.Run(tc.name, func(t *testing.T) {
+			der, err := Envelope(tc.inner, []*smx509.Certificate{f.rsa.cert}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := OpenAndVerify(der, f.rsa.key, f.rsa.cert, nil, nil); err != ErrDecrypt {
+				t.Fatalf("OpenAndVerify: %v, want exactly ErrDecrypt", err)
+			}
+		})
+	}
+}
