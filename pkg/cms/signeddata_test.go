@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // The seeds in testdata/signed were made by openssl 3.0 with make.sh there.
@@ -98,15 +99,6 @@ func TestParseOpenSSLSeeds(t *testing.T) {
 					if _, found, single := FindAttribute(si.SignedAttrs, typ); !found || !single {
 						t.Errorf("attribute %s missing", typ)
 					}
-				}
-				der, _ := si.SignedAttrsDER()
-				if der[0] != 0x31 || !bytes.Equal(der[1:], si.RawSignedAttrs[1:]) {
-					t.Error("SignedAttrsDER is not the raw attributes as a SET")
-				}
-				var buf bytes.Buffer
-				si.WriteSignedAttrsTo(&buf)
-				if !bytes.Equal(buf.Bytes(), der) {
-					t.Error("WriteSignedAttrsTo differs from SignedAttrsDER")
 				}
 			}
 			// Marshal gives back the DER form of the input exactly.
@@ -318,54 +310,28 @@ func sdToBER(t *testing.T, der []byte) []byte {
 	return out
 }
 
-func TestDERWriterMatchesEncodingASN1(t *testing.T) {
-	oids := []asn1.ObjectIdentifier{OIDData, OIDSM2SignedData, OIDSHA512, OIDNamedCurveP384, {2, 999, 3}, {0, 0}, {1, 39, 1<<31 - 1}}
+// The two encodings written here rather than by cryptobyte match encoding/asn1: the
+// signing time, and the OID comparison that stands in for encoding an OID.
+func TestTimeAndOIDEncodingsMatchEncodingASN1(t *testing.T) {
+	oids := []asn1.ObjectIdentifier{OIDData, OIDSM2SignedData, OIDSHA512, OIDNamedCurveP384, {2, 999, 3}, {0, 0}, {1, 39, 1<<31 - 1}, {2, 1 << 40}}
 	for _, o := range oids {
 		want, _ := asn1.Marshal(o)
-		if got := sdAppendOID(nil, o); !bytes.Equal(got, want) || sdOidSize(o) != len(want)-2 {
-			t.Errorf("OID %s: %x, want %x", o, got, want)
+		if !OIDAttributeEquals(want, o) {
+			t.Errorf("OID %s does not equal its encoding %x", o, want)
+		}
+		for _, other := range oids {
+			if !other.Equal(o) && OIDAttributeEquals(want, other) {
+				t.Errorf("OID %s equals the encoding of %s", other, o)
+			}
+		}
+		if OIDAttributeEquals(want[:len(want)-1], o) || OIDAttributeEquals(append(bytes.Clone(want), 0), o) {
+			t.Errorf("OID %s equals a truncated or extended encoding", o)
 		}
 	}
-	for _, bad := range []asn1.ObjectIdentifier{nil, {1}, {3, 1}, {1, 40}, {1, 2, -1}} {
-		if sdOidValid(bad) {
-			t.Errorf("sdOidValid(%v)", bad)
-		}
-	}
-	ints := []int64{0, 1, 127, 128, 255, 256, -1, -128, -129, 1 << 40, -1 << 40}
-	for _, v := range ints {
-		want, _ := asn1.Marshal(v)
-		if got := sdAppendInt(nil, v); !bytes.Equal(got, want) || sdIntSize(v) != len(want) {
-			t.Errorf("int %d: %x, want %x", v, got, want)
-		}
-		bv := big.NewInt(v)
-		wantBig, _ := asn1.Marshal(bv)
-		if got := sdAppendBigInt(nil, bv); !bytes.Equal(got, wantBig) || sdBigIntSize(bv) != len(wantBig) {
-			t.Errorf("big %d: %x, want %x", v, got, wantBig)
-		}
-	}
-	r := rand.New(rand.NewPCG(1, 2))
-	for i := 0; i < 200; i++ {
-		b := make([]byte, r.IntN(40)+1)
-		for j := range b {
-			b[j] = byte(r.Uint32())
-		}
-		n := new(big.Int).SetBytes(b)
-		if i%2 == 1 {
-			n.Neg(n)
-		}
-		want, _ := asn1.Marshal(n)
-		if got := sdAppendBigInt(nil, n); !bytes.Equal(got, want) || sdBigIntSize(n) != len(want) {
-			t.Fatalf("big %v: %x, want %x", n, got, want)
-		}
-	}
-	for _, n := range []int{0, 1, 127, 128, 255, 256, 65535, 65536, 1 << 24} {
-		got := sdAppendTL(nil, 0x04, n)
-		if len(got)+n != sdTlvSize(n) {
-			t.Errorf("sdTlvSize(%d) = %d, header %d", n, sdTlvSize(n), len(got))
-		}
-		_, _, l, hdr, err := berHeader(append(got, make([]byte, n)...))
-		if err != nil || l != n || hdr != len(got) {
-			t.Errorf("length %d: header %x reads as %d (%v)", n, got, l, err)
+	zero, _ := asn1.Marshal(asn1.ObjectIdentifier{0, 0})
+	for _, bad := range []asn1.ObjectIdentifier{nil, {1}, {3, 1}, {1, 40}, {1, 2, -1}, {0, -1}} {
+		if OIDAttributeEquals(zero, bad) || OIDAttributeEquals([]byte{0x06, 0x00}, bad) {
+			t.Errorf("invalid OID %v equals an encoding", bad)
 		}
 	}
 	times := []time.Time{
@@ -375,7 +341,7 @@ func TestDERWriterMatchesEncodingASN1(t *testing.T) {
 	}
 	for _, tm := range times {
 		want, _ := asn1.Marshal(tm.UTC().Truncate(time.Second))
-		if got := sdAppendTime(nil, tm); !bytes.Equal(got, want) || sdTimeSize(tm) != len(want) {
+		if got := marshalTime(tm); !bytes.Equal(got, want) {
 			t.Errorf("time %v: %q, want %q", tm, got, want)
 		}
 		back, err := ParseTimeAttribute(want)
@@ -396,8 +362,8 @@ func TestSigningAttributesMatchGenericEncoder(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got[0] != 0xee || len(got)-1 != SigningAttributesSize(ct, digest, tm) {
-					t.Fatalf("prefix lost or size wrong: %d vs %d", len(got)-1, SigningAttributesSize(ct, digest, tm))
+				if got[0] != 0xee {
+					t.Fatal("prefix lost")
 				}
 				ctv, _ := asn1.Marshal(ct)
 				mdv, _ := asn1.Marshal(digest)
@@ -407,7 +373,9 @@ func TestSigningAttributesMatchGenericEncoder(t *testing.T) {
 					attrs = append(attrs, Attribute{Type: OIDAttrSigningTime, Values: [][]byte{tv}})
 				}
 				body, _ := MarshalAttributeSet(attrs)
-				want := append(sdAppendTL(nil, 0x31, len(body)), body...)
+				var b cryptobyte.Builder
+				addTagged(&b, cbasn1.SET, body)
+				want := b.BytesOrPanic()
 				if !bytes.Equal(got[1:], want) {
 					t.Fatalf("ct %s digest %d time %v:\n got %x\nwant %x", ct, dlen, tm, got[1:], want)
 				}
@@ -434,7 +402,7 @@ func TestSortInPlace(t *testing.T) {
 			buf = append(buf, e...)
 			ends = append(ends, len(buf))
 		}
-		sdSortInPlace(buf, ends)
+		sortInPlace(buf, ends)
 		slices.SortFunc(elems, bytes.Compare)
 		if want := bytes.Join(elems, nil); !bytes.Equal(buf, want) {
 			t.Fatalf("sorted %x, want %x", buf, want)

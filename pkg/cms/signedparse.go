@@ -37,7 +37,9 @@ var sdInternTable = sdBuildInternTable(
 func sdBuildInternTable(oids ...asn1.ObjectIdentifier) []sdInterned {
 	t := make([]sdInterned, len(oids))
 	for i, o := range oids {
-		enc := sdAppendOID(nil, o)
+		var b cryptobyte.Builder
+		b.AddASN1ObjectIdentifier(o)
+		enc := b.BytesOrPanic()
 		t[i] = sdInterned{der: enc[2:], oid: o[:len(o):len(o)]}
 	}
 	return t
