@@ -1,10 +1,8 @@
 package cms
 
 import (
-	"bytes"
 	"encoding/asn1"
 	"errors"
-	"slices"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -13,7 +11,32 @@ import (
 
 // The signed attributes a signer writes (RFC 5652 §11): contentType, messageDigest
 // and signingTime, as one DER SET OF sorted by encoding. They are built here without
-// the generic Attribute values because this runs once per signature.
+// the generic Attribute machinery because this runs once per signature.
+
+// SigningAttributesSize is the size of the SET that AppendSigningAttributes writes.
+func SigningAttributesSize(contentType asn1.ObjectIdentifier, digest []byte, signingTime time.Time) int {
+	return sdTlvSize(sdSigningAttrsBodySize(contentType, digest, signingTime))
+}
+
+func sdCtAttrSize(ct asn1.ObjectIdentifier) int {
+	return sdTlvSize(sdTlvSize(sdOidSize(OIDAttrContentType)) + sdTlvSize(sdTlvSize(sdOidSize(ct))))
+}
+
+func sdMdAttrSize(digest []byte) int {
+	return sdTlvSize(sdTlvSize(sdOidSize(OIDAttrMessageDigest)) + sdTlvSize(sdTlvSize(len(digest))))
+}
+
+func sdStAttrSize(t time.Time) int {
+	return sdTlvSize(sdTlvSize(sdOidSize(OIDAttrSigningTime)) + sdTlvSize(sdTimeSize(t)))
+}
+
+func sdSigningAttrsBodySize(ct asn1.ObjectIdentifier, digest []byte, t time.Time) int {
+	n := sdCtAttrSize(ct) + sdMdAttrSize(digest)
+	if !t.IsZero() {
+		n += sdStAttrSize(t)
+	}
+	return n
+}
 
 // AppendSigningAttributes appends the DER SET OF (tag 31, as the signature covers it)
 // holding the contentType, messageDigest and, unless signingTime is zero, signingTime
@@ -22,66 +45,53 @@ import (
 // (RFC 5652 §11.3), in UTC to the second. In a SignerInfo the same bytes are tagged
 // [0] IMPLICIT (A0); SignerInfo.RawSignedAttrs accepts either tag.
 func AppendSigningAttributes(dst []byte, contentType asn1.ObjectIdentifier, digest []byte, signingTime time.Time) ([]byte, error) {
+	if !sdOidValid(contentType) {
+		return nil, errors.New("cms: invalid content type")
+	}
 	if !signingTime.IsZero() {
 		if y := signingTime.UTC().Year(); y < 0 || y > 9999 {
 			return nil, errors.New("cms: signing time out of range")
 		}
 	}
+	body := sdSigningAttrsBodySize(contentType, digest, signingTime)
+	dst = sdAppendTL(dst, sdTagSet, body)
 	start := len(dst)
-	// Room for the three attributes: their headers and OIDs take under 80 bytes.
-	b := cryptobyte.NewBuilder(slices.Grow(dst, 96+len(digest)+5*len(contentType)))
-	attr := func(b *cryptobyte.Builder, typ asn1.ObjectIdentifier, value cryptobyte.BuilderContinuation) {
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			b.AddASN1ObjectIdentifier(typ)
-			b.AddASN1(cbasn1.SET, value)
-		})
+
+	// Encode the attributes one after another, then sort them in place. Each is a
+	// SEQUENCE with a short header, so they are few and small.
+	dst = sdAppendTL(dst, sdTagSequence, sdTlvSize(sdOidSize(OIDAttrContentType))+sdTlvSize(sdTlvSize(sdOidSize(contentType))))
+	dst = sdAppendOID(dst, OIDAttrContentType)
+	dst = sdAppendTL(dst, sdTagSet, sdTlvSize(sdOidSize(contentType)))
+	dst = sdAppendOID(dst, contentType)
+	ctEnd := len(dst)
+
+	dst = sdAppendTL(dst, sdTagSequence, sdTlvSize(sdOidSize(OIDAttrMessageDigest))+sdTlvSize(sdTlvSize(len(digest))))
+	dst = sdAppendOID(dst, OIDAttrMessageDigest)
+	dst = sdAppendTL(dst, sdTagSet, sdTlvSize(len(digest)))
+	dst = sdAppendTL(dst, tagOctetString, len(digest))
+	dst = append(dst, digest...)
+	mdEnd := len(dst)
+
+	stEnd := mdEnd
+	if !signingTime.IsZero() {
+		dst = sdAppendTL(dst, sdTagSequence, sdTlvSize(sdOidSize(OIDAttrSigningTime))+sdTlvSize(sdTimeSize(signingTime)))
+		dst = sdAppendOID(dst, OIDAttrSigningTime)
+		dst = sdAppendTL(dst, sdTagSet, sdTimeSize(signingTime))
+		dst = sdAppendTime(dst, signingTime)
+		stEnd = len(dst)
 	}
-	b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
-		attr(b, OIDAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(contentType) })
-		attr(b, OIDAttrMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(digest) })
-		if !signingTime.IsZero() {
-			attr(b, OIDAttrSigningTime, func(b *cryptobyte.Builder) { addTime(b, signingTime) })
-		}
-	})
-	out, err := b.Bytes()
-	if err != nil {
-		return nil, err
+	ends := [3]int{ctEnd - start, mdEnd - start, stEnd - start}
+	n := 3
+	if signingTime.IsZero() {
+		n = 2
 	}
-	// The attributes were written in a fixed order; sort them where they stand (the
-	// SET's length does not change).
-	set := cryptobyte.String(out[start:])
-	var body cryptobyte.String
-	var tag cbasn1.Tag
-	if !set.ReadAnyASN1(&body, &tag) {
-		return nil, errors.New("cms: internal error: signed attributes do not read back")
-	}
-	var endsBuf [3]int
-	ends := endsBuf[:0]
-	for rest, off := body, 0; !rest.Empty(); {
-		var e cryptobyte.String
-		if !rest.ReadAnyASN1Element(&e, &tag) {
-			return nil, errors.New("cms: internal error: signed attributes do not read back")
-		}
-		off += len(e)
-		ends = append(ends, off)
-	}
-	sortInPlace(body, ends)
-	return out, nil
+	sdSortInPlace(dst[start:], ends[:n])
+	return dst, nil
 }
 
-// addTime appends t as UTCTime (1950..2049) or GeneralizedTime, in UTC, to the second.
-func addTime(b *cryptobyte.Builder, t time.Time) {
-	t = t.UTC().Truncate(time.Second)
-	if y := t.Year(); y >= 1950 && y < 2050 {
-		b.AddASN1UTCTime(t)
-	} else {
-		b.AddASN1GeneralizedTime(t)
-	}
-}
-
-// sortInPlace sorts the consecutive elements of buf, which end at the given offsets,
+// sdSortInPlace sorts the consecutive elements of buf, which end at the given offsets,
 // by their encodings. It swaps adjacent runs by rotation, so it needs no scratch.
-func sortInPlace(buf []byte, ends []int) {
+func sdSortInPlace(buf []byte, ends []int) {
 	n := len(ends)
 	for i := 1; i < n; i++ {
 		for j := i; j > 0; j-- {
@@ -91,20 +101,76 @@ func sortInPlace(buf []byte, ends []int) {
 			}
 			a := buf[aStart:ends[j-1]]
 			b := buf[ends[j-1]:ends[j]]
-			if bytes.Compare(a, b) <= 0 {
+			if sdCompareBytes(a, b) <= 0 {
 				break
 			}
 			// Swap a and b: rotate buf[aStart:ends[j]] left by len(a).
-			rotateLeft(buf[aStart:ends[j]], len(a))
+			sdRotateLeft(buf[aStart:ends[j]], len(a))
 			ends[j-1] = aStart + len(b)
 		}
 	}
 }
 
-func rotateLeft(b []byte, k int) {
-	slices.Reverse(b[:k])
-	slices.Reverse(b[k:])
-	slices.Reverse(b)
+func sdCompareBytes(a, b []byte) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			if a[i] < b[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return len(a) - len(b)
+}
+
+func sdReverse(b []byte) {
+	for i, j := 0, len(b)-1; i < j; i, j = i+1, j-1 {
+		b[i], b[j] = b[j], b[i]
+	}
+}
+
+func sdRotateLeft(b []byte, k int) {
+	sdReverse(b[:k])
+	sdReverse(b[k:])
+	sdReverse(b)
+}
+
+// sdTimeSize is the size of the complete UTCTime or GeneralizedTime element for t.
+func sdTimeSize(t time.Time) int {
+	if y := t.UTC().Year(); y >= 1950 && y < 2050 {
+		return 2 + 13
+	}
+	return 2 + 15
+}
+
+func sdAppendDigits(dst []byte, v, n int) []byte {
+	for i := n - 1; i >= 0; i-- {
+		d := v
+		for j := 0; j < i; j++ {
+			d /= 10
+		}
+		dst = append(dst, byte('0'+d%10))
+	}
+	return dst
+}
+
+// sdAppendTime appends t as UTCTime (1950..2049) or GeneralizedTime, UTC, seconds.
+func sdAppendTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	y := t.Year()
+	if y >= 1950 && y < 2050 {
+		dst = append(dst, sdTagUTCTime, 13)
+		dst = sdAppendDigits(dst, y%100, 2)
+	} else {
+		dst = append(dst, sdTagGenTime, 15)
+		dst = sdAppendDigits(dst, y, 4)
+	}
+	dst = sdAppendDigits(dst, int(t.Month()), 2)
+	dst = sdAppendDigits(dst, t.Day(), 2)
+	dst = sdAppendDigits(dst, t.Hour(), 2)
+	dst = sdAppendDigits(dst, t.Minute(), 2)
+	dst = sdAppendDigits(dst, t.Second(), 2)
+	return append(dst, 'Z')
 }
 
 // ParseTimeAttribute reads a signingTime attribute value: a UTCTime or a
@@ -143,44 +209,12 @@ func ParseOIDAttribute(der []byte) (asn1.ObjectIdentifier, error) {
 // OIDAttributeEquals reports whether the attribute value der is exactly the DER of oid,
 // without allocating.
 func OIDAttributeEquals(der []byte, oid asn1.ObjectIdentifier) bool {
-	s := cryptobyte.String(der)
-	var body cryptobyte.String
-	return s.ReadASN1(&body, cbasn1.OBJECT_IDENTIFIER) && s.Empty() && oidContentEquals(body, oid)
-}
-
-// oidContentEquals reports whether body is exactly the DER content octets of oid: the
-// minimal base-128 encoding of 40*oid[0]+oid[1], then of each further arc.
-func oidContentEquals(body []byte, oid asn1.ObjectIdentifier) bool {
-	if len(oid) < 2 || oid[0] < 0 || oid[0] > 2 || oid[1] < 0 || (oid[0] < 2 && oid[1] >= 40) {
+	if !sdOidValid(oid) {
 		return false
 	}
-	for i := 1; i < len(oid); i++ {
-		v := oid[i]
-		if i == 1 {
-			v += 40 * oid[0]
-		}
-		if v < 0 {
-			return false
-		}
-		n := 1
-		for t := v >> 7; t > 0; t >>= 7 {
-			n++
-		}
-		if len(body) < n {
-			return false
-		}
-		for j := n - 1; j >= 0; j-- {
-			c := byte(v>>(7*j)) & 0x7f
-			if j > 0 {
-				c |= 0x80
-			}
-			if body[n-1-j] != c {
-				return false
-			}
-		}
-		body = body[n:]
-	}
-	return len(body) == 0
+	var buf [64]byte
+	enc := sdAppendOID(buf[:0], oid)
+	return len(enc) == len(der) && sdCompareBytes(enc, der) == 0
 }
 
 // ParseOctetStringAttribute reads an attribute value that is an OCTET STRING

@@ -243,9 +243,7 @@ var sdInternTable = sdBuildInternTable(
 func sdBuildInternTable(oids ...asn1.ObjectIdentifier) []sdInterned {
 	t := make([]sdInterned, len(oids))
 	for i, o := range oids {
-		var b cryptobyte.Builder
-		b.AddASN1ObjectIdentifier(o)
-		enc := b.BytesOrPanic()
+		enc := sdAppendOID(nil, o)
 		t[i] = sdInterned{der: enc[2:], oid: o[:len(o):len(o)]}
 	}
 	return t

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // The seeds in testdata/signed were made by openssl 3.0 with make.sh there.
@@ -310,28 +309,54 @@ func sdToBER(t *testing.T, der []byte) []byte {
 	return out
 }
 
-// The two encodings written here rather than by cryptobyte match encoding/asn1: the
-// signing time, and the OID comparison that stands in for encoding an OID.
-func TestTimeAndOIDEncodingsMatchEncodingASN1(t *testing.T) {
-	oids := []asn1.ObjectIdentifier{OIDData, OIDSM2SignedData, OIDSHA512, OIDNamedCurveP384, {2, 999, 3}, {0, 0}, {1, 39, 1<<31 - 1}, {2, 1 << 40}}
+func TestDERWriterMatchesEncodingASN1(t *testing.T) {
+	oids := []asn1.ObjectIdentifier{OIDData, OIDSM2SignedData, OIDSHA512, OIDNamedCurveP384, {2, 999, 3}, {0, 0}, {1, 39, 1<<31 - 1}}
 	for _, o := range oids {
 		want, _ := asn1.Marshal(o)
-		if !OIDAttributeEquals(want, o) {
-			t.Errorf("OID %s does not equal its encoding %x", o, want)
-		}
-		for _, other := range oids {
-			if !other.Equal(o) && OIDAttributeEquals(want, other) {
-				t.Errorf("OID %s equals the encoding of %s", other, o)
-			}
-		}
-		if OIDAttributeEquals(want[:len(want)-1], o) || OIDAttributeEquals(append(bytes.Clone(want), 0), o) {
-			t.Errorf("OID %s equals a truncated or extended encoding", o)
+		if got := sdAppendOID(nil, o); !bytes.Equal(got, want) || sdOidSize(o) != len(want)-2 {
+			t.Errorf("OID %s: %x, want %x", o, got, want)
 		}
 	}
-	zero, _ := asn1.Marshal(asn1.ObjectIdentifier{0, 0})
-	for _, bad := range []asn1.ObjectIdentifier{nil, {1}, {3, 1}, {1, 40}, {1, 2, -1}, {0, -1}} {
-		if OIDAttributeEquals(zero, bad) || OIDAttributeEquals([]byte{0x06, 0x00}, bad) {
-			t.Errorf("invalid OID %v equals an encoding", bad)
+	for _, bad := range []asn1.ObjectIdentifier{nil, {1}, {3, 1}, {1, 40}, {1, 2, -1}} {
+		if sdOidValid(bad) {
+			t.Errorf("sdOidValid(%v)", bad)
+		}
+	}
+	ints := []int64{0, 1, 127, 128, 255, 256, -1, -128, -129, 1 << 40, -1 << 40}
+	for _, v := range ints {
+		want, _ := asn1.Marshal(v)
+		if got := sdAppendInt(nil, v); !bytes.Equal(got, want) || sdIntSize(v) != len(want) {
+			t.Errorf("int %d: %x, want %x", v, got, want)
+		}
+		bv := big.NewInt(v)
+		wantBig, _ := asn1.Marshal(bv)
+		if got := sdAppendBigInt(nil, bv); !bytes.Equal(got, wantBig) || sdBigIntSize(bv) != len(wantBig) {
+			t.Errorf("big %d: %x, want %x", v, got, wantBig)
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 200; i++ {
+		b := make([]byte, r.IntN(40)+1)
+		for j := range b {
+			b[j] = byte(r.Uint32())
+		}
+		n := new(big.Int).SetBytes(b)
+		if i%2 == 1 {
+			n.Neg(n)
+		}
+		want, _ := asn1.Marshal(n)
+		if got := sdAppendBigInt(nil, n); !bytes.Equal(got, want) || sdBigIntSize(n) != len(want) {
+			t.Fatalf("big %v: %x, want %x", n, got, want)
+		}
+	}
+	for _, n := range []int{0, 1, 127, 128, 255, 256, 65535, 65536, 1 << 24} {
+		got := sdAppendTL(nil, 0x04, n)
+		if len(got)+n != sdTlvSize(n) {
+			t.Errorf("sdTlvSize(%d) = %d, header %d", n, sdTlvSize(n), len(got))
+		}
+		_, _, l, hdr, err := berHeader(append(got, make([]byte, n)...))
+		if err != nil || l != n || hdr != len(got) {
+			t.Errorf("length %d: header %x reads as %d (%v)", n, got, l, err)
 		}
 	}
 	times := []time.Time{
@@ -341,12 +366,58 @@ func TestTimeAndOIDEncodingsMatchEncodingASN1(t *testing.T) {
 	}
 	for _, tm := range times {
 		want, _ := asn1.Marshal(tm.UTC().Truncate(time.Second))
-		if got := marshalTime(tm); !bytes.Equal(got, want) {
+		if got := sdAppendTime(nil, tm); !bytes.Equal(got, want) || sdTimeSize(tm) != len(want) {
 			t.Errorf("time %v: %q, want %q", tm, got, want)
 		}
 		back, err := ParseTimeAttribute(want)
 		if err != nil || !back.Equal(tm.Truncate(time.Second)) {
 			t.Errorf("ParseTimeAttribute(%q) = %v, %v", want, back, err)
+		}
+	}
+}
+
+// TestSignedDataWritersAgree: the sizes-first writer and the cryptobyte reference write
+// the same bytes, for the OpenSSL seeds and for structures with every optional field,
+// and reject the same structures.
+func TestSignedDataWritersAgree(t *testing.T) {
+	var sds []*SignedData
+	for _, n := range sdSeedNames(t) {
+		sd, err := ParseSignedDataContentInfo(sdReadSeed(t, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sds = append(sds, sd)
+	}
+	name := mustHex(t, "300f310d300b0603550403130474657374")
+	for _, sid := range []SignerIdentifier{{SubjectKeyID: []byte{9, 8, 7}}, {IssuerAndSerial: IssuerAndSerial{Issuer: name, Serial: big.NewInt(-129)}}} {
+		sd := sdMinimalSignedData(sid)
+		sd.DigestAlgorithms = append(sd.DigestAlgorithms, AlgorithmIdentifier{Algorithm: OIDSHA256, Parameters: NullParameters})
+		sd.SignerInfos[0].AddUnsignedAttribute(Attribute{Type: OIDAttrSignatureTimeStamp, Values: [][]byte{{0x30, 0x00}}})
+		sds = append(sds, sd)
+		detached := *sdMinimalSignedData(sid)
+		detached.EContent, detached.Certificates, detached.CRLs, detached.ContentType = nil, nil, nil, nil
+		sds = append(sds, &detached)
+	}
+	bad := sdMinimalSignedData(SignerIdentifier{SubjectKeyID: []byte{1}})
+	bad.DigestAlgorithms[0].Algorithm = asn1.ObjectIdentifier{3, 1}
+	sds = append(sds, bad)
+	for i, sd := range sds {
+		want, werr := sd.AppendMarshal([]byte{0xee})
+		got, gerr := marshalSignedDataCryptobyte(sd, []byte{0xee})
+		if (werr != nil) != (gerr != nil) || !bytes.Equal(got, want) {
+			t.Fatalf("%d: the writers disagree: %v, %v\n got %x\nwant %x", i, gerr, werr, got, want)
+		}
+	}
+	for _, ct := range []asn1.ObjectIdentifier{OIDData, OIDSM2Data, OIDTSTInfo} {
+		for _, tm := range []time.Time{{}, time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), time.Date(2077, 1, 2, 3, 4, 5, 0, time.FixedZone("CST", 8*3600))} {
+			for _, dlen := range []int{20, 32, 64} {
+				digest := bytes.Repeat([]byte{byte(dlen)}, dlen)
+				want, _ := AppendSigningAttributes([]byte{0xee}, ct, digest, tm)
+				got, err := appendSigningAttributesCryptobyte([]byte{0xee}, ct, digest, tm)
+				if err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("signing attributes %s %v %d: %v\n got %x\nwant %x", ct, tm, dlen, err, got, want)
+				}
+			}
 		}
 	}
 }
@@ -362,8 +433,8 @@ func TestSigningAttributesMatchGenericEncoder(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got[0] != 0xee {
-					t.Fatal("prefix lost")
+				if got[0] != 0xee || len(got)-1 != SigningAttributesSize(ct, digest, tm) {
+					t.Fatalf("prefix lost or size wrong: %d vs %d", len(got)-1, SigningAttributesSize(ct, digest, tm))
 				}
 				ctv, _ := asn1.Marshal(ct)
 				mdv, _ := asn1.Marshal(digest)
@@ -373,9 +444,7 @@ func TestSigningAttributesMatchGenericEncoder(t *testing.T) {
 					attrs = append(attrs, Attribute{Type: OIDAttrSigningTime, Values: [][]byte{tv}})
 				}
 				body, _ := MarshalAttributeSet(attrs)
-				var b cryptobyte.Builder
-				addTagged(&b, cbasn1.SET, body)
-				want := b.BytesOrPanic()
+				want := append(sdAppendTL(nil, 0x31, len(body)), body...)
 				if !bytes.Equal(got[1:], want) {
 					t.Fatalf("ct %s digest %d time %v:\n got %x\nwant %x", ct, dlen, tm, got[1:], want)
 				}
@@ -402,7 +471,7 @@ func TestSortInPlace(t *testing.T) {
 			buf = append(buf, e...)
 			ends = append(ends, len(buf))
 		}
-		sortInPlace(buf, ends)
+		sdSortInPlace(buf, ends)
 		slices.SortFunc(elems, bytes.Compare)
 		if want := bytes.Join(elems, nil); !bytes.Equal(buf, want) {
 			t.Fatalf("sorted %x, want %x", buf, want)

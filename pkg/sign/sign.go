@@ -190,8 +190,8 @@ func sign(content []byte, signer crypto.Signer, chain []*smx509.Certificate, opt
 			now = o.Now
 		}
 		t := now()
-		attrs, err := cms.AppendSigningAttributes(nil, p.eType, md, t)
-		if err != nil {
+		attrs := make([]byte, 0, cms.SigningAttributesSize(p.eType, md, t))
+		if attrs, err = cms.AppendSigningAttributes(attrs, p.eType, md, t); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrInvalidOptions, err)
 		}
 		if len(o.ExtraSignedAttributes) > 0 {
