@@ -3,6 +3,7 @@ package cms
 import (
 	"bytes"
 	"encoding/asn1"
+	"errors"
 	"math/big"
 	"slices"
 
@@ -151,6 +152,10 @@ func readIssuerAndSerial(s *cryptobyte.String, out *IssuerAndSerial) bool {
 }
 
 func (ias IssuerAndSerial) marshalInto(b *cryptobyte.Builder) {
+	if ias.Serial == nil {
+		b.SetError(errors.New("cms: IssuerAndSerial without a serial number"))
+		return
+	}
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddBytes(ias.Issuer)
 		b.AddASN1BigInt(ias.Serial)
@@ -195,46 +200,68 @@ func readAttributes(s cryptobyte.String) ([]Attribute, bool) {
 	return attrs, true
 }
 
-// marshalAttribute returns the DER of one Attribute SEQUENCE, its values sorted as
-// DER requires of a SET OF.
-func marshalAttribute(a Attribute) ([]byte, error) {
-	var b cryptobyte.Builder
+func (a Attribute) marshalInto(b *cryptobyte.Builder) {
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1ObjectIdentifier(a.Type)
 		b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
-			vals := a.Values
-			if len(vals) > 1 {
-				vals = slices.Clone(vals)
-				slices.SortFunc(vals, bytes.Compare)
-			}
-			for _, v := range vals {
-				b.AddBytes(v)
-			}
+			addSetOfElements(b, len(a.Values), func(i int, b *cryptobyte.Builder) { b.AddBytes(a.Values[i]) })
 		})
 	})
-	return b.Bytes()
 }
 
 // MarshalAttributeSet returns the contents of a DER SET OF Attribute (without the SET
 // header): each attribute encoded, then sorted by encoding as DER requires. Signed
 // attributes are hashed as 31 <len> <this>; in a SignerInfo they are tagged [0].
 func MarshalAttributeSet(attrs []Attribute) ([]byte, error) {
-	enc := make([][]byte, len(attrs))
-	total := 0
-	for i, a := range attrs {
-		e, err := marshalAttribute(a)
+	var b cryptobyte.Builder
+	addSetOfElements(&b, len(attrs), func(i int, b *cryptobyte.Builder) { attrs[i].marshalInto(b) })
+	return b.Bytes()
+}
+
+// addAttributes appends a SET OF Attribute with the given (IMPLICIT) tag.
+func addAttributes(b *cryptobyte.Builder, tag cbasn1.Tag, attrs []Attribute) {
+	b.AddASN1(tag, func(b *cryptobyte.Builder) {
+		addSetOfElements(b, len(attrs), func(i int, b *cryptobyte.Builder) { attrs[i].marshalInto(b) })
+	})
+}
+
+// addSetOfElements appends the n elements that elem writes, in the order DER requires
+// of the contents of a SET OF: sorted by their encodings. A single element is written
+// in place; several are encoded one by one, then sorted.
+func addSetOfElements(b *cryptobyte.Builder, n int, elem func(i int, b *cryptobyte.Builder)) {
+	if n == 1 {
+		elem(0, b)
+		return
+	}
+	encs := make([][]byte, n)
+	for i := range encs {
+		var e cryptobyte.Builder
+		elem(i, &e)
+		der, err := e.Bytes()
 		if err != nil {
-			return nil, err
+			b.SetError(err)
+			return
 		}
-		enc[i] = e
-		total += len(e)
+		encs[i] = der
 	}
-	slices.SortFunc(enc, bytes.Compare)
-	out := make([]byte, 0, total)
-	for _, e := range enc {
-		out = append(out, e...)
+	slices.SortFunc(encs, bytes.Compare)
+	for _, e := range encs {
+		b.AddBytes(e)
 	}
-	return out, nil
+}
+
+// addTagged appends one element with the given tag and contents.
+func addTagged(b *cryptobyte.Builder, tag cbasn1.Tag, contents []byte) {
+	b.AddASN1(tag, func(b *cryptobyte.Builder) { b.AddBytes(contents) })
+}
+
+// addContentInfo appends ContentInfo { contentType, [0] EXPLICIT content }, the
+// content written by inner.
+func addContentInfo(b *cryptobyte.Builder, contentType asn1.ObjectIdentifier, inner cryptobyte.BuilderContinuation) {
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1ObjectIdentifier(contentType)
+		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), inner)
+	})
 }
 
 // FindAttribute returns the attribute of the given type, and whether it occurs exactly

@@ -119,40 +119,33 @@ func (ad *AuthEnvelopedData) AAD() ([]byte, error) {
 	return b.Bytes()
 }
 
-// Marshal returns the DER of the AuthEnvelopedData SEQUENCE.
-func (ad *AuthEnvelopedData) Marshal() ([]byte, error) {
-	w := envDER{b: make([]byte, 0, ad.sizeHint())}
-	ad.marshalTo(&w)
-	return w.bytes()
-}
-
 // MarshalContentInfo returns the DER ContentInfo (id-ct-authEnvelopedData) holding ad.
 func (ad *AuthEnvelopedData) MarshalContentInfo() ([]byte, error) {
-	w := envDER{b: make([]byte, 0, ad.sizeHint())}
-	w.contentInfo(OIDAuthEnvelopedData, func() { ad.marshalTo(&w) })
-	return w.bytes()
+	b := cryptobyte.NewBuilder(make([]byte, 0, ad.sizeHint()))
+	addContentInfo(b, OIDAuthEnvelopedData, ad.marshalInto)
+	return b.Bytes()
 }
 
 func (ad *AuthEnvelopedData) sizeHint() int {
 	return len(ad.AuthEncryptedContentInfo.EncryptedContent) + 512 + 512*len(ad.RecipientInfos)
 }
 
-func (ad *AuthEnvelopedData) marshalTo(w *envDER) {
-	s := w.begin(0x30)
-	w.int64(int64(ad.Version))
-	w.raw(ad.OriginatorInfo)
-	w.recipientInfos(ad.RecipientInfos)
-	w.encryptedContentInfo(&ad.AuthEncryptedContentInfo)
-	if ad.authAttrsRaw != nil {
-		w.element(0xa1, ad.authAttrsRaw)
-	} else if ad.AuthAttrs != nil {
-		w.attrs(0xa1, ad.AuthAttrs)
-	}
-	w.element(0x04, ad.MAC)
-	if ad.UnauthAttrs != nil {
-		w.attrs(0xa2, ad.UnauthAttrs)
-	}
-	w.end(s)
+func (ad *AuthEnvelopedData) marshalInto(b *cryptobyte.Builder) {
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1Int64(int64(ad.Version))
+		b.AddBytes(ad.OriginatorInfo)
+		addRecipientInfos(b, ad.RecipientInfos)
+		ad.AuthEncryptedContentInfo.marshalInto(b)
+		if ad.authAttrsRaw != nil {
+			addTagged(b, envTagCtx1Cons, ad.authAttrsRaw)
+		} else if ad.AuthAttrs != nil {
+			addAttributes(b, envTagCtx1Cons, ad.AuthAttrs)
+		}
+		b.AddASN1OctetString(ad.MAC)
+		if ad.UnauthAttrs != nil {
+			addAttributes(b, envTagCtx2Cons, ad.UnauthAttrs)
+		}
+	})
 }
 
 // GCMParameters (RFC 5084): the nonce and the tag (ICV) length.
@@ -188,14 +181,14 @@ func ParseGCMParameters(der []byte) (GCMParameters, error) {
 // Marshal returns the DER GCMParameters (the ICV length is omitted when it is the
 // default 12, as DER requires).
 func (p GCMParameters) Marshal() ([]byte, error) {
-	w := envDER{b: make([]byte, 0, len(p.Nonce)+16)}
-	s := w.begin(0x30)
-	w.element(0x04, p.Nonce)
-	if p.ICVLen != 12 {
-		w.int64(int64(p.ICVLen))
-	}
-	w.end(s)
-	return w.bytes()
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1OctetString(p.Nonce)
+		if p.ICVLen != 12 {
+			b.AddASN1Int64(int64(p.ICVLen))
+		}
+	})
+	return b.Bytes()
 }
 
 // ParseIVParameters reads the parameters of a CBC content-encryption algorithm (AES,
@@ -207,13 +200,6 @@ func ParseIVParameters(der []byte) ([]byte, error) {
 		return nil, malformed("CBC parameters")
 	}
 	return iv, nil
-}
-
-// MarshalIVParameters returns the DER OCTET STRING holding iv.
-func MarshalIVParameters(iv []byte) []byte {
-	w := envDER{b: make([]byte, 0, len(iv)+6)}
-	w.element(0x04, iv)
-	return w.b
 }
 
 // ContentTypeIsEnveloped reports whether oid names an EnvelopedData in either dialect.

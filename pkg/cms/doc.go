@@ -6,9 +6,13 @@
 // Why by hand: no maintained Go library covers this set. gmsm's pkcs7 and
 // go.mozilla.org/pkcs7 lack RSA-OAEP, AuthEnvelopedData, key-agreement recipients,
 // RSA-PSS and SignerInfos named by key identifier, and both panic on inputs of two or
-// three bytes (see shared/PITFALLS.md). encoding/asn1 reflection is slow and allocates
+// three bytes (gmsm on 30 81, for one). encoding/asn1 reflection is slow and allocates
 // heavily on the hot path, so structures are parsed and built with
-// golang.org/x/crypto/cryptobyte, as crypto/x509 does.
+// golang.org/x/crypto/cryptobyte, as crypto/x509 does. The one exception is the
+// signing path: SignedData and the signed attributes a signer writes have a writer of
+// their own that allocates once, because cryptobyte's allocation per nested element
+// is a large share of what Sign costs beside the signature (BenchmarkMarshal compares
+// the two).
 //
 // Input may be BER (OpenSSL's streaming output uses indefinite lengths and chunked
 // OCTET STRINGs); it is normalised to DER once, at ParseContentInfo. Output is DER.

@@ -128,20 +128,20 @@ func readEncryptedContentInfo(s *cryptobyte.String, eci *EncryptedContentInfo) b
 	return seq.Empty()
 }
 
-func (w *envDER) encryptedContentInfo(eci *EncryptedContentInfo) {
-	s := w.begin(0x30)
-	w.oid(eci.ContentType)
-	w.algID(eci.ContentEncryptionAlgorithm)
-	if eci.EncryptedContent != nil {
-		w.element(0x80, eci.EncryptedContent)
-	}
-	if eci.SharedInfo1 != nil {
-		w.element(0x81, eci.SharedInfo1)
-	}
-	if eci.SharedInfo2 != nil {
-		w.element(0x82, eci.SharedInfo2)
-	}
-	w.end(s)
+func (eci *EncryptedContentInfo) marshalInto(b *cryptobyte.Builder) {
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1ObjectIdentifier(eci.ContentType)
+		eci.ContentEncryptionAlgorithm.marshalInto(b)
+		if eci.EncryptedContent != nil {
+			addTagged(b, envTagCtx0PrimOctets, eci.EncryptedContent)
+		}
+		if eci.SharedInfo1 != nil {
+			addTagged(b, envTagCtx1Prim, eci.SharedInfo1)
+		}
+		if eci.SharedInfo2 != nil {
+			addTagged(b, envTagCtx2Prim, eci.SharedInfo2)
+		}
+	})
 }
 
 // StandardVersion returns the version RFC 5652 §6.1 prescribes for ed as it stands.
@@ -206,44 +206,26 @@ func originatorInfoVersionInputs(oi []byte) (other, v2Attr bool) {
 	return other, v2Attr
 }
 
-// Marshal returns the DER of the EnvelopedData SEQUENCE (wrap it in a ContentInfo to
-// send it). Version is written as set.
-func (ed *EnvelopedData) Marshal() ([]byte, error) {
-	w := envDER{b: make([]byte, 0, ed.sizeHint())}
-	ed.marshalTo(&w)
-	return w.bytes()
-}
-
 func (ed *EnvelopedData) sizeHint() int {
 	return len(ed.EncryptedContentInfo.EncryptedContent) + 512 + 512*len(ed.RecipientInfos)
 }
 
-func (ed *EnvelopedData) marshalTo(w *envDER) {
-	s := w.begin(0x30)
-	w.int64(int64(ed.Version))
-	w.raw(ed.OriginatorInfo)
-	w.recipientInfos(ed.RecipientInfos)
-	w.encryptedContentInfo(&ed.EncryptedContentInfo)
-	if ed.UnprotectedAttrs != nil {
-		w.attrs(0xa1, ed.UnprotectedAttrs)
-	}
-	w.end(s)
+func (ed *EnvelopedData) marshalInto(b *cryptobyte.Builder) {
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1Int64(int64(ed.Version))
+		b.AddBytes(ed.OriginatorInfo)
+		addRecipientInfos(b, ed.RecipientInfos)
+		ed.EncryptedContentInfo.marshalInto(b)
+		if ed.UnprotectedAttrs != nil {
+			addAttributes(b, envTagCtx1Cons, ed.UnprotectedAttrs)
+		}
+	})
 }
 
 // MarshalContentInfo returns the DER ContentInfo of the given content type (OIDEnvelopedData
-// or OIDSM2EnvelopedData) holding ed.
+// or OIDSM2EnvelopedData) holding ed. Version is written as set.
 func (ed *EnvelopedData) MarshalContentInfo(contentType asn1.ObjectIdentifier) ([]byte, error) {
-	w := envDER{b: make([]byte, 0, ed.sizeHint())}
-	w.contentInfo(contentType, func() { ed.marshalTo(&w) })
-	return w.bytes()
-}
-
-// contentInfo writes ContentInfo { contentType, [0] EXPLICIT inner }.
-func (w *envDER) contentInfo(contentType asn1.ObjectIdentifier, inner func()) {
-	s := w.begin(0x30)
-	w.oid(contentType)
-	e := w.begin(0xa0)
-	inner()
-	w.end(e)
-	w.end(s)
+	b := cryptobyte.NewBuilder(make([]byte, 0, ed.sizeHint()))
+	addContentInfo(b, contentType, ed.marshalInto)
+	return b.Bytes()
 }

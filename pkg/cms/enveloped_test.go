@@ -202,7 +202,7 @@ func TestRecipientInfoChoices(t *testing.T) {
 	pwri := RecipientInfo{Raw: mustHex(t, "a315 020100 300b 0609608648016503040105 0403 010203")}
 	ed := &EnvelopedData{
 		RecipientInfos:       []RecipientInfo{ktri, kari, kekri, pwri},
-		EncryptedContentInfo: EncryptedContentInfo{ContentType: OIDData, ContentEncryptionAlgorithm: AlgorithmIdentifier{Algorithm: OIDAES128CBC, Parameters: MarshalIVParameters(make([]byte, 16))}, EncryptedContent: make([]byte, 16)},
+		EncryptedContentInfo: EncryptedContentInfo{ContentType: OIDData, ContentEncryptionAlgorithm: AlgorithmIdentifier{Algorithm: OIDAES128CBC, Parameters: marshalIVParameters(make([]byte, 16))}, EncryptedContent: make([]byte, 16)},
 	}
 	ed.Version = ed.StandardVersion()
 	if ed.Version != 3 {
@@ -286,7 +286,7 @@ func TestOptionalFields(t *testing.T) {
 		EncryptedContent: []byte{1, 2, 3}, SharedInfo1: []byte("s1"), SharedInfo2: []byte("s2")}
 	attr := Attribute{Type: OIDAttrSigningTime, Values: [][]byte{mustHex(t, "170d3236313132373130303030305a")}}
 	ed := &EnvelopedData{Version: 2, OriginatorInfo: mustHex(t, "a000"), RecipientInfos: []RecipientInfo{ktri}, EncryptedContentInfo: eci, UnprotectedAttrs: []Attribute{attr}}
-	der, err := ed.Marshal()
+	der, err := marshalDER(ed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func TestOptionalFields(t *testing.T) {
 		t.Fatalf("got %+v", got)
 	}
 	ad := &AuthEnvelopedData{RecipientInfos: []RecipientInfo{ktri}, AuthEncryptedContentInfo: eci, AuthAttrs: []Attribute{attr}, MAC: []byte("tag"), UnauthAttrs: []Attribute{attr}}
-	der, err = ad.Marshal()
+	der, err = marshalDER(ad)
 	if err != nil {
 		t.Fatal(err)
 	}

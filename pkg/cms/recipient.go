@@ -5,7 +5,6 @@ import (
 	"crypto/sha1"
 	"encoding/asn1"
 	"math/big"
-	"slices"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -318,111 +317,78 @@ func parseKeyAgree(elem cryptobyte.String) (*KeyAgreeRecipientInfo, error) {
 	return k, nil
 }
 
-// recipientInfos writes the RecipientInfos SET, its elements sorted by their encoding
-// as DER requires of a SET OF.
-func (w *envDER) recipientInfos(ris []RecipientInfo) {
-	set := w.begin(0x31)
-	if len(ris) == 1 {
-		w.recipientInfo(&ris[0])
-		w.end(set)
-		return
-	}
-	ends := make([]int, len(ris))
-	for i := range ris {
-		w.recipientInfo(&ris[i])
-		ends[i] = len(w.b)
-	}
-	body := bytes.Clone(w.b[set:])
-	elems := make([][]byte, len(ris))
-	prev := 0
-	for i, e := range ends {
-		elems[i] = body[prev : e-set]
-		prev = e - set
-	}
-	slices.SortFunc(elems, bytes.Compare)
-	w.b = w.b[:set]
-	for _, e := range elems {
-		w.raw(e)
-	}
-	w.end(set)
+// addRecipientInfos appends the RecipientInfos SET, its elements sorted by their
+// encoding as DER requires of a SET OF.
+func addRecipientInfos(b *cryptobyte.Builder, ris []RecipientInfo) {
+	b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
+		addSetOfElements(b, len(ris), func(i int, b *cryptobyte.Builder) { ris[i].marshalInto(b) })
+	})
 }
 
-func (w *envDER) recipientInfo(ri *RecipientInfo) {
+func (ri *RecipientInfo) marshalInto(b *cryptobyte.Builder) {
 	switch {
 	case ri.KeyTrans != nil:
-		w.keyTrans(ri.KeyTrans)
+		ri.KeyTrans.marshalInto(b)
 	case ri.KeyAgree != nil:
-		w.keyAgree(ri.KeyAgree)
+		ri.KeyAgree.marshalInto(b)
 	case ri.Raw != nil:
-		w.raw(ri.Raw)
+		b.AddBytes(ri.Raw)
 	default:
-		w.fail(malformed("empty RecipientInfo"))
+		b.SetError(malformed("empty RecipientInfo"))
 	}
 }
 
-// Marshal returns the DER of the RecipientInfo.
-func (ri *RecipientInfo) Marshal() ([]byte, error) {
-	var w envDER
-	w.recipientInfo(ri)
-	return w.bytes()
-}
-
-func (w *envDER) rid(rid RecipientIdentifier, keyAgree bool) {
+// marshalInto appends a RecipientIdentifier, or with keyAgree a
+// KeyAgreeRecipientIdentifier (the key identifier in an rKeyId).
+func (rid RecipientIdentifier) marshalInto(b *cryptobyte.Builder, keyAgree bool) {
 	switch {
 	case rid.IssuerAndSerial != nil:
-		w.issuerAndSerial(rid.IssuerAndSerial)
+		rid.IssuerAndSerial.marshalInto(b)
 	case keyAgree:
-		s := w.begin(0xa0)
-		w.element(0x04, rid.SubjectKeyID)
-		w.end(s)
+		b.AddASN1(envTagCtx0Cons, func(b *cryptobyte.Builder) { b.AddASN1OctetString(rid.SubjectKeyID) })
 	default:
-		w.element(0x80, rid.SubjectKeyID)
+		addTagged(b, envTagCtx0Prim, rid.SubjectKeyID)
 	}
 }
 
-func (w *envDER) keyTrans(k *KeyTransRecipientInfo) {
-	s := w.begin(0x30)
-	w.int64(int64(k.Version))
-	w.rid(k.RID, false)
-	w.algID(k.KeyEncryptionAlgorithm)
-	w.element(0x04, k.EncryptedKey)
-	w.end(s)
+func (k *KeyTransRecipientInfo) marshalInto(b *cryptobyte.Builder) {
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1Int64(int64(k.Version))
+		k.RID.marshalInto(b, false)
+		k.KeyEncryptionAlgorithm.marshalInto(b)
+		b.AddASN1OctetString(k.EncryptedKey)
+	})
 }
 
-func (w *envDER) keyAgree(k *KeyAgreeRecipientInfo) {
-	s := w.begin(0xa1)
-	w.int64(int64(k.Version))
-	orig := w.begin(0xa0)
-	switch o := k.Originator; {
-	case o.PublicKey != nil:
-		pk := w.begin(0xa1)
-		w.algID(o.PublicKey.Algorithm)
-		bs := w.begin(0x03)
-		w.b = append(w.b, 0)
-		w.raw(o.PublicKey.PublicKey)
-		w.end(bs)
-		w.end(pk)
-	case o.IssuerAndSerial != nil:
-		w.issuerAndSerial(o.IssuerAndSerial)
-	default:
-		w.element(0x80, o.SubjectKeyID)
-	}
-	w.end(orig)
-	if k.UKM != nil {
-		u := w.begin(0xa1)
-		w.element(0x04, k.UKM)
-		w.end(u)
-	}
-	w.algID(k.KeyEncryptionAlgorithm)
-	reks := w.begin(0x30)
-	for _, r := range k.RecipientEncryptedKeys {
-		rek := w.begin(0x30)
-		w.rid(r.RID, true)
-		w.element(0x04, r.EncryptedKey)
-		w.end(rek)
-	}
-	w.end(reks)
-	w.end(s)
+func (k *KeyAgreeRecipientInfo) marshalInto(b *cryptobyte.Builder) {
+	b.AddASN1(envTagCtx1Cons, func(b *cryptobyte.Builder) {
+		b.AddASN1Int64(int64(k.Version))
+		b.AddASN1(envTagCtx0Cons, func(b *cryptobyte.Builder) {
+			switch o := k.Originator; {
+			case o.PublicKey != nil:
+				b.AddASN1(envTagCtx1Cons, func(b *cryptobyte.Builder) {
+					o.PublicKey.Algorithm.marshalInto(b)
+					b.AddASN1BitString(o.PublicKey.PublicKey)
+				})
+			case o.IssuerAndSerial != nil:
+				o.IssuerAndSerial.marshalInto(b)
+			default:
+				addTagged(b, envTagCtx0Prim, o.SubjectKeyID)
+			}
+		})
+		if k.UKM != nil {
+			b.AddASN1(envTagCtx1Cons, func(b *cryptobyte.Builder) { b.AddASN1OctetString(k.UKM) })
+		}
+		k.KeyEncryptionAlgorithm.marshalInto(b)
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			for _, r := range k.RecipientEncryptedKeys {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					r.RID.marshalInto(b, true)
+					b.AddASN1OctetString(r.EncryptedKey)
+				})
+			}
+		})
+	})
 }
 
 // recipientInfosVersionInputs reports what the RFC 5652 §6.1 version rule needs to

@@ -78,27 +78,25 @@ func ParseRSAESOAEPParams(der []byte) (RSAESOAEPParams, error) {
 // non-empty label (DER omits a DEFAULT value). This is the form OpenSSL writes for
 // `-keyopt rsa_oaep_md:sha256` and reads back.
 func (p RSAESOAEPParams) Marshal() ([]byte, error) {
-	w := envDER{b: make([]byte, 0, 64+len(p.Label))}
-	s := w.begin(0x30)
-	h := w.begin(0xa0)
-	w.algID(p.Hash)
-	w.end(h)
-	m := w.begin(0xa1)
-	mgf := w.begin(0x30)
-	w.oid(OIDMGF1)
-	w.algID(p.MGFHash)
-	w.end(mgf)
-	w.end(m)
-	if len(p.Label) > 0 {
-		ps := w.begin(0xa2)
-		a := w.begin(0x30)
-		w.oid(OIDPSpecified)
-		w.element(0x04, p.Label)
-		w.end(a)
-		w.end(ps)
-	}
-	w.end(s)
-	return w.bytes()
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(envTagCtx0Cons, p.Hash.marshalInto)
+		b.AddASN1(envTagCtx1Cons, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1ObjectIdentifier(OIDMGF1)
+				p.MGFHash.marshalInto(b)
+			})
+		})
+		if len(p.Label) > 0 {
+			b.AddASN1(envTagCtx2Cons, func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					b.AddASN1ObjectIdentifier(OIDPSpecified)
+					b.AddASN1OctetString(p.Label)
+				})
+			})
+		}
+	})
+	return b.Bytes()
 }
 
 // MarshalECCCMSSharedInfo returns the DER ECC-CMS-SharedInfo (RFC 5753 §7.2) that
@@ -111,17 +109,15 @@ func (p RSAESOAEPParams) Marshal() ([]byte, error) {
 //
 // ukm is written when non-nil.
 func MarshalECCCMSSharedInfo(keyInfo AlgorithmIdentifier, ukm []byte, kekBits int) ([]byte, error) {
-	w := envDER{b: make([]byte, 0, 64+len(ukm))}
-	s := w.begin(0x30)
-	w.algID(keyInfo)
-	if ukm != nil {
-		e := w.begin(0xa0)
-		w.element(0x04, ukm)
-		w.end(e)
-	}
-	e := w.begin(0xa2)
-	w.element(0x04, []byte{byte(kekBits >> 24), byte(kekBits >> 16), byte(kekBits >> 8), byte(kekBits)})
-	w.end(e)
-	w.end(s)
-	return w.bytes()
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		keyInfo.marshalInto(b)
+		if ukm != nil {
+			b.AddASN1(envTagCtx0Cons, func(b *cryptobyte.Builder) { b.AddASN1OctetString(ukm) })
+		}
+		b.AddASN1(envTagCtx2Cons, func(b *cryptobyte.Builder) {
+			b.AddASN1OctetString([]byte{byte(kekBits >> 24), byte(kekBits >> 16), byte(kekBits >> 8), byte(kekBits)})
+		})
+	})
+	return b.Bytes()
 }

@@ -176,31 +176,34 @@ func ParseSignedParts(signedData []byte) (*SignedParts, asn1.ObjectIdentifier, [
 	return p, eContentType, content, nil
 }
 
-func (w *envDER) signedPartsHead(p *SignedParts) {
-	set := w.begin(0x31)
-	for _, a := range p.DigestAlgorithms {
-		w.algID(a)
-	}
-	w.end(set)
+// addDigestAlgorithms appends the digestAlgorithms SET in the order given: a
+// SignedAndEnvelopedData or detached SignedData rebuilt from parts keeps the order
+// it was read in.
+func (p *SignedParts) addDigestAlgorithms(b *cryptobyte.Builder) {
+	b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
+		for _, a := range p.DigestAlgorithms {
+			a.marshalInto(b)
+		}
+	})
 }
 
-func (w *envDER) signedPartsTail(p *SignedParts) {
-	elems := func(tag byte, list [][]byte) {
-		if list == nil {
-			return
-		}
-		s := w.begin(tag)
-		for _, e := range list {
-			w.raw(e)
-		}
-		w.end(s)
+// addCertsCRLsSigners appends certificates [0] and crls [1] when present, and the
+// signerInfos SET.
+func (p *SignedParts) addCertsCRLsSigners(b *cryptobyte.Builder) {
+	elems := func(tag cbasn1.Tag, list [][]byte) {
+		b.AddASN1(tag, func(b *cryptobyte.Builder) {
+			for _, e := range list {
+				b.AddBytes(e)
+			}
+		})
 	}
-	elems(0xa0, p.Certificates)
-	elems(0xa1, p.CRLs)
-	elems(0x31, p.SignerInfos)
-	if p.SignerInfos == nil {
-		w.element(0x31, nil)
+	if p.Certificates != nil {
+		elems(envTagCtx0Cons, p.Certificates)
 	}
+	if p.CRLs != nil {
+		elems(envTagCtx1Cons, p.CRLs)
+	}
+	elems(cbasn1.SET, p.SignerInfos)
 }
 
 func (p *SignedParts) sizeHint() int {
@@ -229,45 +232,36 @@ func (p *SignedParts) DetachedSignedData(contentType, eContentType asn1.ObjectId
 			version = 3
 		}
 	}
-	w := envDER{b: make([]byte, 0, p.sizeHint())}
-	w.contentInfo(contentType, func() {
-		s := w.begin(0x30)
-		w.int64(version)
-		w.signedPartsHead(p)
-		e := w.begin(0x30)
-		w.oid(eContentType)
-		w.end(e)
-		w.signedPartsTail(p)
-		w.end(s)
+	b := cryptobyte.NewBuilder(make([]byte, 0, p.sizeHint()))
+	addContentInfo(b, contentType, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1Int64(version)
+			p.addDigestAlgorithms(b)
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(eContentType) })
+			p.addCertsCRLsSigners(b)
+		})
 	})
-	return w.bytes()
-}
-
-// Marshal returns the DER of the SignedAndEnvelopedData SEQUENCE.
-func (sed *SignedAndEnvelopedData) Marshal() ([]byte, error) {
-	w := envDER{b: make([]byte, 0, sed.sizeHint())}
-	sed.marshalTo(&w)
-	return w.bytes()
+	return b.Bytes()
 }
 
 // MarshalContentInfo returns the DER ContentInfo of the given type
 // (OIDSignedAndEnvelopedData or OIDSM2SignedAndEnvelopedData) holding sed.
 func (sed *SignedAndEnvelopedData) MarshalContentInfo(contentType asn1.ObjectIdentifier) ([]byte, error) {
-	w := envDER{b: make([]byte, 0, sed.sizeHint())}
-	w.contentInfo(contentType, func() { sed.marshalTo(&w) })
-	return w.bytes()
+	b := cryptobyte.NewBuilder(make([]byte, 0, sed.sizeHint()))
+	addContentInfo(b, contentType, sed.marshalInto)
+	return b.Bytes()
 }
 
 func (sed *SignedAndEnvelopedData) sizeHint() int {
 	return len(sed.EncryptedContentInfo.EncryptedContent) + 512*len(sed.RecipientInfos) + sed.SignedParts.sizeHint()
 }
 
-func (sed *SignedAndEnvelopedData) marshalTo(w *envDER) {
-	s := w.begin(0x30)
-	w.int64(int64(sed.Version))
-	w.recipientInfos(sed.RecipientInfos)
-	w.signedPartsHead(&sed.SignedParts)
-	w.encryptedContentInfo(&sed.EncryptedContentInfo)
-	w.signedPartsTail(&sed.SignedParts)
-	w.end(s)
+func (sed *SignedAndEnvelopedData) marshalInto(b *cryptobyte.Builder) {
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1Int64(int64(sed.Version))
+		addRecipientInfos(b, sed.RecipientInfos)
+		sed.addDigestAlgorithms(b)
+		sed.EncryptedContentInfo.marshalInto(b)
+		sed.addCertsCRLsSigners(b)
+	})
 }

@@ -46,6 +46,9 @@ func sdCheckRoundTrip(t *testing.T, sd *SignedData, reparse func([]byte) (*Signe
 	if err != nil {
 		t.Fatalf("a parsed SignedData does not marshal: %v", err)
 	}
+	if ref, err := marshalSignedDataCryptobyte(sd, nil); err != nil || !bytes.Equal(ref, der) {
+		t.Fatalf("the cryptobyte reference writes something else (%v)", err)
+	}
 	sd2, err := reparse(der)
 	if err != nil {
 		t.Fatalf("our own output does not parse: %v", err)

@@ -99,15 +99,6 @@ func TestParseOpenSSLSeeds(t *testing.T) {
 						t.Errorf("attribute %s missing", typ)
 					}
 				}
-				der, _ := si.SignedAttrsDER()
-				if der[0] != 0x31 || !bytes.Equal(der[1:], si.RawSignedAttrs[1:]) {
-					t.Error("SignedAttrsDER is not the raw attributes as a SET")
-				}
-				var buf bytes.Buffer
-				si.WriteSignedAttrsTo(&buf)
-				if !bytes.Equal(buf.Bytes(), der) {
-					t.Error("WriteSignedAttrsTo differs from SignedAttrsDER")
-				}
 			}
 			// Marshal gives back the DER form of the input exactly.
 			norm, err := normalize(in)
@@ -381,6 +372,52 @@ func TestDERWriterMatchesEncodingASN1(t *testing.T) {
 		back, err := ParseTimeAttribute(want)
 		if err != nil || !back.Equal(tm.Truncate(time.Second)) {
 			t.Errorf("ParseTimeAttribute(%q) = %v, %v", want, back, err)
+		}
+	}
+}
+
+// TestSignedDataWritersAgree: the sizes-first writer and the cryptobyte reference write
+// the same bytes, for the OpenSSL seeds and for structures with every optional field,
+// and reject the same structures.
+func TestSignedDataWritersAgree(t *testing.T) {
+	var sds []*SignedData
+	for _, n := range sdSeedNames(t) {
+		sd, err := ParseSignedDataContentInfo(sdReadSeed(t, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sds = append(sds, sd)
+	}
+	name := mustHex(t, "300f310d300b0603550403130474657374")
+	for _, sid := range []SignerIdentifier{{SubjectKeyID: []byte{9, 8, 7}}, {IssuerAndSerial: IssuerAndSerial{Issuer: name, Serial: big.NewInt(-129)}}} {
+		sd := sdMinimalSignedData(sid)
+		sd.DigestAlgorithms = append(sd.DigestAlgorithms, AlgorithmIdentifier{Algorithm: OIDSHA256, Parameters: NullParameters})
+		sd.SignerInfos[0].AddUnsignedAttribute(Attribute{Type: OIDAttrSignatureTimeStamp, Values: [][]byte{{0x30, 0x00}}})
+		sds = append(sds, sd)
+		detached := *sdMinimalSignedData(sid)
+		detached.EContent, detached.Certificates, detached.CRLs, detached.ContentType = nil, nil, nil, nil
+		sds = append(sds, &detached)
+	}
+	bad := sdMinimalSignedData(SignerIdentifier{SubjectKeyID: []byte{1}})
+	bad.DigestAlgorithms[0].Algorithm = asn1.ObjectIdentifier{3, 1}
+	sds = append(sds, bad)
+	for i, sd := range sds {
+		want, werr := sd.AppendMarshal([]byte{0xee})
+		got, gerr := marshalSignedDataCryptobyte(sd, []byte{0xee})
+		if (werr != nil) != (gerr != nil) || !bytes.Equal(got, want) {
+			t.Fatalf("%d: the writers disagree: %v, %v\n got %x\nwant %x", i, gerr, werr, got, want)
+		}
+	}
+	for _, ct := range []asn1.ObjectIdentifier{OIDData, OIDSM2Data, OIDTSTInfo} {
+		for _, tm := range []time.Time{{}, time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), time.Date(2077, 1, 2, 3, 4, 5, 0, time.FixedZone("CST", 8*3600))} {
+			for _, dlen := range []int{20, 32, 64} {
+				digest := bytes.Repeat([]byte{byte(dlen)}, dlen)
+				want, _ := AppendSigningAttributes([]byte{0xee}, ct, digest, tm)
+				got, err := appendSigningAttributesCryptobyte([]byte{0xee}, ct, digest, tm)
+				if err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("signing attributes %s %v %d: %v\n got %x\nwant %x", ct, tm, dlen, err, got, want)
+				}
+			}
 		}
 	}
 }

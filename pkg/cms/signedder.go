@@ -1,12 +1,16 @@
 package cms
 
-// A small DER writer for the signing hot path.
+// A second DER writer, for SignedData and the signed attributes a signer writes only;
+// every other structure is written with cryptobyte.Builder.
 //
-// cryptobyte.Builder allocates a child Builder for every nested AddASN1 call (measured:
-// 6 allocations for four nested elements), and a SignedData nests about twenty, which
-// alone would exceed the Sign allocation budget of issue 2. So SignedData is written by
-// computing each element's length bottom-up and appending headers top-down into one
-// buffer allocated at its exact size. Parsing still uses cryptobyte.
+// cryptobyte.Builder allocates a child Builder for every nested element, and a
+// SignedData nests about twenty. Sign runs once per request and its own work beside
+// the signature is small, so those allocations are a large part of it. This writer
+// computes each element's length bottom-up and appends the headers top-down into one
+// buffer allocated at its exact size. BenchmarkMarshal runs it beside cryptobyte on
+// the same SignedData and signed attributes, and pkg/sign's
+// BenchmarkSignOverheadSkipSelfCheck shows what it saves per signature; the writer
+// stays only while they show a difference. Parsing uses cryptobyte.
 
 import (
 	"encoding/asn1"

@@ -13,6 +13,7 @@ import (
 	"github.com/emmansun/gmsm/smx509"
 
 	"signsvr.dev/signsvr/internal/devpki"
+	"signsvr.dev/signsvr/pkg/cms"
 	"signsvr.dev/signsvr/pkg/keystore"
 )
 
@@ -132,3 +133,9 @@ func testContent(n int) []byte {
 }
 
 func leaf2chain(leaf *smx509.Certificate) []*smx509.Certificate { return []*smx509.Certificate{leaf} }
+
+// signedAttrsSET returns what a signature over signed attributes covers: their DER
+// with the SET OF tag instead of the [0] IMPLICIT tag of a SignerInfo.
+func signedAttrsSET(si *cms.SignerInfo) []byte {
+	return append([]byte{0x31}, si.RawSignedAttrs[1:]...)
+}

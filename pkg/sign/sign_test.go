@@ -212,7 +212,7 @@ func TestSignedAttributesSortedAndDER(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		signed, _ := si.SignedAttrsDER()
+		signed := signedAttrsSET(&si)
 		if !bytes.Equal(signed[len(signed)-len(body):], body) {
 			t.Fatalf("signed attributes are not in DER order")
 		}

@@ -413,7 +413,7 @@ func TestVerifySM2WithoutZ(t *testing.T) {
 	}
 	// The same with signed attributes signed without Z.
 	der = mutate(t, mustSign(t, content, p, nil), func(sd *cms.SignedData) {
-		tbs, _ := sd.SignerInfos[0].SignedAttrsDER()
+		tbs := signedAttrsSET(&sd.SignerInfos[0])
 		e := sm3.Sum(tbs)
 		sig, _ := priv.Sign(rand.Reader, e[:], nil)
 		sd.SignerInfos[0].Signature = sig
