@@ -227,8 +227,10 @@ func (s *Server) authenticator(ctx context.Context) (*login.Authenticator, error
 // verifyLoginCMS is the login.CMSVerifier: a SignedData with exactly one signer whose
 // signature verifies over the challenge (pkg/sign). The certificate is judged by
 // pkg/login with the trust validator afterwards.
-func (s *Server) verifyLoginCMS(_ context.Context, der, detached []byte) ([]byte, *smx509.Certificate, []*smx509.Certificate, error) {
-	res, err := sign.Verify(der, &sign.VerifyOptions{Content: detached, ParseCertificate: s.certs.parse})
+func (s *Server) verifyLoginCMS(ctx context.Context, der, detached []byte) ([]byte, *smx509.Certificate, []*smx509.Certificate, error) {
+	vo := s.verifyOptions(ctx)
+	vo.Content = detached
+	res, err := sign.Verify(der, vo)
 	if err != nil {
 		return nil, nil, nil, err
 	}

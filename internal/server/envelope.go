@@ -12,7 +12,6 @@ import (
 	"signsvr.dev/signsvr/pkg/cms"
 	"signsvr.dev/signsvr/pkg/envelope"
 	"signsvr.dev/signsvr/pkg/keystore"
-	"signsvr.dev/signsvr/pkg/sign"
 )
 
 type envelopeService struct {
@@ -223,7 +222,8 @@ func (s envelopeService) DecryptAndVerify(ctx context.Context, req *signsvrv1.De
 		return nil, err
 	}
 	o := req.GetVerifyOptions()
-	vo := &sign.VerifyOptions{AllowSHA1: o.GetAllowSha1(), ParseCertificate: s.certs.parse}
+	vo := s.verifyOptions(ctx)
+	vo.AllowSHA1 = o.GetAllowSha1()
 	if vo.SM2UID, err = sm2UID(o.GetSm2UserId()); err != nil {
 		return nil, err
 	}

@@ -77,6 +77,11 @@ func unsupported(format string, a ...any) *Error {
 }
 
 func malformed(what string, cause error) *Error {
+	var tl *errCertTooLarge
+	if errors.As(cause, &tl) {
+		return newError(codes.InvalidArgument, signsvrv1.ErrorReason_ERROR_REASON_TOO_LARGE,
+			fmt.Sprintf("%s is %d bytes, larger than the %d the server accepts", what, tl.size, tl.max), cause)
+	}
 	return newError(codes.InvalidArgument, signsvrv1.ErrorReason_ERROR_REASON_MALFORMED_INPUT, what+" is not well-formed", cause)
 }
 
@@ -121,6 +126,9 @@ func classify(err error) *Error {
 		return errDecryptFailed(err)
 	case errors.Is(err, cms.ErrMalformed):
 		return malformed("the CMS message", err)
+	case errors.Is(err, sign.ErrLimit):
+		// The text gives only counts and the limit, so the client learns what to fix.
+		return newError(codes.ResourceExhausted, signsvrv1.ErrorReason_ERROR_REASON_TOO_LARGE, err.Error(), err)
 	case errors.Is(err, sign.ErrInvalidOptions), errors.Is(err, envelope.ErrInvalidOptions),
 		errors.Is(err, sign.ErrNoContent), errors.Is(err, sign.ErrContentConflict):
 		// What the caller asked for cannot be made; the engines' text names the

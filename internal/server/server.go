@@ -80,6 +80,9 @@ type Options struct {
 	MaxMessageBytes int
 	// MaxBatchItems bounds the items of a batch; 0 means DefaultMaxBatchItems.
 	MaxBatchItems int
+	// Verify bounds what one message to verify may cost (signers, certificates, the
+	// size of a certificate, the parsed-certificate cache); zero fields take defaults.
+	Verify VerifyLimits
 	// TLS, when set, serves TLS (with client certificates when it asks for them).
 	TLS *tls.Config
 	// Development marks the embedded default: callers get the development identity.
@@ -134,8 +137,9 @@ type Server struct {
 	instance   string
 	seq        atomic.Uint64
 
-	keys  keyCache
-	certs certCache
+	keys         keyCache
+	certs        certCache
+	verifyLimits VerifyLimits
 
 	clientValidator     CertValidator
 	clientVerifyTimeout time.Duration
@@ -171,9 +175,12 @@ func New(o Options) (*Server, error) {
 		now:        o.Now,
 		maxMsg:     o.MaxMessageBytes,
 		maxBatch:   o.MaxBatchItems,
-		dev:        o.Development,
-		authorizer: o.Authorizer,
-		auditor:    o.Auditor,
+
+		certs:        certCache{maxBytes: o.Verify.CertCacheBytes, maxCert: o.Verify.MaxCertificateBytes},
+		verifyLimits: o.Verify,
+		dev:          o.Development,
+		authorizer:   o.Authorizer,
+		auditor:      o.Auditor,
 
 		stockTransport: o.StockTransport,
 		limits:         o.Limits.withDefaults(),

@@ -63,7 +63,8 @@ func (s *Server) verify(ctx context.Context, req *signsvrv1.VerifyRequest) (*sig
 	o := req.GetOptions()
 	// Certificates carried in messages are parsed once and kept by their DER (certs.go):
 	// parsing one costs about as many allocations as the rest of a verification.
-	vo := &sign.VerifyOptions{Content: req.GetData(), AllowSHA1: o.GetAllowSha1(), ParseCertificate: s.certs.parse}
+	vo := s.verifyOptions(ctx)
+	vo.Content, vo.AllowSHA1 = req.GetData(), o.GetAllowSha1()
 	var err error
 	if vo.SM2UID, err = sm2UID(o.GetSm2UserId()); err != nil {
 		return nil, err

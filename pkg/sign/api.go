@@ -65,6 +65,7 @@
 package sign
 
 import (
+	"context"
 	"crypto"
 	"encoding/asn1"
 	"io"
@@ -185,6 +186,17 @@ type VerifyOptions struct {
 	// server plugs in a cache keyed by the DER here). A certificate whose DER equals
 	// one in Certs is taken from Certs without parsing.
 	ParseCertificate func(der []byte) (*smx509.Certificate, error)
+	// Context is the request's context: Verify looks at it between certificates,
+	// between signers and while hashing a large content, and returns its error once
+	// it is done, so the work stops soon after the caller went away. nil means
+	// context.Background(). (A field rather than a parameter so that it reaches
+	// Verify through the packages that pass VerifyOptions on, pkg/envelope's among them.)
+	Context context.Context
+	// MaxSigners and MaxCertificates bound the SignerInfos and the certificates a
+	// message may carry; past them Verify returns an error wrapping ErrLimit before
+	// any work. 0 means DefaultMaxSigners / DefaultMaxCertificates; negative, no limit.
+	MaxSigners      int
+	MaxCertificates int
 }
 
 // SignatureVerdict is the outcome of the math for one signer.
@@ -260,7 +272,7 @@ type Result struct {
 	ContentType string
 	Detached    bool
 	Signers     []SignerResult
-	// Certificates are those carried in the message.
+	// Certificates are those carried in the message, each once (copies dropped).
 	Certificates []*smx509.Certificate
 }
 
@@ -280,7 +292,8 @@ func (r *Result) Verified() bool {
 // Verify parses a SignedData ContentInfo (BER or DER) and checks every signer's
 // signature. Malformed input is an error wrapping cms.ErrMalformed (cms.ErrUnsupported
 // for a well-formed structure it cannot read); ErrNoContent and ErrContentConflict are
-// argument errors; a well-formed message whose signature fails is a Result with an
+// argument errors, and so is ErrLimit (too many signers or certificates); the
+// context's error when VerifyOptions.Context ended; a well-formed message whose signature fails is a Result with an
 // invalid SignatureVerdict and one of the Reason constants.
 func Verify(der []byte, opts *VerifyOptions) (*Result, error) {
 	return verify(der, opts)
