@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/emmansun/gmsm/smx509"
@@ -162,6 +163,107 @@ type loginService struct {
 	tokenKey string
 	base     *login.Authenticator // for challenges and the token key's description
 	chain    []*smx509.Certificate
+	// held are the public keys of every key the server holds (heldKeys).
+	held atomic.Pointer[heldKeys]
+}
+
+// A login must never name a key the server holds. Sign makes a CMS signature over
+// whatever bytes the caller sends, so a client allowed to sign with a key could have
+// it sign a login challenge and log in as the key's certificate, a certificate that
+// chains to the login trust anchors whenever enterprises log in with the certificates
+// they sign with. Keeping sign_raw apart from sign does not stop that: the CMS answer
+// is as good as a raw one. So Login refuses a certificate whose public key is the
+// public key of a key in any of the server's stores (the client keys, the token key,
+// the TSA and audit keys), whatever the caller may do with keys and whichever way it
+// answers. The answer is a refusal with reason certificate_wrong_usage: the
+// certificate may not be used to log in here.
+
+// heldKeys maps the DER SubjectPublicKeyInfo of each key the server holds to its
+// name. A key is entered twice when its certificate encodes the public key other than
+// Go writes it (an SM2 key under either algorithm OID, say), and certificates are
+// looked up both as written and re-encoded, so a second certificate for the same key,
+// encoded otherwise, is refused too.
+type heldKeys map[string]string
+
+// collectHeldKeys lists the keys of every store. A store's keys are fixed for its life
+// (the soft and PKCS#11 backends find them when they open), so the set is built when
+// the server is; whatever gives the server other keys must build it again
+// (refreshHeldKeys) before they serve.
+func collectHeldKeys(ctx context.Context, stores ...keystore.Store) (heldKeys, error) {
+	h := heldKeys{}
+	for _, st := range stores {
+		if st == nil {
+			continue
+		}
+		keys, err := st.Keys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range keys {
+			if spki, err := smx509.MarshalPKIXPublicKey(k.Public()); err == nil {
+				h[string(spki)] = k.Name()
+			}
+			if chain := k.Chain(); len(chain) > 0 {
+				h[string(chain[0].RawSubjectPublicKeyInfo)] = k.Name()
+			}
+		}
+	}
+	return h, nil
+}
+
+// holder names the server's key whose public key c certifies, if any.
+func (h heldKeys) holder(c *smx509.Certificate) (string, bool) {
+	if name, ok := h[string(c.RawSubjectPublicKeyInfo)]; ok {
+		return name, true
+	}
+	spki, err := smx509.MarshalPKIXPublicKey(c.PublicKey)
+	if err != nil {
+		return "", false
+	}
+	name, ok := h[string(spki)]
+	return name, ok
+}
+
+// refreshHeldKeys builds the set of the server's public keys from its stores.
+func (s *Server) refreshHeldKeys(ctx context.Context) error {
+	stores := []keystore.Store{s.store, s.login.store}
+	if s.timestamps != nil {
+		stores = append(stores, s.timestamps.store)
+	}
+	h, err := collectHeldKeys(ctx, stores...)
+	if err != nil {
+		return fmt.Errorf("server: login: listing the server's keys: %w", err)
+	}
+	s.login.held.Store(&h)
+	return nil
+}
+
+// errServerKey is the cause of a login answered with one of the server's own keys.
+var errServerKey = errors.New("the certificate certifies a server key")
+
+// serverKeyOf returns an error wrapping errServerKey when c certifies a key the server
+// holds.
+func (s *Server) serverKeyOf(c *smx509.Certificate) error {
+	h := s.login.held.Load()
+	if h == nil {
+		// Not built: a server that cannot tell must not log anyone in.
+		return fmt.Errorf("%w: the set of server keys is not built", errServerKey)
+	}
+	if name, ok := h.holder(c); ok {
+		return fmt.Errorf("%w %q", errServerKey, name)
+	}
+	return nil
+}
+
+// refuseServerKey is the answer to a login with a certificate of the server's own key.
+func (s *Server) refuseServerKey(ctx context.Context, cause error) *signsvrv1.LoginResponse {
+	s.log.LogAttrs(ctx, slog.LevelWarn, "login refused",
+		slog.String("request_id", RequestID(ctx)), slog.String("reason", login.ReasonCertWrongUsage),
+		slog.String("cause", cause.Error()))
+	return &signsvrv1.LoginResponse{
+		RefusalReason:  login.ReasonCertWrongUsage,
+		RefusalMessage: "the certificate is that of a key this server holds; it cannot be used to log in",
+	}
 }
 
 // newLoginService checks o against the key store: the token key must exist and sign.
@@ -244,6 +346,9 @@ func (s *Server) verifyLoginCMS(ctx context.Context, der, detached []byte) ([]by
 	if sr.Certificate == nil {
 		return nil, nil, nil, errors.New("the signer's certificate is not in the message")
 	}
+	if err := s.serverKeyOf(sr.Certificate); err != nil {
+		return nil, nil, nil, err
+	}
 	return res.Content, sr.Certificate, res.Certificates, nil
 }
 
@@ -299,6 +404,9 @@ func (s authService) Login(ctx context.Context, req *signsvrv1.LoginRequest) (*s
 		if err != nil {
 			return nil, malformed("certificate", err)
 		}
+		if err := s.serverKeyOf(c); err != nil {
+			return s.refuseServerKey(ctx, err), nil
+		}
 		r.Signature, r.Certificate = req.GetSignature(), c
 	default:
 		return nil, invalidRequest("give a signature (with its certificate) or a cms answer")
@@ -322,6 +430,15 @@ func (s authService) Login(ctx context.Context, req *signsvrv1.LoginRequest) (*s
 		return nil, err
 	}
 	res, err := a.Login(ctx, r)
+	if errors.Is(err, errServerKey) {
+		return s.refuseServerKey(ctx, err), nil
+	}
+	if err == nil {
+		// Whatever way the answer came, no token leaves for a server key.
+		if kerr := s.serverKeyOf(res.Identity.Certificate); kerr != nil {
+			return s.refuseServerKey(ctx, kerr), nil
+		}
+	}
 	if err != nil {
 		var le *login.Error
 		if !errors.As(err, &le) {

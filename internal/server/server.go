@@ -224,6 +224,11 @@ func New(o Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	if s.login != nil {
+		if err := s.refreshHeldKeys(context.Background()); err != nil {
+			return nil, err
+		}
+	}
 
 	opts := []grpc.ServerOption{
 		// A pool of long-lived stream workers instead of a new goroutine per call: a
