@@ -233,7 +233,6 @@ type tornRegion struct {
 	line   int
 	offset int64
 	bytes  int64
-	hash   [hashSize]byte
 	data   []byte
 }
 
