@@ -210,6 +210,7 @@ keystore:
 authorization:
   rules:
     - subjects: ["CN=signsvr bench client,O=signsvr development"]
+      issuer: "CN=signsvr bench TLS CA,O=signsvr development"
       keys: [%[8]s]
       operations: [sign, verify, list_keys]
 `, e.dir, pki, module, e.token, e.pinFile, h.sessions(), keysYAML.String(), strings.Join(names, ", "))

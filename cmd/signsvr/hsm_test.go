@@ -251,6 +251,7 @@ keystore:
 authorization:
   rules:
     - subjects: ["CN=tls client,O=signsvr development"]
+      issuer: "CN=tls tls ca,O=signsvr development"
       keys: ["*"]
       operations: [sign, decrypt, envelope, verify, list_keys]
 `, softhsmModule, e.label, e.uris["hsm-rsa-sign"], e.uris["hsm-p256-sign"], e.uris["hsm-rsa-enc"], e.uris["hsm-p256-enc"])

@@ -82,6 +82,7 @@ keystore:
 authorization:
   rules:
     - subjects: ["CN=good client,O=signsvr development"]
+      issuer: "CN=good tls ca,O=signsvr development"
       keys: [customs-ecdsa-sign]
       operations: [sign, envelope, verify, list_keys]
 `, devFile("roots.pem"),

@@ -288,7 +288,7 @@ func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error)
 	}
 	rules := make([]server.PolicyRule, 0, len(cfg.Authorization.Rules))
 	for _, r := range cfg.Authorization.Rules {
-		pr := server.PolicyRule{Subjects: r.Subjects, Fingerprints: r.Fingerprints, Keys: r.Keys}
+		pr := server.PolicyRule{Subjects: r.Subjects, Issuer: r.Issuer, Fingerprints: r.Fingerprints, Keys: r.Keys}
 		for _, op := range r.Operations {
 			pr.Operations = append(pr.Operations, server.Operation(op))
 		}

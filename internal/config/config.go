@@ -195,8 +195,14 @@ type Authorization struct {
 // AuthorizationRule allows the named clients the named operations on the named keys.
 type AuthorizationRule struct {
 	// Subjects are client certificate subjects, RFC 4514 style as Go writes them
-	// ("CN=acme-fep,O=ACME").
+	// ("CN=acme-fep,O=ACME"), or "*" for every client that passed mutual TLS.
 	Subjects []string `yaml:"subjects"`
+	// Issuer is the issuer DN of the certificates Subjects name, written the same way
+	// ("CN=ACME Client CA,O=ACME"; the server logs it as issuer= for every client).
+	// Required with subjects other than "*": any client CA can issue a certificate
+	// with any subject, so a subject names a client only together with its issuer.
+	// With "*" it narrows the rule to the clients of that issuer.
+	Issuer string `yaml:"issuer"`
 	// Fingerprints are hex SHA-256 fingerprints of client certificates.
 	Fingerprints []string `yaml:"fingerprints"`
 	// Keys are key names; "*" is every key.
@@ -435,6 +441,14 @@ func (c *Config) Validate() error {
 	for i, r := range c.Authorization.Rules {
 		if len(r.Subjects)+len(r.Fingerprints) == 0 {
 			fail("authorization.rules[%d]: names no client (subjects or fingerprints)", i)
+		}
+		if r.Issuer == "" && slices.ContainsFunc(r.Subjects, func(s string) bool { return s != "*" }) {
+			fail("authorization.rules[%d]: subjects need the issuer of their certificates (issuer: the issuer DN, "+
+				"as the server logs it for the client), or name the clients by fingerprints: "+
+				"any client CA could issue a certificate with the same subject", i)
+		}
+		if r.Issuer != "" && len(r.Subjects) == 0 {
+			fail("authorization.rules[%d]: issuer without subjects (subjects: [\"*\"] for every client of the issuer)", i)
 		}
 		if len(r.Operations) == 0 {
 			fail("authorization.rules[%d]: names no operations", i)

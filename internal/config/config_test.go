@@ -76,7 +76,9 @@ func TestParseRefuses(t *testing.T) {
 		{"bad duration", strings.Replace(good, "10s", "ten seconds", 1), "line 3"},
 		{"empty", "", "empty"},
 		{"rule without client", good + "authorization:\n  rules:\n    - keys: [a]\n      operations: [sign]\n", "names no client"},
-		{"rule with bad operation", good + "authorization:\n  rules:\n    - subjects: [CN=a]\n      keys: [a]\n      operations: [delete]\n", "unknown operation"},
+		{"rule with bad operation", good + "authorization:\n  rules:\n    - subjects: [CN=a]\n      issuer: CN=CA\n      keys: [a]\n      operations: [delete]\n", "unknown operation"},
+		{"subject without issuer", good + "authorization:\n  rules:\n    - subjects: [CN=a]\n      keys: [a]\n      operations: [sign]\n", "subjects need the issuer"},
+		{"issuer without subjects", good + "authorization:\n  rules:\n    - issuer: CN=CA\n      fingerprints: [ab]\n      operations: [verify]\n", "issuer without subjects"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.edit), "/etc/signsvr")

@@ -176,7 +176,8 @@ type loginService struct {
 // public key of a key in any of the server's stores (the client keys, the token key,
 // the TSA and audit keys), whatever the caller may do with keys and whichever way it
 // answers. The answer is a refusal with reason certificate_wrong_usage: the
-// certificate may not be used to log in here.
+// certificate may not be used to log in here. (Production servers only; see
+// serverKeyOf.)
 
 // heldKeys maps the DER SubjectPublicKeyInfo of each key the server holds to its
 // name. A key is entered twice when its certificate encodes the public key other than

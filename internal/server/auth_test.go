@@ -417,7 +417,7 @@ func TestPolicyOfTheDeployExample(t *testing.T) {
 	}
 	var rules []server.PolicyRule
 	for _, r := range cfg.Authorization.Rules {
-		pr := server.PolicyRule{Subjects: r.Subjects, Fingerprints: r.Fingerprints, Keys: r.Keys}
+		pr := server.PolicyRule{Subjects: r.Subjects, Issuer: r.Issuer, Fingerprints: r.Fingerprints, Keys: r.Keys}
 		for _, op := range r.Operations {
 			pr.Operations = append(pr.Operations, server.Operation(op))
 		}
@@ -427,10 +427,14 @@ func TestPolicyOfTheDeployExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fep := &server.Identity{Holder: identity.Holder{Subject: "CN=acme-fep,O=ACME Logistics", FingerprintSHA256: "00"}}
+	clientCA := "CN=Customs Client CA,O=China Customs"
+	fep := &server.Identity{Holder: identity.Holder{Subject: "CN=acme-fep,O=ACME Logistics", Issuer: clientCA, FingerprintSHA256: "00"}}
+	// The front-end processor's subject in a certificate of another client CA.
+	forged := &server.Identity{Holder: identity.Holder{Subject: "CN=acme-fep,O=ACME Logistics", Issuer: "CN=Other CA",
+		FingerprintSHA256: "22"}}
 	customs := &server.Identity{Holder: identity.Holder{Subject: "CN=customs-backend,O=China Customs",
 		FingerprintSHA256: "3b2f0c4e5d6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e"}}
-	stranger := &server.Identity{Holder: identity.Holder{Subject: "CN=acme-fep,O=Someone Else", FingerprintSHA256: "11"}}
+	stranger := &server.Identity{Holder: identity.Holder{Subject: "CN=acme-fep,O=Someone Else", Issuer: clientCA, FingerprintSHA256: "11"}}
 	for _, tc := range []struct {
 		who     *server.Identity
 		op      server.Operation
@@ -448,6 +452,8 @@ func TestPolicyOfTheDeployExample(t *testing.T) {
 		{customs, server.OpSign, "acme-sign", false},
 		{customs, server.OpVerify, "", true},
 		{customs, server.OpValidate, "", true},
+		{forged, server.OpSign, "acme-sign", false},
+		{forged, server.OpVerify, "", false},
 		{stranger, server.OpSign, "acme-sign", false},
 		{stranger, server.OpListKeys, "", false},
 		{stranger, server.OpVerify, "", false},
@@ -461,10 +467,10 @@ func TestPolicyOfTheDeployExample(t *testing.T) {
 			t.Errorf("refusal is %v, want PermissionDenied", err)
 		}
 	}
-	if _, err := server.NewPolicy([]server.PolicyRule{{Subjects: []string{"CN=a"}, Operations: []server.Operation{server.OpSign}}}); err == nil {
+	if _, err := server.NewPolicy([]server.PolicyRule{{Subjects: []string{"CN=a"}, Issuer: clientCA, Operations: []server.Operation{server.OpSign}}}); err == nil {
 		t.Errorf("a sign rule without keys was accepted")
 	}
-	if _, err := server.NewPolicy([]server.PolicyRule{{Subjects: []string{"CN=a"}, Operations: []server.Operation{"delete"}}}); err == nil {
+	if _, err := server.NewPolicy([]server.PolicyRule{{Subjects: []string{"CN=a"}, Issuer: clientCA, Operations: []server.Operation{"delete"}}}); err == nil {
 		t.Errorf("an unknown operation was accepted")
 	}
 	any, err := server.NewPolicy([]server.PolicyRule{{Subjects: []string{"*"}, Operations: []server.Operation{server.OpVerify}}})

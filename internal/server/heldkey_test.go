@@ -54,9 +54,9 @@ func (p *clientPKI) issue(t testing.TB, cn string) *testca.Cert {
 func TestLoginRefusesTheServersOwnKeys(t *testing.T) {
 	clients := newClientPKI(t, "fep client ca")
 	fep := clients.issue(t, "acme-fep")
-
+	issuer := fep.Cert.Issuer.String()
 	policy, err := server.NewPolicy([]server.PolicyRule{{
-		Subjects: []string{fep.Cert.Subject.String()}, Keys: []string{"ecdsa-sign"},
+		Subjects: []string{fep.Cert.Subject.String()}, Issuer: issuer, Keys: []string{"ecdsa-sign"},
 		Operations: []server.Operation{server.OpSign, server.OpLogin},
 	}})
 	if err != nil {

@@ -224,7 +224,7 @@ func New(o Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	if s.login != nil {
+	if s.login != nil && !s.dev {
 		if err := s.refreshHeldKeys(context.Background()); err != nil {
 			return nil, err
 		}

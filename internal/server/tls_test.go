@@ -220,9 +220,9 @@ func TestMutualTLSThroughTrust(t *testing.T) {
 
 	clients := newValidator(t, env.p.Anchors(), trust.RevocationConfig{HardFail: true, FetchTimeout: 3 * time.Second})
 	policy, err := server.NewPolicy([]server.PolicyRule{
-		{Subjects: []string{fep.Cert.Subject.String()}, Keys: []string{"ecdsa-sign"},
+		{Subjects: []string{fep.Cert.Subject.String()}, Issuer: fep.Cert.Issuer.String(), Keys: []string{"ecdsa-sign"},
 			Operations: []server.Operation{server.OpSign, server.OpEnvelope, server.OpVerify, server.OpListKeys}},
-		{Subjects: []string{customs.Cert.Subject.String()}, Keys: []string{"rsa-enc", "rsa-sign"},
+		{Subjects: []string{customs.Cert.Subject.String()}, Issuer: customs.Cert.Issuer.String(), Keys: []string{"rsa-enc", "rsa-sign"},
 			Operations: []server.Operation{server.OpDecrypt, server.OpSign, server.OpVerify, server.OpListKeys}},
 	})
 	if err != nil {
