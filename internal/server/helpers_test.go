@@ -149,23 +149,28 @@ func (ts *testServer) assertServing(t *testing.T) {
 	}
 }
 
-// waitHealth polls the server's health until it reports want, failing the test after a
-// minute (a bound only there to fail instead of hanging).
-func (ts *testServer) waitHealth(t *testing.T, want healthpb.HealthCheckResponse_ServingStatus) {
+// eventually polls cond until it holds, failing the test with what after a minute (a
+// bound only there to fail instead of hanging).
+func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	poll := time.NewTicker(5 * time.Millisecond)
 	defer poll.Stop()
-	for {
-		resp, err := ts.health.Check(ctxT(t), &healthpb.HealthCheckRequest{})
-		if err == nil && resp.GetStatus() == want {
-			return
-		}
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("health = %v (%v), want %v", resp.GetStatus(), err, want)
+			t.Fatal(what)
 		}
 		<-poll.C
 	}
+}
+
+// waitHealth polls the server's health until it reports want.
+func (ts *testServer) waitHealth(t *testing.T, want healthpb.HealthCheckResponse_ServingStatus) {
+	t.Helper()
+	eventually(t, "health never became "+want.String(), func() bool {
+		resp, err := ts.health.Check(ctxT(t), &healthpb.HealthCheckRequest{})
+		return err == nil && resp.GetStatus() == want
+	})
 }
 
 // wantStatus checks a call's error: the code and the ErrorInfo reason.
