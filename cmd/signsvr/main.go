@@ -9,6 +9,7 @@
 //	signsvr keys generate|csr|import-cert --module LIB --token LABEL (--pin-file F | --pin-env VAR) ...
 //	signsvr login     --cert F --key F [--json]
 //	signsvr audit verify [--cert audit.pem] FILE|DIR...
+//	signsvr config check FILE
 //
 // `signsvr serve` with no flags is the embedded development default: it creates a
 // development PKI in ./signsvr-data on first start and serves on 127.0.0.1:50051.
@@ -30,6 +31,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"signsvr.dev/signsvr/internal/app"
 	clicmd "signsvr.dev/signsvr/internal/cli"
 	"signsvr.dev/signsvr/internal/cli/auditcmd"
 )
@@ -61,6 +63,7 @@ Usage:
                                                       (HSM keys over PKCS#11, no server)
   signsvr login     --cert F --key F [--json]           (certificate login, prints the token)
   signsvr audit verify [--cert audit.pem] FILE|DIR...   (offline, no server)
+  signsvr config check FILE                             (offline: validates a config as serve would)
 
 Client commands take --addr (default $SIGNSVR_ADDR or 127.0.0.1:50051) and, for a
 TLS server, --tls-ca, --tls-cert and --tls-key. Run "signsvr COMMAND -h" (or
@@ -92,6 +95,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "audit":
 		// Offline: reads audit log files, needs no server.
 		return auditcmd.Run(rest, stdout, stderr)
+	case "config":
+		// Offline: validates a configuration file as serve would.
+		return app.RunConfig(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

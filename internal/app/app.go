@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
 	"signsvr.dev/signsvr/internal/config"
 	"signsvr.dev/signsvr/internal/devpki"
 	"signsvr.dev/signsvr/internal/server"
+	"signsvr.dev/signsvr/pkg/keystore"
 	"signsvr.dev/signsvr/pkg/keystore/soft"
 	"signsvr.dev/signsvr/pkg/trust"
 )
@@ -40,6 +42,13 @@ type Options struct {
 	CPUProfile, MemProfile string
 	// Log receives the server's log (the process's stderr).
 	Log io.Writer
+	// Reloads, when set, asks for a reload of the configuration at every receive,
+	// instead of SIGHUP (tests that run several servers in one process).
+	Reloads <-chan struct{}
+	// OnReload, when set, learns the outcome of every reload: nil when the new
+	// configuration serves, the reason it was refused otherwise (the old one keeps
+	// serving). It runs on the reloading goroutine; metrics count reloads here.
+	OnReload func(err error)
 }
 
 // servePlan is everything a run needs, from the development default or a config file.
@@ -47,7 +56,12 @@ type servePlan struct {
 	opts   server.Options
 	listen string
 	drain  time.Duration
-	close  func()
+	// close releases what outlives the states (audit log, data directory lock);
+	// opts.Release the first state's parts.
+	close func()
+	// reload reads the configuration again and builds the next state (nil: the
+	// development default, which does not reload).
+	reload func() (server.Options, error)
 }
 
 // Server is a server built from Options, ready to Run. Close releases what it
@@ -55,6 +69,9 @@ type servePlan struct {
 type Server struct {
 	plan                   *servePlan
 	cpuProfile, memProfile string
+	reloads                <-chan struct{}
+	onReload               func(error)
+	srv                    *server.Server // set by Run
 }
 
 // New builds the server o describes: the development default (creating its PKI on
@@ -83,7 +100,7 @@ func New(o Options) (*Server, error) {
 		plan.close()
 		return nil, err
 	}
-	return &Server{plan: plan, cpuProfile: o.CPUProfile, memProfile: o.MemProfile}, nil
+	return &Server{plan: plan, cpuProfile: o.CPUProfile, memProfile: o.MemProfile, reloads: o.Reloads, onReload: o.OnReload}, nil
 }
 
 // developmentListen refuses to serve the development default beyond this machine:
@@ -107,8 +124,16 @@ func developmentListen(listen string) error {
 		"it serves plaintext, without client authentication, with throw-away keys; serve --config FILE for anything else", listen)
 }
 
-// Close releases what New opened.
-func (s *Server) Close() { s.plan.close() }
+// Close releases what New opened and what reloads opened since.
+func (s *Server) Close() {
+	switch {
+	case s.srv != nil:
+		s.srv.Close()
+	case s.plan.opts.Release != nil:
+		s.plan.opts.Release()
+	}
+	s.plan.close()
+}
 
 // Run serves until ctx ends, then stops gracefully. onListen, when set (tests),
 // learns the bound address. A failure is written to the server's log before Run
@@ -120,6 +145,7 @@ func (s *Server) Run(ctx context.Context, onListen func(net.Addr)) error {
 		log.Error("cannot build the server", slog.String("error", err.Error()))
 		return err
 	}
+	s.srv = srv
 	lis, err := net.Listen("tcp", s.plan.listen)
 	if err != nil {
 		log.Error("cannot listen", slog.String("listen", s.plan.listen), slog.String("error", err.Error()))
@@ -135,6 +161,8 @@ func (s *Server) Run(ctx context.Context, onListen func(net.Addr)) error {
 	if onListen != nil {
 		onListen(lis.Addr())
 	}
+	stopReloads := s.watchReloads(ctx, srv, log)
+	defer stopReloads()
 	if err := srv.Run(ctx, lis, s.plan.drain); err != nil {
 		log.Error("serving failed", slog.String("error", err.Error()))
 		return err
@@ -238,7 +266,8 @@ func developmentPlan(dataDir, logLevel string, stderr io.Writer) (_ *servePlan, 
 }
 
 // productionPlan reads the config file: TLS with client certificates, the configured
-// keys and trust anchors.
+// keys and trust anchors. Its state (reload.go) is rebuilt on every reload; the audit
+// log and the TSA settings are opened once.
 func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -254,13 +283,82 @@ func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error)
 	if err != nil {
 		return nil, err
 	}
-	tc, err := cfg.Trust.Config()
+	st, err := productionState(context.Background(), cfg, log)
 	if err != nil {
 		return nil, err
 	}
+	if len(cfg.Authorization.Rules) == 0 {
+		log.Warn("authorization has no rules: every call will be refused")
+	}
+	nr, err := productionNonRepudiation(cfg, st.store, log) // nonrepudiation.go
+	if err != nil {
+		st.closeAll()
+		return nil, err
+	}
+	fixed := func(o server.Options) server.Options {
+		o.Logger, o.Auditor, o.Timestamps, o.ReservedKeys = log, nr.auditor, nr.timestamps, nr.reserved
+		o.MaxMessageBytes, o.MaxBatchItems = cfg.MaxMessageBytes, cfg.MaxBatchItems
+		o.Reflection, o.Limits = cfg.Reflection, server.Limits(cfg.Limits)
+		return o
+	}
+	opts := fixed(st.opts)
+	closeStore := func() {}
+	if cfg.Audit != nil {
+		// The audit log signs its checkpoints with a key of the first store for as
+		// long as it runs: that store stays open until the server stops.
+		opts.Release = st.closeTrust
+		closeStore = func() { st.store.Close() }
+	} else {
+		opts.Release = st.closeAll
+	}
+	return &servePlan{
+		opts:   opts,
+		listen: cfg.Listen,
+		drain:  cfg.ShutdownTimeout,
+		close:  func() { nr.close(); closeStore() },
+		reload: func() (server.Options, error) {
+			next, err := config.Load(path)
+			if err != nil {
+				return server.Options{}, err
+			}
+			if err := next.CheckSecretFiles(); err != nil {
+				return server.Options{}, err
+			}
+			for _, what := range restartOnly(cfg, next) {
+				log.Warn("configuration reload: this setting changes at the next restart only", slog.String("setting", what))
+			}
+			nst, err := productionState(context.Background(), next, log)
+			if err != nil {
+				return server.Options{}, err
+			}
+			o := fixed(nst.opts)
+			o.Release = nst.closeAll
+			return o, nil
+		},
+	}, nil
+}
+
+// state is what a reload rebuilds: the key store, the trust validators of signer and
+// client certificates (anchors, intermediates, CRL files), the TLS certificate, the
+// authorization policy and the login settings.
+type state struct {
+	opts  server.Options
+	store keystore.Store
+	// closeTrust closes the validators; closeAll the store too.
+	closeTrust, closeAll func()
+}
+
+// productionState builds the reloadable part of a production server from cfg. Its
+// errors name the file and line of the setting at fault. Check and every reload use
+// it, so `config check` says what a reload would.
+func productionState(ctx context.Context, cfg *config.Config, log *slog.Logger) (*state, error) {
+	tc, err := cfg.Trust.Config()
+	if err != nil {
+		return nil, fmt.Errorf("%s: trust: %w", cfg.Where("trust"), err)
+	}
 	v, err := trust.New(tc)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: trust: %w", cfg.Where("trust"), err)
 	}
 	// Client certificates have their own anchors (tls.client_ca_files) and are
 	// validated by the trust package in the handshake and on every call.
@@ -268,23 +366,23 @@ func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error)
 	ctc, err := cft.Config()
 	if err != nil {
 		v.Close()
-		return nil, fmt.Errorf("tls client trust: %w", err)
+		return nil, fmt.Errorf("%s: tls client trust: %w", clientTrustWhere(cfg), err)
 	}
 	cv, err := trust.New(ctc)
 	if err != nil {
 		v.Close()
-		return nil, fmt.Errorf("tls client trust: %w", err)
+		return nil, fmt.Errorf("%s: tls client trust: %w", clientTrustWhere(cfg), err)
 	}
 	closeTrust := func() { v.Close(); cv.Close() }
 	tlsCfg, err := serverTLS(cfg.TLS, cv, ctc.Revocation.FetchTimeout, log)
 	if err != nil {
 		closeTrust()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", cfg.Where("tls", "cert_file"), err)
 	}
 	loginOpts, err := productionLogin(cfg.Login, os.Getenv)
 	if err != nil {
 		closeTrust()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", cfg.Where("login"), err)
 	}
 	rules := make([]server.PolicyRule, 0, len(cfg.Authorization.Rules))
 	for _, r := range cfg.Authorization.Rules {
@@ -297,35 +395,86 @@ func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error)
 	policy, err := server.NewPolicy(rules)
 	if err != nil {
 		closeTrust()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", cfg.Where("authorization"), err)
 	}
-	if len(rules) == 0 {
-		log.Warn("authorization has no rules: every call will be refused")
-	}
-	store, backend, err := openKeystore(context.Background(), cfg, log, time.Now())
+	store, backend, err := openKeystore(ctx, cfg, log, time.Now())
 	if err != nil {
 		closeTrust()
 		return nil, err
 	}
-	nr, err := productionNonRepudiation(cfg, store, log) // nonrepudiation.go
-	if err != nil {
-		closeTrust()
-		store.Close()
-		return nil, err
-	}
-	return &servePlan{
+	return &state{
 		opts: server.Options{
-			Store: store, Backend: backend, Validator: v, Logger: log, TLS: tlsCfg, Authorizer: policy,
-			ClientValidator: cv, Login: loginOpts, Auditor: nr.auditor, Timestamps: nr.timestamps, ReservedKeys: nr.reserved,
-			MaxMessageBytes: cfg.MaxMessageBytes, MaxBatchItems: cfg.MaxBatchItems,
-			ExpiryWarning: cfg.Keystore.ExpiryWarning,
-			Reflection:    cfg.Reflection,
-			Limits:        server.Limits(cfg.Limits),
+			Store: store, Backend: backend, Validator: v, TLS: tlsCfg, Authorizer: policy,
+			ClientValidator: cv, Login: loginOpts, ExpiryWarning: cfg.Keystore.ExpiryWarning,
 		},
-		listen: cfg.Listen,
-		drain:  cfg.ShutdownTimeout,
-		close:  func() { nr.close(); closeTrust(); store.Close() },
+		store:      store,
+		closeTrust: closeTrust,
+		closeAll:   func() { closeTrust(); store.Close() },
 	}, nil
+}
+
+// clientTrustWhere is where the client certificates' trust is configured.
+func clientTrustWhere(cfg *config.Config) string {
+	if cfg.TLS.ClientTrust != nil {
+		return cfg.Where("tls", "client_trust")
+	}
+	return cfg.Where("tls", "client_ca_files")
+}
+
+// restartOnly names the settings that differ between old and next but that a reload
+// does not apply: they belong to the listener, the transport or the audit log.
+func restartOnly(old, next *config.Config) []string {
+	var out []string
+	diff := func(name string, a, b any) {
+		if !reflect.DeepEqual(a, b) {
+			out = append(out, name)
+		}
+	}
+	diff("listen", old.Listen, next.Listen)
+	diff("max_message_bytes", old.MaxMessageBytes, next.MaxMessageBytes)
+	diff("max_batch_items", old.MaxBatchItems, next.MaxBatchItems)
+	diff("shutdown_timeout", old.ShutdownTimeout, next.ShutdownTimeout)
+	diff("limits", old.Limits, next.Limits)
+	diff("reflection", old.Reflection, next.Reflection)
+	diff("log", old.Log, next.Log)
+	diff("audit", old.Audit, next.Audit)
+	diff("tsa", old.TSA, next.TSA)
+	return out
+}
+
+// CheckConfig validates the configuration file at path as `serve --config` and a
+// reload would, without serving: it reads the file, checks its secret files, opens
+// its key stores, trust anchors, CRL files and TLS certificate, builds the policy
+// and login settings, and closes them again. The audit log is not opened (checking
+// must not write a record); its key must be in the key store. The error names the
+// file and line of the setting at fault.
+func CheckConfig(path string) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	if err := cfg.CheckSecretFiles(); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx := context.Background()
+	st, err := productionState(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.closeAll()
+	o := st.opts
+	o.Logger = log
+	if cfg.Audit != nil {
+		if _, err := st.store.Key(ctx, cfg.Audit.Key); err != nil {
+			return fmt.Errorf("%s: audit.key: %w", cfg.Where("audit", "key"), err)
+		}
+		o.ReservedKeys = []string{cfg.Audit.Key}
+	}
+	if t := cfg.TSA; t != nil {
+		o.Timestamps = &server.TimestampOptions{Key: t.Key, ExternalURL: t.URL}
+	}
+	return server.Check(o)
 }
 
 // serverTLS builds the TLS configuration: TLS 1.2 or later (1.3 preferred), a client

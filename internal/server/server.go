@@ -117,6 +117,10 @@ type Options struct {
 	// Reflection serves the gRPC reflection service (what grpcurl and ghz use to
 	// learn the API).
 	Reflection bool
+	// Release, when set, frees what this state's parts hold (key stores, validators).
+	// The server calls it once no call uses them any more: after Reload replaced them
+	// and the last call that began before finished, or at Close.
+	Release func()
 }
 
 // Server is a configured signsvr gRPC server.
@@ -135,7 +139,7 @@ type Server struct {
 	authorizer Authorizer
 	auditor    Auditor
 	instance   string
-	seq        atomic.Uint64
+	seq        *atomic.Uint64 // shared by every state of a server: request ids stay unique
 
 	keys         keyCache
 	certs        certCache
@@ -156,10 +160,72 @@ type Server struct {
 	healthInterval      time.Duration
 	// unary are the full names of the API's unary methods ("/signsvr.v1.SignService/Sign").
 	unary map[string]bool
+
+	stateFields
 }
 
-// New builds a server; it does not listen yet.
+// New builds a server; it does not listen yet. What o describes is the server's first
+// state; Reload replaces it while the server runs (reload.go).
 func New(o Options) (*Server, error) {
+	s, err := newState(o, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.root = s
+	s.hasTLS = o.TLS != nil
+	s.refs.Store(1)
+	s.cur.Store(s)
+
+	opts := []grpc.ServerOption{
+		// A pool of long-lived stream workers instead of a new goroutine per call: a
+		// call's goroutine grows its stack to ~32 KiB in the crypto code, and a fresh
+		// goroutine pays for that growth (runtime.copystack, ~7% of a 1 KiB ECDSA Sign
+		// or Verify) every time. Calls in flight, not cores, decide how many are
+		// needed, so the pool is sized for typical client concurrency. When every
+		// worker is busy grpc starts a goroutine, so a slow call (an HSM wait) never
+		// holds up another.
+		grpc.NumStreamWorkers(streamWorkers()),
+		// Static HTTP/2 windows of 1 MiB per stream and 8 MiB per connection: a 64 KiB
+		// document (or a batch of them) arrives without waiting for window updates.
+		// The flow-control window bounds what a client can make the server buffer.
+		grpc.InitialWindowSize(1 << 20),
+		grpc.InitialConnWindowSize(8 << 20),
+		grpc.MaxRecvMsgSize(s.maxMsg),
+		// A response may be a little larger than its request (an envelope around a
+		// document, a verification carrying content and certificates).
+		grpc.MaxSendMsgSize(s.maxMsg + 1<<20),
+		// The server's own interceptors (audit, authentication, authorization,
+		// Options.Interceptors) belong to its state and run from wrapService, so a
+		// reload swaps them with the keys they guard.
+	}
+	opts = append(opts, grpc.ForceServerCodecV2(s.codec))
+	opts = append(opts, s.limitOptions()...)
+	opts = append(opts, s.transportOptions()...)
+	if o.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(s.reloadableTLS())))
+	}
+	s.grpc = grpc.NewServer(opts...)
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.SignService_ServiceDesc), signService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.EnvelopeService_ServiceDesc), envelopeService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.KeyService_ServiceDesc), keyService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.CertificateService_ServiceDesc), certificateService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.AuthService_ServiceDesc), authService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.TimestampService_ServiceDesc), timestampService{Server: s})
+
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	if s.reflection {
+		reflection.Register(s.grpc)
+	}
+	s.setServing(true)
+	return s, nil
+}
+
+// newState builds what the calls of a server use: keys, validators, policy, login,
+// timestamps, interceptors. root is the running server a reload builds it for (nil
+// for the first state, which is the server itself): the transport (codec, request
+// ids, health) stays root's.
+func newState(o Options, root *Server) (*Server, error) {
 	if o.Store == nil {
 		return nil, errors.New("server: no key store")
 	}
@@ -191,7 +257,9 @@ func New(o Options) (*Server, error) {
 		clientValidator:     o.ClientValidator,
 		clientVerifyTimeout: DefaultClientVerifyTimeout,
 		reserved:            reservedKeys(o),
+		seq:                 new(atomic.Uint64),
 	}
+	s.release, s.tlsConfig = o.Release, o.TLS
 	if o.ClientValidator != nil && o.TLS == nil {
 		return nil, errors.New("server: a client certificate validator needs TLS")
 	}
@@ -207,11 +275,22 @@ func New(o Options) (*Server, error) {
 	if s.maxBatch <= 0 {
 		s.maxBatch = DefaultMaxBatchItems
 	}
-	var inst [4]byte
-	if _, err := rand.Read(inst[:]); err != nil {
-		return nil, err
+	if root == nil {
+		var inst [4]byte
+		if _, err := rand.Read(inst[:]); err != nil {
+			return nil, err
+		}
+		s.instance = hex.EncodeToString(inst[:])
+		api := unaryMethods(serviceNames...)
+		s.unary = make(map[string]bool, len(api))
+		for _, m := range api {
+			s.unary["/"+string(m.Parent().FullName())+"/"+string(m.Name())] = true
+		}
+		s.codec = newRequestCodec(api)
+	} else {
+		s.root = root
+		s.instance, s.unary, s.codec, s.seq, s.recheck = root.instance, root.unary, root.codec, root.seq, root.recheck
 	}
-	s.instance = hex.EncodeToString(inst[:])
 	if o.Login != nil {
 		var err error
 		if s.login, err = s.newLoginService(o.Login); err != nil {
@@ -229,54 +308,15 @@ func New(o Options) (*Server, error) {
 			return nil, err
 		}
 	}
-
-	opts := []grpc.ServerOption{
-		// A pool of long-lived stream workers instead of a new goroutine per call: a
-		// call's goroutine grows its stack to ~32 KiB in the crypto code, and a fresh
-		// goroutine pays for that growth (runtime.copystack, ~7% of a 1 KiB ECDSA Sign
-		// or Verify) every time. Calls in flight, not cores, decide how many are
-		// needed, so the pool is sized for typical client concurrency. When every
-		// worker is busy grpc starts a goroutine, so a slow call (an HSM wait) never
-		// holds up another.
-		grpc.NumStreamWorkers(streamWorkers()),
-		// Static HTTP/2 windows of 1 MiB per stream and 8 MiB per connection: a 64 KiB
-		// document (or a batch of them) arrives without waiting for window updates.
-		// The flow-control window bounds what a client can make the server buffer.
-		grpc.InitialWindowSize(1 << 20),
-		grpc.InitialConnWindowSize(8 << 20),
-		grpc.MaxRecvMsgSize(s.maxMsg),
-		// A response may be a little larger than its request (an envelope around a
-		// document, a verification carrying content and certificates).
-		grpc.MaxSendMsgSize(s.maxMsg + 1<<20),
-		// The audit interceptor (audit.go) is outermost: refusals are recorded too.
-		grpc.ChainUnaryInterceptor(s.auditInterceptors(s.securityInterceptors(o.Interceptors))...),
+	s.chain = chainUnary(s.auditInterceptors(s.securityInterceptors(o.Interceptors)))
+	s.impls = map[string]any{
+		signsvrv1.SignService_ServiceDesc.ServiceName:        signService{Server: s},
+		signsvrv1.EnvelopeService_ServiceDesc.ServiceName:    envelopeService{Server: s},
+		signsvrv1.KeyService_ServiceDesc.ServiceName:         keyService{Server: s},
+		signsvrv1.CertificateService_ServiceDesc.ServiceName: certificateService{Server: s},
+		signsvrv1.AuthService_ServiceDesc.ServiceName:        authService{Server: s},
+		signsvrv1.TimestampService_ServiceDesc.ServiceName:   timestampService{Server: s},
 	}
-	api := unaryMethods(serviceNames...)
-	s.unary = make(map[string]bool, len(api))
-	for _, m := range api {
-		s.unary["/"+string(m.Parent().FullName())+"/"+string(m.Name())] = true
-	}
-	s.codec = newRequestCodec(api)
-	opts = append(opts, grpc.ForceServerCodecV2(s.codec))
-	opts = append(opts, s.limitOptions()...)
-	opts = append(opts, s.transportOptions()...)
-	if o.TLS != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
-	}
-	s.grpc = grpc.NewServer(opts...)
-	s.grpc.RegisterService(s.wrapService(&signsvrv1.SignService_ServiceDesc), signService{Server: s})
-	s.grpc.RegisterService(s.wrapService(&signsvrv1.EnvelopeService_ServiceDesc), envelopeService{Server: s})
-	s.grpc.RegisterService(s.wrapService(&signsvrv1.KeyService_ServiceDesc), keyService{Server: s})
-	s.grpc.RegisterService(s.wrapService(&signsvrv1.CertificateService_ServiceDesc), certificateService{Server: s})
-	s.grpc.RegisterService(s.wrapService(&signsvrv1.AuthService_ServiceDesc), authService{Server: s})
-	s.grpc.RegisterService(s.wrapService(&signsvrv1.TimestampService_ServiceDesc), timestampService{Server: s})
-
-	s.health = health.NewServer()
-	healthpb.RegisterHealthServer(s.grpc, s.health)
-	if s.reflection {
-		reflection.Register(s.grpc)
-	}
-	s.setServing(true)
 	return s, nil
 }
 
@@ -320,9 +360,7 @@ func (s *Server) Run(ctx context.Context, lis net.Listener, drain time.Duration)
 
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	defer stopPoll()
-	if checks := s.healthChecks(); len(checks) > 0 {
-		go s.pollHealth(pollCtx, checks)
-	}
+	go s.pollHealth(pollCtx)
 
 	select {
 	case err := <-served:
@@ -382,12 +420,13 @@ func (s *Server) recheckHealth() {
 	}
 }
 
-// pollHealth asks every part at each tick, and when recheckHealth asks: the server is
-// SERVING while all of them are healthy.
-func (s *Server) pollHealth(ctx context.Context, checks []healthCheck) {
+// pollHealth asks every part of the current state at each tick, and when
+// recheckHealth asks: the server is SERVING while all of them are healthy. A state
+// without such parts is not polled until a reload brings one.
+func (s *Server) pollHealth(ctx context.Context) {
 	t := time.NewTicker(s.healthInterval)
 	defer t.Stop()
-	down := make([]bool, len(checks))
+	down := map[string]bool{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -395,23 +434,33 @@ func (s *Server) pollHealth(ctx context.Context, checks []healthCheck) {
 		case <-t.C:
 		case <-s.recheck:
 		}
+		st := s.acquire()
+		if st == nil {
+			return
+		}
+		checks := st.healthChecks()
 		anyDown, back := false, []string(nil)
-		for i, c := range checks {
+		for _, c := range checks {
 			cctx, cancel := context.WithTimeout(ctx, s.healthInterval)
 			err := c.hc.Health(cctx)
 			cancel()
 			if ctx.Err() != nil {
+				st.unref()
 				return
 			}
-			if (err != nil) != down[i] {
-				down[i] = err != nil
+			if (err != nil) != down[c.what] {
+				down[c.what] = err != nil
 				if err == nil {
 					back = append(back, c.what)
 				} else {
 					s.log.Error(c.what+" is down: NOT_SERVING", slog.String("cause", err.Error()))
 				}
 			}
-			anyDown = anyDown || down[i]
+			anyDown = anyDown || down[c.what]
+		}
+		st.unref()
+		if len(checks) == 0 {
+			clear(down)
 		}
 		for _, what := range back {
 			if anyDown {
