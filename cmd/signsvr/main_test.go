@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -19,6 +21,14 @@ var shared struct {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(asProcessEnv) == "1" {
+		// A server process a test started (serverProcess): the test binary is the
+		// signsvr binary, signals and all.
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	os.Exit(testMain(m))
 }
 

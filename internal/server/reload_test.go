@@ -1,0 +1,95 @@
+package server_test
+
+import (
+	"context"
+	"crypto/tls"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"google.golang.org/grpc"
+
+	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/internal/server"
+	"signsvr.dev/signsvr/pkg/keystore/soft"
+	"signsvr.dev/signsvr/pkg/trust"
+)
+
+// TestReloadDrainsTheOldState: a call in flight when the state is replaced finishes
+// on the old state (its keys), new calls get the new one, and the old state is
+// released only after that call ended; a reload that would turn TLS on is refused.
+func TestReloadDrainsTheOldState(t *testing.T) {
+	entered, unblock := make(chan struct{}), make(chan struct{})
+	var oldReleased, newReleased atomic.Bool
+	var armed atomic.Bool // the next ListKeys blocks
+	blocker := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if strings.HasSuffix(info.FullMethod, "/ListKeys") && armed.CompareAndSwap(true, false) {
+			close(entered)
+			<-unblock
+		}
+		return h(ctx, req)
+	}
+	ts := startServer(t, func(o *server.Options) {
+		o.Interceptors = []grpc.UnaryServerInterceptor{blocker}
+		o.Release = func() { oldReleased.Store(true) }
+	})
+	before := len(ts.listKeys(t))
+	armed.Store(true)
+
+	type result struct {
+		n   int
+		err error
+	}
+	inflight := make(chan result, 1)
+	go func() {
+		r, err := ts.keys.ListKeys(ctxT(t), &signsvrv1.ListKeysRequest{})
+		inflight <- result{len(r.GetKeys()), err}
+	}()
+	<-entered
+
+	k := keyFile(t, "rsa-sign")
+	store, err := soft.New([]soft.KeyConfig{{Name: "only", KeyFile: k.KeyPath, CertFile: k.CertPath, Usages: []string{"sign"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := trust.New(trust.Config{Anchors: pki.Roots, Revocation: trust.RevocationConfig{Disabled: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	next := server.Options{Store: store, Backend: "soft", Validator: v, Development: true,
+		Release: func() { newReleased.Store(true) }}
+	if err := ts.srv.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	if got := ts.listKeys(t); len(got) != 1 || got[0].GetName() != "only" {
+		t.Fatalf("after the reload ListKeys gives %d keys, want the new state's one", len(got))
+	}
+	if oldReleased.Load() {
+		t.Fatal("the old state was released while a call still used it")
+	}
+	close(unblock)
+	r := <-inflight
+	if r.err != nil || r.n != before {
+		t.Fatalf("the call in flight across the reload: %d keys, %v; want the old state's %d", r.n, r.err, before)
+	}
+	eventually(t, "the old state is released", oldReleased.Load)
+
+	withTLS := next
+	withTLS.TLS = &tls.Config{}
+	if err := ts.srv.Reload(withTLS); err == nil || !strings.Contains(err.Error(), "TLS") {
+		t.Fatalf("a reload that turns TLS on: %v", err)
+	}
+	if got := ts.listKeys(t); len(got) != 1 || newReleased.Load() {
+		t.Fatal("a refused reload changed the state")
+	}
+}
+
+func (ts *testServer) listKeys(t *testing.T) []*signsvrv1.KeyInfo {
+	t.Helper()
+	r, err := ts.keys.ListKeys(ctxT(t), &signsvrv1.ListKeysRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.GetKeys()
+}
