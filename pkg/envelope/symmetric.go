@@ -178,8 +178,9 @@ func pwriCipher(c contentAlg) contentAlg {
 }
 
 // passwordRecipient makes the PasswordRecipientInfo for cek: PBKDF2 with
-// HMAC-SHA-256 (HMAC-SM3 for an SM4 cipher) and a random salt, then the RFC 3211 key
-// wrap in the CBC cipher c.
+// HMAC-SHA-256 and a random salt, then the RFC 3211 key wrap in the CBC cipher c.
+// HMAC-SHA-256 also for SM4 ciphers: HMAC-SM3 is read, but OpenSSL 3.0 has no PBKDF2
+// with it.
 func passwordRecipient(rand io.Reader, password []byte, iterations int, c contentAlg, cek []byte) (*cms.PasswordRecipientInfo, error) {
 	if len(password) == 0 {
 		return nil, fmt.Errorf("%w: empty password", ErrInvalidOptions)
@@ -189,9 +190,6 @@ func passwordRecipient(rand io.Reader, password []byte, iterations int, c conten
 		return nil, err
 	}
 	prf, prfOID := crypto.SHA256.New, cms.OIDHMACWithSHA256
-	if c.oid.Equal(cms.OIDSM4CBC) {
-		prf, prfOID = sm3.New, cms.OIDHMACWithSM3
-	}
 	kek, err := pbkdf2.Key(prf, string(password), salt, iterations, c.keyLen)
 	if err != nil {
 		return nil, err
