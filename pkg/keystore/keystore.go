@@ -138,6 +138,31 @@ type Store interface {
 	Close() error
 }
 
+// SecretKey is a named symmetric key-encryption key: an AES key that wraps and
+// unwraps content keys (AES key wrap, RFC 3394), as the recipient of a CMS
+// KEKRecipientInfo holds it. Its key material never leaves the backend: an HSM key
+// unwraps inside the token.
+type SecretKey interface {
+	// Name is the logical name requests use.
+	Name() string
+	// KeyID is the identifier a KEKRecipientInfo names the key by (its kekid).
+	KeyID() []byte
+	// KeySize is the AES key's length in bytes: 16, 24 or 32.
+	KeySize() int
+	// WrapKey wraps a content key, bound to ctx.
+	WrapKey(ctx context.Context, key []byte) ([]byte, error)
+	// UnwrapKey unwraps one. Every failure about the data is one error that says
+	// nothing about why; backend failures wrap ErrUnavailable or ErrBusy.
+	UnwrapKey(ctx context.Context, wrapped []byte) ([]byte, error)
+}
+
+// SecretStore finds symmetric key-encryption keys by name. It is apart from Store
+// because such keys have no public key nor certificate: they serve only envelopes.
+type SecretStore interface {
+	// SecretKey returns the key with the given name, or an error wrapping ErrNotFound.
+	SecretKey(ctx context.Context, name string) (SecretKey, error)
+}
+
 // HealthChecker is implemented by stores that can be down (an HSM). Health returns
 // nil while the store can serve, and an error wrapping ErrUnavailable otherwise.
 type HealthChecker interface {
