@@ -307,6 +307,12 @@ func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error)
 		closeTrust()
 		return nil, err
 	}
+	secrets, err := openSecretKeys(context.Background(), cfg, store)
+	if err != nil {
+		closeTrust()
+		store.Close()
+		return nil, err
+	}
 	nr, err := productionNonRepudiation(cfg, store, log) // nonrepudiation.go
 	if err != nil {
 		closeTrust()
@@ -321,6 +327,8 @@ func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error)
 			ExpiryWarning: cfg.Keystore.ExpiryWarning,
 			Reflection:    cfg.Reflection,
 			Limits:        server.Limits(cfg.Limits),
+			SecretKeys:    secrets,
+			Encryption:    server.EncryptionLimits(cfg.Encryption),
 		},
 		listen: cfg.Listen,
 		drain:  cfg.ShutdownTimeout,

@@ -14,6 +14,7 @@ import (
 	"signsvr.dev/signsvr/pkg/keystore"
 	"signsvr.dev/signsvr/pkg/keystore/multi"
 	"signsvr.dev/signsvr/pkg/keystore/pkcs11"
+	"signsvr.dev/signsvr/pkg/keystore/secret"
 	"signsvr.dev/signsvr/pkg/keystore/soft"
 )
 
@@ -201,4 +202,24 @@ func openPKCS11(ctx context.Context, cfg *config.Config) (*pkcs11.Store, error) 
 func samePublicKey(a, b crypto.PublicKey) bool {
 	eq, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && eq.Equal(b)
+}
+
+// openSecretKeys reads the symmetric key-encryption keys (keystore.secret_keys), whose
+// names must differ from every other key's: a request names either kind the same way.
+// nil when none are configured.
+func openSecretKeys(ctx context.Context, cfg *config.Config, store keystore.Store) (keystore.SecretStore, error) {
+	if len(cfg.Keystore.SecretKeys) == 0 {
+		return nil, nil
+	}
+	s, err := secret.New(cfg.Keystore.SecretKeys)
+	if err != nil {
+		return nil, fmt.Errorf("%s: keystore.secret_keys: %w", cfg.Where("keystore", "secret_keys"), err)
+	}
+	for i, kc := range cfg.Keystore.SecretKeys {
+		if _, err := store.Key(ctx, kc.Name); err == nil {
+			return nil, fmt.Errorf("%s: keystore.secret_keys[%d]: the name %q is also a key of the key store; key names must be unique",
+				cfg.Where("keystore", "secret_keys", i), i, kc.Name)
+		}
+	}
+	return s, nil
 }

@@ -72,8 +72,12 @@ func (a *AuditLog) Audit(ctx context.Context, ev *AuditEvent) {
 		RequestID: ev.RequestID, Caller: auditCaller(ev.Identity), Op: auditOp(ev.Method), Key: ev.Key,
 		Code: ev.Code.String(), Reason: ev.Reason,
 	}
-	if m, ok := ev.Request.(proto.Message); ok {
+	req, hadPassword := passwordFree(ev.Request)
+	if m, ok := req.(proto.Message); ok {
 		rec.Input = mainInput(m)
+	}
+	if hadPassword {
+		rec.Algorithms = []string{auditPassword}
 	}
 	// The answer is an error already; a failed write is logged by pkg/audit.
 	_ = a.log.Append(ctx, rec)
@@ -112,6 +116,8 @@ func (s *Server) auditCall(ctx context.Context, req any, info *grpc.UnaryServerI
 }
 
 func (s *Server) writeAudit(ctx context.Context, al *AuditLog, ri *requestInfo, method string, req, resp any, err error) error {
+	// A password is never recorded, nor digested: the record says only that one was used.
+	req, hadPassword := passwordFree(req)
 	rec := audit.Record{
 		RequestID: ri.id(), Caller: auditCaller(IdentityFrom(ctx)), Op: auditOp(method), Key: ri.key, Code: "OK",
 	}
@@ -167,6 +173,9 @@ func (s *Server) writeAudit(ctx context.Context, al *AuditLog, ri *requestInfo, 
 		rec.Output, buf = mainOutputBuf(m, buf)
 	}
 	rec.Algorithms = s.auditAlgorithms(ri.key, req)
+	if hadPassword {
+		rec.Algorithms = append(rec.Algorithms, auditPassword)
+	}
 	werr := al.log.Append(ctx, rec)
 	if cap(buf) <= maxPooledWhole {
 		*bp = buf

@@ -205,11 +205,7 @@ func unwrapKeyTransport(rand io.Reader, kind recipientKind, ktri *cms.KeyTransRe
 // leading 04 followed by a curve point is the prefixed form. What does not convert is
 // given to the decrypter as it came, where it fails like any bad ciphertext.
 func sm2KeyTransportASN1(ek []byte) []byte {
-	order := sm2cipher.C1C2C3
-	if sm2cipher.HasPrefix(ek) {
-		order = sm2cipher.C1C3C2
-	}
-	if a, err := sm2cipher.ToASN1(ek, order); err == nil {
+	if a, err := sm2cipher.AnyToASN1(ek); err == nil {
 		return a
 	}
 	return ek

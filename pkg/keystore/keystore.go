@@ -138,6 +138,16 @@ type Store interface {
 	Close() error
 }
 
+// ImplicitRejecter is an optional method of a Decrypter for RSA: RSAES-PKCS1-v1_5
+// decryption of a message of any length with implicit rejection (pkg/rsaimplicit),
+// where a bad padding gives a pseudo-random message derived from the key and the
+// ciphertext instead of an error. It needs the private exponent, so only a backend
+// that holds the key in memory has it; raw PKCS#1 v1.5 decryption is refused for a
+// key without it, since an error on bad padding is a padding oracle.
+type ImplicitRejecter interface {
+	DecryptPKCS1v15Implicit(ciphertext []byte) ([]byte, error)
+}
+
 // SecretKey is a named symmetric key-encryption key: an AES key that wraps and
 // unwraps content keys (AES key wrap, RFC 3394), as the recipient of a CMS
 // KEKRecipientInfo holds it. Its key material never leaves the backend: an HSM key

@@ -126,6 +126,20 @@ func ToASN1(ct []byte, o Order) ([]byte, error) {
 	return marshalASN1(c1[1:1+coordLen], c1[1+coordLen:], c3, c2)
 }
 
+// AnyToASN1 returns ct as an SM2Cipher when the form need not be given: an
+// SM2Cipher as is, a raw ciphertext with the 04 prefix in the order C1C3C2
+// (GB/T 32918.4-2016), one without it in CFCA's order C1C2C3. This is how CMS key
+// transport is read, where the encoding is not labelled.
+func AnyToASN1(ct []byte) ([]byte, error) {
+	if IsASN1(ct) {
+		return ct, nil
+	}
+	if HasPrefix(ct) {
+		return ToASN1(ct, C1C3C2)
+	}
+	return ToASN1(ct, C1C2C3)
+}
+
 func marshalASN1(x, y, c3, c2 []byte) ([]byte, error) {
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
