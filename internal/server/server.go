@@ -162,7 +162,7 @@ type Server struct {
 	recheck             chan struct{} // cap 1: the health poll looks now
 	healthInterval      time.Duration
 	// unary are the full names of the API's unary methods ("/signsvr.v1.SignService/Sign").
-	unary map[string]bool
+	unary     map[string]bool
 	secrets   keystore.SecretStore
 	encLimits EncryptionLimits
 }

@@ -104,7 +104,7 @@ type boundKEK struct {
 	k   keystore.SecretKey
 }
 
-func (b boundKEK) KeySize() int                      { return b.k.KeySize() }
+func (b boundKEK) KeySize() int                       { return b.k.KeySize() }
 func (b boundKEK) WrapKey(key []byte) ([]byte, error) { return b.k.WrapKey(b.ctx, key) }
 func (b boundKEK) UnwrapKey(w []byte) ([]byte, error) { return b.k.UnwrapKey(b.ctx, w) }
 

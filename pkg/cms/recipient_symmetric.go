@@ -190,11 +190,11 @@ func (p PBKDF2Params) Marshal() ([]byte, error) {
 
 // Password-based key derivation and key wrap.
 var (
-	OIDPBKDF2          = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 12}
-	OIDHMACWithSHA1    = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 7}
-	OIDHMACWithSHA256  = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 9}
-	OIDHMACWithSHA384  = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 10}
-	OIDHMACWithSHA512  = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 11}
-	OIDHMACWithSM3     = asn1.ObjectIdentifier{1, 2, 156, 10197, 1, 401, 2}
-	OIDPWRIKEK         = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 3, 9}
+	OIDPBKDF2         = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 12}
+	OIDHMACWithSHA1   = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 7}
+	OIDHMACWithSHA256 = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 9}
+	OIDHMACWithSHA384 = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 10}
+	OIDHMACWithSHA512 = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 11}
+	OIDHMACWithSM3    = asn1.ObjectIdentifier{1, 2, 156, 10197, 1, 401, 2}
+	OIDPWRIKEK        = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 3, 9}
 )

@@ -155,4 +155,3 @@ func (k *Key) WrapKey(_ context.Context, key []byte) ([]byte, error) { return ke
 func (k *Key) UnwrapKey(_ context.Context, wrapped []byte) ([]byte, error) {
 	return keywrap.Unwrap(k.key, wrapped)
 }
-
