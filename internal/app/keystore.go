@@ -204,22 +204,39 @@ func samePublicKey(a, b crypto.PublicKey) bool {
 	return ok && eq.Equal(b)
 }
 
-// openSecretKeys reads the symmetric key-encryption keys (keystore.secret_keys), whose
-// names must differ from every other key's: a request names either kind the same way.
-// nil when none are configured.
-func openSecretKeys(ctx context.Context, cfg *config.Config, store keystore.Store) (keystore.SecretStore, error) {
-	if len(cfg.Keystore.SecretKeys) == 0 {
+// openSecretKeys gathers the symmetric key-encryption keys: those in files
+// (keystore.secret_keys) and those in HSM tokens (keystore.pkcs11.secret_keys). Their
+// names must differ from every other key's, since a request names either kind the
+// same way. nil when none are configured.
+func openSecretKeys(ctx context.Context, cfg *config.Config, store *multi.Store) (keystore.SecretStore, error) {
+	stores := store.SecretStores()
+	var hsm []pkcs11.SecretKeyConfig
+	if p := cfg.Keystore.PKCS11; p != nil {
+		hsm = p.SecretKeys
+	}
+	if len(cfg.Keystore.SecretKeys) == 0 && len(hsm) == 0 {
 		return nil, nil
 	}
-	s, err := secret.New(cfg.Keystore.SecretKeys)
-	if err != nil {
-		return nil, fmt.Errorf("%s: keystore.secret_keys: %w", cfg.Where("keystore", "secret_keys"), err)
+	if len(cfg.Keystore.SecretKeys) > 0 {
+		s, err := secret.New(cfg.Keystore.SecretKeys)
+		if err != nil {
+			return nil, fmt.Errorf("%s: keystore.secret_keys: %w", cfg.Where("keystore", "secret_keys"), err)
+		}
+		for i, kc := range cfg.Keystore.SecretKeys {
+			_, kerr := store.Key(ctx, kc.Name)
+			_, serr := stores.SecretKey(ctx, kc.Name)
+			if kerr == nil || serr == nil {
+				return nil, fmt.Errorf("%s: keystore.secret_keys[%d]: the name %q is also another key's; key names must be unique",
+					cfg.Where("keystore", "secret_keys", i), i, kc.Name)
+			}
+		}
+		stores = append(stores, s)
 	}
-	for i, kc := range cfg.Keystore.SecretKeys {
+	for i, kc := range hsm {
 		if _, err := store.Key(ctx, kc.Name); err == nil {
-			return nil, fmt.Errorf("%s: keystore.secret_keys[%d]: the name %q is also a key of the key store; key names must be unique",
-				cfg.Where("keystore", "secret_keys", i), i, kc.Name)
+			return nil, fmt.Errorf("%s: keystore.pkcs11.secret_keys[%d]: the name %q is also another key's; key names must be unique",
+				cfg.Where("keystore", "pkcs11", "secret_keys", i), i, kc.Name)
 		}
 	}
-	return s, nil
+	return stores, nil
 }

@@ -422,6 +422,14 @@ func (c *Config) Validate() error {
 	if l.MaxConnections < 0 || l.MaxCallDuration < 0 || l.HandshakeTimeout < 0 || l.IdleTimeout < 0 || l.KeepaliveMinInterval < 0 {
 		fail("limits: must not be negative")
 	}
+	if e := c.Encryption; e.MaxPBKDF2Iterations < 0 || e.MaxRawBytes < 0 {
+		fail("encryption: must not be negative")
+	}
+	for i, k := range c.Keystore.SecretKeys {
+		if k.Name == "" || k.KeyFile == "" || k.KeyID == "" {
+			fail("keystore.secret_keys[%d]: name, key_file and key_id are required", i)
+		}
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
