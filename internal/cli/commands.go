@@ -282,7 +282,7 @@ func Envelope(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return ExitUsage
 	}
 	if len(certFiles)+len(to)+len(keks)+len(passwords) == 0 {
-		fmt.Fprintln(stderr, "signsvr envelope: give at least one --cert, --to, --to-kek or --password-file")
+		fmt.Fprintln(stderr, "signsvr envelope: give at least one --cert or --to (or --to-kek, --password-file, --password-env)")
 		return ExitUsage
 	}
 	opts := &signsvrv1.EnvelopeOptions{EcdhCofactor: *cofactor, Pbkdf2Iterations: uint32(*iterations)}
