@@ -409,9 +409,9 @@ func replicaKilledUnderLoad(t *testing.T, e *hsmEnv, reps []*replicaProcess) {
 		served       [3]atomic.Int64 // acknowledged calls per replica
 		servedAfter  [3]atomic.Int64 // ... of calls that began after the kill
 		killed       atomic.Bool
-		calls        atomic.Int64 // Sign invocations (each may make several attempts)
-		outerRetries atomic.Int64 // invocations that failed UNAVAILABLE after the policy's retries
-		failure      atomic.Value
+		calls        atomic.Int64          // Sign invocations (each may make several attempts)
+		outerRetries atomic.Int64          // invocations that failed UNAVAILABLE after the policy's retries
+		failure      atomic.Pointer[error] // the first call that failed
 		stop         = make(chan struct{})
 		wg           sync.WaitGroup
 	)
@@ -447,12 +447,14 @@ func replicaKilledUnderLoad(t *testing.T, e *hsmEnv, reps []*replicaProcess) {
 				}
 				cancel()
 				if err != nil {
-					failure.CompareAndSwap(nil, fmt.Errorf("call %s: %w", id, err))
+					err = fmt.Errorf("call %s: %w", id, err)
+					failure.CompareAndSwap(nil, &err)
 					return
 				}
 				r, ok := index[p.Addr.String()]
 				if !ok {
-					failure.CompareAndSwap(nil, fmt.Errorf("call %s answered by %v, not a replica", id, p.Addr))
+					err := fmt.Errorf("call %s answered by %v, not a replica", id, p.Addr)
+					failure.CompareAndSwap(nil, &err)
 					return
 				}
 				mu.Lock()
@@ -485,7 +487,7 @@ func replicaKilledUnderLoad(t *testing.T, e *hsmEnv, reps []*replicaProcess) {
 				served[0].Load(), served[1].Load(), served[2].Load(), servedAfter[0].Load(), servedAfter[1].Load(), servedAfter[2].Load())
 		})
 		if v := failure.Load(); v != nil {
-			t.Fatalf("%s: %v", what, v)
+			t.Fatalf("%s: %v", what, *v)
 		}
 	}
 
@@ -518,7 +520,7 @@ func replicaKilledUnderLoad(t *testing.T, e *hsmEnv, reps []*replicaProcess) {
 	waitAcks("after the kill", &servedAfter, 50, 1, 2)
 	stopLoad()
 	if v := failure.Load(); v != nil {
-		t.Fatal(v)
+		t.Fatal(*v)
 	}
 	if n := servedAfter[0].Load(); n != 0 {
 		t.Errorf("%d calls begun after the kill were answered by the killed replica", n)
