@@ -30,10 +30,6 @@ import (
 	"signsvr.dev/signsvr/pkg/keystore"
 )
 
-// runMainEnv makes the test binary run main (TestMain): a test starts the server as
-// a process of its own, as an operator does, to send it signals.
-const runMainEnv = "SIGNSVR_TEST_RUN_MAIN"
-
 // pollBound bounds every wait for the server to reach a state; the polls look on a
 // ticker and assume nothing about how soon it comes.
 const pollBound = time.Minute
@@ -65,7 +61,7 @@ type serverProcess struct {
 }
 
 var (
-	servingRE = regexp.MustCompile(`"msg":"serving","listen":"([^"]+)"`)
+	apiServingRE = regexp.MustCompile(`"msg":"serving","listen":"([^"]+)"`)
 	opsRE     = regexp.MustCompile(`"msg":"operations listener","listen":"([^"]+)"`)
 )
 
@@ -96,7 +92,7 @@ func startProcess(t *testing.T, args ...string) *serverProcess {
 		default:
 		}
 		log := p.stderr.String()
-		a, o := servingRE.FindStringSubmatch(log), opsRE.FindStringSubmatch(log)
+		a, o := apiServingRE.FindStringSubmatch(log), opsRE.FindStringSubmatch(log)
 		if a == nil || o == nil {
 			return false
 		}
