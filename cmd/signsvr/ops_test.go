@@ -62,7 +62,7 @@ type serverProcess struct {
 
 var (
 	apiServingRE = regexp.MustCompile(`"msg":"serving","listen":"([^"]+)"`)
-	opsRE     = regexp.MustCompile(`"msg":"operations listener","listen":"([^"]+)"`)
+	opsRE        = regexp.MustCompile(`"msg":"operations listener","listen":"([^"]+)"`)
 )
 
 // startProcess runs the test binary as `signsvr serve args...` (JSON logs) and waits
