@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/internal/metrics"
 	"signsvr.dev/signsvr/internal/server"
 )
 
@@ -71,5 +72,34 @@ func TestCallInterceptorsSeeTheClientsStatus(t *testing.T) {
 	}
 	if len(order) != 6 || order[0] != "outer" || order[1] != "inner" {
 		t.Errorf("interceptor order %v, want outer then inner for each call", order)
+	}
+}
+
+// BenchmarkMetrics is a Sign call through a real loopback connection without and
+// with the metrics of internal/metrics: what the operations listener's metrics cost
+// a call.
+func BenchmarkMetrics(b *testing.B) {
+	data := make([]byte, 1024)
+	for _, on := range []bool{false, true} {
+		name := "off"
+		opts := []serverOption{}
+		if on {
+			name = "on"
+			m := metrics.New()
+			opts = append(opts, func(o *server.Options) {
+				o.CallInterceptors = append(o.CallInterceptors, m.CallInterceptor())
+				o.ServerOptions = append(o.ServerOptions, m.ServerOptions()...)
+			})
+		}
+		b.Run(name, func(b *testing.B) {
+			ts := startServer(b, opts...)
+			req := &signsvrv1.SignRequest{Key: "ecdsa-sign", Data: data}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ts.sign.Sign(b.Context(), req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
