@@ -4,7 +4,9 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
+	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -101,5 +103,38 @@ func BenchmarkMetrics(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestConnectionsAge: a connection older than Limits.MaxConnectionAge is told to go
+// away (HTTP/2 GOAWAY, no error), so that its client connects again and resolves the
+// servers anew; the read deadline of the raw connection bounds the wait.
+func TestConnectionsAge(t *testing.T) {
+	ts := startServer(t, func(o *server.Options) {
+		o.Limits.MaxConnectionAge = 50 * time.Millisecond
+		o.Limits.MaxConnectionAgeGrace = time.Minute
+	})
+	r := dialRawH2(t, ts.addr)
+	for {
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("no GOAWAY before %v", err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				r.fr.WriteSettingsAck()
+			}
+		case *http2.PingFrame:
+			if !f.IsAck() {
+				r.fr.WritePing(true, f.Data)
+			}
+		case *http2.GoAwayFrame:
+			if f.ErrCode != http2.ErrCodeNo {
+				t.Fatalf("GOAWAY with %v, want NO_ERROR", f.ErrCode)
+			}
+			ts.assertServing(t) // other connections are served
+			return
+		}
 	}
 }
