@@ -124,6 +124,14 @@ type Options struct {
 	// Encryption bounds password envelopes and raw encryption; zero fields take their
 	// defaults.
 	Encryption EncryptionLimits
+	// CallInterceptors run around each unary call of the API as a whole, outermost
+	// first (metrics, ops.go): outside the method wrapper, so the error they see is
+	// the status the client gets, decoding failures and refusals included. Their req
+	// is nil (the request is not decoded yet); CallKey gives the key the call named.
+	CallInterceptors []grpc.UnaryServerInterceptor
+	// ServerOptions are added to the gRPC server's own (a stats handler for
+	// tracing, stream interceptors for metrics).
+	ServerOptions []grpc.ServerOption
 }
 
 // Server is a configured signsvr gRPC server.
@@ -165,6 +173,8 @@ type Server struct {
 	unary     map[string]bool
 	secrets   keystore.SecretStore
 	encLimits EncryptionLimits
+	// outer is Options.CallInterceptors, chained (nil: none).
+	outer grpc.UnaryServerInterceptor
 }
 
 // New builds a server; it does not listen yet.
@@ -196,6 +206,7 @@ func New(o Options) (*Server, error) {
 		recheck:        make(chan struct{}, 1),
 		healthInterval: healthPollInterval,
 		reflection:     o.Reflection,
+		outer:          chainCall(o.CallInterceptors),
 
 		clientValidator:     o.ClientValidator,
 		clientVerifyTimeout: DefaultClientVerifyTimeout,
@@ -271,6 +282,7 @@ func New(o Options) (*Server, error) {
 	opts = append(opts, grpc.ForceServerCodecV2(s.codec))
 	opts = append(opts, s.limitOptions()...)
 	opts = append(opts, s.transportOptions()...)
+	opts = append(opts, o.ServerOptions...)
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}
