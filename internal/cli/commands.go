@@ -388,7 +388,7 @@ func Keys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	switch args[0] {
 	case "list":
 		return runKeysList(ctx, args[1:], stdout, stderr)
-	case "generate", "csr", "import-cert":
+	case "generate", "csr", "import-cert", "import-secret":
 		return hsmkeys.Run(args, stdin, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "signsvr keys: unknown subcommand %q (list, generate, csr, import-cert)\n", args[0])
