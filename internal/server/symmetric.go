@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/emmansun/gmsm/smx509"
 
@@ -140,6 +141,17 @@ func (s *Server) symmetricRecipients(ctx context.Context, req *signsvrv1.Envelop
 		return invalidRequest("pbkdf2_iterations %d is over the server's limit of %d", it, s.encLimits.MaxPBKDF2Iterations)
 	}
 	opts.PBKDF2Iterations = it
+	// Making an envelope costs no more than the server would spend opening it: the
+	// iterations of all its password recipients within the same bound.
+	perPassword := it
+	if perPassword == 0 {
+		perPassword = envelope.DefaultPBKDF2Iterations
+	}
+	if n := len(opts.Passwords); n > 0 && n*perPassword > s.encLimits.MaxPBKDF2Iterations {
+		return newError(codes.InvalidArgument, signsvrv1.ErrorReason_ERROR_REASON_TOO_LARGE,
+			fmt.Sprintf("%d password recipients of %d PBKDF2 iterations each are over the server's limit of %d in all",
+				n, perPassword, s.encLimits.MaxPBKDF2Iterations), nil)
+	}
 	return nil
 }
 

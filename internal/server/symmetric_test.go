@@ -117,6 +117,35 @@ func TestSymmetricRecipientsWithOpenSSL(t *testing.T) {
 		_, err = ts.env.Envelope(ctxT(t), &signsvrv1.EnvelopeRequest{Data: data, RecipientPasswords: [][]byte{[]byte(pw)},
 			Options: &signsvrv1.EnvelopeOptions{Pbkdf2Iterations: 60_000}})
 		wantStatus(t, err, codes.InvalidArgument, "INVALID_REQUEST")
+		// Three passwords of 20000 iterations each are over 50000 in all.
+		_, err = ts.env.Envelope(ctxT(t), &signsvrv1.EnvelopeRequest{Data: data, RecipientPasswords: [][]byte{[]byte("a"), []byte("b"), []byte("c")},
+			Options: &signsvrv1.EnvelopeOptions{Pbkdf2Iterations: 20_000}})
+		wantStatus(t, err, codes.InvalidArgument, "TOO_LARGE")
+
+		// DecryptAndVerify opens a signed-then-enveloped message with a password or a KEK.
+		signed, err := ts.sign.Sign(ctxT(t), &signsvrv1.SignRequest{Key: "ecdsa-sign", Data: data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			env *signsvrv1.EnvelopeRequest
+			dv  *signsvrv1.DecryptAndVerifyRequest
+		}{
+			{&signsvrv1.EnvelopeRequest{Data: signed.GetCms(), RecipientPasswords: [][]byte{[]byte(pw)}, Options: &signsvrv1.EnvelopeOptions{Pbkdf2Iterations: 1000}},
+				&signsvrv1.DecryptAndVerifyRequest{DecryptOptions: &signsvrv1.DecryptOptions{Password: []byte(pw)}}},
+			{&signsvrv1.EnvelopeRequest{Data: signed.GetCms(), RecipientKekKeys: []string{"shared-kek"}},
+				&signsvrv1.DecryptAndVerifyRequest{Key: "shared-kek"}},
+		} {
+			e, err := ts.env.Envelope(ctxT(t), c.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.dv.Cms = e.GetCms()
+			dv, err := ts.env.DecryptAndVerify(ctxT(t), c.dv)
+			if err != nil || !dv.GetVerified() || !bytes.Equal(dv.GetContent(), data) {
+				t.Fatalf("DecryptAndVerify: %v, %v", dv, err)
+			}
+		}
 	})
 
 	t.Run("ecdh cofactor", func(t *testing.T) {
