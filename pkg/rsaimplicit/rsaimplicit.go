@@ -17,6 +17,9 @@
 //	          values of PRF("length", 2048), masked to the bit length of k-10, that
 //	          is smaller than k-10.
 //
+// The answers are OpenSSL's to the byte: a test replays vectors recorded from
+// OpenSSL 4.0 (testdata).
+//
 // It needs the private exponent, so it takes an *rsa.PrivateKey: a key inside an HSM
 // cannot serve it (its PKCS#1 v1.5 decryption answers a bad padding with an error,
 // which is an oracle), and the server refuses raw PKCS#1 v1.5 decryption with one.

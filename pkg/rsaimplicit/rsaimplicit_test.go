@@ -4,7 +4,13 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -54,5 +60,35 @@ func TestDecrypt(t *testing.T) {
 	}
 	if _, err := Decrypt(priv, ct[1:]); !errors.Is(err, ErrSize) {
 		t.Fatalf("short ciphertext: %v", err)
+	}
+}
+
+// TestOpenSSLVectors replays what OpenSSL 4.0 (through pyca/cryptography, an
+// implementation we did not write) answers for good and bad ciphertexts of two
+// throwaway keys: the synthetic messages must be the same bytes (testdata/make-vectors.py).
+func TestOpenSSLVectors(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "openssl-vectors.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct{ Key, Ciphertext, Plaintext string }
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) < 20 {
+		t.Fatalf("only %d vectors", len(cases))
+	}
+	for i, c := range cases {
+		blk, _ := pem.Decode([]byte(c.Key))
+		k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, _ := hex.DecodeString(c.Ciphertext)
+		want, _ := hex.DecodeString(c.Plaintext)
+		got, err := Decrypt(k.(*rsa.PrivateKey), ct)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("vector %d: %x (%v), OpenSSL answers %x", i, got, err, want)
+		}
 	}
 }
