@@ -353,6 +353,10 @@ func (s *Server) auditAlgorithms(keyName string, req any) []string {
 		digest, scheme = r.GetSignOptions().GetDigest(), r.GetSignOptions().GetRsaScheme()
 	case *signsvrv1.TimestampRequest:
 		// The token's signature: the TSA key's defaults.
+	case *signsvrv1.DecryptRawRequest:
+		return rawAuditAlgorithms(fam, r.GetRsaScheme(), r.GetOaepDigest())
+	case *signsvrv1.EncryptRawRequest:
+		return rawAuditAlgorithms(fam, r.GetRsaScheme(), r.GetOaepDigest())
 	default:
 		signs = false // decryption: the key family alone
 	}
@@ -364,6 +368,19 @@ func (s *Server) auditAlgorithms(keyName string, req any) []string {
 		return []string{auditSchemeNames[u.Scheme]}
 	}
 	return []string{auditSchemeNames[u.Scheme], u.Digest.String()}
+}
+
+// rawAuditAlgorithms names the raw encryption scheme a request asked of family f
+// (nil when the table has none: the call was refused for it).
+func rawAuditAlgorithms(f algorithm.Family, s signsvrv1.RsaEncryptionScheme, d signsvrv1.DigestAlgorithm) []string {
+	u, err := rawUse(f, s, d)
+	if err != nil {
+		return nil
+	}
+	if u.Digest == algorithm.NoDigest {
+		return []string{u.Scheme.String()}
+	}
+	return []string{u.Scheme.String(), u.Digest.String()}
 }
 
 // auditUse is the use a request's digest and RSA scheme ask of family f for purpose p,

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -237,5 +238,33 @@ func TestAuditNeverHoldsPasswords(t *testing.T) {
 	}
 	if strings.Contains(logs, pw) {
 		t.Fatal("the server log holds the password")
+	}
+}
+
+// Raw encryption leaves records named encrypt_raw and decrypt_raw with the scheme.
+func TestAuditRawCrypt(t *testing.T) {
+	as := startAuditedServer(t, nil)
+	rc := signsvrv1.NewRawCryptServiceClient(as.conn)
+	e, err := rc.EncryptRaw(ctxT(t), &signsvrv1.EncryptRawRequest{Key: "rsa-enc", Data: []byte("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.DecryptRaw(ctxT(t), &signsvrv1.DecryptRawRequest{Key: "rsa-enc", Ciphertext: e.GetCiphertext()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = rc.DecryptRaw(ctxT(t), &signsvrv1.DecryptRawRequest{Key: "sm2-enc", Ciphertext: []byte("junk")})
+	wantStatus(t, err, codes.InvalidArgument, "DECRYPTION_FAILED")
+	var got []string
+	for _, r := range as.stopAndRead(t) {
+		algs, _ := r["algs"].([]any)
+		names := make([]string, len(algs))
+		for i, a := range algs {
+			names[i] = fmt.Sprint(a)
+		}
+		got = append(got, fmt.Sprintf("%v %v %v %s", r["op"], r["key"], r["code"], strings.Join(names, "|")))
+	}
+	want := []string{"encrypt_raw rsa-enc OK RSAES-OAEP|SHA-256", "decrypt_raw rsa-enc OK RSAES-OAEP|SHA-256", "decrypt_raw sm2-enc InvalidArgument SM2 encryption|SM3"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("records:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

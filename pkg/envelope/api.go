@@ -18,6 +18,17 @@
 // never written). The default is AES-256-GCM, or SM4-CBC in the GM/T 0010 dialect
 // when every recipient is SM2.
 //
+// Besides certificates, a message may go to holders of a symmetric key-encryption key
+// (KEKRecipient: a KEKRecipientInfo, AES key wrap, found by its key identifier) and to
+// passwords (Password: an RFC 3211 PasswordRecipientInfo, PBKDF2-HMAC-SHA-256 and the
+// RFC 3211 key wrap in the content cipher's CBC mode, or AES/SM4-CBC beside a GCM
+// cipher), as 'openssl cms -secretkey' and '-pwri_password' make them. EC recipients
+// get cofactor ECDH on request (Options.ECDHCofactor); both schemes are read. The
+// PBKDF2 iteration count is the sender's to choose, so Open bounds what one message
+// may cost (OpenOptions.MaxPBKDF2Iterations) before deriving anything. SM2 encrypted
+// keys are read in the GM/T 0009 ASN.1 form and in the raw forms peers write
+// (pkg/sm2cipher), CFCA's without the 04 prefix among them.
+//
 // # Why Open says so little
 //
 // Once the recipient is found, every failure (wrong key, bad RSA padding, failed key
