@@ -67,7 +67,7 @@ func (s envelopeService) Envelope(ctx context.Context, req *signsvrv1.EnvelopeRe
 	if err != nil {
 		return nil, err
 	}
-	if err := s.symmetricRecipients(ctx, req, &opts); err != nil {
+	if err := s.symmetricRecipients(ctx, req, req.GetOptions(), &opts); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -179,12 +179,22 @@ func (s envelopeService) SignAndEnvelope(ctx context.Context, req *signsvrv1.Sig
 	default:
 		return nil, invalidRequest("unknown envelope format %d", req.GetFormat())
 	}
-	rcpts, err := s.recipients(ctx, req.GetRecipientCerts(), req.GetRecipientKeys())
-	if err != nil {
-		return nil, err
+	var rcpts []*smx509.Certificate
+	var err error
+	symmetric := len(req.GetRecipientKekKeys()) + len(req.GetRecipientPasswords())
+	if symmetric == 0 || len(req.GetRecipientCerts())+len(req.GetRecipientKeys()) > 0 {
+		if rcpts, err = s.recipients(ctx, req.GetRecipientCerts(), req.GetRecipientKeys()); err != nil {
+			return nil, err
+		}
 	}
 	eopts, err := envelopeOptions(req.GetEnvelopeOptions())
 	if err != nil {
+		return nil, err
+	}
+	if saed && symmetric > 0 {
+		return nil, invalidRequest("a SignedAndEnvelopedData has key-transport recipients only; use the nested format for KEK and password recipients")
+	}
+	if err := s.symmetricRecipients(ctx, req, req.GetEnvelopeOptions(), &eopts); err != nil {
 		return nil, err
 	}
 	if saed {

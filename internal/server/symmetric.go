@@ -8,6 +8,7 @@ import (
 	"github.com/emmansun/gmsm/smx509"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
 	"signsvr.dev/signsvr/pkg/envelope"
@@ -113,8 +114,16 @@ func kekRecipient(ctx context.Context, k keystore.SecretKey) envelope.KEKRecipie
 	return envelope.KEKRecipient{ID: k.KeyID(), Key: boundKEK{ctx, k}}
 }
 
-// symmetricRecipients adds an Envelope request's KEK and password recipients to opts.
-func (s *Server) symmetricRecipients(ctx context.Context, req *signsvrv1.EnvelopeRequest, opts *envelope.Options) error {
+// symmetricRequest is what Envelope and SignAndEnvelope requests say of symmetric
+// recipients.
+type symmetricRequest interface {
+	GetRecipientKekKeys() []string
+	GetRecipientPasswords() [][]byte
+}
+
+// symmetricRecipients adds a request's KEK and password recipients to opts, with the
+// PBKDF2 iteration count of o.
+func (s *Server) symmetricRecipients(ctx context.Context, req symmetricRequest, o *signsvrv1.EnvelopeOptions, opts *envelope.Options) error {
 	for _, n := range req.GetRecipientKekKeys() {
 		k, ok, err := s.useSecretKey(ctx, n, OpWrap)
 		if err != nil {
@@ -136,7 +145,7 @@ func (s *Server) symmetricRecipients(ctx context.Context, req *signsvrv1.Envelop
 			opts.Passwords = append(opts.Passwords, envelope.Password(pw))
 		}
 	}
-	it := int(req.GetOptions().GetPbkdf2Iterations())
+	it := int(o.GetPbkdf2Iterations())
 	if it > s.encLimits.MaxPBKDF2Iterations {
 		return invalidRequest("pbkdf2_iterations %d is over the server's limit of %d", it, s.encLimits.MaxPBKDF2Iterations)
 	}
@@ -175,6 +184,13 @@ func passwordFree(req any) (clean any, hadPassword bool) {
 		}
 		c := &signsvrv1.EnvelopeRequest{Data: r.GetData(), RecipientCerts: r.GetRecipientCerts(), RecipientKeys: r.GetRecipientKeys(),
 			Options: r.GetOptions(), RecipientKekKeys: r.GetRecipientKekKeys()}
+		return c, true
+	case *signsvrv1.SignAndEnvelopeRequest:
+		if len(r.GetRecipientPasswords()) == 0 {
+			return req, false
+		}
+		c := proto.Clone(r).(*signsvrv1.SignAndEnvelopeRequest)
+		c.RecipientPasswords = nil
 		return c, true
 	case *signsvrv1.DecryptRequest:
 		if len(r.GetOptions().GetPassword()) == 0 {

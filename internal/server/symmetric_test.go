@@ -147,6 +147,24 @@ func TestSymmetricRecipientsWithOpenSSL(t *testing.T) {
 				t.Fatalf("DecryptAndVerify: %v, %v", dv, err)
 			}
 		}
+		// SignAndEnvelope to a password and a KEK at once.
+		sae, err := ts.env.SignAndEnvelope(ctxT(t), &signsvrv1.SignAndEnvelopeRequest{Key: "ecdsa-sign", Data: data,
+			RecipientPasswords: [][]byte{[]byte(pw)}, RecipientKekKeys: []string{"shared-kek"}, EnvelopeOptions: &signsvrv1.EnvelopeOptions{Pbkdf2Iterations: 1000}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, dv := range []*signsvrv1.DecryptAndVerifyRequest{
+			{Cms: sae.GetCms(), DecryptOptions: &signsvrv1.DecryptOptions{Password: []byte(pw)}},
+			{Cms: sae.GetCms(), Key: "shared-kek"},
+		} {
+			res, err := ts.env.DecryptAndVerify(ctxT(t), dv)
+			if err != nil || !res.GetVerified() || !bytes.Equal(res.GetContent(), data) {
+				t.Fatalf("DecryptAndVerify of SignAndEnvelope: %v, %v", res, err)
+			}
+		}
+		_, err = ts.env.SignAndEnvelope(ctxT(t), &signsvrv1.SignAndEnvelopeRequest{Key: "rsa-sign", Data: data, RecipientPasswords: [][]byte{[]byte(pw)},
+			Format: signsvrv1.EnvelopeFormat_ENVELOPE_FORMAT_SIGNED_AND_ENVELOPED_DATA})
+		wantStatus(t, err, codes.InvalidArgument, "INVALID_REQUEST")
 	})
 
 	t.Run("ecdh cofactor", func(t *testing.T) {

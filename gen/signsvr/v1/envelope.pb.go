@@ -340,9 +340,15 @@ type SignAndEnvelopeRequest struct {
 	// Envelope options.
 	EnvelopeOptions *EnvelopeOptions `protobuf:"bytes,6,opt,name=envelope_options,json=envelopeOptions,proto3" json:"envelope_options,omitempty"`
 	// How to combine them.
-	Format        EnvelopeFormat `protobuf:"varint,7,opt,name=format,proto3,enum=signsvr.v1.EnvelopeFormat" json:"format,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Format EnvelopeFormat `protobuf:"varint,7,opt,name=format,proto3,enum=signsvr.v1.EnvelopeFormat" json:"format,omitempty"`
+	// Recipients holding a symmetric key-encryption key, by the server's key names, as
+	// in EnvelopeRequest (nested format only).
+	RecipientKekKeys []string `protobuf:"bytes,8,rep,name=recipient_kek_keys,json=recipientKekKeys,proto3" json:"recipient_kek_keys,omitempty"`
+	// Password recipients, as in EnvelopeRequest (nested format only). Never logged
+	// nor recorded in the audit log.
+	RecipientPasswords [][]byte `protobuf:"bytes,9,rep,name=recipient_passwords,json=recipientPasswords,proto3" json:"recipient_passwords,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *SignAndEnvelopeRequest) Reset() {
@@ -422,6 +428,20 @@ func (x *SignAndEnvelopeRequest) GetFormat() EnvelopeFormat {
 		return x.Format
 	}
 	return EnvelopeFormat_ENVELOPE_FORMAT_UNSPECIFIED
+}
+
+func (x *SignAndEnvelopeRequest) GetRecipientKekKeys() []string {
+	if x != nil {
+		return x.RecipientKekKeys
+	}
+	return nil
+}
+
+func (x *SignAndEnvelopeRequest) GetRecipientPasswords() [][]byte {
+	if x != nil {
+		return x.RecipientPasswords
+	}
+	return nil
 }
 
 // SignAndEnvelopeResponse holds the signed and enveloped message.
@@ -636,7 +656,7 @@ const file_signsvr_v1_envelope_proto_rawDesc = "" +
 	"\x03cms\x18\x02 \x01(\fR\x03cms\x124\n" +
 	"\aoptions\x18\x03 \x01(\v2\x1a.signsvr.v1.DecryptOptionsR\aoptions\"%\n" +
 	"\x0fDecryptResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\xc6\x02\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xa5\x03\n" +
 	"\x16SignAndEnvelopeRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12'\n" +
@@ -644,7 +664,9 @@ const file_signsvr_v1_envelope_proto_rawDesc = "" +
 	"\x0erecipient_keys\x18\x04 \x03(\tR\rrecipientKeys\x12:\n" +
 	"\fsign_options\x18\x05 \x01(\v2\x17.signsvr.v1.SignOptionsR\vsignOptions\x12F\n" +
 	"\x10envelope_options\x18\x06 \x01(\v2\x1b.signsvr.v1.EnvelopeOptionsR\x0fenvelopeOptions\x122\n" +
-	"\x06format\x18\a \x01(\x0e2\x1a.signsvr.v1.EnvelopeFormatR\x06format\"+\n" +
+	"\x06format\x18\a \x01(\x0e2\x1a.signsvr.v1.EnvelopeFormatR\x06format\x12,\n" +
+	"\x12recipient_kek_keys\x18\b \x03(\tR\x10recipientKekKeys\x12/\n" +
+	"\x13recipient_passwords\x18\t \x03(\fR\x12recipientPasswords\"+\n" +
 	"\x17SignAndEnvelopeResponse\x12\x10\n" +
 	"\x03cms\x18\x01 \x01(\fR\x03cms\"\xc4\x01\n" +
 	"\x17DecryptAndVerifyRequest\x12\x10\n" +
