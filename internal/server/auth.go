@@ -38,8 +38,8 @@ import (
 //	timestamp  Timestamp (TimestampService)
 //	encrypt_raw EncryptRaw (RawCryptService)
 //	decrypt_raw DecryptRaw (needs decrypt on the key too)                   key
-//	wrap       Envelope to a KEK recipient (symmetric.go)                   key
-//	password   Envelope to a password, Decrypt with one (symmetric.go)
+//	wrap       Envelope, SignAndEnvelope to a KEK recipient (symmetric.go)  key
+//	password   a password recipient made or opened (symmetric.go)
 //
 // sign_raw is apart from sign because a raw signature covers whatever bytes the
 // caller chose, with no signed attributes: a client allowed it can make signatures
