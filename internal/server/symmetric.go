@@ -130,6 +130,13 @@ func (s *Server) symmetricRecipients(ctx context.Context, req symmetricRequest, 
 			return err
 		}
 		if !ok {
+			// As useKey: a caller not allowed the name learns nothing of whether it exists.
+			noteKey(ctx, n)
+			if s.authorizer != nil {
+				if err := s.authorizer.Authorize(ctx, IdentityFrom(ctx), OpWrap, n); err != nil {
+					return err
+				}
+			}
 			return newError(codes.NotFound, signsvrv1.ErrorReason_ERROR_REASON_KEY_NOT_FOUND, "no key-encryption key "+n, nil)
 		}
 		opts.KEKRecipients = append(opts.KEKRecipients, kekRecipient(ctx, k))

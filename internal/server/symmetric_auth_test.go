@@ -73,6 +73,9 @@ func TestSymmetricAndRawOperations(t *testing.T) {
 	kekReq := &signsvrv1.EnvelopeRequest{Data: data, RecipientKekKeys: []string{"shared-kek"}}
 	_, err = ts.env.Envelope(ctxT(t), kekReq)
 	wantStatus(t, err, codes.PermissionDenied, "PERMISSION_DENIED")
+	// An unknown name is refused like a known one to a caller not allowed it.
+	_, err = ts.env.Envelope(ctxT(t), &signsvrv1.EnvelopeRequest{Data: data, RecipientKekKeys: []string{"no-such-kek"}})
+	wantStatus(t, err, codes.PermissionDenied, "PERMISSION_DENIED")
 	al.set(op(server.OpEnvelope, ""), op(server.OpWrap, "shared-kek"))
 	kek, err := ts.env.Envelope(ctxT(t), kekReq)
 	if err != nil {
