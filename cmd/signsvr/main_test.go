@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -20,14 +18,14 @@ var shared struct {
 	dataDir string
 }
 
+// runMainEnv, set to 1 in a process started from the test binary, makes that process
+// the signsvr command itself (main with its arguments), so that tests can run real
+// server processes, signal them and kill them, without building a second binary.
+const runMainEnv = "SIGNSVR_TEST_RUN_MAIN"
+
 func TestMain(m *testing.M) {
-	if os.Getenv(asProcessEnv) == "1" {
-		// A server process a test started (serverProcess): the test binary is the
-		// signsvr binary, signals and all.
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-		code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-		stop()
-		os.Exit(code)
+	if os.Getenv(runMainEnv) == "1" {
+		main() // exits
 	}
 	os.Exit(testMain(m))
 }

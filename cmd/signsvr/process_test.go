@@ -10,9 +10,6 @@ import (
 	"time"
 )
 
-// asProcessEnv makes the test binary run as the signsvr command (TestMain).
-const asProcessEnv = "SIGNSVR_TEST_AS_PROCESS"
-
 // waitTimeoutProcess bounds every wait for a server process.
 const waitTimeoutProcess = time.Minute
 
@@ -26,14 +23,14 @@ type process struct {
 
 var servingLine = regexp.MustCompile(`"msg":"serving","listen":"([^"]+)"`)
 
-// serverProcess starts `signsvr serve args...` as a process (the test binary itself)
+// reloadProcess starts `signsvr serve args...` as a process (the test binary itself)
 // and waits until it listens (its JSON log says where). It is stopped with SIGTERM
 // when the test ends.
-func serverProcess(t *testing.T, args ...string) *process {
+func reloadProcess(t *testing.T, args ...string) *process {
 	t.Helper()
 	p := &process{stderr: &lockedBuffer{}, exited: make(chan error, 1)}
 	p.cmd = exec.Command(os.Args[0], append([]string{"serve"}, args...)...)
-	p.cmd.Env = append(os.Environ(), asProcessEnv+"=1")
+	p.cmd.Env = append(os.Environ(), runMainEnv+"=1")
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

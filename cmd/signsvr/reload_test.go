@@ -236,7 +236,7 @@ func TestReloadSwapsTLSCertificateCRLAndRefusesABrokenConfig(t *testing.T) {
 	e := newReloadEnv(t)
 	alice := e.clients.Issue("alice", testca.SignProfile) // revoked later
 	bob := e.clients.Issue("bob", testca.SignProfile)
-	srv := serverProcess(t, "--config", e.cfgFile)
+	srv := reloadProcess(t, "--config", e.cfgFile)
 
 	bobConn := e.dial(t, srv.addr, bob)
 	aliceConn := e.dial(t, srv.addr, alice)

@@ -13,10 +13,14 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"signsvr.dev/signsvr/internal/config"
 	"signsvr.dev/signsvr/internal/devpki"
+	"signsvr.dev/signsvr/internal/metrics"
 	"signsvr.dev/signsvr/internal/server"
 	"signsvr.dev/signsvr/pkg/keystore"
+	"signsvr.dev/signsvr/pkg/keystore/pkcs11"
 	"signsvr.dev/signsvr/pkg/keystore/soft"
 	"signsvr.dev/signsvr/pkg/trust"
 )
@@ -31,6 +35,10 @@ type Options struct {
 	// Listen, when set, is the address to listen on instead of the default
 	// (127.0.0.1:50051) or the configuration's listen.
 	Listen string
+	// OpsListen, when set, is the address of the operations listener instead of
+	// the configuration's ops.listen (or the development default, 127.0.0.1:9090 when
+	// free); "off" turns it off.
+	OpsListen string
 	// LogLevel, when set, is debug, info, warn or error and overrides the configuration.
 	LogLevel string
 	// GCPercent and MemoryLimit set the garbage collector unless GOGC and GOMEMLIMIT
@@ -56,9 +64,12 @@ type servePlan struct {
 	opts   server.Options
 	listen string
 	drain  time.Duration
-	// close releases what outlives the states (audit log, data directory lock);
-	// opts.Release the first state's parts.
+	// close releases what outlives the states (audit log, tracing, data directory
+	// lock); opts.Release the first state's parts.
 	close func()
+	ops   opsPlan
+	// metrics is nil without an operations listener to serve them.
+	metrics *metrics.Metrics
 	// reload reads the configuration again and builds the next state (nil: the
 	// development default, which does not reload).
 	reload func() (server.Options, error)
@@ -83,12 +94,17 @@ func New(o Options) (*Server, error) {
 		err  error
 	)
 	if o.ConfigPath != "" {
-		plan, err = productionPlan(o.ConfigPath, o.LogLevel, o.Log)
+		plan, err = productionPlan(o.ConfigPath, o.LogLevel, o.OpsListen, o.Log)
 	} else {
-		if err := developmentListen(o.Listen); err != nil {
+		if err := developmentListen("--listen", o.Listen); err != nil {
 			return nil, err
 		}
-		plan, err = developmentPlan(o.DataDir, o.LogLevel, o.Log)
+		if o.OpsListen != "off" {
+			if err := developmentListen("--ops-listen", o.OpsListen); err != nil {
+				return nil, err
+			}
+		}
+		plan, err = developmentPlan(o.DataDir, o.LogLevel, o.OpsListen, o.Log)
 	}
 	if err != nil {
 		return nil, err
@@ -106,13 +122,13 @@ func New(o Options) (*Server, error) {
 // developmentListen refuses to serve the development default beyond this machine:
 // it is plaintext, with no client authentication and throw-away keys. listen "" is
 // the default address, which is loopback.
-func developmentListen(listen string) error {
+func developmentListen(flag, listen string) error {
 	if listen == "" {
 		return nil
 	}
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
-		return fmt.Errorf("--listen %s: %w", listen, err)
+		return fmt.Errorf("%s %s: %w", flag, listen, err)
 	}
 	if host == "localhost" {
 		return nil
@@ -120,8 +136,8 @@ func developmentListen(listen string) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("--listen %s: the development server listens on loopback only (127.0.0.1, ::1 or localhost): "+
-		"it serves plaintext, without client authentication, with throw-away keys; serve --config FILE for anything else", listen)
+	return fmt.Errorf("%s %s: the development server listens on loopback only (127.0.0.1, ::1 or localhost): "+
+		"it serves plaintext, without client authentication, with throw-away keys; serve --config FILE for anything else", flag, listen)
 }
 
 // Close releases what New opened and what reloads opened since.
@@ -151,6 +167,16 @@ func (s *Server) Run(ctx context.Context, onListen func(net.Addr)) error {
 		log.Error("cannot listen", slog.String("listen", s.plan.listen), slog.String("error", err.Error()))
 		return err
 	}
+	opsSrv, err := s.startOps(srv, log) // ops.go
+	if err != nil {
+		lis.Close()
+		log.Error("cannot listen", slog.String("ops_listen", s.plan.ops.listen), slog.String("error", err.Error()))
+		return err
+	}
+	if opsSrv != nil {
+		// After the API server has stopped: probes see NOT_SERVING while it drains.
+		defer opsSrv.Stop()
+	}
 	stopProfiles, err := startProfiles(s.cpuProfile, s.memProfile)
 	if err != nil {
 		log.Error("cannot profile", slog.String("error", err.Error()))
@@ -161,7 +187,7 @@ func (s *Server) Run(ctx context.Context, onListen func(net.Addr)) error {
 	if onListen != nil {
 		onListen(lis.Addr())
 	}
-	stopReloads := s.watchReloads(ctx, srv, log)
+	stopReloads := s.watchReloads(ctx, srv, log) // reload.go
 	defer stopReloads()
 	if err := srv.Run(ctx, lis, s.plan.drain); err != nil {
 		log.Error("serving failed", slog.String("error", err.Error()))
@@ -186,7 +212,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 // developmentPlan is the embedded default: a development PKI in dataDir (made on first
 // start, reused after), its keys in the soft store, its roots as the only trust
 // anchors, no revocation checks, plaintext on loopback.
-func developmentPlan(dataDir, logLevel string, stderr io.Writer) (_ *servePlan, err error) {
+func developmentPlan(dataDir, logLevel, opsListen string, stderr io.Writer) (_ *servePlan, err error) {
 	if logLevel == "" {
 		logLevel = "info"
 	}
@@ -226,7 +252,10 @@ func developmentPlan(dataDir, logLevel string, stderr io.Writer) (_ *servePlan, 
 	if err != nil {
 		return nil, err
 	}
-	v, err := trust.New(trust.Config{Anchors: pki.Roots, Revocation: trust.RevocationConfig{Disabled: true}})
+	op := developmentOps(opsListen)
+	m := op.metrics()
+	v, err := trust.New(trust.Config{Anchors: pki.Roots, Revocation: trust.RevocationConfig{Disabled: true},
+		Observer: m.TrustObserver("signers")})
 	if err != nil {
 		return nil, err
 	}
@@ -247,28 +276,35 @@ func developmentPlan(dataDir, logLevel string, stderr io.Writer) (_ *servePlan, 
 		store.Close()
 		return nil, err
 	}
-	nr, err := developmentNonRepudiation(pki, log) // nonrepudiation.go
+	nr, err := developmentNonRepudiation(pki, log, m) // nonrepudiation.go
 	if err != nil {
 		v.Close()
 		store.Close()
 		return nil, err
 	}
 	loginOpts.Store = nr.own // the login token key lives beside the audit and TSA keys
-	return &servePlan{
+	plan := &servePlan{
 		opts: server.Options{
 			Store: store, Backend: "soft", Validator: v, Logger: log, Development: true, Reflection: true,
 			Login: loginOpts, Auditor: nr.auditor, Timestamps: nr.timestamps, ReservedKeys: nr.reserved,
 		},
-		listen: config.DefaultListen,
-		drain:  5 * time.Second,
-		close:  func() { nr.close(); v.Close(); store.Close(); lock.Release() },
-	}, nil
+		listen:  config.DefaultListen,
+		drain:   5 * time.Second,
+		close:   func() { nr.close(); v.Close(); store.Close(); lock.Release() },
+		ops:     op,
+		metrics: m,
+	}
+	if err := instrument(plan, nil, nr.log); err != nil {
+		plan.close()
+		return nil, err
+	}
+	return plan, nil
 }
 
 // productionPlan reads the config file: TLS with client certificates, the configured
-// keys and trust anchors. Its state (reload.go) is rebuilt on every reload; the audit
-// log and the TSA settings are opened once.
-func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error) {
+// keys and trust anchors. Its state (productionState) is rebuilt on every reload; the
+// audit log, the TSA settings, tracing and metrics are set up once.
+func productionPlan(path, logLevel, opsListen string, stderr io.Writer) (*servePlan, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
@@ -283,26 +319,40 @@ func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error)
 	if err != nil {
 		return nil, err
 	}
-	st, err := productionState(context.Background(), cfg, log)
+	op := productionOps(cfg.Ops, opsListen)
+	m := op.metrics()
+	st, err := productionState(context.Background(), cfg, log, m)
 	if err != nil {
 		return nil, err
 	}
 	if len(cfg.Authorization.Rules) == 0 {
 		log.Warn("authorization has no rules: every call will be refused")
 	}
-	nr, err := productionNonRepudiation(cfg, st.store, log) // nonrepudiation.go
+	nr, err := productionNonRepudiation(cfg, st.store, log, m) // nonrepudiation.go
 	if err != nil {
 		st.closeAll()
 		return nil, err
 	}
+	tr, err := productionTracing(cfg) // ops.go
+	if err != nil {
+		nr.close()
+		st.closeAll()
+		return nil, err
+	}
+	// fixed are the settings every state shares: the audit log, the TSA, the
+	// transport's limits, and the interceptors and options of metrics and tracing
+	// (instrument adds those to the first state; later states copy them).
+	var callInterceptors []grpc.UnaryServerInterceptor
 	fixed := func(o server.Options) server.Options {
 		o.Logger, o.Auditor, o.Timestamps, o.ReservedKeys = log, nr.auditor, nr.timestamps, nr.reserved
 		o.MaxMessageBytes, o.MaxBatchItems = cfg.MaxMessageBytes, cfg.MaxBatchItems
 		o.Reflection, o.Limits = cfg.Reflection, server.Limits(cfg.Limits)
+		o.Encryption = server.EncryptionLimits(cfg.Encryption)
+		o.CallInterceptors = callInterceptors
 		return o
 	}
-	opts := fixed(st.opts)
 	closeStore := func() {}
+	opts := fixed(st.opts)
 	if cfg.Audit != nil {
 		// The audit log signs its checkpoints with a key of the first store for as
 		// long as it runs: that store stays open until the server stops.
@@ -311,11 +361,13 @@ func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error)
 	} else {
 		opts.Release = st.closeAll
 	}
-	return &servePlan{
-		opts:   opts,
-		listen: cfg.Listen,
-		drain:  cfg.ShutdownTimeout,
-		close:  func() { nr.close(); closeStore() },
+	plan := &servePlan{
+		opts:    opts,
+		listen:  cfg.Listen,
+		drain:   cfg.ShutdownTimeout,
+		close:   func() { nr.close(); closeStore(); tr.Close() },
+		ops:     op,
+		metrics: m,
 		reload: func() (server.Options, error) {
 			next, err := config.Load(path)
 			if err != nil {
@@ -327,7 +379,7 @@ func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error)
 			for _, what := range restartOnly(cfg, next) {
 				log.Warn("configuration reload: this setting changes at the next restart only", slog.String("setting", what))
 			}
-			nst, err := productionState(context.Background(), next, log)
+			nst, err := productionState(context.Background(), next, log, m)
 			if err != nil {
 				return server.Options{}, err
 			}
@@ -335,27 +387,45 @@ func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error)
 			o.Release = nst.closeAll
 			return o, nil
 		},
-	}, nil
+	}
+	plan.opts.ServerOptions = append(plan.opts.ServerOptions, tr.ServerOptions()...)
+	var pools metrics.PoolStats
+	if st.hsm != nil {
+		pools = st.hsm
+	}
+	if err := instrument(plan, pools, nr.log); err != nil {
+		plan.opts.Release()
+		plan.close()
+		return nil, err
+	}
+	callInterceptors = plan.opts.CallInterceptors
+	if cfg.Tracing.OTLPEndpoint != "" {
+		log.Info("tracing", slog.String("otlp_endpoint", cfg.Tracing.OTLPEndpoint), slog.Float64("sample_ratio", cfg.Tracing.Ratio()))
+	}
+	return plan, nil
 }
 
-// state is what a reload rebuilds: the key store, the trust validators of signer and
+// state is what a reload rebuilds: the key stores, the trust validators of signer and
 // client certificates (anchors, intermediates, CRL files), the TLS certificate, the
 // authorization policy and the login settings.
 type state struct {
 	opts  server.Options
 	store keystore.Store
-	// closeTrust closes the validators; closeAll the store too.
+	hsm   *pkcs11.Store // nil without an HSM
+	// closeTrust closes the validators; closeAll the stores too.
 	closeTrust, closeAll func()
 }
 
 // productionState builds the reloadable part of a production server from cfg. Its
-// errors name the file and line of the setting at fault. Check and every reload use
-// it, so `config check` says what a reload would.
-func productionState(ctx context.Context, cfg *config.Config, log *slog.Logger) (*state, error) {
+// errors name the file and line of the setting at fault. `config check` and every
+// reload use it, so `config check` says what a reload would. m (nil: none) observes
+// the validators.
+func productionState(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*state, error) {
 	tc, err := cfg.Trust.Config()
 	if err != nil {
 		return nil, fmt.Errorf("%s: trust: %w", cfg.Where("trust"), err)
 	}
+	tc.Observer = m.TrustObserver("signers")
 	v, err := trust.New(tc)
 	if err != nil {
 		return nil, fmt.Errorf("%s: trust: %w", cfg.Where("trust"), err)
@@ -368,6 +438,7 @@ func productionState(ctx context.Context, cfg *config.Config, log *slog.Logger) 
 		v.Close()
 		return nil, fmt.Errorf("%s: tls client trust: %w", clientTrustWhere(cfg), err)
 	}
+	ctc.Observer = m.TrustObserver("clients")
 	cv, err := trust.New(ctc)
 	if err != nil {
 		v.Close()
@@ -397,17 +468,25 @@ func productionState(ctx context.Context, cfg *config.Config, log *slog.Logger) 
 		closeTrust()
 		return nil, fmt.Errorf("%s: %w", cfg.Where("authorization"), err)
 	}
-	store, backend, err := openKeystore(ctx, cfg, log, time.Now())
+	store, backend, hsm, err := openKeystore(ctx, cfg, log, time.Now())
 	if err != nil {
 		closeTrust()
+		return nil, err
+	}
+	secrets, err := openSecretKeys(ctx, cfg, store)
+	if err != nil {
+		closeTrust()
+		store.Close()
 		return nil, err
 	}
 	return &state{
 		opts: server.Options{
 			Store: store, Backend: backend, Validator: v, TLS: tlsCfg, Authorizer: policy,
 			ClientValidator: cv, Login: loginOpts, ExpiryWarning: cfg.Keystore.ExpiryWarning,
+			SecretKeys: secrets,
 		},
 		store:      store,
+		hsm:        hsm,
 		closeTrust: closeTrust,
 		closeAll:   func() { closeTrust(); store.Close() },
 	}, nil
@@ -439,6 +518,9 @@ func restartOnly(old, next *config.Config) []string {
 	diff("log", old.Log, next.Log)
 	diff("audit", old.Audit, next.Audit)
 	diff("tsa", old.TSA, next.TSA)
+	diff("ops", old.Ops, next.Ops)
+	diff("tracing", old.Tracing, next.Tracing)
+	diff("encryption", old.Encryption, next.Encryption)
 	return out
 }
 
@@ -458,7 +540,7 @@ func CheckConfig(path string) error {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx := context.Background()
-	st, err := productionState(ctx, cfg, log)
+	st, err := productionState(ctx, cfg, log, nil)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-// Package server is the signsvr gRPC server: six services over a keystore, with
+// Package server is the signsvr gRPC server: seven services over a keystore, with
 // health checking, reflection and graceful stop. One file per service:
 //
 //   - SignService (sign.go, raw.go): CMS SignedData, verification, raw signatures;
@@ -6,7 +6,8 @@
 //   - KeyService (keys.go): the keys a caller may use, with their certificates;
 //   - CertificateService (certificate.go): certificate validation and description;
 //   - AuthService (auth.go): certificate login, challenge and token;
-//   - TimestampService (timestamp.go): RFC 3161 timestamps and signature timestamps.
+//   - TimestampService (timestamp.go): RFC 3161 timestamps and signature timestamps;
+//   - RawCryptService (rawcrypt.go): public-key encryption without CMS.
 //
 // Around them: caller identity from the TLS client certificate (tls.go),
 // authorization (policy.go), the audit record of every call (audit.go), errors and
@@ -121,6 +122,20 @@ type Options struct {
 	// The server calls it once no call uses them any more: after Reload replaced them
 	// and the last call that began before finished, or at Close.
 	Release func()
+	// SecretKeys holds the symmetric key-encryption keys of KEK recipients, by name
+	// (names apart from Store's); nil serves none.
+	SecretKeys keystore.SecretStore
+	// Encryption bounds password envelopes and raw encryption; zero fields take their
+	// defaults.
+	Encryption EncryptionLimits
+	// CallInterceptors run around each unary call of the API as a whole, outermost
+	// first (metrics, ops.go): outside the method wrapper, so the error they see is
+	// the status the client gets, decoding failures and refusals included. Their req
+	// is nil (the request is not decoded yet); CallKey gives the key the call named.
+	CallInterceptors []grpc.UnaryServerInterceptor
+	// ServerOptions are added to the gRPC server's own (a stats handler for
+	// tracing, stream interceptors for metrics).
+	ServerOptions []grpc.ServerOption
 }
 
 // Server is a configured signsvr gRPC server.
@@ -162,6 +177,10 @@ type Server struct {
 	unary map[string]bool
 
 	stateFields
+	secrets   keystore.SecretStore
+	encLimits EncryptionLimits
+	// outer is Options.CallInterceptors, chained (nil: none).
+	outer grpc.UnaryServerInterceptor
 }
 
 // New builds a server; it does not listen yet. What o describes is the server's first
@@ -201,6 +220,7 @@ func New(o Options) (*Server, error) {
 	opts = append(opts, grpc.ForceServerCodecV2(s.codec))
 	opts = append(opts, s.limitOptions()...)
 	opts = append(opts, s.transportOptions()...)
+	opts = append(opts, o.ServerOptions...)
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(s.reloadableTLS())))
 	}
@@ -211,6 +231,7 @@ func New(o Options) (*Server, error) {
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.CertificateService_ServiceDesc), certificateService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.AuthService_ServiceDesc), authService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.TimestampService_ServiceDesc), timestampService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.RawCryptService_ServiceDesc), rawCryptService{Server: s})
 
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -253,11 +274,14 @@ func newState(o Options, root *Server) (*Server, error) {
 		recheck:        make(chan struct{}, 1),
 		healthInterval: healthPollInterval,
 		reflection:     o.Reflection,
+		outer:          chainCall(o.CallInterceptors),
 
 		clientValidator:     o.ClientValidator,
 		clientVerifyTimeout: DefaultClientVerifyTimeout,
 		reserved:            reservedKeys(o),
 		seq:                 new(atomic.Uint64),
+		secrets:             o.SecretKeys,
+		encLimits:           o.Encryption.withDefaults(),
 	}
 	s.release, s.tlsConfig = o.Release, o.TLS
 	if o.ClientValidator != nil && o.TLS == nil {
@@ -316,6 +340,7 @@ func newState(o Options, root *Server) (*Server, error) {
 		signsvrv1.CertificateService_ServiceDesc.ServiceName: certificateService{Server: s},
 		signsvrv1.AuthService_ServiceDesc.ServiceName:        authService{Server: s},
 		signsvrv1.TimestampService_ServiceDesc.ServiceName:   timestampService{Server: s},
+		signsvrv1.RawCryptService_ServiceDesc.ServiceName:    rawCryptService{Server: s},
 	}
 	return s, nil
 }
@@ -334,6 +359,7 @@ var serviceNames = []string{
 	signsvrv1.CertificateService_ServiceDesc.ServiceName,
 	signsvrv1.AuthService_ServiceDesc.ServiceName,
 	signsvrv1.TimestampService_ServiceDesc.ServiceName,
+	signsvrv1.RawCryptService_ServiceDesc.ServiceName,
 }
 
 func (s *Server) setServing(ok bool) {
