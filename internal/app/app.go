@@ -20,6 +20,7 @@ import (
 	"signsvr.dev/signsvr/internal/metrics"
 	"signsvr.dev/signsvr/internal/server"
 	"signsvr.dev/signsvr/pkg/keystore"
+	"signsvr.dev/signsvr/pkg/keystore/generation"
 	"signsvr.dev/signsvr/pkg/keystore/pkcs11"
 	"signsvr.dev/signsvr/pkg/keystore/soft"
 	"signsvr.dev/signsvr/pkg/trust"
@@ -479,16 +480,26 @@ func productionState(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		store.Close()
 		return nil, err
 	}
+	var ks keystore.Store = store
+	if specs := cfg.Generations(); len(specs) > 0 {
+		g, err := generation.New(ctx, store, specs)
+		if err != nil {
+			closeTrust()
+			store.Close()
+			return nil, fmt.Errorf("%s: keystore: %w", cfg.Where("keystore"), err)
+		}
+		ks = g
+	}
 	return &state{
 		opts: server.Options{
-			Store: store, Backend: backend, Validator: v, TLS: tlsCfg, Authorizer: policy,
+			Store: ks, Backend: backend, Validator: v, TLS: tlsCfg, Authorizer: policy,
 			ClientValidator: cv, Login: loginOpts, ExpiryWarning: cfg.Keystore.ExpiryWarning,
 			SecretKeys: secrets,
 		},
-		store:      store,
+		store:      ks,
 		hsm:        hsm,
 		closeTrust: closeTrust,
-		closeAll:   func() { closeTrust(); store.Close() },
+		closeAll:   func() { closeTrust(); ks.Close() },
 	}, nil
 }
 

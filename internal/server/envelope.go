@@ -127,6 +127,11 @@ func (s *Server) open(ctx context.Context, name string, der []byte, o *signsvrv1
 		return nil, err
 	}
 	data, err := envelope.Open(der, priv, leaf, s.openOptions(o))
+	for _, g := range s.olderGenerations(ctx, name, leaf, err) {
+		if data, err = envelope.Open(der, g.priv, g.leaf, s.openOptions(o)); !errors.Is(err, envelope.ErrNoRecipient) {
+			break
+		}
+	}
 	if err != nil {
 		return nil, decryptError(err)
 	}
@@ -261,6 +266,11 @@ func (s envelopeService) DecryptAndVerify(ctx context.Context, req *signsvrv1.De
 	// A decrypted plaintext that is not a SignedData is ErrDecrypt (pkg/envelope), so
 	// only a message that does not parse before any key is used says "malformed".
 	res, err := envelope.OpenAndVerify(req.GetCms(), priv, leaf, s.openOptions(req.GetDecryptOptions()), vo)
+	for _, g := range s.olderGenerations(ctx, req.GetKey(), leaf, err) {
+		if res, err = envelope.OpenAndVerify(req.GetCms(), g.priv, g.leaf, s.openOptions(req.GetDecryptOptions()), vo); !errors.Is(err, envelope.ErrNoRecipient) {
+			break
+		}
+	}
 	if err != nil {
 		return nil, decryptError(err)
 	}
