@@ -12,6 +12,7 @@
 //	signsvr login     --cert F --key F [--json]
 //	signsvr audit verify [--cert audit.pem] FILE|DIR...
 //	signsvr config check FILE
+//	signsvr keys next-generation --name NAME --generation ID --like CERT [--dir D]
 //
 // `signsvr serve` with no flags is the embedded development default: it creates a
 // development PKI in ./signsvr-data on first start and serves on 127.0.0.1:50051.
@@ -66,6 +67,8 @@ Usage:
   signsvr keys list [--json]
   signsvr keys generate|csr|import-cert --module LIB --token LABEL --pin-file F [flags]
                                                       (HSM keys over PKCS#11, no server)
+  signsvr keys next-generation --name NAME --generation ID --like CERT [--dir D]
+                                                      (a soft key's next generation: key + CSR, no server)
   signsvr login     --cert F --key F [--json]           (certificate login, prints the token)
   signsvr audit verify [--cert audit.pem] FILE|DIR...   (offline, no server)
   signsvr config check FILE                             (offline: validates a config as serve would)

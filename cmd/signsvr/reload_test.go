@@ -378,6 +378,31 @@ func TestReloadRotatesAnEncryptionKeyUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The answers name the generation and certificate used; ListKeys lists both.
+	serial := func(c *testca.Cert) string { return c.Cert.SerialNumber.Text(16) }
+	if r, err := envc.Envelope(context.Background(), &signsvrv1.EnvelopeRequest{RecipientKeys: []string{"enc"}, Data: after}); err != nil ||
+		len(r.GetRecipientKeysUsed()) != 1 || r.GetRecipientKeysUsed()[0].GetGeneration() != "2026" || r.GetRecipientKeysUsed()[0].GetCertificateSerial() != serial(next) {
+		t.Errorf("Envelope after the rotation names %v (%v), want generation 2026", r.GetRecipientKeysUsed(), err)
+	}
+	if r, err := envc.Decrypt(context.Background(), &signsvrv1.DecryptRequest{Key: "enc", Cms: oldEnv}); err != nil ||
+		r.GetKeyUsed().GetGeneration() != "2025" || r.GetKeyUsed().GetCertificateSerial() != serial(old) {
+		t.Errorf("Decrypt of the old envelope names %v (%v), want generation 2025", r.GetKeyUsed(), err)
+	}
+	lk, err := signsvrv1.NewKeyServiceClient(conn).ListKeys(context.Background(), &signsvrv1.ListKeysRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gens []string
+	for _, k := range lk.GetKeys() {
+		if k.GetName() == "enc" {
+			for _, g := range k.GetGenerations() {
+				gens = append(gens, g.GetId()+":"+g.GetState().String()+":"+g.GetCertificateSerial())
+			}
+		}
+	}
+	if want := []string{"2026:KEY_GENERATION_STATE_ACTIVE:" + serial(next), "2025:KEY_GENERATION_STATE_DECRYPT_ONLY:" + serial(old)}; strings.Join(gens, " ") != strings.Join(want, " ") {
+		t.Errorf("ListKeys generations of enc: %v, want %v", gens, want)
+	}
 	envFile := filepath.Join(e.dir, "after.der")
 	if err := os.WriteFile(envFile, newEnv, 0o600); err != nil {
 		t.Fatal(err)

@@ -382,7 +382,7 @@ func Decrypt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 // and `import-cert` manage keys in an HSM token directly (internal/cli/hsmkeys).
 func Keys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "signsvr keys: give a subcommand: list, generate, csr or import-cert")
+		fmt.Fprintln(stderr, "signsvr keys: give a subcommand: list, generate, csr, import-cert, import-secret or next-generation")
 		return ExitUsage
 	}
 	switch args[0] {
@@ -390,8 +390,10 @@ func Keys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return runKeysList(ctx, args[1:], stdout, stderr)
 	case "generate", "csr", "import-cert", "import-secret":
 		return hsmkeys.Run(args, stdin, stdout, stderr)
+	case "next-generation":
+		return runKeysNextGeneration(args[1:], stdout, stderr) // generation.go
 	}
-	fmt.Fprintf(stderr, "signsvr keys: unknown subcommand %q (list, generate, csr, import-cert)\n", args[0])
+	fmt.Fprintf(stderr, "signsvr keys: unknown subcommand %q (list, generate, csr, import-cert, import-secret, next-generation)\n", args[0])
 	return ExitUsage
 }
 
