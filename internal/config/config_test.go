@@ -123,3 +123,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestGenerationStateNamesItsLine: a key entry with a state that is not one names the
+// file's line.
+func TestGenerationStateNamesItsLine(t *testing.T) {
+	for _, tc := range []struct{ entry, want string }{
+		{"        generation: \"1\"\n        state: dormant\n", "line 6: keystore.soft.keys[0].state"},
+		{"        state: retired\n", "line 5: keystore.soft.keys[0]: state without generation"},
+	} {
+		cfg := "keystore:\n  soft:\n    keys:\n      - name: enc\n" + tc.entry
+		_, err := Parse([]byte(cfg), t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.entry, err, tc.want)
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"strings"
+
 	"signsvr.dev/signsvr/pkg/keystore"
 	"signsvr.dev/signsvr/pkg/keystore/generation"
 )
@@ -27,15 +29,22 @@ import (
 // where each generation is. Called once, by Parse.
 func (c *Config) splitGenerations(fail func(string, ...any)) {
 	add := func(where string, i int, name, gen, state *string) {
+		at := func() string {
+			parts := []any{}
+			for _, p := range strings.Split(where, ".") {
+				parts = append(parts, p)
+			}
+			return c.Where(append(parts, i, "state")...)
+		}
 		if *gen == "" {
 			if *state != "" {
-				fail("%s[%d]: state without generation", where, i)
+				fail("%s: %s[%d]: state without generation", at(), where, i)
 			}
 			return
 		}
 		st, err := keystore.ParseGenerationState(*state)
 		if err != nil {
-			fail("%s[%d].state: %v", where, i, err)
+			fail("%s: %s[%d].state: %v", at(), where, i, err)
 			return
 		}
 		inner := *name + "@" + *gen

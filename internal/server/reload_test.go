@@ -11,6 +11,7 @@ import (
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
 	"signsvr.dev/signsvr/internal/server"
+	"signsvr.dev/signsvr/pkg/keystore/generation"
 	"signsvr.dev/signsvr/pkg/keystore/soft"
 	"signsvr.dev/signsvr/pkg/trust"
 )
@@ -92,4 +93,32 @@ func (ts *testServer) listKeys(t *testing.T) []*signsvrv1.KeyInfo {
 		t.Fatal(err)
 	}
 	return r.GetKeys()
+}
+
+// TestGenerationIsNamedInAnswerAndAudit: a Sign with a key that has generations
+// answers, and audits, the generation and certificate serial it used.
+func TestGenerationIsNamedInAnswerAndAudit(t *testing.T) {
+	k := keyFile(t, "ecdsa-sign")
+	inner, err := soft.New([]soft.KeyConfig{{Name: "sig@2026", KeyFile: k.KeyPath, CertFile: k.CertPath, Usages: []string{"sign"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := generation.New(context.Background(), inner, []generation.Spec{{Name: "sig", ID: "2026", Inner: "sig@2026"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := startAuditedServer(t, nil, func(o *server.Options) { o.Store = store })
+	r, err := as.sign.Sign(ctxT(t), &signsvrv1.SignRequest{Key: "sig", Data: []byte("generation")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, chain := loadKeyFile(t, k)
+	serial := chain[0].SerialNumber.Text(16)
+	if u := r.GetKeyUsed(); u.GetKey() != "sig" || u.GetGeneration() != "2026" || u.GetCertificateSerial() != serial {
+		t.Errorf("Sign answers key_used %v, want sig 2026 %s", u, serial)
+	}
+	recs := as.stopAndRead(t)
+	if len(recs) != 1 || recs[0]["key"] != "sig" || recs[0]["key_generation"] != "2026" || recs[0]["key_serial"] != serial {
+		t.Errorf("audit records: %v", recs)
+	}
 }
