@@ -66,6 +66,11 @@ type Config struct {
 	// Audit and TSA are the non-repudiation settings (nonrepudiation.go).
 	Audit *Audit `yaml:"audit"`
 	TSA   *TSA   `yaml:"tsa"`
+	// Ops is the operations listener (health for probes, metrics, readiness); off
+	// unless ops.listen is set. Tracing exports spans over OTLP; off unless
+	// tracing.otlp_endpoint is set (ops.go).
+	Ops     Ops     `yaml:"ops"`
+	Tracing Tracing `yaml:"tracing"`
 
 	// file and root locate settings in the YAML source for error messages (Where).
 	file string
@@ -81,6 +86,8 @@ type Limits struct {
 	HandshakeTimeout        time.Duration `yaml:"handshake_timeout"`
 	IdleTimeout             time.Duration `yaml:"idle_timeout"`
 	KeepaliveMinInterval    time.Duration `yaml:"keepalive_min_interval"`
+	MaxConnectionAge        time.Duration `yaml:"max_connection_age"`
+	MaxConnectionAgeGrace   time.Duration `yaml:"max_connection_age_grace"`
 }
 
 // Operations are the operation names an authorization rule may list (the server's
@@ -398,7 +405,8 @@ func (c *Config) Validate() error {
 		fail("shutdown_timeout: must not be negative")
 	}
 	l := c.Limits
-	if l.MaxConnections < 0 || l.MaxCallDuration < 0 || l.HandshakeTimeout < 0 || l.IdleTimeout < 0 || l.KeepaliveMinInterval < 0 {
+	if l.MaxConnections < 0 || l.MaxCallDuration < 0 || l.HandshakeTimeout < 0 || l.IdleTimeout < 0 || l.KeepaliveMinInterval < 0 ||
+		l.MaxConnectionAge < 0 || l.MaxConnectionAgeGrace < 0 {
 		fail("limits: must not be negative")
 	}
 	switch c.Log.Level {
@@ -484,6 +492,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.nonRepudiationValidate(fail)
+	c.opsValidate(fail)
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
 	}

@@ -117,6 +117,14 @@ type Options struct {
 	// Reflection serves the gRPC reflection service (what grpcurl and ghz use to
 	// learn the API).
 	Reflection bool
+	// CallInterceptors run around each unary call of the API as a whole, outermost
+	// first (metrics, ops.go): outside the method wrapper, so the error they see is
+	// the status the client gets, decoding failures and refusals included. Their req
+	// is nil (the request is not decoded yet); CallKey gives the key the call named.
+	CallInterceptors []grpc.UnaryServerInterceptor
+	// ServerOptions are added to the gRPC server's own (a stats handler for
+	// tracing, stream interceptors for metrics).
+	ServerOptions []grpc.ServerOption
 }
 
 // Server is a configured signsvr gRPC server.
@@ -156,6 +164,8 @@ type Server struct {
 	healthInterval      time.Duration
 	// unary are the full names of the API's unary methods ("/signsvr.v1.SignService/Sign").
 	unary map[string]bool
+	// outer is Options.CallInterceptors, chained (nil: none).
+	outer grpc.UnaryServerInterceptor
 }
 
 // New builds a server; it does not listen yet.
@@ -187,6 +197,7 @@ func New(o Options) (*Server, error) {
 		recheck:        make(chan struct{}, 1),
 		healthInterval: healthPollInterval,
 		reflection:     o.Reflection,
+		outer:          chainCall(o.CallInterceptors),
 
 		clientValidator:     o.ClientValidator,
 		clientVerifyTimeout: DefaultClientVerifyTimeout,
@@ -260,6 +271,7 @@ func New(o Options) (*Server, error) {
 	opts = append(opts, grpc.ForceServerCodecV2(s.codec))
 	opts = append(opts, s.limitOptions()...)
 	opts = append(opts, s.transportOptions()...)
+	opts = append(opts, o.ServerOptions...)
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}
