@@ -18,8 +18,8 @@ import (
 // The Dockerfile is read by the small parser below rather than by BuildKit's
 // (github.com/moby/buildkit/frontend/dockerfile/parser), which would bring BuildKit's
 // dependency tree into the server's go.mod for a test. The parser knows what the
-// Dockerfile format defines and this Dockerfile uses: comment lines (also inside a
-// continuation), backslash continuations, instructions in any case, leading --flags,
+// Dockerfile format defines and this Dockerfile uses: comment and empty lines (also
+// inside a continuation), backslash continuations, instructions in any case, leading --flags,
 // the JSON (exec) and the plain forms of the arguments, and ARGs before the first
 // FROM substituted into FROM. It refuses what it does not know (another escape
 // character, heredocs) instead of misreading it.
@@ -64,8 +64,8 @@ func parseDockerfile(text string) (*dockerfile, error) {
 			}
 			continue // a comment, also inside a continuation
 		}
-		if trimmed == "" && cur.Len() == 0 {
-			continue
+		if trimmed == "" {
+			continue // an empty line, also inside a continuation (which goes on)
 		}
 		if cur.Len() == 0 {
 			start = n
