@@ -232,6 +232,9 @@ func TestDockerfileInvariants(t *testing.T) {
 	if p := port(t, cfg.Listen); p != wantPorts[0] {
 		t.Errorf("the Kubernetes config listens on %d, the default port is %d", p, wantPorts[0])
 	}
+	if p := port(t, config.DefaultDevelopmentOpsListen); p != wantPorts[1] {
+		t.Errorf("the Kubernetes config's operations port is %d, the default one %d", wantPorts[1], p)
+	}
 	slices.Sort(wantPorts)
 	if cfg.Audit == nil {
 		t.Fatalf("the Kubernetes config keeps no audit log")

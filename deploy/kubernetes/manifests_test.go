@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -518,5 +519,107 @@ func TestConfigFilesAreMounted(t *testing.T) {
 		if v, ok := volumes[m.Name]; ok && !m.ReadOnly && v.EmptyDir == nil {
 			t.Errorf("volume %s is writable", m.Name)
 		}
+	}
+}
+
+// TestKustomizeBuild builds the base with kustomize (kubectl kustomize) when kubectl
+// is installed, with placeholder files for the generators, and decodes every object
+// of the output strictly: the kustomization itself (generators, namespace, image)
+// is then checked as kustomize reads it, and the generated ConfigMaps and Secrets
+// are the ones the StatefulSet mounts, by their hashed names.
+func TestKustomizeBuild(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("kubectl is not installed: the kustomize build is not checked (the other tests read the same files)")
+	}
+	b := loadBase(t)
+	dir := t.TempDir()
+	files := []string{"kustomization.yaml", b.cfgFile}
+	files = append(files, b.k.Resources...)
+	for _, g := range append(slices.Clone(b.k.ConfigMapGenerator), b.k.SecretGenerator...) {
+		files = append(files, g.Files...)
+	}
+	for _, f := range files {
+		data := []byte("placeholder\n")
+		if src, err := os.ReadFile(f); err == nil {
+			data = src
+		} else if !strings.HasPrefix(f, "files/") {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := exec.Command(kubectl, "kustomize", dir).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("kubectl kustomize: %v\n%s", err, stderr)
+	}
+	generated := map[string]bool{}
+	var sts *appsv1.StatefulSet
+	for _, doc := range docSep.Split(string(out), -1) {
+		if strings.TrimSpace(doc) == "" {
+			continue
+		}
+		var tm metav1.TypeMeta
+		if err := yaml.Unmarshal([]byte(doc), &tm); err != nil {
+			t.Fatal(err)
+		}
+		var obj interface{ GetNamespace() string }
+		switch tm.Kind {
+		case "ConfigMap", "Secret":
+			var o metav1.PartialObjectMetadata
+			if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+				t.Fatal(err)
+			}
+			typed := map[string]any{"ConfigMap": &corev1.ConfigMap{}, "Secret": &corev1.Secret{}}[tm.Kind]
+			if err := yaml.UnmarshalStrict([]byte(doc), typed); err != nil {
+				t.Fatalf("generated %s %s: %v", tm.Kind, o.Name, err)
+			}
+			generated[o.Name] = true
+			obj = &o
+		case "StatefulSet":
+			sts = &appsv1.StatefulSet{}
+			if err := yaml.UnmarshalStrict([]byte(doc), sts); err != nil {
+				t.Fatal(err)
+			}
+			obj = sts
+		default:
+			var o metav1.PartialObjectMetadata
+			if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+				t.Fatal(err)
+			}
+			obj = &o
+		}
+		if tm.Kind != "Namespace" && obj.GetNamespace() != b.k.Namespace {
+			t.Errorf("%s is in namespace %q, want %q", tm.Kind, obj.GetNamespace(), b.k.Namespace)
+		}
+	}
+	if sts == nil {
+		t.Fatalf("the build has no StatefulSet")
+	}
+	for _, v := range sts.Spec.Template.Spec.Volumes {
+		name := ""
+		switch {
+		case v.ConfigMap != nil:
+			name = v.ConfigMap.Name
+		case v.Secret != nil:
+			name = v.Secret.SecretName
+		default:
+			continue
+		}
+		if !generated[name] {
+			t.Errorf("volume %s mounts %s, which the build does not generate", v.Name, name)
+		}
+	}
+	if img := sts.Spec.Template.Spec.Containers[0].Image; len(b.k.Images) == 0 || img != b.k.Images[0].NewName+":"+b.k.Images[0].NewTag {
+		t.Errorf("the built image is %q, not the kustomization's images entry", img)
 	}
 }
