@@ -103,6 +103,16 @@ func TestREADMEProductionRecipe(t *testing.T) {
 			if err := os.WriteFile(file, []byte(strings.Trim(text, "'")+"\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
+		case strings.HasPrefix(cmd, "curl -s 127.0.0.1:9090/"):
+			// The operations listener, at the free port the server logged.
+			m := opsRE.FindStringSubmatch(ds.stderr.String())
+			if m == nil {
+				t.Fatalf("the server logged no operations listener:\n%s", ds.stderr.String())
+			}
+			url := "http://" + m[1] + strings.TrimPrefix(cmd, "curl -s 127.0.0.1:9090")
+			// Ready once keys are loaded: the server may still be on its way there.
+			poll(t, "README command "+line, func() bool { code, _ := httpGet(t, url); return code == 200 })
+			ran++
 		case strings.HasPrefix(cmd, "signsvr "):
 			words := strings.Fields(strings.TrimPrefix(cmd, "signsvr "))
 			if strings.Contains(comment, "after a stop") {
