@@ -30,10 +30,6 @@ import (
 	"signsvr.dev/signsvr/pkg/keystore"
 )
 
-// runMainEnv makes the test binary run main (TestMain): a test starts the server as
-// a process of its own, as an operator does, to send it signals.
-const runMainEnv = "SIGNSVR_TEST_RUN_MAIN"
-
 // pollBound bounds every wait for the server to reach a state; the polls look on a
 // ticker and assume nothing about how soon it comes.
 const pollBound = time.Minute
