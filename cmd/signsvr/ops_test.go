@@ -61,8 +61,8 @@ type serverProcess struct {
 }
 
 var (
-	servingRE = regexp.MustCompile(`"msg":"serving","listen":"([^"]+)"`)
-	opsRE     = regexp.MustCompile(`"msg":"operations listener","listen":"([^"]+)"`)
+	apiServingRE = regexp.MustCompile(`"msg":"serving","listen":"([^"]+)"`)
+	opsRE        = regexp.MustCompile(`"msg":"operations listener","listen":"([^"]+)"`)
 )
 
 // startProcess runs the test binary as `signsvr serve args...` (JSON logs) and waits
@@ -92,7 +92,7 @@ func startProcess(t *testing.T, args ...string) *serverProcess {
 		default:
 		}
 		log := p.stderr.String()
-		a, o := servingRE.FindStringSubmatch(log), opsRE.FindStringSubmatch(log)
+		a, o := apiServingRE.FindStringSubmatch(log), opsRE.FindStringSubmatch(log)
 		if a == nil || o == nil {
 			return false
 		}

@@ -77,6 +77,9 @@ type token struct {
 	closed    bool
 	// needReinit asks the next probe to re-initialise the library first.
 	needReinit bool
+	// probeKey is the URI of a key of the token, which health looks for; set while
+	// the store is built, read-only after.
+	probeKey *URI
 
 	// Counters for tests, benchmarks and metrics. waits counts operations that found
 	// every session busy and waited; waitTimeouts those whose wait ended without one.
@@ -465,9 +468,17 @@ func (t *token) reset(s pooled, real bool) {
 }
 
 // health reports whether the token serves: the breaker's state, and a cheap call on
-// a pooled session (which also probes a token that is down when a probe is due).
+// a pooled session (which also probes a token that is down when a probe is due). The
+// call looks for one of the token's keys: a library may go on answering for an open
+// session whose token is gone (SoftHSM2 does, after its token directory went away),
+// whereas a search for an object reads the token. A missing key takes the token down
+// as it does for an operation.
 func (t *token) health(ctx context.Context) error {
 	err := t.doWait(ctx, healthWait, false, func(h sessionHandle, _ uint64) error {
+		if t.probeKey != nil {
+			_, err := findPrivateKey(t.mod, h, t.probeKey)
+			return err
+		}
 		_, err := t.mod.SessionState(h)
 		return err
 	})
