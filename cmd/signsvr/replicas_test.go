@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,8 @@ type replicaProcess struct {
 	exited chan struct{}
 	err    error // cmd.Wait's, once exited is closed
 }
+
+var servingRE = regexp.MustCompile(`"msg":"serving","listen":"([^"]+)"`)
 
 // startReplica starts a server process with the configuration file cfg and the
 // replica id id, and waits until it listens.

@@ -344,6 +344,12 @@ func productionPlan(path, logLevel, opsListen string, stderr io.Writer) (*serveP
 		closeTrust()
 		return nil, err
 	}
+	secrets, err := openSecretKeys(context.Background(), cfg, store)
+	if err != nil {
+		closeTrust()
+		store.Close()
+		return nil, err
+	}
 	nr, err := productionNonRepudiation(cfg, store, log, m) // nonrepudiation.go
 	if err != nil {
 		closeTrust()
@@ -365,6 +371,8 @@ func productionPlan(path, logLevel, opsListen string, stderr io.Writer) (*serveP
 			ExpiryWarning: cfg.Keystore.ExpiryWarning,
 			Reflection:    cfg.Reflection,
 			Limits:        server.Limits(cfg.Limits),
+			SecretKeys:    secrets,
+			Encryption:    server.EncryptionLimits(cfg.Encryption),
 		},
 		listen:  cfg.Listen,
 		drain:   cfg.ShutdownTimeout,
