@@ -1,0 +1,37 @@
+#!/bin/sh
+# gmssl-fixtures.sh remakes pkg/sign/testdata/gmssl: SM2 SignedData written by GmSSL
+# 3.x itself (no signed attributes, SM2 over SM3 of the DER EncapsulatedContentInfo,
+# no Z value), with the CA and signer certificates GmSSL made for it. The files are
+# committed; this script is how they were made, run by hand, never by the tests.
+#
+#   git clone https://github.com/guanzhi/GmSSL && cd GmSSL && mkdir build && cd build
+#   cmake .. && make gmssl-bin
+#   GMSSL=$PWD/bin/gmssl scripts/gmssl-fixtures.sh      (from the signsvr checkout)
+#
+# The keys are throw-away (password "P@ssw0rd") and kept beside the fixtures so that
+# more objects can be made with the same certificates.
+set -eu
+GMSSL=${GMSSL:-gmssl}
+out=$(dirname "$0")/../pkg/sign/testdata/gmssl
+mkdir -p "$out"
+cd "$out"
+pass=P@ssw0rd
+"$GMSSL" version > gmssl-version.txt
+
+"$GMSSL" sm2keygen -pass $pass -out ca.key.pem
+"$GMSSL" certgen -C CN -O "GmSSL fixtures" -CN "GmSSL fixture CA" -serial_len 12 -days 3650 \
+	-key ca.key.pem -pass $pass -ca -path_len_constraint 0 -key_usage keyCertSign -key_usage cRLSign \
+	-gen_subject_key_id -out ca.pem
+
+"$GMSSL" sm2keygen -pass $pass -out signer.key.pem
+"$GMSSL" reqgen -C CN -O "GmSSL fixtures" -CN "GmSSL fixture signer" -key signer.key.pem -pass $pass -out signer.req.pem
+"$GMSSL" reqsign -in signer.req.pem -serial_len 12 -days 3650 -cacert ca.pem -key ca.key.pem -pass $pass \
+	-key_usage digitalSignature -key_usage nonRepudiation -gen_authority_key_id -gen_subject_key_id -out signer.pem
+rm signer.req.pem
+
+printf 'signed by GmSSL cmssign\n' > content.txt
+"$GMSSL" cmssign -key signer.key.pem -pass $pass -cert signer.pem -in content.txt -out signed.pem
+# GmSSL reads back its own object.
+"$GMSSL" cmsverify -in signed.pem -out verified.txt
+cmp content.txt verified.txt
+rm verified.txt
