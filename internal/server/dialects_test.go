@@ -1,0 +1,231 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/pem"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/emmansun/gmsm/smx509"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+
+	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/internal/server"
+	"signsvr.dev/signsvr/pkg/trust"
+)
+
+// gmsslFixtures holds SignedData written by GmSSL 3.x's cmssign (see
+// scripts/gmssl-fixtures.sh): no signed attributes, SM2 over SM3 of the DER
+// EncapsulatedContentInfo, no Z value.
+const gmsslFixtures = "../../pkg/sign/testdata/gmssl"
+
+func gmsslPEM(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(gmsslFixtures, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		t.Fatalf("%s: no PEM block", name)
+	}
+	return block.Bytes
+}
+
+// gmsslServer is a server that also trusts the GmSSL fixtures' CA, with its clock
+// inside the fixture certificates' validity. allowDefault is its
+// verify.allow_sm2_without_z.
+func gmsslServer(t *testing.T, allowDefault bool) *testServer {
+	t.Helper()
+	ca, err := smx509.ParseCertificate(gmsslPEM(t, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := trust.New(trust.Config{Anchors: append([]*smx509.Certificate{ca}, pki.Roots...),
+		Revocation: trust.RevocationConfig{Disabled: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	at := ca.NotBefore.Add(24 * time.Hour)
+	return startServer(t, func(o *server.Options) {
+		o.Validator = v
+		o.Now = func() time.Time { return at }
+		o.AllowSM2WithoutZ = allowDefault
+	})
+}
+
+// TestGmSSLSignedData: GmSSL's SignedData verifies through Verify, VerifyBatch and
+// DecryptAndVerify when the request or the deployment allows the form without Z,
+// flagged in the signer result; refused otherwise; a tampered copy always fails.
+func TestGmSSLSignedData(t *testing.T) {
+	signed := gmsslPEM(t, "signed.pem")
+	content, err := os.ReadFile(filepath.Join(gmsslFixtures, "content.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := bytes.Clone(signed)
+	tampered[bytes.Index(tampered, content)] ^= 0x20
+
+	for _, tc := range []struct {
+		name         string
+		allowDefault bool
+		request      *bool // VerifyOptions.allow_sm2_without_z
+		want         bool
+	}{
+		{"default-off", false, nil, false},
+		{"request-on", false, proto.Bool(true), true},
+		{"deployment-on", true, nil, true},
+		{"deployment-on-request-off", true, proto.Bool(false), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := gmsslServer(t, tc.allowDefault)
+			opts := &signsvrv1.VerifyOptions{AllowSm2WithoutZ: tc.request}
+			check := func(what string, verified bool, signers []*signsvrv1.SignerResult, got []byte, want bool) {
+				t.Helper()
+				if len(signers) != 1 {
+					t.Fatalf("%s: %d signers", what, len(signers))
+				}
+				s := signers[0]
+				if verified != want || s.GetSignature().GetValid() != want || s.GetSm2WithoutZ() != want {
+					t.Fatalf("%s: verified %v, signer %v; want %v", what, verified, s, want)
+				}
+				if !want && s.GetSignature().GetReason() != "signature-invalid" {
+					t.Errorf("%s: reason %q", what, s.GetSignature().GetReason())
+				}
+				if want {
+					if st := s.GetCertificateVerdict().GetStatus(); st != signsvrv1.CertificateStatus_CERTIFICATE_STATUS_GOOD {
+						t.Errorf("%s: certificate %v", what, s.GetCertificateVerdict())
+					}
+					if !bytes.Equal(got, content) {
+						t.Errorf("%s: content %q", what, got)
+					}
+				}
+			}
+			v, err := ts.sign.Verify(ctxT(t), &signsvrv1.VerifyRequest{Cms: signed, Options: opts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			check("Verify", v.GetVerified(), v.GetSigners(), v.GetContent(), tc.want)
+			v, err = ts.sign.Verify(ctxT(t), &signsvrv1.VerifyRequest{Cms: tampered, Options: opts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			check("Verify of a tampered copy", v.GetVerified(), v.GetSigners(), nil, false)
+
+			b, err := ts.sign.VerifyBatch(ctxT(t), &signsvrv1.VerifyBatchRequest{Items: []*signsvrv1.VerifyRequest{
+				{Cms: signed, Options: opts}, {Cms: tampered, Options: opts},
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := b.GetResults()
+			check("VerifyBatch item 0", r[0].GetResult().GetVerified(), r[0].GetResult().GetSigners(), r[0].GetResult().GetContent(), tc.want)
+			check("VerifyBatch item 1 (tampered)", r[1].GetResult().GetVerified(), r[1].GetResult().GetSigners(), nil, false)
+
+			for _, in := range []struct {
+				what string
+				cms  []byte
+				want bool
+			}{{"DecryptAndVerify", signed, tc.want}, {"DecryptAndVerify of a tampered copy", tampered, false}} {
+				env, err := ts.env.Envelope(ctxT(t), &signsvrv1.EnvelopeRequest{Data: in.cms, RecipientKeys: []string{"sm2-enc"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				dv, err := ts.env.DecryptAndVerify(ctxT(t), &signsvrv1.DecryptAndVerifyRequest{
+					Key: "sm2-enc", Cms: env.GetCms(), VerifyOptions: opts})
+				if err != nil {
+					t.Fatalf("%s: %v", in.what, err)
+				}
+				check(in.what, dv.GetVerified(), dv.GetSigners(), dv.GetContent(), in.want)
+			}
+		})
+	}
+	t.Run("own-signatures-unflagged", func(t *testing.T) {
+		ts := gmsslServer(t, true)
+		s, err := ts.sign.Sign(ctxT(t), &signsvrv1.SignRequest{Key: "sm2-sign", Data: content,
+			Options: &signsvrv1.SignOptions{NoSignedAttributes: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := ts.sign.Verify(ctxT(t), &signsvrv1.VerifyRequest{Cms: s.GetCms()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !v.GetVerified() || v.GetSigners()[0].GetSm2WithoutZ() {
+			t.Fatalf("a standard SM2 signature: %v", v)
+		}
+	})
+}
+
+// TestDetachedEmptyContent: a detached signature over empty content verifies when
+// the request sets data to the empty value (explicit presence), both ours through
+// OpenSSL and OpenSSL's through the server; unset data is still "no content".
+func TestDetachedEmptyContent(t *testing.T) {
+	ts := startServer(t)
+	empty := writeFile(t, "empty", nil)
+	nonEmpty := writeFile(t, "x", []byte("x"))
+	for _, key := range []string{"rsa-sign", "ecdsa-sign", "sm2-sign"} {
+		t.Run(key, func(t *testing.T) {
+			kf := keyFile(t, key)
+			s, err := ts.sign.Sign(ctxT(t), &signsvrv1.SignRequest{Key: key, Data: []byte{}, Detached: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sigs := map[string][]byte{"ours": s.GetCms()}
+			if key != "sm2-sign" {
+				// OpenSSL verifies ours against empty content, and refuses other content.
+				sigFile := writeFile(t, "sig.der", s.GetCms())
+				openssl(t, nil, "cms", "-verify", "-binary", "-inform", "DER", "-in", sigFile,
+					"-content", empty, "-CAfile", pki.RootsPath, "-purpose", "any")
+				openssl(t, nil, "cms", "-verify", "-binary", "-inform", "DER", "-in", sigFile,
+					"-content", "/dev/null", "-CAfile", pki.RootsPath, "-purpose", "any")
+				if _, err := opensslTry(nil, "cms", "-verify", "-binary", "-inform", "DER", "-in", sigFile,
+					"-content", nonEmpty, "-CAfile", pki.RootsPath, "-purpose", "any"); err == nil {
+					t.Error("openssl verified the empty-content signature over other content")
+				}
+				leaf := writeFile(t, "leaf.pem", openssl(t, nil, "x509", "-in", kf.CertPath))
+				sigs["openssl"] = openssl(t, nil, "cms", "-sign", "-binary", "-in", empty, "-signer", leaf,
+					"-inkey", kf.KeyPath, "-outform", "DER")
+			}
+			for who, sig := range sigs {
+				v, err := ts.sign.Verify(ctxT(t), &signsvrv1.VerifyRequest{Cms: sig, Data: []byte{}})
+				if err != nil {
+					t.Fatalf("%s: %v", who, err)
+				}
+				if !v.GetVerified() || !v.GetDetached() || len(v.GetContent()) != 0 {
+					t.Fatalf("%s: %v", who, v)
+				}
+				_, err = ts.sign.Verify(ctxT(t), &signsvrv1.VerifyRequest{Cms: sig})
+				wantStatus(t, err, codes.InvalidArgument, "INVALID_REQUEST")
+				v, err = ts.sign.Verify(ctxT(t), &signsvrv1.VerifyRequest{Cms: sig, Data: []byte("x")})
+				if err != nil || v.GetVerified() {
+					t.Fatalf("%s over other content: %v %v", who, v, err)
+				}
+			}
+		})
+	}
+	t.Run("attached", func(t *testing.T) {
+		s, err := ts.sign.Sign(ctxT(t), &signsvrv1.SignRequest{Key: "ecdsa-sign", Data: []byte("attached")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// An attached signature with data unset verifies as before.
+		if v, err := ts.sign.Verify(ctxT(t), &signsvrv1.VerifyRequest{Cms: s.GetCms()}); err != nil || !v.GetVerified() {
+			t.Fatalf("%v %v", v, err)
+		}
+	})
+}
+
+// opensslTry runs openssl and returns its error instead of failing the test.
+func opensslTry(stdin []byte, args ...string) ([]byte, error) {
+	cmd := exec.Command("openssl", args...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	return cmd.Output()
+}
