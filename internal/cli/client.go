@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -181,16 +182,26 @@ func describeError(err error) string {
 	return b.String()
 }
 
+// fail reports a failed call and returns its exit code: ExitUsage when the server
+// refused the input as invalid, ExitServer for every other answer and for no answer.
 func fail(stderr io.Writer, cmd string, err error) int {
 	fmt.Fprintf(stderr, "signsvr %s: %s\n", cmd, describeError(err))
-	return ExitFailure
+	return callExitCode(err)
 }
 
-// stringList is a repeatable string flag.
-type stringList []string
+func callExitCode(err error) int {
+	if st, ok := status.FromError(err); ok && st.Code() == codes.InvalidArgument {
+		return ExitUsage
+	}
+	return ExitServer
+}
 
-func (l *stringList) String() string     { return strings.Join(*l, ",") }
-func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+// inputError reports a local problem with the command's input or output (a file
+// that cannot be read, a value that does not parse) and returns ExitUsage.
+func inputError(stderr io.Writer, cmd string, err error) int {
+	fmt.Fprintf(stderr, "signsvr %s: %v\n", cmd, err)
+	return ExitUsage
+}
 
 // parseFlags parses and refuses stray arguments.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) bool {
