@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -87,7 +88,7 @@ func (c *clientFlags) dial() (*grpc.ClientConn, error) {
 func (c *clientFlags) call(ctx context.Context, f func(ctx context.Context, cc *grpc.ClientConn) error) error {
 	cc, err := c.dial()
 	if err != nil {
-		return err
+		return &localError{err}
 	}
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -190,11 +191,22 @@ func fail(stderr io.Writer, cmd string, err error) int {
 }
 
 func callExitCode(err error) int {
+	var le *localError
+	if errors.As(err, &le) {
+		return ExitUsage
+	}
 	if st, ok := status.FromError(err); ok && st.Code() == codes.InvalidArgument {
 		return ExitUsage
 	}
 	return ExitServer
 }
+
+// localError is a call that failed before reaching for the server: the client's
+// own settings (a --tls-ca file that cannot be read) are wrong.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
 
 // inputError reports a local problem with the command's input or output (a file
 // that cannot be read, a value that does not parse) and returns ExitUsage.
