@@ -206,6 +206,16 @@ func TestDetachedEmptyContent(t *testing.T) {
 				if err != nil || v.GetVerified() {
 					t.Fatalf("%s over other content: %v %v", who, v, err)
 				}
+				// The same as batch items: empty content, and none.
+				b, err := ts.sign.VerifyBatch(ctxT(t), &signsvrv1.VerifyBatchRequest{Items: []*signsvrv1.VerifyRequest{
+					{Cms: sig, Data: []byte{}}, {Cms: sig},
+				}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r := b.GetResults(); !r[0].GetResult().GetVerified() || r[1].GetError().GetReason() != "INVALID_REQUEST" {
+					t.Fatalf("%s in a batch: %v", who, r)
+				}
 			}
 		})
 	}
