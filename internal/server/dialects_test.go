@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/pem"
 	"os"
 	"os/exec"
@@ -9,12 +10,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emmansun/gmsm/sm3"
 	"github.com/emmansun/gmsm/smx509"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
 	"signsvr.dev/signsvr/internal/server"
+	"signsvr.dev/signsvr/internal/testca"
+	"signsvr.dev/signsvr/pkg/sign"
 	"signsvr.dev/signsvr/pkg/trust"
 )
 
@@ -238,4 +244,71 @@ func opensslTry(stdin []byte, args ...string) ([]byte, error) {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
 	return cmd.Output()
+}
+
+// TestLoginRefusesSM2WithoutZ: a deployment that accepts GmSSL's SignedData for
+// documents still refuses a login answer signed that way, which binds no identity.
+func TestLoginRefusesSM2WithoutZ(t *testing.T) {
+	le := newLoginEnv(t)
+	e := le.envs[testca.SM2]
+	ac := le.start(t, nil, func(o *server.Options) { o.AllowSM2WithoutZ = true; o.Validator = le.v })
+	ch := challenge(t, ac)
+	der, err := sign.Sign([]byte(ch), e.p.Good.Key, e.p.Chain(e.p.Good), &sign.Options{NoSignedAttributes: true, Certs: sign.IncludeChain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same message with the signature GmSSL would make: SM2 over SM3 of the DER
+	// EncapsulatedContentInfo, no Z, of the same length so that it replaces the
+	// standard one in place.
+	eci := encapContentInfo(t, der)
+	old := lastOctetString(t, der)
+	digest := sm3.Sum(eci)
+	var sig []byte
+	for len(sig) != len(old) {
+		if sig, err = e.p.Good.Key.Sign(rand.Reader, digest[:], nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gmssl := bytes.Replace(der, old, sig, 1)
+
+	resp, err := ac.Login(ctxT(t), &signsvrv1.LoginRequest{Challenge: ch, Cms: gmssl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetAuthenticated() || resp.GetRefusalReason() != "bad_signature" {
+		t.Fatalf("login with an SM2 signature without Z: authenticated %v, refusal %q", resp.GetAuthenticated(), resp.GetRefusalReason())
+	}
+	// The object is the GmSSL form indeed: it verifies as such, flagged.
+	res, err := sign.Verify(gmssl, &sign.VerifyOptions{AllowSM2WithoutZ: true})
+	if err != nil || !res.Signers[0].Signature.Valid || !res.Signers[0].SM2WithoutZ {
+		t.Fatalf("the forged-form answer: %v %+v", err, res)
+	}
+}
+
+// encapContentInfo returns the DER EncapsulatedContentInfo of a SignedData
+// ContentInfo.
+func encapContentInfo(t *testing.T, ci []byte) []byte {
+	t.Helper()
+	s := cryptobyte.String(ci)
+	var ciSeq, content, sd, eci cryptobyte.String
+	if !s.ReadASN1(&ciSeq, cbasn1.SEQUENCE) || !ciSeq.SkipASN1(cbasn1.OBJECT_IDENTIFIER) ||
+		!ciSeq.ReadASN1(&content, cbasn1.Tag(0).ContextSpecific().Constructed()) ||
+		!content.ReadASN1(&sd, cbasn1.SEQUENCE) || !sd.SkipASN1(cbasn1.INTEGER) || !sd.SkipASN1(cbasn1.SET) ||
+		!sd.ReadASN1Element(&eci, cbasn1.SEQUENCE) {
+		t.Fatal("not a SignedData")
+	}
+	return eci
+}
+
+// lastOctetString returns the signature value of a SignedData with one signer
+// and no unsigned attributes: the OCTET STRING that ends the message.
+func lastOctetString(t *testing.T, der []byte) []byte {
+	t.Helper()
+	for n := 70; n <= 72; n++ {
+		if i := len(der) - n - 2; i >= 0 && der[i] == 0x04 && int(der[i+1]) == n {
+			return der[len(der)-n:]
+		}
+	}
+	t.Fatal("no signature at the end of the message")
+	return nil
 }
