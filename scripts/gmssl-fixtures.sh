@@ -29,9 +29,15 @@ pass=P@ssw0rd
 	-key_usage digitalSignature -key_usage nonRepudiation -gen_authority_key_id -gen_subject_key_id -out signer.pem
 rm signer.req.pem
 
+# signed.pem: a short content (short-form DER lengths); signed-long.pem: 1000 bytes
+# (long-form lengths in the EncapsulatedContentInfo header that is hashed).
 printf 'signed by GmSSL cmssign\n' > content.txt
-"$GMSSL" cmssign -key signer.key.pem -pass $pass -cert signer.pem -in content.txt -out signed.pem
-# GmSSL reads back its own object.
-"$GMSSL" cmsverify -in signed.pem -out verified.txt
-cmp content.txt verified.txt
-rm verified.txt
+awk 'BEGIN { for (i = 0; i < 40; i++) printf "line %02d of the long GmSSL content.\n", i }' | head -c 1000 > content-long.txt
+for f in "content.txt signed.pem" "content-long.txt signed-long.pem"; do
+	set -- $f
+	"$GMSSL" cmssign -key signer.key.pem -pass $pass -cert signer.pem -in "$1" -out "$2"
+	# GmSSL reads back its own object.
+	"$GMSSL" cmsverify -in "$2" -out verified.txt
+	cmp "$1" verified.txt
+	rm verified.txt
+done

@@ -30,7 +30,14 @@ type gmsslFixture struct {
 	key     *sm2.PrivateKey
 }
 
-func loadGmSSLFixture(t testing.TB) *gmsslFixture {
+// gmsslObjects are the SignedData files and their contents: a short content, and
+// one of 1000 bytes whose EncapsulatedContentInfo has long-form lengths.
+var gmsslObjects = []struct{ signed, content string }{
+	{"signed.pem", "content.txt"},
+	{"signed-long.pem", "content-long.txt"},
+}
+
+func loadGmSSLFixture(t testing.TB, signed, content string) *gmsslFixture {
 	t.Helper()
 	pemDER := func(name string) []byte {
 		b, err := os.ReadFile(filepath.Join(gmsslDir, name))
@@ -43,7 +50,7 @@ func loadGmSSLFixture(t testing.TB) *gmsslFixture {
 		}
 		return block.Bytes
 	}
-	f := &gmsslFixture{cms: pemDER("signed.pem"), content: readFile(t, filepath.Join(gmsslDir, "content.txt"))}
+	f := &gmsslFixture{cms: pemDER(signed), content: readFile(t, filepath.Join(gmsslDir, content))}
 	var err error
 	if f.signer, err = smx509.ParseCertificate(pemDER("signer.pem")); err != nil {
 		t.Fatal(err)
@@ -176,7 +183,12 @@ func derOID(oid asn1.ObjectIdentifier) []byte {
 // SM2 signature has no Z value), verifies with AllowSM2WithoutZ, flagged, and every
 // tampered copy fails with signature-invalid.
 func TestGmSSLFixture(t *testing.T) {
-	f := loadGmSSLFixture(t)
+	for _, o := range gmsslObjects {
+		t.Run(o.signed, func(t *testing.T) { testGmSSLFixture(t, loadGmSSLFixture(t, o.signed, o.content)) })
+	}
+}
+
+func testGmSSLFixture(t *testing.T, f *gmsslFixture) {
 	res, err := Verify(f.cms, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -222,14 +234,17 @@ func TestGmSSLFixture(t *testing.T) {
 // EncapsulatedContentInfo; and its output verifies as GmSSL's does, also for content
 // longer than a short-form length and for empty content.
 func TestGmSSLAlgorithm(t *testing.T) {
-	f := loadGmSSLFixture(t)
-	ours, header := gmsslSign(t, f.key, f.signer, f.content)
-	if len(ours) != len(f.cms) || !bytes.Equal(ours[:len(ours)-71], f.cms[:len(f.cms)-71]) {
-		t.Fatalf("gmsslSign differs from GmSSL's cmssign before the signature value:\nours   %x\ngmssl  %x", ours, f.cms)
-	}
-	sd := parseSignedDataForTest(t, f.cms)
-	if !bytes.Equal(sd, append(bytes.Clone(header), f.content...)) {
-		t.Fatalf("content_header||data is not the DER EncapsulatedContentInfo:\n%x\n%x", header, sd)
+	var f *gmsslFixture
+	for _, o := range gmsslObjects {
+		f = loadGmSSLFixture(t, o.signed, o.content)
+		ours, header := gmsslSign(t, f.key, f.signer, f.content)
+		if len(ours) != len(f.cms) || !bytes.Equal(ours[:len(ours)-71], f.cms[:len(f.cms)-71]) {
+			t.Fatalf("%s: gmsslSign differs from GmSSL's cmssign before the signature value:\nours   %x\ngmssl  %x", o.signed, ours, f.cms)
+		}
+		sd := parseSignedDataForTest(t, f.cms)
+		if !bytes.Equal(sd, append(bytes.Clone(header), f.content...)) {
+			t.Fatalf("%s: content_header||data is not the DER EncapsulatedContentInfo:\n%x\n%x", o.signed, header, sd)
+		}
 	}
 	for _, n := range []int{0, 1, 200, 70000} {
 		data := testContent(n)
