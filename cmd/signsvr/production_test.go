@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -113,6 +114,14 @@ authorization:
 	}
 	if code, out, errs := cli(t, ds.addr, sig, append([]string{"verify"}, tlsArgs("good")...)...); code != 0 {
 		t.Fatalf("verify over mTLS: exit %d %s %s", code, out, errs)
+	}
+	// The same with the address and the TLS flags before the command name.
+	{
+		var stdout, stderr bytes.Buffer
+		args := append(append([]string{"--addr", ds.addr}, tlsArgs("good")...), "verify")
+		if code := run(t.Context(), args, bytes.NewReader(sig), &stdout, &stderr); code != 0 {
+			t.Fatalf("signsvr %s: exit %d %s %s", strings.Join(args, " "), code, stdout.String(), stderr.String())
+		}
 	}
 	// Authorization denies by default: the client may sign with its key only, and
 	// another client of the same CA may not sign at all.
