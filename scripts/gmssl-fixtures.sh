@@ -29,6 +29,13 @@ pass=P@ssw0rd
 	-key_usage digitalSignature -key_usage nonRepudiation -gen_authority_key_id -gen_subject_key_id -out signer.pem
 rm signer.req.pem
 
+# An encryption key and certificate for the nested message below.
+"$GMSSL" sm2keygen -pass $pass -out recipient.key.pem
+"$GMSSL" reqgen -C CN -O "GmSSL fixtures" -CN "GmSSL fixture recipient" -key recipient.key.pem -pass $pass -out recipient.req.pem
+"$GMSSL" reqsign -in recipient.req.pem -serial_len 12 -days 3650 -cacert ca.pem -key ca.key.pem -pass $pass \
+	-key_usage keyEncipherment -key_usage dataEncipherment -gen_authority_key_id -gen_subject_key_id -out recipient.pem
+rm recipient.req.pem
+
 # signed.pem: a short content (short-form DER lengths); signed-long.pem: 1000 bytes
 # (long-form lengths in the EncapsulatedContentInfo header that is hashed).
 printf 'signed by GmSSL cmssign\n' > content.txt
@@ -41,3 +48,12 @@ for f in "content.txt signed.pem" "content-long.txt signed-long.pem"; do
 	cmp "$1" verified.txt
 	rm verified.txt
 done
+
+# enveloped.pem: the DER of signed.pem enveloped by cmsencrypt to recipient.pem (a
+# nested signed-then-enveloped message, for DecryptAndVerify); cmsdecrypt opens it.
+"$GMSSL" cmsparse -in signed.pem >/dev/null
+sed -e '1d' -e '$d' signed.pem | base64 -d > signed.der
+"$GMSSL" cmsencrypt -rcptcert recipient.pem -in signed.der -out enveloped.pem
+"$GMSSL" cmsdecrypt -key recipient.key.pem -pass $pass -cert recipient.pem -in enveloped.pem -out opened.der
+cmp signed.der opened.der
+rm signed.der opened.der

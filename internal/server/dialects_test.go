@@ -20,6 +20,7 @@ import (
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
 	"signsvr.dev/signsvr/internal/server"
 	"signsvr.dev/signsvr/internal/testca"
+	"signsvr.dev/signsvr/pkg/keystore/soft"
 	"signsvr.dev/signsvr/pkg/sign"
 	"signsvr.dev/signsvr/pkg/trust"
 )
@@ -45,7 +46,7 @@ func gmsslPEM(t *testing.T, name string) []byte {
 // gmsslServer is a server that also trusts the GmSSL fixtures' CA, with its clock
 // inside the fixture certificates' validity. allowDefault is its
 // verify.allow_sm2_without_z.
-func gmsslServer(t *testing.T, allowDefault bool) *testServer {
+func gmsslServer(t *testing.T, allowDefault bool, opts ...serverOption) *testServer {
 	t.Helper()
 	ca, err := smx509.ParseCertificate(gmsslPEM(t, "ca.pem"))
 	if err != nil {
@@ -58,11 +59,11 @@ func gmsslServer(t *testing.T, allowDefault bool) *testServer {
 	}
 	t.Cleanup(func() { v.Close() })
 	at := ca.NotBefore.Add(24 * time.Hour)
-	return startServer(t, func(o *server.Options) {
+	return startServer(t, append([]serverOption{func(o *server.Options) {
 		o.Validator = v
 		o.Now = func() time.Time { return at }
 		o.AllowSM2WithoutZ = allowDefault
-	})
+	}}, opts...)...)
 }
 
 // TestGmSSLSignedData: GmSSL's SignedData verifies through Verify, VerifyBatch and
@@ -311,4 +312,41 @@ func lastOctetString(t *testing.T, der []byte) []byte {
 	}
 	t.Fatal("no signature at the end of the message")
 	return nil
+}
+
+// TestGmSSLNestedMessage: GmSSL's SignedData enveloped by GmSSL's cmsencrypt to a
+// GmSSL-made SM2 key, which the server holds (GmSSL's own encrypted PKCS#8 file):
+// DecryptAndVerify opens it and verifies the signature when the form without Z is
+// allowed.
+func TestGmSSLNestedMessage(t *testing.T) {
+	pass := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(pass, []byte("P@ssw0rd\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store, err := soft.New([]soft.KeyConfig{{Name: "gmssl-enc", Usages: []string{"decrypt"}, PasswordFile: pass,
+		KeyFile: filepath.Join(gmsslFixtures, "recipient.key.pem"), CertFile: filepath.Join(gmsslFixtures, "recipient.pem")}})
+	if err != nil {
+		t.Fatalf("the GmSSL key in the soft store: %v", err)
+	}
+	t.Cleanup(func() { store.Close() })
+	content, err := os.ReadFile(filepath.Join(gmsslFixtures, "content.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enveloped := gmsslPEM(t, "enveloped.pem")
+	for _, allow := range []bool{false, true} {
+		ts := gmsslServer(t, allow, func(o *server.Options) { o.Store = store })
+		dv, err := ts.env.DecryptAndVerify(ctxT(t), &signsvrv1.DecryptAndVerifyRequest{Key: "gmssl-enc", Cms: enveloped})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := dv.GetSigners()
+		if dv.GetVerified() != allow || len(s) != 1 || s[0].GetSm2WithoutZ() != allow || !bytes.Equal(dv.GetContent(), content) {
+			t.Fatalf("allow %v: %v", allow, dv)
+		}
+		d, err := ts.env.Decrypt(ctxT(t), &signsvrv1.DecryptRequest{Key: "gmssl-enc", Cms: enveloped})
+		if err != nil || !bytes.Equal(d.GetData(), gmsslPEM(t, "signed.pem")) {
+			t.Fatalf("Decrypt: %v", err)
+		}
+	}
 }
