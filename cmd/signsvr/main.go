@@ -1,6 +1,6 @@
 // Command signsvr is the signsvr server and its command-line client.
 //
-//	signsvr serve [--config F | --data-dir D] [--listen A]
+//	signsvr serve [--config F | --data-dir D] [--listen A] [--ops-listen A|off]
 //	signsvr COMMAND [flags]        (signsvr help lists every command)
 //
 // `signsvr serve` with no flags is the embedded development default: it creates a
@@ -42,7 +42,7 @@ func main() {
 
 // serveCmd is `signsvr serve`, the one command that builds a server.
 var serveCmd = &clicmd.Command{
-	Name: "serve", Args: "[--config FILE | --data-dir DIR] [--listen ADDR] [--log-level L]",
+	Name: "serve", Args: "[--config FILE | --data-dir DIR] [--listen ADDR] [--ops-listen ADDR|off] [--log-level L]",
 	Summary: "run the server (no flags: the development default in ./signsvr-data)",
 	Run: func(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
 		return runServe(ctx, args, stderr, nil)

@@ -367,9 +367,11 @@ func SignAndEnvelope(ctx context.Context, args []string, stdin io.Reader, stdout
 	if req.Format, err = enumFlag("format", *format, formatWords); err != nil {
 		return inputError(stderr, "sign-and-envelope", err)
 	}
-	if req.RecipientCerts, req.RecipientKeys, err = rf.recipients(); err != nil {
+	r, err := rf.recipients()
+	if err != nil {
 		return inputError(stderr, "sign-and-envelope", err)
 	}
+	req.RecipientCerts, req.RecipientKeys, req.RecipientKekKeys, req.RecipientPasswords = r.certs, r.keys, r.keks, r.passwords
 	if req.Data, err = c.readInput(stdin); err != nil {
 		return inputError(stderr, "sign-and-envelope", err)
 	}
@@ -415,13 +417,17 @@ func DecryptAndVerify(ctx context.Context, args []string, stdin io.Reader, stdou
 	if !parseFlags(fs, args, stderr) {
 		return ExitUsage
 	}
-	if *key == "" {
-		fmt.Fprintln(stderr, "signsvr decrypt-and-verify: --key is required")
-		return ExitUsage
-	}
 	vo, err := vf.options()
 	if err != nil {
 		return inputError(stderr, "decrypt-and-verify", err)
+	}
+	do, err := df.options()
+	if err != nil {
+		return inputError(stderr, "decrypt-and-verify", err)
+	}
+	if (*key == "") == (do.Password == nil) {
+		fmt.Fprintln(stderr, "signsvr decrypt-and-verify: give --key or a password (--password-file, --password-env)")
+		return ExitUsage
 	}
 	if *contentOut == "" && !*asJSON {
 		vo.OmitContent = true
@@ -433,7 +439,7 @@ func DecryptAndVerify(ctx context.Context, args []string, stdin io.Reader, stdou
 	var resp *signsvrv1.DecryptAndVerifyResponse
 	err = c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		resp, err = signsvrv1.NewEnvelopeServiceClient(cc).DecryptAndVerify(ctx, &signsvrv1.DecryptAndVerifyRequest{
-			Key: *key, Cms: pemOrDER(in), DecryptOptions: df.options(), VerifyOptions: vo,
+			Key: *key, Cms: pemOrDER(in), DecryptOptions: do, VerifyOptions: vo,
 		})
 		return err
 	})

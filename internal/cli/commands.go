@@ -222,9 +222,11 @@ func Envelope(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return inputError(stderr, "envelope", err)
 	}
 	req := &signsvrv1.EnvelopeRequest{Options: opts}
-	if req.RecipientCerts, req.RecipientKeys, err = rf.recipients(); err != nil {
+	var r recipients
+	if r, err = rf.recipients(); err != nil {
 		return inputError(stderr, "envelope", err)
 	}
+	req.RecipientCerts, req.RecipientKeys, req.RecipientKekKeys, req.RecipientPasswords = r.certs, r.keys, r.keks, r.passwords
 	if req.Data, err = c.readInput(stdin); err != nil {
 		return inputError(stderr, "envelope", err)
 	}
@@ -257,14 +259,18 @@ func Decrypt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	fs := flag.NewFlagSet("decrypt", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c.register(fs, true)
-	key := fs.String("key", "", "decryption key name (required)")
+	key := fs.String("key", "", "decryption key name (a private or a key-encryption key); or give a password")
 	var df decryptOptionFlags
 	df.register(fs)
 	if !parseFlags(fs, args, stderr) {
 		return ExitUsage
 	}
-	if *key == "" {
-		fmt.Fprintln(stderr, "signsvr decrypt: --key is required")
+	opts, err := df.options()
+	if err != nil {
+		return inputError(stderr, "decrypt", err)
+	}
+	if (*key == "") == (opts.Password == nil) {
+		fmt.Fprintln(stderr, "signsvr decrypt: give --key or a password (--password-file, --password-env)")
 		return ExitUsage
 	}
 	in, err := c.readInput(stdin)
@@ -274,7 +280,7 @@ func Decrypt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	var resp *signsvrv1.DecryptResponse
 	err = c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		resp, err = signsvrv1.NewEnvelopeServiceClient(cc).Decrypt(ctx, &signsvrv1.DecryptRequest{
-			Key: *key, Cms: pemOrDER(in), Options: df.options(),
+			Key: *key, Cms: pemOrDER(in), Options: opts,
 		})
 		return err
 	})
@@ -305,6 +311,10 @@ var (
 	keysImportCertCmd = &Command{
 		Name: "keys import-cert", Args: "--module LIB --token LABEL (--pin-file F | --pin-env VAR) ...",
 		Summary: "store an HSM key's certificate in the token (no server)", Run: hsmkeysRun("import-cert"),
+	}
+	keysImportSecretCmd = &Command{
+		Name: "keys import-secret", Args: "--module LIB --token LABEL (--pin-file F | --pin-env VAR) ...",
+		Summary: "store a symmetric key-encryption key in the token (no server)", Run: hsmkeysRun("import-secret"),
 	}
 )
 

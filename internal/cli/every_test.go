@@ -200,6 +200,22 @@ func TestCLIEveryCall(t *testing.T) {
 			run(t, tc.damaged, der, "decrypt-and-verify", "--key", tc.enc)
 		}
 		run(t, ExitServer, env, "decrypt", "--key", "rsa-sign") // a signing key: FAILED_PRECONDITION
+		// A password recipient, in an envelope and a signed envelope.
+		pw := write(t, "pw", []byte("correct horse battery staple\n"))
+		env, _ = run(t, ExitOK, data, "envelope", "--password-file", pw, "--pbkdf2-iterations", "2000", "--cipher", "aes256-cbc")
+		if out, _ := run(t, ExitOK, env, "decrypt", "--password-file", pw); !bytes.Equal(out, data) {
+			t.Errorf("decrypt --password-file: %q", out)
+		}
+		run(t, ExitUsage, env, "decrypt", "--password-file", write(t, "wrong", []byte("wrong\n")))
+		env, _ = run(t, ExitOK, data, "sign-and-envelope", "--key", "ecdsa-sign", "--password-file", pw, "--pbkdf2-iterations", "2000")
+		run(t, ExitOK, env, "decrypt-and-verify", "--password-file", pw)
+		// Raw encryption.
+		ct, _ := run(t, ExitOK, data, "encrypt-raw", "--key", "sm2-enc", "--sm2-encoding", "c1c3c2")
+		if out, _ := run(t, ExitOK, ct, "decrypt-raw", "--key", "sm2-enc", "--sm2-encoding", "c1c3c2"); !bytes.Equal(out, data) {
+			t.Errorf("decrypt-raw: %q", out)
+		}
+		ct, _ = run(t, ExitOK, data, "encrypt-raw", "--certificate", devFile("keys", "rsa-enc.chain.pem"), "--oaep-digest", "sha384")
+		run(t, ExitOK, ct, "decrypt-raw", "--key", "rsa-enc", "--oaep-digest", "sha384")
 	})
 
 	t.Run("timestamp", func(t *testing.T) {

@@ -6,6 +6,7 @@ package cli
 // VerifyOptions for verify, verify-batch and decrypt-and-verify, and so on.
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"strconv"
@@ -197,6 +198,8 @@ func (f *verifyOptionFlags) options() (*signsvrv1.VerifyOptions, error) {
 // names that would collide with SignOptions' in sign-and-envelope.
 type envelopeOptionFlags struct {
 	cipher, rsaScheme, recipientID, sm2Dialect string
+	ecdhCofactor                               bool
+	pbkdf2Iterations                           uint
 	prefix                                     string
 }
 
@@ -209,10 +212,15 @@ func (f *envelopeOptionFlags) register(fs *flag.FlagSet, prefix string) {
 	}
 	fs.StringVar(&f.recipientID, "recipient-id", "", "how RecipientInfos name certificates: "+words(recipientIDWords)+" (default issuer-serial)")
 	fs.StringVar(&f.sm2Dialect, prefix+"sm2-dialect", "", "SM2 OIDs of the envelope: "+words(dialectWords))
+	fs.BoolVar(&f.ecdhCofactor, "ecdh-cofactor", false, "cofactor ECDH for EC recipients")
+	fs.UintVar(&f.pbkdf2Iterations, "pbkdf2-iterations", 0, "PBKDF2 iterations of password recipients (default: the server's)")
 }
 
 func (f *envelopeOptionFlags) options() (*signsvrv1.EnvelopeOptions, error) {
-	o := &signsvrv1.EnvelopeOptions{}
+	if f.pbkdf2Iterations > 1<<32-1 {
+		return nil, fmt.Errorf("--pbkdf2-iterations %d is too large", f.pbkdf2Iterations)
+	}
+	o := &signsvrv1.EnvelopeOptions{EcdhCofactor: f.ecdhCofactor, Pbkdf2Iterations: uint32(f.pbkdf2Iterations)}
 	var err error
 	if o.Cipher, err = enumFlag("cipher", f.cipher, cipherWords); err != nil {
 		return nil, err
@@ -229,9 +237,12 @@ func (f *envelopeOptionFlags) options() (*signsvrv1.EnvelopeOptions, error) {
 	return o, nil
 }
 
-// recipientFlags are the recipients of EnvelopeRequest and SignAndEnvelopeRequest.
+// recipientFlags are the recipients of EnvelopeRequest and SignAndEnvelopeRequest:
+// recipient_certs, recipient_keys, recipient_kek_keys and recipient_passwords (a
+// password from a file or the environment, never a flag value).
 type recipientFlags struct {
-	certs, keys stringList
+	certs, keys, keks stringList
+	passwords         passwordFlags
 }
 
 func (f *recipientFlags) register(fs *flag.FlagSet) {
@@ -239,31 +250,63 @@ func (f *recipientFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.certs, "cert", "the same as --recipient-certs")
 	fs.Var(&f.keys, "recipient-keys", "recipient named by a server key name (repeatable)")
 	fs.Var(&f.keys, "to", "the same as --recipient-keys")
+	fs.Var(&f.keks, "recipient-kek-keys", "recipient symmetric key-encryption key name on the server (repeatable)")
+	fs.Var(&f.keks, "to-kek", "the same as --recipient-kek-keys")
+	f.passwords.register(fs, true)
 }
 
-// recipients reads the certificate files; a PEM chain file names its leaf first,
-// and that is the recipient.
-func (f *recipientFlags) recipients() (certs [][]byte, keys []string, err error) {
-	if len(f.certs)+len(f.keys) == 0 {
-		return nil, nil, fmt.Errorf("give at least one --recipient-certs (--cert) or --recipient-keys (--to)")
+// recipients are the recipients of a request.
+type recipients struct {
+	certs     [][]byte
+	keys      []string
+	keks      []string
+	passwords [][]byte
+}
+
+// recipients reads the certificate files (a PEM chain file names its leaf first, and
+// that is the recipient) and the passwords.
+func (f *recipientFlags) recipients() (recipients, error) {
+	r := recipients{keys: f.keys, keks: f.keks}
+	var err error
+	if r.passwords, err = f.passwords.passwords(); err != nil {
+		return r, err
+	}
+	if len(f.certs)+len(f.keys)+len(f.keks)+len(r.passwords) == 0 {
+		return r, fmt.Errorf("give at least one --recipient-certs (--cert) or --recipient-keys (--to) " +
+			"(or --recipient-kek-keys, --password-file, --password-env)")
 	}
 	for _, file := range f.certs {
 		ders, err := certsFromFile(file)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--recipient-certs: %w", err)
+			return r, fmt.Errorf("--recipient-certs: %w", err)
 		}
-		certs = append(certs, ders[0])
+		r.certs = append(r.certs, ders[0])
 	}
-	return certs, f.keys, nil
+	return r, nil
 }
 
-// decryptOptionFlags are the flags of DecryptOptions.
-type decryptOptionFlags struct{ allowLegacy bool }
+// decryptOptionFlags are the flags of DecryptOptions (the password from a file or
+// the environment).
+type decryptOptionFlags struct {
+	allowLegacy bool
+	password    passwordFlags
+}
 
 func (f *decryptOptionFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.allowLegacy, "allow-legacy", false, "accept legacy algorithms (3DES, SHA-1 based), to read old data")
+	f.password.register(fs, false)
 }
 
-func (f *decryptOptionFlags) options() *signsvrv1.DecryptOptions {
-	return &signsvrv1.DecryptOptions{AllowLegacy: f.allowLegacy}
+func (f *decryptOptionFlags) options() (*signsvrv1.DecryptOptions, error) {
+	o := &signsvrv1.DecryptOptions{AllowLegacy: f.allowLegacy}
+	pw, err := f.password.passwords()
+	switch {
+	case err != nil:
+		return nil, err
+	case len(pw) > 1:
+		return nil, errors.New("give one password at most")
+	case len(pw) == 1:
+		o.Password = pw[0]
+	}
+	return o, nil
 }

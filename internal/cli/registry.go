@@ -59,9 +59,10 @@ func Commands() []*Command {
 	return []*Command{
 		signCmd, verifyCmd, signBatchCmd, verifyBatchCmd, signRawCmd, verifyRawCmd,
 		envelopeCmd, decryptCmd, signAndEnvelopeCmd, decryptAndVerifyCmd,
+		encryptRawCmd, decryptRawCmd,
 		timestampCmd,
 		certValidateCmd, certParseCmd,
-		keysListCmd, keysGenerateCmd, keysCSRCmd, keysImportCertCmd,
+		keysListCmd, keysGenerateCmd, keysCSRCmd, keysImportCertCmd, keysImportSecretCmd,
 		loginCmd, authChallengeCmd, authTokenKeyCmd,
 		auditVerifyCmd,
 		versionCmd,
