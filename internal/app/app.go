@@ -494,7 +494,7 @@ func productionState(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		opts: server.Options{
 			Store: ks, Backend: backend, Validator: v, TLS: tlsCfg, Authorizer: policy,
 			ClientValidator: cv, Login: loginOpts, ExpiryWarning: cfg.Keystore.ExpiryWarning,
-			SecretKeys: secrets,
+			SecretKeys: secrets, AllowSM2WithoutZ: cfg.Verify.AllowSM2WithoutZ,
 		},
 		store:      ks,
 		hsm:        hsm,

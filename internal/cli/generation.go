@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/pem"
@@ -35,6 +36,14 @@ Makes the next generation of a soft-store key: DIR/NAME-ID.key.pem (a new key of
 algorithm of CERT, mode 0600) and DIR/NAME-ID.csr.pem (a certificate request with
 CERT's subject), and prints the configuration entries of the rotation.
 `
+
+var keysNextGenerationCmd = &Command{
+	Name: "keys next-generation", Args: "--name NAME --generation ID --like CERT [--dir DIR]",
+	Summary: "the next generation of a soft-store key: a new key and its certificate request (no server)",
+	Run: func(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+		return runKeysNextGeneration(args, stdout, stderr)
+	},
+}
 
 func runKeysNextGeneration(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("keys next-generation", flag.ContinueOnError)

@@ -58,8 +58,10 @@ type Config struct {
 	Log        Log  `yaml:"log"`
 	TLS        TLS  `yaml:"tls"`
 	// Trust is what signer certificates are validated against (pkg/trust).
-	Trust    trust.FileConfig `yaml:"trust"`
-	Keystore Keystore         `yaml:"keystore"`
+	Trust trust.FileConfig `yaml:"trust"`
+	// Verify holds the deployment's defaults for verifications.
+	Verify   Verify   `yaml:"verify"`
+	Keystore Keystore `yaml:"keystore"`
 	// Authorization says which clients may call which operations with which keys.
 	// It denies by default: a client that no rule names can call nothing.
 	Authorization Authorization `yaml:"authorization"`
@@ -94,6 +96,16 @@ type Limits struct {
 	KeepaliveMinInterval    time.Duration `yaml:"keepalive_min_interval"`
 	MaxConnectionAge        time.Duration `yaml:"max_connection_age"`
 	MaxConnectionAgeGrace   time.Duration `yaml:"max_connection_age_grace"`
+}
+
+// Verify holds the defaults of the options of verifying requests (VerifyOptions),
+// for the requests that leave them unset.
+type Verify struct {
+	// AllowSM2WithoutZ also accepts SM2 signatures made without the Z value, as
+	// GmSSL 3.x writes SignedData, unless a request says otherwise. Off by default:
+	// such a signature binds no user ID, so only a deployment whose peers use GmSSL
+	// turns it on.
+	AllowSM2WithoutZ bool `yaml:"allow_sm2_without_z"`
 }
 
 // Operations are the operation names an authorization rule may list (the server's

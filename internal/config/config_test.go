@@ -138,3 +138,16 @@ func TestGenerationStateNamesItsLine(t *testing.T) {
 		}
 	}
 }
+
+func TestVerifyDefaults(t *testing.T) {
+	c, err := Parse([]byte(good+"verify:\n  allow_sm2_without_z: true\n"), "/etc/signsvr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Verify.AllowSM2WithoutZ {
+		t.Error("verify.allow_sm2_without_z not read")
+	}
+	if _, err := Parse([]byte(good+"verify:\n  allow_sm2_without: true\n"), "/etc/signsvr"); err == nil {
+		t.Error("a misspelt verify key was accepted")
+	}
+}

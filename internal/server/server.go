@@ -84,6 +84,10 @@ type Options struct {
 	// Verify bounds what one message to verify may cost (signers, certificates, the
 	// size of a certificate, the parsed-certificate cache); zero fields take defaults.
 	Verify VerifyLimits
+	// AllowSM2WithoutZ is the default of VerifyOptions.allow_sm2_without_z for
+	// requests that leave it unset: also accept SM2 signatures made without the Z
+	// value, as GmSSL 3.x writes SignedData. A request may turn it off or on.
+	AllowSM2WithoutZ bool
 	// TLS, when set, serves TLS (with client certificates when it asks for them).
 	TLS *tls.Config
 	// Development marks the embedded default: callers get the development identity.
@@ -159,6 +163,8 @@ type Server struct {
 	keys         keyCache
 	certs        certCache
 	verifyLimits VerifyLimits
+	// allowSM2WithoutZ is Options.AllowSM2WithoutZ.
+	allowSM2WithoutZ bool
 
 	clientValidator     CertValidator
 	clientVerifyTimeout time.Duration
@@ -263,11 +269,12 @@ func newState(o Options, root *Server) (*Server, error) {
 		maxMsg:     o.MaxMessageBytes,
 		maxBatch:   o.MaxBatchItems,
 
-		certs:        certCache{maxBytes: o.Verify.CertCacheBytes, maxCert: o.Verify.MaxCertificateBytes},
-		verifyLimits: o.Verify,
-		dev:          o.Development,
-		authorizer:   o.Authorizer,
-		auditor:      o.Auditor,
+		certs:            certCache{maxBytes: o.Verify.CertCacheBytes, maxCert: o.Verify.MaxCertificateBytes},
+		verifyLimits:     o.Verify,
+		allowSM2WithoutZ: o.AllowSM2WithoutZ,
+		dev:              o.Development,
+		authorizer:       o.Authorizer,
+		auditor:          o.Auditor,
 
 		stockTransport: o.StockTransport,
 		limits:         o.Limits.withDefaults(),

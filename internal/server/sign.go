@@ -64,12 +64,10 @@ func (s *Server) verify(ctx context.Context, req *signsvrv1.VerifyRequest) (*sig
 	// Certificates carried in messages are parsed once and kept by their DER (certs.go):
 	// parsing one costs about as many allocations as the rest of a verification.
 	vo := s.verifyOptions(ctx)
-	vo.Content, vo.AllowSHA1 = req.GetData(), o.GetAllowSha1()
-	var err error
-	if vo.SM2UID, err = sm2UID(o.GetSm2UserId()); err != nil {
-		return nil, err
-	}
-	if vo.Certs, err = s.parseCerts(o.GetCertificates(), "options.certificates"); err != nil {
+	// Data has explicit presence: set and empty, it decodes to a non-nil empty slice,
+	// which sign.Verify takes as empty detached content (nil is none).
+	vo.Content = req.GetData()
+	if err := s.applyVerifyOptions(vo, o, "options"); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {

@@ -220,8 +220,13 @@ type VerifyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The ContentInfo holding the SignedData (DER or BER).
 	Cms []byte `protobuf:"bytes,1,opt,name=cms,proto3" json:"cms,omitempty"`
-	// The content, for a detached signature. Must be empty for an attached one.
-	Data []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// The content, for a detached signature; leave it unset for an attached one. The
+	// field has explicit presence so that a detached signature over empty content can
+	// be verified: set to the empty value (in Go a non-nil empty slice; in JSON
+	// "data": ""), it is that empty content; unset, a detached signature is refused as
+	// having no content. (Presence does not change the wire format: a client built
+	// before it sends non-empty content as before.)
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof" json:"data,omitempty"`
 	// Verification options; empty for the defaults.
 	Options       *VerifyOptions `protobuf:"bytes,3,opt,name=options,proto3" json:"options,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1148,11 +1153,12 @@ const file_signsvr_v1_sign_proto_rawDesc = "" +
 	"\ttimestamp\x18\x05 \x01(\x0e2\x1e.signsvr.v1.SignatureTimestampR\ttimestamp\"O\n" +
 	"\fSignResponse\x12\x10\n" +
 	"\x03cms\x18\x01 \x01(\fR\x03cms\x12-\n" +
-	"\bkey_used\x18\x02 \x01(\v2\x12.signsvr.v1.KeyUseR\akeyUsed\"j\n" +
+	"\bkey_used\x18\x02 \x01(\v2\x12.signsvr.v1.KeyUseR\akeyUsed\"x\n" +
 	"\rVerifyRequest\x12\x10\n" +
-	"\x03cms\x18\x01 \x01(\fR\x03cms\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\x123\n" +
-	"\aoptions\x18\x03 \x01(\v2\x19.signsvr.v1.VerifyOptionsR\aoptions\"\xf6\x01\n" +
+	"\x03cms\x18\x01 \x01(\fR\x03cms\x12\x17\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x88\x01\x01\x123\n" +
+	"\aoptions\x18\x03 \x01(\v2\x19.signsvr.v1.VerifyOptionsR\aoptionsB\a\n" +
+	"\x05_data\"\xf6\x01\n" +
 	"\x0eVerifyResponse\x12\x1a\n" +
 	"\bverified\x18\x01 \x01(\bR\bverified\x122\n" +
 	"\asigners\x18\x02 \x03(\v2\x18.signsvr.v1.SignerResultR\asigners\x12\x18\n" +
@@ -1316,6 +1322,7 @@ func file_signsvr_v1_sign_proto_init() {
 	}
 	file_signsvr_v1_common_proto_init()
 	file_signsvr_v1_generation_proto_init()
+	file_signsvr_v1_sign_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
