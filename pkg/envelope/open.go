@@ -84,8 +84,32 @@ func asKeyAgreer(key any) (KeyAgreer, bool) {
 // one ErrDecrypt, and the content decryption runs whether or not the key unwrap
 // worked, so neither the error nor the work done tells which step failed.
 func (m *message) open(key any, cert *smx509.Certificate, opts *OpenOptions) ([]byte, asn1.ObjectIdentifier, error) {
+	cek, keyOK, alg, err := m.contentKey(key, cert, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	eci := m.eci
+	var tag []byte
+	if m.auth {
+		tag = m.mac
+	}
+	pt, contentOK := alg.open(cek, eci.ContentEncryptionAlgorithm.Parameters, eci.EncryptedContent, tag, m.aad)
+	clear(cek)
+	if keyOK&contentOK != 1 {
+		clear(pt)
+		return nil, nil, ErrDecrypt
+	}
+	return pt, eci.ContentType, nil
+}
+
+// contentKey finds cert's RecipientInfo and recovers the content key with key, for
+// the content algorithm it returns. keyOK is 0 when the unwrap failed: cek is then a
+// random key of the right length, so the content decryption runs all the same and
+// fails as if the content were bad (the caller clears cek). The errors are those
+// open returns before any secret is touched.
+func (m *message) contentKey(key any, cert *smx509.Certificate, opts *OpenOptions) (cek []byte, keyOK int, alg contentAlg, err error) {
 	if cert == nil {
-		return nil, nil, errors.New("envelope: no recipient certificate given")
+		return nil, 0, alg, errors.New("envelope: no recipient certificate given")
 	}
 	var o OpenOptions
 	if opts != nil {
@@ -97,7 +121,7 @@ func (m *message) open(key any, cert *smx509.Certificate, opts *OpenOptions) ([]
 	}
 	kind, err := kindOf(cert)
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, alg, err
 	}
 	rc := recipientCert(cert)
 	var (
@@ -122,56 +146,42 @@ find:
 		}
 	}
 	if ktri == nil && kari == nil {
-		return nil, nil, ErrNoRecipient
+		return nil, 0, alg, ErrNoRecipient
 	}
 	if (kind == kindEC) != (kari != nil) {
-		return nil, nil, unsupported("recipient info type does not fit the certificate's key")
+		return nil, 0, alg, unsupported("recipient info type does not fit the certificate's key")
 	}
 
 	eci := m.eci
 	alg, ok := contentAlgByOID(eci.ContentEncryptionAlgorithm.Algorithm)
 	if !ok {
-		return nil, nil, unsupported("content encryption %s", eci.ContentEncryptionAlgorithm.Algorithm)
+		return nil, 0, alg, unsupported("content encryption %s", eci.ContentEncryptionAlgorithm.Algorithm)
 	}
 	if alg.legacy && !o.AllowLegacy {
-		return nil, nil, legacy(alg.name)
+		return nil, 0, alg, legacy(alg.name)
 	}
 	if m.auth != alg.gcm && (m.auth || m.sed != nil) {
-		return nil, nil, unsupported("%s in this content type", alg.name)
+		return nil, 0, alg, unsupported("%s in this content type", alg.name)
 	}
 	if eci.EncryptedContent == nil {
-		return nil, nil, unsupported("detached encrypted content")
+		return nil, 0, alg, unsupported("detached encrypted content")
 	}
 
-	var (
-		cek   []byte
-		keyOK int
-	)
 	if kari != nil {
 		agreer, ok := asKeyAgreer(key)
 		if !ok {
-			return nil, nil, ErrKeyType
+			return nil, 0, alg, ErrKeyType
 		}
 		cek, keyOK, err = unwrapKeyAgree(rnd, cert, kari, ek, agreer, alg.keyLen, o.BackendError)
 	} else {
 		dec, ok := key.(crypto.Decrypter)
 		if !ok {
-			return nil, nil, ErrKeyType
+			return nil, 0, alg, ErrKeyType
 		}
 		cek, keyOK, err = unwrapKeyTransport(rnd, kind, ktri, dec, alg.keyLen, o.BackendError)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, alg, err
 	}
-	var tag []byte
-	if m.auth {
-		tag = m.mac
-	}
-	pt, contentOK := alg.open(cek, eci.ContentEncryptionAlgorithm.Parameters, eci.EncryptedContent, tag, m.aad)
-	clear(cek)
-	if keyOK&contentOK != 1 {
-		clear(pt)
-		return nil, nil, ErrDecrypt
-	}
-	return pt, eci.ContentType, nil
+	return cek, keyOK, alg, nil
 }
