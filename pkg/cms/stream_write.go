@@ -155,3 +155,9 @@ func streamSplit(der []byte, path []int) (StreamParts, error) {
 	}
 	return StreamParts{Prefix: prefix, Suffix: append(suffix, eoc...)}, nil
 }
+
+// SplitSignedData cuts the streamed form out of the DER ContentInfo of a SignedData
+// whose eContent is present and empty.
+func SplitSignedData(der []byte) (StreamParts, error) {
+	return streamSplit(der, pathSignedContent)
+}
