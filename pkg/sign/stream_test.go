@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/emmansun/gmsm/sm3"
 	gmpkcs7 "github.com/emmansun/gmsm/pkcs7"
+	"github.com/emmansun/gmsm/sm3"
 
 	"signsvr.dev/signsvr/internal/devpki"
 	"signsvr.dev/signsvr/pkg/cms"
