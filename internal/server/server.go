@@ -117,6 +117,9 @@ type Options struct {
 	// Reflection serves the gRPC reflection service (what grpcurl and ghz use to
 	// learn the API).
 	Reflection bool
+	// Streams bound the streaming calls (StreamService, stream.go); zero fields take
+	// their defaults.
+	Streams StreamLimits
 }
 
 // Server is a configured signsvr gRPC server.
@@ -156,6 +159,8 @@ type Server struct {
 	healthInterval      time.Duration
 	// unary are the full names of the API's unary methods ("/signsvr.v1.SignService/Sign").
 	unary map[string]bool
+	// streams bound StreamService's calls.
+	streams StreamLimits
 }
 
 // New builds a server; it does not listen yet.
@@ -191,6 +196,7 @@ func New(o Options) (*Server, error) {
 		clientValidator:     o.ClientValidator,
 		clientVerifyTimeout: DefaultClientVerifyTimeout,
 		reserved:            reservedKeys(o),
+		streams:             o.Streams.withDefaults(),
 	}
 	if o.ClientValidator != nil && o.TLS == nil {
 		return nil, errors.New("server: a client certificate validator needs TLS")
@@ -270,6 +276,7 @@ func New(o Options) (*Server, error) {
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.CertificateService_ServiceDesc), certificateService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.AuthService_ServiceDesc), authService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.TimestampService_ServiceDesc), timestampService{Server: s})
+	s.grpc.RegisterService(&signsvrv1.StreamService_ServiceDesc, streamService{Server: s})
 
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -294,6 +301,7 @@ var serviceNames = []string{
 	signsvrv1.CertificateService_ServiceDesc.ServiceName,
 	signsvrv1.AuthService_ServiceDesc.ServiceName,
 	signsvrv1.TimestampService_ServiceDesc.ServiceName,
+	signsvrv1.StreamService_ServiceDesc.ServiceName,
 }
 
 func (s *Server) setServing(ok bool) {

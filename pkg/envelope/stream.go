@@ -194,7 +194,15 @@ const streamBuf = 64 << 10
 // needed for GCM (AuthEnvelopedData); out's error ends the opening and is returned.
 // Errors of sr (the message's framing, the caller's reader) are returned as they
 // are; decryption failures are ErrDecrypt, for GCM before any call of out.
-func OpenStream(sr *cms.StreamReader, key any, cert *smx509.Certificate, opts *OpenOptions, spool Spool, out func([]byte) error) (*StreamOpened, error) {
+//
+// ended, when not nil, is called once the whole message has been read and (for
+// GCM) authenticated, before any plaintext is handed out (for CBC, before the last
+// block); its error ends the opening: the caller checks there that its input ended
+// as it should.
+func OpenStream(sr *cms.StreamReader, key any, cert *smx509.Certificate, opts *OpenOptions, spool Spool, ended func() error, out func([]byte) error) (*StreamOpened, error) {
+	if ended == nil {
+		ended = func() error { return nil }
+	}
 	ct := sr.ContentType()
 	auth := ct.Equal(cms.OIDAuthEnvelopedData)
 	if !auth && !cms.ContentTypeIsEnveloped(ct) {
@@ -217,12 +225,12 @@ func OpenStream(sr *cms.StreamReader, key any, cert *smx509.Certificate, opts *O
 	}
 	params := hdr.EncryptedContentInfo.ContentEncryptionAlgorithm.Parameters
 	if alg.gcm {
-		return res, openGCMStream(sr, block, params, keyOK, spool, out)
+		return res, openGCMStream(sr, block, params, keyOK, spool, ended, out)
 	}
-	return res, openCBCStream(sr, block, params, keyOK, out)
+	return res, openCBCStream(sr, block, params, keyOK, ended, out)
 }
 
-func openGCMStream(sr *cms.StreamReader, block cipher.Block, params []byte, keyOK int, spool Spool, out func([]byte) error) error {
+func openGCMStream(sr *cms.StreamReader, block cipher.Block, params []byte, keyOK int, spool Spool, ended func() error, out func([]byte) error) error {
 	p, err := cms.ParseGCMParameters(params)
 	if err != nil || p.ICVLen != gcmTagLen || len(p.Nonce) != gcmNonceLen {
 		// Other nonce and tag sizes are valid GCM, but not streamed here.
@@ -274,6 +282,9 @@ func openGCMStream(sr *cms.StreamReader, block cipher.Block, params []byte, keyO
 	if keyOK&subtle.ConstantTimeCompare(tag[:], ad.MAC) != 1 {
 		return ErrDecrypt
 	}
+	if err := ended(); err != nil {
+		return err
+	}
 	r, err := spool.Rewind()
 	if err != nil {
 		return fmt.Errorf("envelope: spool: %w", err)
@@ -295,7 +306,7 @@ func openGCMStream(sr *cms.StreamReader, block cipher.Block, params []byte, keyO
 	}
 }
 
-func openCBCStream(sr *cms.StreamReader, block cipher.Block, params []byte, keyOK int, out func([]byte) error) error {
+func openCBCStream(sr *cms.StreamReader, block cipher.Block, params []byte, keyOK int, ended func() error, out func([]byte) error) error {
 	bs := block.BlockSize()
 	iv, err := cms.ParseIVParameters(params)
 	if err != nil || len(iv) != bs {
@@ -329,6 +340,9 @@ func openCBCStream(sr *cms.StreamReader, block cipher.Block, params []byte, keyO
 		}
 	}
 	if _, err := sr.Finish(); err != nil {
+		return err
+	}
+	if err := ended(); err != nil {
 		return err
 	}
 	if total == 0 || have%bs != 0 {

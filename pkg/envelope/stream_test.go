@@ -40,7 +40,7 @@ func openStream(msg []byte, key any, cert *smx509.Certificate) (released []byte,
 	if err != nil {
 		return nil, err
 	}
-	_, err = OpenStream(sr, key, cert, nil, &memSpool{}, func(b []byte) error {
+	_, err = OpenStream(sr, key, cert, nil, &memSpool{}, nil, func(b []byte) error {
 		released = append(released, b...)
 		return nil
 	})
