@@ -59,10 +59,9 @@ func sendAll(r io.Reader, chunk func([]byte) error, end func(size uint64) error,
 
 // bidi runs a bidirectional call: sending in a goroutine, receiving here. A send
 // error that is io.EOF means the server ended the call; its status comes from the
-// receiving side.
-func bidi(ctx context.Context, send func() error, recv func() error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+// receiving side. cancel ends the call (when the receiving failed, the sending
+// stops with it).
+func bidi(cancel context.CancelFunc, send func() error, recv func() error) error {
 	sent := make(chan error, 1)
 	go func() { sent <- send() }()
 	rerr := recv()
@@ -87,7 +86,7 @@ func Sign(ctx context.Context, c signsvrv1.StreamServiceClient, o *signsvrv1.Sig
 		return nil, err
 	}
 	var res *signsvrv1.SignStreamResult
-	err = bidi(ctx, func() error {
+	err = bidi(cancel, func() error {
 		if err := st.Send(&signsvrv1.SignStreamRequest{Msg: &signsvrv1.SignStreamRequest_Options{Options: o}}); err != nil {
 			return err
 		}
@@ -173,7 +172,7 @@ func Envelope(ctx context.Context, c signsvrv1.StreamServiceClient, o *signsvrv1
 		return nil, err
 	}
 	var res *signsvrv1.StreamResult
-	err = bidi(ctx, func() error {
+	err = bidi(cancel, func() error {
 		if err := st.Send(&signsvrv1.EnvelopeStreamRequest{Msg: &signsvrv1.EnvelopeStreamRequest_Options{Options: o}}); err != nil {
 			return err
 		}
@@ -215,7 +214,7 @@ func Decrypt(ctx context.Context, c signsvrv1.StreamServiceClient, o *signsvrv1.
 		return nil, err
 	}
 	var res *signsvrv1.DecryptStreamResult
-	err = bidi(ctx, func() error {
+	err = bidi(cancel, func() error {
 		if err := st.Send(&signsvrv1.DecryptStreamRequest{Msg: &signsvrv1.DecryptStreamRequest_Options{Options: o}}); err != nil {
 			return err
 		}
