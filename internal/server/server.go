@@ -263,7 +263,7 @@ func New(o Options) (*Server, error) {
 		s.unary["/"+string(m.Parent().FullName())+"/"+string(m.Name())] = true
 	}
 	s.codec = newRequestCodec(api)
-	opts = append(opts, grpc.ForceServerCodecV2(s.codec))
+	opts = append(opts, grpc.ForceServerCodecV2(streamCodec{s.codec})) // stream_codec.go
 	opts = append(opts, s.limitOptions()...)
 	opts = append(opts, s.transportOptions()...)
 	if o.TLS != nil {

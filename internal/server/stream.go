@@ -241,6 +241,9 @@ type chunkReader[M streamMsg] struct {
 	n       int64
 	ended   bool
 	pending []byte
+	// last is the chunk next returned before, given back to the pool on the next
+	// call (every consumer copies what it keeps).
+	last []byte
 }
 
 func newChunkReader[M streamMsg](c *streamCall, recv func() (M, error), isOpts func(M) bool) *chunkReader[M] {
@@ -271,6 +274,10 @@ func firstMessage[M streamMsg](c *streamCall, recv func() (M, error), isOpts fun
 
 // next returns the next chunk of data, or io.EOF after the end message.
 func (r *chunkReader[M]) next() ([]byte, error) {
+	if r.last != nil {
+		releaseChunk(r.last)
+		r.last = nil
+	}
 	for {
 		if r.ended {
 			return nil, io.EOF
@@ -303,6 +310,7 @@ func (r *chunkReader[M]) next() ([]byte, error) {
 		if len(chunk) == 0 {
 			continue
 		}
+		r.last = chunk
 		r.n += int64(len(chunk))
 		if r.n > r.max {
 			return nil, newError(codes.ResourceExhausted, signsvrv1.ErrorReason_ERROR_REASON_TOO_LARGE,
