@@ -146,12 +146,6 @@ func (s *server) hwm(t testing.TB) int64 {
 	return 0
 }
 
-// op is one streaming call over n bytes, reading its input from in and writing its
-// output to out.
-type op struct {
-	name string
-	run  func(ctx context.Context, in io.Reader, out io.Writer) error
-}
 
 // pipeline streams n bytes through every streaming call, each reading the file the
 // one before wrote, and returns each call's duration; it checks the results.

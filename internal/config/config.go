@@ -66,6 +66,11 @@ type Config struct {
 	// Audit and TSA are the non-repudiation settings (nonrepudiation.go).
 	Audit *Audit `yaml:"audit"`
 	TSA   *TSA   `yaml:"tsa"`
+	// Streams bound the streaming calls; ClientDigests lists, by key name, the
+	// digest algorithms ("sha256", "sha384", "sha512", "sm3") a key accepts from
+	// clients in place of the content (none unless listed). See streams.go.
+	Streams       Streams             `yaml:"streams"`
+	ClientDigests map[string][]string `yaml:"client_digests"`
 
 	// file and root locate settings in the YAML source for error messages (Where).
 	file string
@@ -294,6 +299,7 @@ func Parse(b []byte, dir string) (*Config, error) {
 	}
 	c.resolve(dir)
 	c.nonRepudiationResolve(dir)
+	c.streamsResolve(dir)
 	c.defaults()
 	c.nonRepudiationDefaults()
 	if err := c.Validate(); err != nil {
@@ -484,6 +490,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.nonRepudiationValidate(fail)
+	c.streamsValidate(fail)
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
 	}

@@ -354,7 +354,7 @@ func (s *Server) auditAlgorithms(keyName string, req any) []string {
 	if !signs {
 		return []string{auditSchemeNames[u.Scheme]}
 	}
-	return []string{auditSchemeNames[u.Scheme], u.Digest.String()}
+	return auditClientDigests(req, []string{auditSchemeNames[u.Scheme], u.Digest.String()}) // digest.go
 }
 
 // auditUse is the use a request's digest and RSA scheme ask of family f for purpose p,

@@ -46,6 +46,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/keystore"
 )
 
@@ -120,6 +121,9 @@ type Options struct {
 	// Streams bound the streaming calls (StreamService, stream.go); zero fields take
 	// their defaults.
 	Streams StreamLimits
+	// ClientDigests lists, by key name, the digest algorithms a key accepts from
+	// clients in place of the content (digest.go); a key not listed accepts none.
+	ClientDigests map[string][]algorithm.Digest
 }
 
 // Server is a configured signsvr gRPC server.
@@ -161,6 +165,8 @@ type Server struct {
 	unary map[string]bool
 	// streams bound StreamService's calls.
 	streams StreamLimits
+	// clientDigests are Options.ClientDigests.
+	clientDigests map[string][]algorithm.Digest
 }
 
 // New builds a server; it does not listen yet.
@@ -197,6 +203,7 @@ func New(o Options) (*Server, error) {
 		clientVerifyTimeout: DefaultClientVerifyTimeout,
 		reserved:            reservedKeys(o),
 		streams:             o.Streams.withDefaults(),
+		clientDigests:       o.ClientDigests,
 	}
 	if o.ClientValidator != nil && o.TLS == nil {
 		return nil, errors.New("server: a client certificate validator needs TLS")

@@ -30,6 +30,9 @@ func (s signService) Sign(ctx context.Context, req *signsvrv1.SignRequest) (*sig
 // sign signs one request. cd, when not nil, receives the content digest pkg/sign
 // computed, for the audit record (audit.go: the data is not hashed twice).
 func (s *Server) sign(ctx context.Context, req *signsvrv1.SignRequest, cd *sign.ContentDigest) ([]byte, error) {
+	if len(req.GetContentDigest()) > 0 {
+		return s.signDigest(ctx, req) // digest.go
+	}
 	k, err := s.useKey(ctx, req.GetKey(), OpSign)
 	if err != nil {
 		return nil, err
@@ -66,6 +69,9 @@ func (s *Server) verify(ctx context.Context, req *signsvrv1.VerifyRequest) (*sig
 	vo := s.verifyOptions(ctx)
 	vo.Content, vo.AllowSHA1 = req.GetData(), o.GetAllowSha1()
 	var err error
+	if vo.ContentDigests, err = contentDigestOption(req); err != nil { // digest.go
+		return nil, err
+	}
 	if vo.SM2UID, err = sm2UID(o.GetSm2UserId()); err != nil {
 		return nil, err
 	}
