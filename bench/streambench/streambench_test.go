@@ -146,7 +146,6 @@ func (s *server) hwm(t testing.TB) int64 {
 	return 0
 }
 
-
 // pipeline streams n bytes through every streaming call, each reading the file the
 // one before wrote, and returns each call's duration; it checks the results.
 func pipeline(t testing.TB, s *server, n int64, dir string) map[string]time.Duration {
