@@ -78,13 +78,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "serve":
 		return runServe(ctx, rest, stderr, nil)
 	case "sign":
-		return clicmd.Sign(ctx, rest, stdin, stdout, stderr)
+		return clicmd.SignStreamed(ctx, rest, stdin, stdout, stderr)
 	case "verify":
-		return clicmd.Verify(ctx, rest, stdin, stdout, stderr)
+		return clicmd.VerifyStreamed(ctx, rest, stdin, stdout, stderr)
 	case "envelope":
-		return clicmd.Envelope(ctx, rest, stdin, stdout, stderr)
+		return clicmd.EnvelopeStreamed(ctx, rest, stdin, stdout, stderr)
 	case "decrypt":
-		return clicmd.Decrypt(ctx, rest, stdin, stdout, stderr)
+		return clicmd.DecryptStreamed(ctx, rest, stdin, stdout, stderr)
 	case "keys":
 		return clicmd.Keys(ctx, rest, stdin, stdout, stderr)
 	case "login":
