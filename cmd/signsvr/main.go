@@ -1,6 +1,6 @@
 // Command signsvr is the signsvr server and its command-line client.
 //
-//	signsvr serve     [--config F | --data-dir D] [--listen A]
+//	signsvr serve     [--config F | --data-dir D] [--listen A] [--ops-listen A|off]
 //	signsvr sign      --key NAME [--detached] [--in F] [--out F] [--pem]
 //	signsvr verify    [--content F] [--in F] [--out F] [--json]
 //	signsvr envelope  (--cert F | --to NAME)... [--in F] [--out F] [--pem]
@@ -51,7 +51,7 @@ func main() {
 const usage = `signsvr: a gRPC server that signs, verifies, envelopes and decrypts CMS (PKCS#7 / GM/T 0010).
 
 Usage:
-  signsvr serve     [--config FILE | --data-dir DIR] [--listen ADDR]
+  signsvr serve     [--config FILE | --data-dir DIR] [--listen ADDR] [--ops-listen ADDR|off]
   signsvr sign      --key NAME [--detached] [--in F] [--out F] [--pem] [options]
   signsvr verify    [--content F] [--in F] [--out F] [--json]
   signsvr envelope  (--cert F | --to NAME)... [--in F] [--out F] [--pem] [options]

@@ -18,7 +18,15 @@ var shared struct {
 	dataDir string
 }
 
+// runMainEnv, set to 1 in a process started from the test binary, makes that process
+// the signsvr command itself (main with its arguments), so that tests can run real
+// server processes, signal them and kill them, without building a second binary.
+const runMainEnv = "SIGNSVR_TEST_RUN_MAIN"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main() // exits
+	}
 	os.Exit(testMain(m))
 }
 

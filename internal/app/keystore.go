@@ -20,11 +20,13 @@ import (
 // openKeystore builds the production key store: the soft keys, the PKCS#11 keys, or
 // both combined, with key names unique across them. It warns about certificates that
 // expire within the configured threshold, and returns the backend name for ListKeys
-// ("soft", "pkcs11", or "soft+pkcs11"; the combined store names each key's own).
-func openKeystore(ctx context.Context, cfg *config.Config, log *slog.Logger, now time.Time) (*multi.Store, string, error) {
+// ("soft", "pkcs11", or "soft+pkcs11"; the combined store names each key's own), and
+// the PKCS#11 store within it, if any, for its pool statistics.
+func openKeystore(ctx context.Context, cfg *config.Config, log *slog.Logger, now time.Time) (*multi.Store, string, *pkcs11.Store, error) {
 	var (
 		parts []multi.Part
 		names []string
+		hsm   *pkcs11.Store
 	)
 	closeAll := func() {
 		for _, p := range parts {
@@ -34,7 +36,7 @@ func openKeystore(ctx context.Context, cfg *config.Config, log *slog.Logger, now
 	if cfg.Keystore.Soft != nil {
 		s, err := soft.New(cfg.Keystore.Soft.Keys)
 		if err != nil {
-			return nil, "", fmt.Errorf("%s: keystore.soft: %w", cfg.Where("keystore", "soft"), err)
+			return nil, "", nil, fmt.Errorf("%s: keystore.soft: %w", cfg.Where("keystore", "soft"), err)
 		}
 		parts = append(parts, multi.Part{Backend: "soft", Store: s})
 		names = append(names, "soft")
@@ -43,8 +45,9 @@ func openKeystore(ctx context.Context, cfg *config.Config, log *slog.Logger, now
 		s, err := openPKCS11(ctx, cfg)
 		if err != nil {
 			closeAll()
-			return nil, "", err
+			return nil, "", nil, err
 		}
+		hsm = s
 		parts = append(parts, multi.Part{Backend: "pkcs11", Store: s})
 		names = append(names, "pkcs11")
 		for _, st := range s.Stats() {
@@ -54,12 +57,12 @@ func openKeystore(ctx context.Context, cfg *config.Config, log *slog.Logger, now
 	store, err := multi.New(ctx, parts...)
 	if err != nil {
 		closeAll()
-		return nil, "", fmt.Errorf("%s: %w", cfg.Where("keystore"), err)
+		return nil, "", nil, fmt.Errorf("%s: %w", cfg.Where("keystore"), err)
 	}
 	keys, err := store.Keys(ctx)
 	if err != nil {
 		store.Close()
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	for _, k := range keys {
 		if keystore.ExpiresSoon(k, now, cfg.Keystore.ExpiryWarning) {
@@ -67,7 +70,7 @@ func openKeystore(ctx context.Context, cfg *config.Config, log *slog.Logger, now
 				slog.Time("not_after", keystore.NotAfter(k)), slog.Duration("threshold", cfg.Keystore.ExpiryWarning))
 		}
 	}
-	return store, strings.Join(names, "+"), nil
+	return store, strings.Join(names, "+"), hsm, nil
 }
 
 // openPKCS11 opens the HSM keys so that a configuration mistake is reported with the

@@ -71,6 +71,11 @@ type Config struct {
 	// clients in place of the content (none unless listed). See streams.go.
 	Streams       Streams             `yaml:"streams"`
 	ClientDigests map[string][]string `yaml:"client_digests"`
+	// Ops is the operations listener (health for probes, metrics, readiness); off
+	// unless ops.listen is set. Tracing exports spans over OTLP; off unless
+	// tracing.otlp_endpoint is set (ops.go).
+	Ops     Ops     `yaml:"ops"`
+	Tracing Tracing `yaml:"tracing"`
 
 	// file and root locate settings in the YAML source for error messages (Where).
 	file string
@@ -86,6 +91,8 @@ type Limits struct {
 	HandshakeTimeout        time.Duration `yaml:"handshake_timeout"`
 	IdleTimeout             time.Duration `yaml:"idle_timeout"`
 	KeepaliveMinInterval    time.Duration `yaml:"keepalive_min_interval"`
+	MaxConnectionAge        time.Duration `yaml:"max_connection_age"`
+	MaxConnectionAgeGrace   time.Duration `yaml:"max_connection_age_grace"`
 }
 
 // Operations are the operation names an authorization rule may list (the server's
@@ -404,7 +411,8 @@ func (c *Config) Validate() error {
 		fail("shutdown_timeout: must not be negative")
 	}
 	l := c.Limits
-	if l.MaxConnections < 0 || l.MaxCallDuration < 0 || l.HandshakeTimeout < 0 || l.IdleTimeout < 0 || l.KeepaliveMinInterval < 0 {
+	if l.MaxConnections < 0 || l.MaxCallDuration < 0 || l.HandshakeTimeout < 0 || l.IdleTimeout < 0 || l.KeepaliveMinInterval < 0 ||
+		l.MaxConnectionAge < 0 || l.MaxConnectionAgeGrace < 0 {
 		fail("limits: must not be negative")
 	}
 	switch c.Log.Level {
@@ -491,6 +499,7 @@ func (c *Config) Validate() error {
 	}
 	c.nonRepudiationValidate(fail)
 	c.streamsValidate(fail)
+	c.opsValidate(fail)
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
 	}

@@ -124,6 +124,14 @@ type Options struct {
 	// ClientDigests lists, by key name, the digest algorithms a key accepts from
 	// clients in place of the content (digest.go); a key not listed accepts none.
 	ClientDigests map[string][]algorithm.Digest
+	// CallInterceptors run around each unary call of the API as a whole, outermost
+	// first (metrics, ops.go): outside the method wrapper, so the error they see is
+	// the status the client gets, decoding failures and refusals included. Their req
+	// is nil (the request is not decoded yet); CallKey gives the key the call named.
+	CallInterceptors []grpc.UnaryServerInterceptor
+	// ServerOptions are added to the gRPC server's own (a stats handler for
+	// tracing, stream interceptors for metrics).
+	ServerOptions []grpc.ServerOption
 }
 
 // Server is a configured signsvr gRPC server.
@@ -167,6 +175,8 @@ type Server struct {
 	streams StreamLimits
 	// clientDigests are Options.ClientDigests.
 	clientDigests map[string][]algorithm.Digest
+	// outer is Options.CallInterceptors, chained (nil: none).
+	outer grpc.UnaryServerInterceptor
 }
 
 // New builds a server; it does not listen yet.
@@ -198,6 +208,7 @@ func New(o Options) (*Server, error) {
 		recheck:        make(chan struct{}, 1),
 		healthInterval: healthPollInterval,
 		reflection:     o.Reflection,
+		outer:          chainCall(o.CallInterceptors),
 
 		clientValidator:     o.ClientValidator,
 		clientVerifyTimeout: DefaultClientVerifyTimeout,
@@ -273,6 +284,7 @@ func New(o Options) (*Server, error) {
 	opts = append(opts, grpc.ForceServerCodecV2(streamCodec{s.codec})) // stream_codec.go
 	opts = append(opts, s.limitOptions()...)
 	opts = append(opts, s.transportOptions()...)
+	opts = append(opts, o.ServerOptions...)
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}

@@ -90,6 +90,9 @@ func newStore(cfg Config, opts Options, open opener) (_ *Store, err error) {
 		}
 		s.byName[k.name] = k
 		s.sorted = append(s.sorted, k)
+		if k.tok.probeKey == nil {
+			k.tok.probeKey = k.uri
+		}
 	}
 	sort.Slice(s.sorted, func(i, j int) bool { return s.sorted[i].Name() < s.sorted[j].Name() })
 	return s, nil
