@@ -97,10 +97,12 @@ type streamOp struct {
 }
 
 var streamOps = map[string]streamOp{
-	signsvrv1.StreamService_SignStream_FullMethodName:     {op: audit.OpSign},
-	signsvrv1.StreamService_VerifyStream_FullMethodName:   {op: audit.OpVerify, auth: OpVerify},
-	signsvrv1.StreamService_EnvelopeStream_FullMethodName: {op: audit.OpEnvelope, auth: OpEnvelope},
-	signsvrv1.StreamService_DecryptStream_FullMethodName:  {op: audit.OpDecrypt},
+	signsvrv1.StreamService_SignStream_FullMethodName:             {op: audit.OpSign},
+	signsvrv1.StreamService_VerifyStream_FullMethodName:           {op: audit.OpVerify, auth: OpVerify},
+	signsvrv1.StreamService_EnvelopeStream_FullMethodName:         {op: audit.OpEnvelope, auth: OpEnvelope},
+	signsvrv1.StreamService_DecryptStream_FullMethodName:          {op: audit.OpDecrypt},
+	signsvrv1.StreamService_SignAndEnvelopeStream_FullMethodName:  {op: audit.OpSignAndEnvelope, auth: OpEnvelope},
+	signsvrv1.StreamService_DecryptAndVerifyStream_FullMethodName: {op: audit.OpDecryptAndVerify, auth: OpVerify},
 }
 
 // streamCall is what a stream handler runs in: the request id, panic recovery,

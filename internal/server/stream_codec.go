@@ -104,6 +104,16 @@ func (c streamCodec) Unmarshal(data mem.BufferSlice, v any) error {
 			m.Msg = &signsvrv1.DecryptStreamRequest_Chunk{Chunk: b}
 			return nil
 		}
+	case *signsvrv1.SignAndEnvelopeStreamRequest:
+		if b, ok := chunkOnly(data); ok {
+			m.Msg = &signsvrv1.SignAndEnvelopeStreamRequest_Chunk{Chunk: b}
+			return nil
+		}
+	case *signsvrv1.DecryptAndVerifyStreamRequest:
+		if b, ok := chunkOnly(data); ok {
+			m.Msg = &signsvrv1.DecryptAndVerifyStreamRequest_Chunk{Chunk: b}
+			return nil
+		}
 	}
 	return c.requestCodec.Unmarshal(data, v)
 }

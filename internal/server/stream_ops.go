@@ -360,3 +360,197 @@ func streamDecryptError(err error) error {
 	}
 	return decryptError(err)
 }
+
+func isSignAndEnvelopeOpts(m *signsvrv1.SignAndEnvelopeStreamRequest) bool {
+	return m.GetOptions() != nil
+}
+
+// SignAndEnvelopeStream implements signsvrv1.StreamServiceServer: SignStream's
+// attached SignedData, streamed, is the content of EnvelopeStream's envelope.
+func (s streamService) SignAndEnvelopeStream(ss signsvrv1.StreamService_SignAndEnvelopeStreamServer) error {
+	return s.runStream(ss, signsvrv1.StreamService_SignAndEnvelopeStream_FullMethodName, func(c *streamCall) error {
+		first, err := firstMessage(c, ss.Recv, isSignAndEnvelopeOpts)
+		if err != nil {
+			return err
+		}
+		o := first.GetOptions()
+		c.req = &signsvrv1.SignAndEnvelopeRequest{Key: o.GetKey(), SignOptions: o.GetSignOptions(), EnvelopeOptions: o.GetEnvelopeOptions()}
+		rcpts, err := s.recipients(c.ctx, o.GetRecipientCerts(), o.GetRecipientKeys())
+		if err != nil {
+			return err
+		}
+		eopts, err := envelopeOptions(o.GetEnvelopeOptions())
+		if err != nil {
+			return err
+		}
+		k, err := s.useKey(c.ctx, o.GetKey(), OpSign)
+		if err != nil {
+			return err
+		}
+		var sopts sign.Options
+		if err := s.signOptions(k, false, o.GetSignOptions(), &sopts); err != nil {
+			return err
+		}
+		signer, err := signerOf(c.ctx, k)
+		if err != nil {
+			return err
+		}
+		st, err := sign.NewStreamSigner(signer, k.chain, &sopts)
+		if err != nil {
+			return err
+		}
+		sealer, err := envelope.NewStreamSealer(rcpts, &eopts)
+		if err != nil {
+			return err
+		}
+		inner, err := st.Prefix()
+		if err != nil {
+			return err
+		}
+		snd := newSender(c, func(b []byte) error {
+			return ss.Send(&signsvrv1.SignAndEnvelopeStreamResponse{Msg: &signsvrv1.SignAndEnvelopeStreamResponse_Chunk{Chunk: b}})
+		})
+		defer snd.release()
+		out := sealer.Seal(append(snd.out(), sealer.Prefix()...), inner)
+		r := newChunkReader(c, ss.Recv, isSignAndEnvelopeOpts)
+		for {
+			chunk, err := r.next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			st.Write(chunk)
+			inner = cms.AppendStreamChunk(inner[:0], chunk)
+			out = sealer.Seal(out, inner)
+			if len(out) >= outFlush {
+				if err := snd.flush(out); err != nil {
+					return err
+				}
+				out = snd.out()
+			}
+		}
+		if err := r.finish(); err != nil {
+			return err
+		}
+		tail, err := st.Finish()
+		s.signed(c.ctx, k, err)
+		if err != nil {
+			return err
+		}
+		out = sealer.Seal(out, tail)
+		if out, err = sealer.Close(out); err != nil {
+			return err
+		}
+		c.wrote(out)
+		snd.size += uint64(len(out))
+		if err := c.commit(); err != nil {
+			return err
+		}
+		if err := ss.Send(&signsvrv1.SignAndEnvelopeStreamResponse{Msg: &signsvrv1.SignAndEnvelopeStreamResponse_Chunk{Chunk: out}}); err != nil {
+			return err
+		}
+		return ss.Send(&signsvrv1.SignAndEnvelopeStreamResponse{Msg: &signsvrv1.SignAndEnvelopeStreamResponse_Result{
+			Result: &signsvrv1.StreamResult{Size: snd.size, Received: uint64(r.n)}}})
+	})
+}
+
+func isDecryptAndVerifyOpts(m *signsvrv1.DecryptAndVerifyStreamRequest) bool {
+	return m.GetOptions() != nil
+}
+
+// DecryptAndVerifyStream implements signsvrv1.StreamServiceServer: DecryptStream's
+// plaintext, a streamed SignedData, is verified as VerifyStream verifies one, its
+// content sent on as it passes.
+func (s streamService) DecryptAndVerifyStream(ss signsvrv1.StreamService_DecryptAndVerifyStreamServer) error {
+	return s.runStream(ss, signsvrv1.StreamService_DecryptAndVerifyStream_FullMethodName, func(c *streamCall) error {
+		first, err := firstMessage(c, ss.Recv, isDecryptAndVerifyOpts)
+		if err != nil {
+			return err
+		}
+		o := first.GetOptions()
+		c.req = &signsvrv1.DecryptAndVerifyRequest{Key: o.GetKey(), DecryptOptions: o.GetDecryptOptions()}
+		priv, leaf, err := s.decryptionKey(c.ctx, o.GetKey())
+		if err != nil {
+			return err
+		}
+		vopt := o.GetVerifyOptions()
+		vo := s.verifyOptions(c.ctx)
+		vo.AllowSHA1 = vopt.GetAllowSha1()
+		if vo.SM2UID, err = sm2UID(vopt.GetSm2UserId()); err != nil {
+			return err
+		}
+		if vo.Certs, err = s.parseCerts(vopt.GetCertificates(), "verify_options.certificates"); err != nil {
+			return err
+		}
+		r := newChunkReader(c, ss.Recv, isDecryptAndVerifyOpts)
+		sr, err := cms.NewStreamReader(r, 0)
+		if err != nil {
+			return err
+		}
+		spool := &lazySpool{s: s.Server}
+		defer spool.Close()
+
+		// The plaintext goes through a pipe to the verification, which runs beside
+		// the decryption and is the only sender of content.
+		pr, pw := io.Pipe()
+		var size uint64
+		type verdict struct {
+			res *sign.Result
+			err error
+		}
+		done := make(chan verdict, 1)
+		go func() {
+			var content io.Writer
+			if !vopt.GetOmitContent() {
+				content = writerFunc(func(b []byte) (int, error) {
+					c.wrote(b)
+					size += uint64(len(b))
+					return len(b), ss.Send(&signsvrv1.DecryptAndVerifyStreamResponse{Msg: &signsvrv1.DecryptAndVerifyStreamResponse_Chunk{Chunk: b}})
+				})
+			}
+			var v verdict
+			inner, err := cms.NewStreamReader(pr, 0)
+			if err == nil {
+				v.res, err = sign.VerifyStreamed(inner, content, vo)
+			}
+			v.err = err
+			pr.CloseWithError(io.ErrClosedPipe) // the decryption's writes fail from now on
+			done <- v
+		}()
+		_, err = envelope.OpenStream(sr, priv, leaf, openOptions(o.GetDecryptOptions()), spool, r.finish, func(b []byte) error {
+			_, err := pw.Write(b)
+			return err
+		})
+		pw.CloseWithError(err)
+		v := <-done
+		if err != nil && !errors.Is(err, io.ErrClosedPipe) {
+			return streamDecryptError(err)
+		}
+		if v.err != nil {
+			var e *Error
+			if errors.As(v.err, &e) {
+				return v.err // the transport's (sending the content)
+			}
+			// A plaintext that is not a SignedData is a failure to decrypt, as for
+			// DecryptAndVerify.
+			return errDecryptFailed(v.err)
+		}
+		if err != nil {
+			return streamDecryptError(err)
+		}
+		signers, verified := s.signerResults(c.ctx, v.res)
+		res := &signsvrv1.DecryptAndVerifyStreamResult{Verified: verified, Signers: signers, ContentType: v.res.ContentType,
+			Stream: &signsvrv1.StreamResult{Size: size, Received: uint64(r.n)}}
+		if err := c.commit(); err != nil {
+			return err
+		}
+		return ss.Send(&signsvrv1.DecryptAndVerifyStreamResponse{Msg: &signsvrv1.DecryptAndVerifyStreamResponse_Result{Result: res}})
+	})
+}
+
+// writerFunc is an io.Writer from a function.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }

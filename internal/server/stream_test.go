@@ -428,3 +428,62 @@ func TestStreamAuditEqualsUnary(t *testing.T) {
 }
 
 func equalJSON(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
+
+// TestStreamSignAndEnvelopeThenDecryptAndVerify: the nested form streamed both ways,
+// read by the unary DecryptAndVerify and OpenSSL (RSA); a tampered GCM envelope
+// gives DECRYPTION_FAILED and no content.
+func TestStreamSignAndEnvelopeThenDecryptAndVerify(t *testing.T) {
+	ts := startServer(t)
+	sc := ts.streams()
+	ctx := ctxT(t)
+	data := streamContent(streamTestBytes(t))
+	for _, fam := range families {
+		var env bytes.Buffer
+		o := &signsvrv1.SignAndEnvelopeStreamOptions{Key: fam + "-sign", RecipientKeys: []string{fam + "-enc"}}
+		if _, err := streamclient.SignAndEnvelope(ctx, sc, o, bytes.NewReader(data), &env, nil); err != nil {
+			t.Fatalf("%s: SignAndEnvelopeStream: %v", fam, err)
+		}
+		var content bytes.Buffer
+		res, err := streamclient.DecryptAndVerify(ctx, sc, &signsvrv1.DecryptAndVerifyStreamOptions{Key: fam + "-enc"}, bytes.NewReader(env.Bytes()), &content, nil)
+		if err != nil {
+			t.Fatalf("%s: DecryptAndVerifyStream: %v", fam, err)
+		}
+		wantVerified(t, res.GetVerified(), res.GetSigners(), content.Bytes(), data)
+		if fam == "rsa" {
+			kf := keyFile(t, "rsa-enc")
+			leaf := writeFile(t, "leaf.pem", openssl(t, nil, "x509", "-in", kf.CertPath))
+			signed := openssl(t, nil, "cms", "-decrypt", "-binary", "-inform", "DER", "-in", writeFile(t, "env.ber", env.Bytes()), "-inkey", kf.KeyPath, "-recip", leaf)
+			if out := openssl(t, nil, "cms", "-verify", "-binary", "-inform", "DER", "-in", writeFile(t, "signed.ber", signed), "-CAfile", pki.RootsPath); !bytes.Equal(out, data) {
+				t.Fatal("openssl: the nested streamed message does not open and verify")
+			}
+		}
+		if fam == "ecdsa" {
+			bad := bytes.Clone(env.Bytes())
+			bad[len(bad)/2] ^= 1
+			content.Reset()
+			_, err := streamclient.DecryptAndVerify(ctx, sc, &signsvrv1.DecryptAndVerifyStreamOptions{Key: fam + "-enc"}, bytes.NewReader(bad), &content, nil)
+			wantStatus(t, err, codes.InvalidArgument, "DECRYPTION_FAILED")
+			if content.Len() != 0 {
+				t.Fatalf("a tampered GCM envelope released %d bytes", content.Len())
+			}
+		}
+	}
+	// A small one through the unary DecryptAndVerify.
+	var env bytes.Buffer
+	if _, err := streamclient.SignAndEnvelope(ctx, sc, &signsvrv1.SignAndEnvelopeStreamOptions{Key: "sm2-sign", RecipientKeys: []string{"sm2-enc"}}, bytes.NewReader(data[:50_000]), &env, nil); err != nil {
+		t.Fatal(err)
+	}
+	u, err := ts.env.DecryptAndVerify(ctx, &signsvrv1.DecryptAndVerifyRequest{Key: "sm2-enc", Cms: env.Bytes()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantVerified(t, u.GetVerified(), u.GetSigners(), u.GetContent(), data[:50_000])
+	// A plain envelope (no SignedData inside) is a failure to decrypt.
+	env.Reset()
+	if _, err := streamclient.Envelope(ctx, sc, &signsvrv1.EnvelopeStreamOptions{RecipientKeys: []string{"rsa-enc"}}, bytes.NewReader(data[:1000]), &env, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = streamclient.DecryptAndVerify(ctx, sc, &signsvrv1.DecryptAndVerifyStreamOptions{Key: "rsa-enc"}, bytes.NewReader(env.Bytes()), io.Discard, nil)
+	wantStatus(t, err, codes.InvalidArgument, "DECRYPTION_FAILED")
+	ts.assertServing(t)
+}

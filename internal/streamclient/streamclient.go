@@ -248,3 +248,91 @@ func Decrypt(ctx context.Context, c signsvrv1.StreamServiceClient, o *signsvrv1.
 	}
 	return res, err
 }
+
+// SignAndEnvelope signs r and envelopes the SignedData; the envelope is written to
+// w as it comes.
+func SignAndEnvelope(ctx context.Context, c signsvrv1.StreamServiceClient, o *signsvrv1.SignAndEnvelopeStreamOptions, r io.Reader, w io.Writer, p Progress) (*signsvrv1.StreamResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := c.SignAndEnvelopeStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var res *signsvrv1.StreamResult
+	err = bidi(cancel, func() error {
+		if err := st.Send(&signsvrv1.SignAndEnvelopeStreamRequest{Msg: &signsvrv1.SignAndEnvelopeStreamRequest_Options{Options: o}}); err != nil {
+			return err
+		}
+		_, err := sendAll(r,
+			func(b []byte) error {
+				return st.Send(&signsvrv1.SignAndEnvelopeStreamRequest{Msg: &signsvrv1.SignAndEnvelopeStreamRequest_Chunk{Chunk: b}})
+			},
+			func(n uint64) error {
+				return st.Send(&signsvrv1.SignAndEnvelopeStreamRequest{Msg: &signsvrv1.SignAndEnvelopeStreamRequest_End{End: &signsvrv1.StreamEnd{Size: n}}})
+			}, st.CloseSend, p)
+		return err
+	}, func() error {
+		for {
+			m, err := st.Recv()
+			if err != nil {
+				return err
+			}
+			if chunk := m.GetChunk(); chunk != nil {
+				if _, err := w.Write(chunk); err != nil {
+					return err
+				}
+				continue
+			}
+			if res = m.GetResult(); res != nil {
+				return drain(st)
+			}
+		}
+	})
+	return res, err
+}
+
+// DecryptAndVerify opens the envelope r with key and verifies the SignedData in it;
+// the signed content is written to w as it comes. It counts only when the call
+// returns nil and the result says verified.
+func DecryptAndVerify(ctx context.Context, c signsvrv1.StreamServiceClient, o *signsvrv1.DecryptAndVerifyStreamOptions, r io.Reader, w io.Writer, p Progress) (*signsvrv1.DecryptAndVerifyStreamResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := c.DecryptAndVerifyStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var res *signsvrv1.DecryptAndVerifyStreamResult
+	err = bidi(cancel, func() error {
+		if err := st.Send(&signsvrv1.DecryptAndVerifyStreamRequest{Msg: &signsvrv1.DecryptAndVerifyStreamRequest_Options{Options: o}}); err != nil {
+			return err
+		}
+		_, err := sendAll(r,
+			func(b []byte) error {
+				return st.Send(&signsvrv1.DecryptAndVerifyStreamRequest{Msg: &signsvrv1.DecryptAndVerifyStreamRequest_Chunk{Chunk: b}})
+			},
+			func(n uint64) error {
+				return st.Send(&signsvrv1.DecryptAndVerifyStreamRequest{Msg: &signsvrv1.DecryptAndVerifyStreamRequest_End{End: &signsvrv1.StreamEnd{Size: n}}})
+			}, st.CloseSend, p)
+		return err
+	}, func() error {
+		for {
+			m, err := st.Recv()
+			if err != nil {
+				return err
+			}
+			if chunk := m.GetChunk(); chunk != nil {
+				if _, err := w.Write(chunk); err != nil {
+					return err
+				}
+				continue
+			}
+			if res = m.GetResult(); res != nil {
+				return drain(st)
+			}
+		}
+	})
+	if err == nil && res == nil {
+		err = fmt.Errorf("streamclient: the call ended without a result")
+	}
+	return res, err
+}

@@ -1241,6 +1241,607 @@ func (x *DecryptStreamResult) GetStream() *StreamResult {
 	return nil
 }
 
+// SignAndEnvelopeStreamOptions open a SignAndEnvelopeStream.
+type SignAndEnvelopeStreamOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The logical name of the signing key.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// Recipient certificates (DER).
+	RecipientCerts [][]byte `protobuf:"bytes,2,rep,name=recipient_certs,json=recipientCerts,proto3" json:"recipient_certs,omitempty"`
+	// Recipients named by the server's key names.
+	RecipientKeys []string `protobuf:"bytes,3,rep,name=recipient_keys,json=recipientKeys,proto3" json:"recipient_keys,omitempty"`
+	// Signature options (as SignStream's).
+	SignOptions *SignOptions `protobuf:"bytes,4,opt,name=sign_options,json=signOptions,proto3" json:"sign_options,omitempty"`
+	// Envelope options.
+	EnvelopeOptions *EnvelopeOptions `protobuf:"bytes,5,opt,name=envelope_options,json=envelopeOptions,proto3" json:"envelope_options,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *SignAndEnvelopeStreamOptions) Reset() {
+	*x = SignAndEnvelopeStreamOptions{}
+	mi := &file_signsvr_v1_stream_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignAndEnvelopeStreamOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignAndEnvelopeStreamOptions) ProtoMessage() {}
+
+func (x *SignAndEnvelopeStreamOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_signsvr_v1_stream_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignAndEnvelopeStreamOptions.ProtoReflect.Descriptor instead.
+func (*SignAndEnvelopeStreamOptions) Descriptor() ([]byte, []int) {
+	return file_signsvr_v1_stream_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SignAndEnvelopeStreamOptions) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *SignAndEnvelopeStreamOptions) GetRecipientCerts() [][]byte {
+	if x != nil {
+		return x.RecipientCerts
+	}
+	return nil
+}
+
+func (x *SignAndEnvelopeStreamOptions) GetRecipientKeys() []string {
+	if x != nil {
+		return x.RecipientKeys
+	}
+	return nil
+}
+
+func (x *SignAndEnvelopeStreamOptions) GetSignOptions() *SignOptions {
+	if x != nil {
+		return x.SignOptions
+	}
+	return nil
+}
+
+func (x *SignAndEnvelopeStreamOptions) GetEnvelopeOptions() *EnvelopeOptions {
+	if x != nil {
+		return x.EnvelopeOptions
+	}
+	return nil
+}
+
+// SignAndEnvelopeStreamRequest is one message of a SignAndEnvelopeStream.
+type SignAndEnvelopeStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One of options (first), chunk, end (last).
+	//
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*SignAndEnvelopeStreamRequest_Options
+	//	*SignAndEnvelopeStreamRequest_Chunk
+	//	*SignAndEnvelopeStreamRequest_End
+	Msg           isSignAndEnvelopeStreamRequest_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignAndEnvelopeStreamRequest) Reset() {
+	*x = SignAndEnvelopeStreamRequest{}
+	mi := &file_signsvr_v1_stream_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignAndEnvelopeStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignAndEnvelopeStreamRequest) ProtoMessage() {}
+
+func (x *SignAndEnvelopeStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signsvr_v1_stream_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignAndEnvelopeStreamRequest.ProtoReflect.Descriptor instead.
+func (*SignAndEnvelopeStreamRequest) Descriptor() ([]byte, []int) {
+	return file_signsvr_v1_stream_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SignAndEnvelopeStreamRequest) GetMsg() isSignAndEnvelopeStreamRequest_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *SignAndEnvelopeStreamRequest) GetOptions() *SignAndEnvelopeStreamOptions {
+	if x != nil {
+		if x, ok := x.Msg.(*SignAndEnvelopeStreamRequest_Options); ok {
+			return x.Options
+		}
+	}
+	return nil
+}
+
+func (x *SignAndEnvelopeStreamRequest) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*SignAndEnvelopeStreamRequest_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+func (x *SignAndEnvelopeStreamRequest) GetEnd() *StreamEnd {
+	if x != nil {
+		if x, ok := x.Msg.(*SignAndEnvelopeStreamRequest_End); ok {
+			return x.End
+		}
+	}
+	return nil
+}
+
+type isSignAndEnvelopeStreamRequest_Msg interface {
+	isSignAndEnvelopeStreamRequest_Msg()
+}
+
+type SignAndEnvelopeStreamRequest_Options struct {
+	// The first message.
+	Options *SignAndEnvelopeStreamOptions `protobuf:"bytes,1,opt,name=options,proto3,oneof"`
+}
+
+type SignAndEnvelopeStreamRequest_Chunk struct {
+	// A piece of the content, at most 1 MiB.
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+type SignAndEnvelopeStreamRequest_End struct {
+	// The end of the content.
+	End *StreamEnd `protobuf:"bytes,3,opt,name=end,proto3,oneof"`
+}
+
+func (*SignAndEnvelopeStreamRequest_Options) isSignAndEnvelopeStreamRequest_Msg() {}
+
+func (*SignAndEnvelopeStreamRequest_Chunk) isSignAndEnvelopeStreamRequest_Msg() {}
+
+func (*SignAndEnvelopeStreamRequest_End) isSignAndEnvelopeStreamRequest_Msg() {}
+
+// SignAndEnvelopeStreamResponse is one message of a SignAndEnvelopeStream's answer.
+type SignAndEnvelopeStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One of chunk, result (last).
+	//
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*SignAndEnvelopeStreamResponse_Chunk
+	//	*SignAndEnvelopeStreamResponse_Result
+	Msg           isSignAndEnvelopeStreamResponse_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignAndEnvelopeStreamResponse) Reset() {
+	*x = SignAndEnvelopeStreamResponse{}
+	mi := &file_signsvr_v1_stream_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignAndEnvelopeStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignAndEnvelopeStreamResponse) ProtoMessage() {}
+
+func (x *SignAndEnvelopeStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_signsvr_v1_stream_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignAndEnvelopeStreamResponse.ProtoReflect.Descriptor instead.
+func (*SignAndEnvelopeStreamResponse) Descriptor() ([]byte, []int) {
+	return file_signsvr_v1_stream_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SignAndEnvelopeStreamResponse) GetMsg() isSignAndEnvelopeStreamResponse_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *SignAndEnvelopeStreamResponse) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*SignAndEnvelopeStreamResponse_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+func (x *SignAndEnvelopeStreamResponse) GetResult() *StreamResult {
+	if x != nil {
+		if x, ok := x.Msg.(*SignAndEnvelopeStreamResponse_Result); ok {
+			return x.Result
+		}
+	}
+	return nil
+}
+
+type isSignAndEnvelopeStreamResponse_Msg interface {
+	isSignAndEnvelopeStreamResponse_Msg()
+}
+
+type SignAndEnvelopeStreamResponse_Chunk struct {
+	// A piece of the envelope (BER, indefinite lengths).
+	Chunk []byte `protobuf:"bytes,1,opt,name=chunk,proto3,oneof"`
+}
+
+type SignAndEnvelopeStreamResponse_Result struct {
+	// The end of the answer.
+	Result *StreamResult `protobuf:"bytes,2,opt,name=result,proto3,oneof"`
+}
+
+func (*SignAndEnvelopeStreamResponse_Chunk) isSignAndEnvelopeStreamResponse_Msg() {}
+
+func (*SignAndEnvelopeStreamResponse_Result) isSignAndEnvelopeStreamResponse_Msg() {}
+
+// DecryptAndVerifyStreamOptions open a DecryptAndVerifyStream.
+type DecryptAndVerifyStreamOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The logical name of the decryption key.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// Decryption options.
+	DecryptOptions *DecryptOptions `protobuf:"bytes,2,opt,name=decrypt_options,json=decryptOptions,proto3" json:"decrypt_options,omitempty"`
+	// Verification options; omit_content leaves the content out of the answer.
+	VerifyOptions *VerifyOptions `protobuf:"bytes,3,opt,name=verify_options,json=verifyOptions,proto3" json:"verify_options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecryptAndVerifyStreamOptions) Reset() {
+	*x = DecryptAndVerifyStreamOptions{}
+	mi := &file_signsvr_v1_stream_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecryptAndVerifyStreamOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecryptAndVerifyStreamOptions) ProtoMessage() {}
+
+func (x *DecryptAndVerifyStreamOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_signsvr_v1_stream_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecryptAndVerifyStreamOptions.ProtoReflect.Descriptor instead.
+func (*DecryptAndVerifyStreamOptions) Descriptor() ([]byte, []int) {
+	return file_signsvr_v1_stream_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DecryptAndVerifyStreamOptions) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *DecryptAndVerifyStreamOptions) GetDecryptOptions() *DecryptOptions {
+	if x != nil {
+		return x.DecryptOptions
+	}
+	return nil
+}
+
+func (x *DecryptAndVerifyStreamOptions) GetVerifyOptions() *VerifyOptions {
+	if x != nil {
+		return x.VerifyOptions
+	}
+	return nil
+}
+
+// DecryptAndVerifyStreamRequest is one message of a DecryptAndVerifyStream.
+type DecryptAndVerifyStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One of options (first), chunk, end (last).
+	//
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*DecryptAndVerifyStreamRequest_Options
+	//	*DecryptAndVerifyStreamRequest_Chunk
+	//	*DecryptAndVerifyStreamRequest_End
+	Msg           isDecryptAndVerifyStreamRequest_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecryptAndVerifyStreamRequest) Reset() {
+	*x = DecryptAndVerifyStreamRequest{}
+	mi := &file_signsvr_v1_stream_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecryptAndVerifyStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecryptAndVerifyStreamRequest) ProtoMessage() {}
+
+func (x *DecryptAndVerifyStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_signsvr_v1_stream_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecryptAndVerifyStreamRequest.ProtoReflect.Descriptor instead.
+func (*DecryptAndVerifyStreamRequest) Descriptor() ([]byte, []int) {
+	return file_signsvr_v1_stream_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *DecryptAndVerifyStreamRequest) GetMsg() isDecryptAndVerifyStreamRequest_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *DecryptAndVerifyStreamRequest) GetOptions() *DecryptAndVerifyStreamOptions {
+	if x != nil {
+		if x, ok := x.Msg.(*DecryptAndVerifyStreamRequest_Options); ok {
+			return x.Options
+		}
+	}
+	return nil
+}
+
+func (x *DecryptAndVerifyStreamRequest) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*DecryptAndVerifyStreamRequest_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+func (x *DecryptAndVerifyStreamRequest) GetEnd() *StreamEnd {
+	if x != nil {
+		if x, ok := x.Msg.(*DecryptAndVerifyStreamRequest_End); ok {
+			return x.End
+		}
+	}
+	return nil
+}
+
+type isDecryptAndVerifyStreamRequest_Msg interface {
+	isDecryptAndVerifyStreamRequest_Msg()
+}
+
+type DecryptAndVerifyStreamRequest_Options struct {
+	// The first message.
+	Options *DecryptAndVerifyStreamOptions `protobuf:"bytes,1,opt,name=options,proto3,oneof"`
+}
+
+type DecryptAndVerifyStreamRequest_Chunk struct {
+	// A piece of the envelope, at most 1 MiB.
+	Chunk []byte `protobuf:"bytes,2,opt,name=chunk,proto3,oneof"`
+}
+
+type DecryptAndVerifyStreamRequest_End struct {
+	// The end of the envelope.
+	End *StreamEnd `protobuf:"bytes,3,opt,name=end,proto3,oneof"`
+}
+
+func (*DecryptAndVerifyStreamRequest_Options) isDecryptAndVerifyStreamRequest_Msg() {}
+
+func (*DecryptAndVerifyStreamRequest_Chunk) isDecryptAndVerifyStreamRequest_Msg() {}
+
+func (*DecryptAndVerifyStreamRequest_End) isDecryptAndVerifyStreamRequest_Msg() {}
+
+// DecryptAndVerifyStreamResponse is one message of a DecryptAndVerifyStream's answer.
+type DecryptAndVerifyStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One of chunk, result (last).
+	//
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*DecryptAndVerifyStreamResponse_Chunk
+	//	*DecryptAndVerifyStreamResponse_Result
+	Msg           isDecryptAndVerifyStreamResponse_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecryptAndVerifyStreamResponse) Reset() {
+	*x = DecryptAndVerifyStreamResponse{}
+	mi := &file_signsvr_v1_stream_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecryptAndVerifyStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecryptAndVerifyStreamResponse) ProtoMessage() {}
+
+func (x *DecryptAndVerifyStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_signsvr_v1_stream_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecryptAndVerifyStreamResponse.ProtoReflect.Descriptor instead.
+func (*DecryptAndVerifyStreamResponse) Descriptor() ([]byte, []int) {
+	return file_signsvr_v1_stream_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DecryptAndVerifyStreamResponse) GetMsg() isDecryptAndVerifyStreamResponse_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *DecryptAndVerifyStreamResponse) GetChunk() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*DecryptAndVerifyStreamResponse_Chunk); ok {
+			return x.Chunk
+		}
+	}
+	return nil
+}
+
+func (x *DecryptAndVerifyStreamResponse) GetResult() *DecryptAndVerifyStreamResult {
+	if x != nil {
+		if x, ok := x.Msg.(*DecryptAndVerifyStreamResponse_Result); ok {
+			return x.Result
+		}
+	}
+	return nil
+}
+
+type isDecryptAndVerifyStreamResponse_Msg interface {
+	isDecryptAndVerifyStreamResponse_Msg()
+}
+
+type DecryptAndVerifyStreamResponse_Chunk struct {
+	// A piece of the signed content.
+	Chunk []byte `protobuf:"bytes,1,opt,name=chunk,proto3,oneof"`
+}
+
+type DecryptAndVerifyStreamResponse_Result struct {
+	// The end of the answer, with the verdict.
+	Result *DecryptAndVerifyStreamResult `protobuf:"bytes,2,opt,name=result,proto3,oneof"`
+}
+
+func (*DecryptAndVerifyStreamResponse_Chunk) isDecryptAndVerifyStreamResponse_Msg() {}
+
+func (*DecryptAndVerifyStreamResponse_Result) isDecryptAndVerifyStreamResponse_Msg() {}
+
+// DecryptAndVerifyStreamResult ends a DecryptAndVerifyStream's answer.
+type DecryptAndVerifyStreamResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True only when there is at least one signer and every signer is verified.
+	Verified bool `protobuf:"varint,1,opt,name=verified,proto3" json:"verified,omitempty"`
+	// One entry per SignerInfo, in message order.
+	Signers []*SignerResult `protobuf:"bytes,2,rep,name=signers,proto3" json:"signers,omitempty"`
+	// The eContentType OID of the signed content, dotted.
+	ContentType string `protobuf:"bytes,3,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	// Sizes of the output and input.
+	Stream        *StreamResult `protobuf:"bytes,4,opt,name=stream,proto3" json:"stream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecryptAndVerifyStreamResult) Reset() {
+	*x = DecryptAndVerifyStreamResult{}
+	mi := &file_signsvr_v1_stream_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecryptAndVerifyStreamResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecryptAndVerifyStreamResult) ProtoMessage() {}
+
+func (x *DecryptAndVerifyStreamResult) ProtoReflect() protoreflect.Message {
+	mi := &file_signsvr_v1_stream_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecryptAndVerifyStreamResult.ProtoReflect.Descriptor instead.
+func (*DecryptAndVerifyStreamResult) Descriptor() ([]byte, []int) {
+	return file_signsvr_v1_stream_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DecryptAndVerifyStreamResult) GetVerified() bool {
+	if x != nil {
+		return x.Verified
+	}
+	return false
+}
+
+func (x *DecryptAndVerifyStreamResult) GetSigners() []*SignerResult {
+	if x != nil {
+		return x.Signers
+	}
+	return nil
+}
+
+func (x *DecryptAndVerifyStreamResult) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *DecryptAndVerifyStreamResult) GetStream() *StreamResult {
+	if x != nil {
+		return x.Stream
+	}
+	return nil
+}
+
 var File_signsvr_v1_stream_proto protoreflect.FileDescriptor
 
 const file_signsvr_v1_stream_proto_rawDesc = "" +
@@ -1312,13 +1913,48 @@ const file_signsvr_v1_stream_proto_rawDesc = "" +
 	"\x03msg\"j\n" +
 	"\x13DecryptStreamResult\x12!\n" +
 	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x120\n" +
-	"\x06stream\x18\x02 \x01(\v2\x18.signsvr.v1.StreamResultR\x06stream2\xec\x02\n" +
+	"\x06stream\x18\x02 \x01(\v2\x18.signsvr.v1.StreamResultR\x06stream\"\x84\x02\n" +
+	"\x1cSignAndEnvelopeStreamOptions\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12'\n" +
+	"\x0frecipient_certs\x18\x02 \x03(\fR\x0erecipientCerts\x12%\n" +
+	"\x0erecipient_keys\x18\x03 \x03(\tR\rrecipientKeys\x12:\n" +
+	"\fsign_options\x18\x04 \x01(\v2\x17.signsvr.v1.SignOptionsR\vsignOptions\x12F\n" +
+	"\x10envelope_options\x18\x05 \x01(\v2\x1b.signsvr.v1.EnvelopeOptionsR\x0fenvelopeOptions\"\xae\x01\n" +
+	"\x1cSignAndEnvelopeStreamRequest\x12D\n" +
+	"\aoptions\x18\x01 \x01(\v2(.signsvr.v1.SignAndEnvelopeStreamOptionsH\x00R\aoptions\x12\x16\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x12)\n" +
+	"\x03end\x18\x03 \x01(\v2\x15.signsvr.v1.StreamEndH\x00R\x03endB\x05\n" +
+	"\x03msg\"r\n" +
+	"\x1dSignAndEnvelopeStreamResponse\x12\x16\n" +
+	"\x05chunk\x18\x01 \x01(\fH\x00R\x05chunk\x122\n" +
+	"\x06result\x18\x02 \x01(\v2\x18.signsvr.v1.StreamResultH\x00R\x06resultB\x05\n" +
+	"\x03msg\"\xb8\x01\n" +
+	"\x1dDecryptAndVerifyStreamOptions\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12C\n" +
+	"\x0fdecrypt_options\x18\x02 \x01(\v2\x1a.signsvr.v1.DecryptOptionsR\x0edecryptOptions\x12@\n" +
+	"\x0everify_options\x18\x03 \x01(\v2\x19.signsvr.v1.VerifyOptionsR\rverifyOptions\"\xb0\x01\n" +
+	"\x1dDecryptAndVerifyStreamRequest\x12E\n" +
+	"\aoptions\x18\x01 \x01(\v2).signsvr.v1.DecryptAndVerifyStreamOptionsH\x00R\aoptions\x12\x16\n" +
+	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x12)\n" +
+	"\x03end\x18\x03 \x01(\v2\x15.signsvr.v1.StreamEndH\x00R\x03endB\x05\n" +
+	"\x03msg\"\x83\x01\n" +
+	"\x1eDecryptAndVerifyStreamResponse\x12\x16\n" +
+	"\x05chunk\x18\x01 \x01(\fH\x00R\x05chunk\x12B\n" +
+	"\x06result\x18\x02 \x01(\v2(.signsvr.v1.DecryptAndVerifyStreamResultH\x00R\x06resultB\x05\n" +
+	"\x03msg\"\xc3\x01\n" +
+	"\x1cDecryptAndVerifyStreamResult\x12\x1a\n" +
+	"\bverified\x18\x01 \x01(\bR\bverified\x122\n" +
+	"\asigners\x18\x02 \x03(\v2\x18.signsvr.v1.SignerResultR\asigners\x12!\n" +
+	"\fcontent_type\x18\x03 \x01(\tR\vcontentType\x120\n" +
+	"\x06stream\x18\x04 \x01(\v2\x18.signsvr.v1.StreamResultR\x06stream2\xd3\x04\n" +
 	"\rStreamService\x12O\n" +
 	"\n" +
 	"SignStream\x12\x1d.signsvr.v1.SignStreamRequest\x1a\x1e.signsvr.v1.SignStreamResponse(\x010\x01\x12S\n" +
 	"\fVerifyStream\x12\x1f.signsvr.v1.VerifyStreamRequest\x1a .signsvr.v1.VerifyStreamResponse(\x01\x12[\n" +
 	"\x0eEnvelopeStream\x12!.signsvr.v1.EnvelopeStreamRequest\x1a\".signsvr.v1.EnvelopeStreamResponse(\x010\x01\x12X\n" +
-	"\rDecryptStream\x12 .signsvr.v1.DecryptStreamRequest\x1a!.signsvr.v1.DecryptStreamResponse(\x010\x01B.Z,signsvr.dev/signsvr/gen/signsvr/v1;signsvrv1b\x06proto3"
+	"\rDecryptStream\x12 .signsvr.v1.DecryptStreamRequest\x1a!.signsvr.v1.DecryptStreamResponse(\x010\x01\x12p\n" +
+	"\x15SignAndEnvelopeStream\x12(.signsvr.v1.SignAndEnvelopeStreamRequest\x1a).signsvr.v1.SignAndEnvelopeStreamResponse(\x010\x01\x12s\n" +
+	"\x16DecryptAndVerifyStream\x12).signsvr.v1.DecryptAndVerifyStreamRequest\x1a*.signsvr.v1.DecryptAndVerifyStreamResponse(\x010\x01B.Z,signsvr.dev/signsvr/gen/signsvr/v1;signsvrv1b\x06proto3"
 
 var (
 	file_signsvr_v1_stream_proto_rawDescOnce sync.Once
@@ -1332,64 +1968,87 @@ func file_signsvr_v1_stream_proto_rawDescGZIP() []byte {
 	return file_signsvr_v1_stream_proto_rawDescData
 }
 
-var file_signsvr_v1_stream_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_signsvr_v1_stream_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_signsvr_v1_stream_proto_goTypes = []any{
-	(*StreamEnd)(nil),              // 0: signsvr.v1.StreamEnd
-	(*StreamResult)(nil),           // 1: signsvr.v1.StreamResult
-	(*SignStreamOptions)(nil),      // 2: signsvr.v1.SignStreamOptions
-	(*SignStreamRequest)(nil),      // 3: signsvr.v1.SignStreamRequest
-	(*SignStreamResponse)(nil),     // 4: signsvr.v1.SignStreamResponse
-	(*SignStreamResult)(nil),       // 5: signsvr.v1.SignStreamResult
-	(*VerifyStreamOptions)(nil),    // 6: signsvr.v1.VerifyStreamOptions
-	(*VerifyStreamRequest)(nil),    // 7: signsvr.v1.VerifyStreamRequest
-	(*VerifyStreamResponse)(nil),   // 8: signsvr.v1.VerifyStreamResponse
-	(*EnvelopeStreamOptions)(nil),  // 9: signsvr.v1.EnvelopeStreamOptions
-	(*EnvelopeStreamRequest)(nil),  // 10: signsvr.v1.EnvelopeStreamRequest
-	(*EnvelopeStreamResponse)(nil), // 11: signsvr.v1.EnvelopeStreamResponse
-	(*DecryptStreamOptions)(nil),   // 12: signsvr.v1.DecryptStreamOptions
-	(*DecryptStreamRequest)(nil),   // 13: signsvr.v1.DecryptStreamRequest
-	(*DecryptStreamResponse)(nil),  // 14: signsvr.v1.DecryptStreamResponse
-	(*DecryptStreamResult)(nil),    // 15: signsvr.v1.DecryptStreamResult
-	(*SignOptions)(nil),            // 16: signsvr.v1.SignOptions
-	(*VerifyOptions)(nil),          // 17: signsvr.v1.VerifyOptions
-	(*SignerResult)(nil),           // 18: signsvr.v1.SignerResult
-	(*SignerTimestamp)(nil),        // 19: signsvr.v1.SignerTimestamp
-	(*EnvelopeOptions)(nil),        // 20: signsvr.v1.EnvelopeOptions
-	(*DecryptOptions)(nil),         // 21: signsvr.v1.DecryptOptions
+	(*StreamEnd)(nil),                      // 0: signsvr.v1.StreamEnd
+	(*StreamResult)(nil),                   // 1: signsvr.v1.StreamResult
+	(*SignStreamOptions)(nil),              // 2: signsvr.v1.SignStreamOptions
+	(*SignStreamRequest)(nil),              // 3: signsvr.v1.SignStreamRequest
+	(*SignStreamResponse)(nil),             // 4: signsvr.v1.SignStreamResponse
+	(*SignStreamResult)(nil),               // 5: signsvr.v1.SignStreamResult
+	(*VerifyStreamOptions)(nil),            // 6: signsvr.v1.VerifyStreamOptions
+	(*VerifyStreamRequest)(nil),            // 7: signsvr.v1.VerifyStreamRequest
+	(*VerifyStreamResponse)(nil),           // 8: signsvr.v1.VerifyStreamResponse
+	(*EnvelopeStreamOptions)(nil),          // 9: signsvr.v1.EnvelopeStreamOptions
+	(*EnvelopeStreamRequest)(nil),          // 10: signsvr.v1.EnvelopeStreamRequest
+	(*EnvelopeStreamResponse)(nil),         // 11: signsvr.v1.EnvelopeStreamResponse
+	(*DecryptStreamOptions)(nil),           // 12: signsvr.v1.DecryptStreamOptions
+	(*DecryptStreamRequest)(nil),           // 13: signsvr.v1.DecryptStreamRequest
+	(*DecryptStreamResponse)(nil),          // 14: signsvr.v1.DecryptStreamResponse
+	(*DecryptStreamResult)(nil),            // 15: signsvr.v1.DecryptStreamResult
+	(*SignAndEnvelopeStreamOptions)(nil),   // 16: signsvr.v1.SignAndEnvelopeStreamOptions
+	(*SignAndEnvelopeStreamRequest)(nil),   // 17: signsvr.v1.SignAndEnvelopeStreamRequest
+	(*SignAndEnvelopeStreamResponse)(nil),  // 18: signsvr.v1.SignAndEnvelopeStreamResponse
+	(*DecryptAndVerifyStreamOptions)(nil),  // 19: signsvr.v1.DecryptAndVerifyStreamOptions
+	(*DecryptAndVerifyStreamRequest)(nil),  // 20: signsvr.v1.DecryptAndVerifyStreamRequest
+	(*DecryptAndVerifyStreamResponse)(nil), // 21: signsvr.v1.DecryptAndVerifyStreamResponse
+	(*DecryptAndVerifyStreamResult)(nil),   // 22: signsvr.v1.DecryptAndVerifyStreamResult
+	(*SignOptions)(nil),                    // 23: signsvr.v1.SignOptions
+	(*VerifyOptions)(nil),                  // 24: signsvr.v1.VerifyOptions
+	(*SignerResult)(nil),                   // 25: signsvr.v1.SignerResult
+	(*SignerTimestamp)(nil),                // 26: signsvr.v1.SignerTimestamp
+	(*EnvelopeOptions)(nil),                // 27: signsvr.v1.EnvelopeOptions
+	(*DecryptOptions)(nil),                 // 28: signsvr.v1.DecryptOptions
 }
 var file_signsvr_v1_stream_proto_depIdxs = []int32{
-	16, // 0: signsvr.v1.SignStreamOptions.options:type_name -> signsvr.v1.SignOptions
+	23, // 0: signsvr.v1.SignStreamOptions.options:type_name -> signsvr.v1.SignOptions
 	2,  // 1: signsvr.v1.SignStreamRequest.options:type_name -> signsvr.v1.SignStreamOptions
 	0,  // 2: signsvr.v1.SignStreamRequest.end:type_name -> signsvr.v1.StreamEnd
 	5,  // 3: signsvr.v1.SignStreamResponse.result:type_name -> signsvr.v1.SignStreamResult
 	1,  // 4: signsvr.v1.SignStreamResult.stream:type_name -> signsvr.v1.StreamResult
-	17, // 5: signsvr.v1.VerifyStreamOptions.options:type_name -> signsvr.v1.VerifyOptions
+	24, // 5: signsvr.v1.VerifyStreamOptions.options:type_name -> signsvr.v1.VerifyOptions
 	6,  // 6: signsvr.v1.VerifyStreamRequest.options:type_name -> signsvr.v1.VerifyStreamOptions
 	0,  // 7: signsvr.v1.VerifyStreamRequest.end:type_name -> signsvr.v1.StreamEnd
-	18, // 8: signsvr.v1.VerifyStreamResponse.signers:type_name -> signsvr.v1.SignerResult
-	19, // 9: signsvr.v1.VerifyStreamResponse.timestamps:type_name -> signsvr.v1.SignerTimestamp
-	20, // 10: signsvr.v1.EnvelopeStreamOptions.options:type_name -> signsvr.v1.EnvelopeOptions
+	25, // 8: signsvr.v1.VerifyStreamResponse.signers:type_name -> signsvr.v1.SignerResult
+	26, // 9: signsvr.v1.VerifyStreamResponse.timestamps:type_name -> signsvr.v1.SignerTimestamp
+	27, // 10: signsvr.v1.EnvelopeStreamOptions.options:type_name -> signsvr.v1.EnvelopeOptions
 	9,  // 11: signsvr.v1.EnvelopeStreamRequest.options:type_name -> signsvr.v1.EnvelopeStreamOptions
 	0,  // 12: signsvr.v1.EnvelopeStreamRequest.end:type_name -> signsvr.v1.StreamEnd
 	1,  // 13: signsvr.v1.EnvelopeStreamResponse.result:type_name -> signsvr.v1.StreamResult
-	21, // 14: signsvr.v1.DecryptStreamOptions.options:type_name -> signsvr.v1.DecryptOptions
+	28, // 14: signsvr.v1.DecryptStreamOptions.options:type_name -> signsvr.v1.DecryptOptions
 	12, // 15: signsvr.v1.DecryptStreamRequest.options:type_name -> signsvr.v1.DecryptStreamOptions
 	0,  // 16: signsvr.v1.DecryptStreamRequest.end:type_name -> signsvr.v1.StreamEnd
 	15, // 17: signsvr.v1.DecryptStreamResponse.result:type_name -> signsvr.v1.DecryptStreamResult
 	1,  // 18: signsvr.v1.DecryptStreamResult.stream:type_name -> signsvr.v1.StreamResult
-	3,  // 19: signsvr.v1.StreamService.SignStream:input_type -> signsvr.v1.SignStreamRequest
-	7,  // 20: signsvr.v1.StreamService.VerifyStream:input_type -> signsvr.v1.VerifyStreamRequest
-	10, // 21: signsvr.v1.StreamService.EnvelopeStream:input_type -> signsvr.v1.EnvelopeStreamRequest
-	13, // 22: signsvr.v1.StreamService.DecryptStream:input_type -> signsvr.v1.DecryptStreamRequest
-	4,  // 23: signsvr.v1.StreamService.SignStream:output_type -> signsvr.v1.SignStreamResponse
-	8,  // 24: signsvr.v1.StreamService.VerifyStream:output_type -> signsvr.v1.VerifyStreamResponse
-	11, // 25: signsvr.v1.StreamService.EnvelopeStream:output_type -> signsvr.v1.EnvelopeStreamResponse
-	14, // 26: signsvr.v1.StreamService.DecryptStream:output_type -> signsvr.v1.DecryptStreamResponse
-	23, // [23:27] is the sub-list for method output_type
-	19, // [19:23] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	23, // 19: signsvr.v1.SignAndEnvelopeStreamOptions.sign_options:type_name -> signsvr.v1.SignOptions
+	27, // 20: signsvr.v1.SignAndEnvelopeStreamOptions.envelope_options:type_name -> signsvr.v1.EnvelopeOptions
+	16, // 21: signsvr.v1.SignAndEnvelopeStreamRequest.options:type_name -> signsvr.v1.SignAndEnvelopeStreamOptions
+	0,  // 22: signsvr.v1.SignAndEnvelopeStreamRequest.end:type_name -> signsvr.v1.StreamEnd
+	1,  // 23: signsvr.v1.SignAndEnvelopeStreamResponse.result:type_name -> signsvr.v1.StreamResult
+	28, // 24: signsvr.v1.DecryptAndVerifyStreamOptions.decrypt_options:type_name -> signsvr.v1.DecryptOptions
+	24, // 25: signsvr.v1.DecryptAndVerifyStreamOptions.verify_options:type_name -> signsvr.v1.VerifyOptions
+	19, // 26: signsvr.v1.DecryptAndVerifyStreamRequest.options:type_name -> signsvr.v1.DecryptAndVerifyStreamOptions
+	0,  // 27: signsvr.v1.DecryptAndVerifyStreamRequest.end:type_name -> signsvr.v1.StreamEnd
+	22, // 28: signsvr.v1.DecryptAndVerifyStreamResponse.result:type_name -> signsvr.v1.DecryptAndVerifyStreamResult
+	25, // 29: signsvr.v1.DecryptAndVerifyStreamResult.signers:type_name -> signsvr.v1.SignerResult
+	1,  // 30: signsvr.v1.DecryptAndVerifyStreamResult.stream:type_name -> signsvr.v1.StreamResult
+	3,  // 31: signsvr.v1.StreamService.SignStream:input_type -> signsvr.v1.SignStreamRequest
+	7,  // 32: signsvr.v1.StreamService.VerifyStream:input_type -> signsvr.v1.VerifyStreamRequest
+	10, // 33: signsvr.v1.StreamService.EnvelopeStream:input_type -> signsvr.v1.EnvelopeStreamRequest
+	13, // 34: signsvr.v1.StreamService.DecryptStream:input_type -> signsvr.v1.DecryptStreamRequest
+	17, // 35: signsvr.v1.StreamService.SignAndEnvelopeStream:input_type -> signsvr.v1.SignAndEnvelopeStreamRequest
+	20, // 36: signsvr.v1.StreamService.DecryptAndVerifyStream:input_type -> signsvr.v1.DecryptAndVerifyStreamRequest
+	4,  // 37: signsvr.v1.StreamService.SignStream:output_type -> signsvr.v1.SignStreamResponse
+	8,  // 38: signsvr.v1.StreamService.VerifyStream:output_type -> signsvr.v1.VerifyStreamResponse
+	11, // 39: signsvr.v1.StreamService.EnvelopeStream:output_type -> signsvr.v1.EnvelopeStreamResponse
+	14, // 40: signsvr.v1.StreamService.DecryptStream:output_type -> signsvr.v1.DecryptStreamResponse
+	18, // 41: signsvr.v1.StreamService.SignAndEnvelopeStream:output_type -> signsvr.v1.SignAndEnvelopeStreamResponse
+	21, // 42: signsvr.v1.StreamService.DecryptAndVerifyStream:output_type -> signsvr.v1.DecryptAndVerifyStreamResponse
+	37, // [37:43] is the sub-list for method output_type
+	31, // [31:37] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_signsvr_v1_stream_proto_init() }
@@ -1431,13 +2090,31 @@ func file_signsvr_v1_stream_proto_init() {
 		(*DecryptStreamResponse_Chunk)(nil),
 		(*DecryptStreamResponse_Result)(nil),
 	}
+	file_signsvr_v1_stream_proto_msgTypes[17].OneofWrappers = []any{
+		(*SignAndEnvelopeStreamRequest_Options)(nil),
+		(*SignAndEnvelopeStreamRequest_Chunk)(nil),
+		(*SignAndEnvelopeStreamRequest_End)(nil),
+	}
+	file_signsvr_v1_stream_proto_msgTypes[18].OneofWrappers = []any{
+		(*SignAndEnvelopeStreamResponse_Chunk)(nil),
+		(*SignAndEnvelopeStreamResponse_Result)(nil),
+	}
+	file_signsvr_v1_stream_proto_msgTypes[20].OneofWrappers = []any{
+		(*DecryptAndVerifyStreamRequest_Options)(nil),
+		(*DecryptAndVerifyStreamRequest_Chunk)(nil),
+		(*DecryptAndVerifyStreamRequest_End)(nil),
+	}
+	file_signsvr_v1_stream_proto_msgTypes[21].OneofWrappers = []any{
+		(*DecryptAndVerifyStreamResponse_Chunk)(nil),
+		(*DecryptAndVerifyStreamResponse_Result)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_signsvr_v1_stream_proto_rawDesc), len(file_signsvr_v1_stream_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

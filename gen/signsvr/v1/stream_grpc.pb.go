@@ -19,10 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	StreamService_SignStream_FullMethodName     = "/signsvr.v1.StreamService/SignStream"
-	StreamService_VerifyStream_FullMethodName   = "/signsvr.v1.StreamService/VerifyStream"
-	StreamService_EnvelopeStream_FullMethodName = "/signsvr.v1.StreamService/EnvelopeStream"
-	StreamService_DecryptStream_FullMethodName  = "/signsvr.v1.StreamService/DecryptStream"
+	StreamService_SignStream_FullMethodName             = "/signsvr.v1.StreamService/SignStream"
+	StreamService_VerifyStream_FullMethodName           = "/signsvr.v1.StreamService/VerifyStream"
+	StreamService_EnvelopeStream_FullMethodName         = "/signsvr.v1.StreamService/EnvelopeStream"
+	StreamService_DecryptStream_FullMethodName          = "/signsvr.v1.StreamService/DecryptStream"
+	StreamService_SignAndEnvelopeStream_FullMethodName  = "/signsvr.v1.StreamService/SignAndEnvelopeStream"
+	StreamService_DecryptAndVerifyStream_FullMethodName = "/signsvr.v1.StreamService/DecryptAndVerifyStream"
 )
 
 // StreamServiceClient is the client API for StreamService service.
@@ -66,6 +68,15 @@ type StreamServiceClient interface {
 	// checked at the end: what arrived counts only if the call ends OK. Every failure
 	// to decrypt is INVALID_ARGUMENT with reason DECRYPTION_FAILED, as for Decrypt.
 	DecryptStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DecryptStreamRequest, DecryptStreamResponse], error)
+	// SignAndEnvelopeStream is SignAndEnvelope (the nested form) over a streamed
+	// content: an attached SignedData enveloped to the recipients, both streamed BER,
+	// coming back in chunks.
+	SignAndEnvelopeStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SignAndEnvelopeStreamRequest, SignAndEnvelopeStreamResponse], error)
+	// DecryptAndVerifyStream is DecryptAndVerify (the nested form) over a streamed
+	// envelope. The signed content comes back in chunks as it is verified (for GCM
+	// only after the tag checked); the verdict is in the result: the content counts
+	// only when the call ends OK and the result says verified.
+	DecryptAndVerifyStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DecryptAndVerifyStreamRequest, DecryptAndVerifyStreamResponse], error)
 }
 
 type streamServiceClient struct {
@@ -128,6 +139,32 @@ func (c *streamServiceClient) DecryptStream(ctx context.Context, opts ...grpc.Ca
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type StreamService_DecryptStreamClient = grpc.BidiStreamingClient[DecryptStreamRequest, DecryptStreamResponse]
 
+func (c *streamServiceClient) SignAndEnvelopeStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SignAndEnvelopeStreamRequest, SignAndEnvelopeStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &StreamService_ServiceDesc.Streams[4], StreamService_SignAndEnvelopeStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SignAndEnvelopeStreamRequest, SignAndEnvelopeStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StreamService_SignAndEnvelopeStreamClient = grpc.BidiStreamingClient[SignAndEnvelopeStreamRequest, SignAndEnvelopeStreamResponse]
+
+func (c *streamServiceClient) DecryptAndVerifyStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DecryptAndVerifyStreamRequest, DecryptAndVerifyStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &StreamService_ServiceDesc.Streams[5], StreamService_DecryptAndVerifyStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DecryptAndVerifyStreamRequest, DecryptAndVerifyStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StreamService_DecryptAndVerifyStreamClient = grpc.BidiStreamingClient[DecryptAndVerifyStreamRequest, DecryptAndVerifyStreamResponse]
+
 // StreamServiceServer is the server API for StreamService service.
 // All implementations must embed UnimplementedStreamServiceServer
 // for forward compatibility.
@@ -169,6 +206,15 @@ type StreamServiceServer interface {
 	// checked at the end: what arrived counts only if the call ends OK. Every failure
 	// to decrypt is INVALID_ARGUMENT with reason DECRYPTION_FAILED, as for Decrypt.
 	DecryptStream(grpc.BidiStreamingServer[DecryptStreamRequest, DecryptStreamResponse]) error
+	// SignAndEnvelopeStream is SignAndEnvelope (the nested form) over a streamed
+	// content: an attached SignedData enveloped to the recipients, both streamed BER,
+	// coming back in chunks.
+	SignAndEnvelopeStream(grpc.BidiStreamingServer[SignAndEnvelopeStreamRequest, SignAndEnvelopeStreamResponse]) error
+	// DecryptAndVerifyStream is DecryptAndVerify (the nested form) over a streamed
+	// envelope. The signed content comes back in chunks as it is verified (for GCM
+	// only after the tag checked); the verdict is in the result: the content counts
+	// only when the call ends OK and the result says verified.
+	DecryptAndVerifyStream(grpc.BidiStreamingServer[DecryptAndVerifyStreamRequest, DecryptAndVerifyStreamResponse]) error
 	mustEmbedUnimplementedStreamServiceServer()
 }
 
@@ -190,6 +236,12 @@ func (UnimplementedStreamServiceServer) EnvelopeStream(grpc.BidiStreamingServer[
 }
 func (UnimplementedStreamServiceServer) DecryptStream(grpc.BidiStreamingServer[DecryptStreamRequest, DecryptStreamResponse]) error {
 	return status.Error(codes.Unimplemented, "method DecryptStream not implemented")
+}
+func (UnimplementedStreamServiceServer) SignAndEnvelopeStream(grpc.BidiStreamingServer[SignAndEnvelopeStreamRequest, SignAndEnvelopeStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method SignAndEnvelopeStream not implemented")
+}
+func (UnimplementedStreamServiceServer) DecryptAndVerifyStream(grpc.BidiStreamingServer[DecryptAndVerifyStreamRequest, DecryptAndVerifyStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method DecryptAndVerifyStream not implemented")
 }
 func (UnimplementedStreamServiceServer) mustEmbedUnimplementedStreamServiceServer() {}
 func (UnimplementedStreamServiceServer) testEmbeddedByValue()                       {}
@@ -240,6 +292,20 @@ func _StreamService_DecryptStream_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type StreamService_DecryptStreamServer = grpc.BidiStreamingServer[DecryptStreamRequest, DecryptStreamResponse]
 
+func _StreamService_SignAndEnvelopeStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(StreamServiceServer).SignAndEnvelopeStream(&grpc.GenericServerStream[SignAndEnvelopeStreamRequest, SignAndEnvelopeStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StreamService_SignAndEnvelopeStreamServer = grpc.BidiStreamingServer[SignAndEnvelopeStreamRequest, SignAndEnvelopeStreamResponse]
+
+func _StreamService_DecryptAndVerifyStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(StreamServiceServer).DecryptAndVerifyStream(&grpc.GenericServerStream[DecryptAndVerifyStreamRequest, DecryptAndVerifyStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StreamService_DecryptAndVerifyStreamServer = grpc.BidiStreamingServer[DecryptAndVerifyStreamRequest, DecryptAndVerifyStreamResponse]
+
 // StreamService_ServiceDesc is the grpc.ServiceDesc for StreamService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -268,6 +334,18 @@ var StreamService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "DecryptStream",
 			Handler:       _StreamService_DecryptStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "SignAndEnvelopeStream",
+			Handler:       _StreamService_SignAndEnvelopeStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "DecryptAndVerifyStream",
+			Handler:       _StreamService_DecryptAndVerifyStream_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},
