@@ -187,7 +187,7 @@ type StreamOpened struct {
 }
 
 // streamBuf is the size of the pieces OpenStream reads and hands out.
-const streamBuf = 64 << 10
+const streamBuf = 256 << 10
 
 // OpenStream opens the envelope sr reads (just returned by cms.NewStreamReader) with
 // key, for cert, as Open does, and hands the plaintext to out in pieces. spool is
