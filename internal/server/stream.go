@@ -227,6 +227,60 @@ func (c *streamCall) record(err error) error {
 	return al.log.Append(c.ctx, rec)
 }
 
+// receiver returns a recv that gives up when the call's context ends (the idle
+// timeout, or the client going away): grpc's Recv itself waits on the stream
+// alone, so it runs in a goroutine of its own, which ends with the stream once the
+// handler has returned.
+func receiver[M any](c *streamCall, recv func() (M, error)) func() (M, error) {
+	type item struct {
+		m   M
+		err error
+	}
+	ch := make(chan item)
+	want := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-want:
+			case <-c.ctx.Done():
+				return
+			}
+			m, err := recv()
+			select {
+			case ch <- item{m, err}:
+			case <-c.ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var failed error
+	return func() (M, error) {
+		if failed != nil {
+			var zero M
+			return zero, failed
+		}
+		select {
+		case want <- struct{}{}:
+		case <-c.ctx.Done():
+			var zero M
+			return zero, c.ctx.Err()
+		}
+		select {
+		case it := <-ch:
+			if it.err != nil {
+				failed = it.err
+			}
+			return it.m, it.err
+		case <-c.ctx.Done():
+			var zero M
+			return zero, c.ctx.Err()
+		}
+	}
+}
+
 // streamMsg is what every request message of StreamService has.
 type streamMsg interface {
 	GetChunk() []byte

@@ -57,7 +57,8 @@ func isSignOpts(m *signsvrv1.SignStreamRequest) bool { return m.GetOptions() != 
 // SignStream implements signsvrv1.StreamServiceServer.
 func (s streamService) SignStream(ss signsvrv1.StreamService_SignStreamServer) error {
 	return s.runStream(ss, signsvrv1.StreamService_SignStream_FullMethodName, func(c *streamCall) error {
-		first, err := firstMessage(c, ss.Recv, isSignOpts)
+		recv := receiver(c, ss.Recv)
+		first, err := firstMessage(c, recv, isSignOpts)
 		if err != nil {
 			return err
 		}
@@ -90,7 +91,7 @@ func (s streamService) SignStream(ss signsvrv1.StreamService_SignStreamServer) e
 			}
 			out = append(snd.out(), out...)
 		}
-		r := newChunkReader(c, ss.Recv, isSignOpts)
+		r := newChunkReader(c, recv, isSignOpts)
 		for {
 			chunk, err := r.next()
 			if err == io.EOF {
@@ -147,7 +148,8 @@ func isVerifyOpts(m *signsvrv1.VerifyStreamRequest) bool { return m.GetOptions()
 // VerifyStream implements signsvrv1.StreamServiceServer.
 func (s streamService) VerifyStream(ss signsvrv1.StreamService_VerifyStreamServer) error {
 	return s.runStream(ss, signsvrv1.StreamService_VerifyStream_FullMethodName, func(c *streamCall) error {
-		first, err := firstMessage(c, ss.Recv, isVerifyOpts)
+		recv := receiver(c, ss.Recv)
+		first, err := firstMessage(c, recv, isVerifyOpts)
 		if err != nil {
 			return err
 		}
@@ -160,7 +162,7 @@ func (s streamService) VerifyStream(ss signsvrv1.StreamService_VerifyStreamServe
 		if vo.Certs, err = s.parseCerts(o.GetCertificates(), "options.certificates"); err != nil {
 			return err
 		}
-		r := newChunkReader(c, ss.Recv, isVerifyOpts)
+		r := newChunkReader(c, recv, isVerifyOpts)
 		var res *sign.Result
 		if der := first.GetOptions().GetCms(); len(der) > 0 {
 			// Detached: the message is in the options, the content streams.
@@ -217,7 +219,8 @@ func isEnvelopeOpts(m *signsvrv1.EnvelopeStreamRequest) bool { return m.GetOptio
 // EnvelopeStream implements signsvrv1.StreamServiceServer.
 func (s streamService) EnvelopeStream(ss signsvrv1.StreamService_EnvelopeStreamServer) error {
 	return s.runStream(ss, signsvrv1.StreamService_EnvelopeStream_FullMethodName, func(c *streamCall) error {
-		first, err := firstMessage(c, ss.Recv, isEnvelopeOpts)
+		recv := receiver(c, ss.Recv)
+		first, err := firstMessage(c, recv, isEnvelopeOpts)
 		if err != nil {
 			return err
 		}
@@ -240,7 +243,7 @@ func (s streamService) EnvelopeStream(ss signsvrv1.StreamService_EnvelopeStreamS
 		})
 		defer snd.release()
 		out := append(snd.out(), sealer.Prefix()...)
-		r := newChunkReader(c, ss.Recv, isEnvelopeOpts)
+		r := newChunkReader(c, recv, isEnvelopeOpts)
 		for {
 			chunk, err := r.next()
 			if err == io.EOF {
@@ -314,7 +317,8 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 // DecryptStream implements signsvrv1.StreamServiceServer.
 func (s streamService) DecryptStream(ss signsvrv1.StreamService_DecryptStreamServer) error {
 	return s.runStream(ss, signsvrv1.StreamService_DecryptStream_FullMethodName, func(c *streamCall) error {
-		first, err := firstMessage(c, ss.Recv, isDecryptOpts)
+		recv := receiver(c, ss.Recv)
+		first, err := firstMessage(c, recv, isDecryptOpts)
 		if err != nil {
 			return err
 		}
@@ -324,7 +328,7 @@ func (s streamService) DecryptStream(ss signsvrv1.StreamService_DecryptStreamSer
 		if err != nil {
 			return err
 		}
-		r := newChunkReader(c, ss.Recv, isDecryptOpts)
+		r := newChunkReader(c, recv, isDecryptOpts)
 		sr, err := cms.NewStreamReader(r, 0)
 		if err != nil {
 			return err
@@ -369,7 +373,8 @@ func isSignAndEnvelopeOpts(m *signsvrv1.SignAndEnvelopeStreamRequest) bool {
 // attached SignedData, streamed, is the content of EnvelopeStream's envelope.
 func (s streamService) SignAndEnvelopeStream(ss signsvrv1.StreamService_SignAndEnvelopeStreamServer) error {
 	return s.runStream(ss, signsvrv1.StreamService_SignAndEnvelopeStream_FullMethodName, func(c *streamCall) error {
-		first, err := firstMessage(c, ss.Recv, isSignAndEnvelopeOpts)
+		recv := receiver(c, ss.Recv)
+		first, err := firstMessage(c, recv, isSignAndEnvelopeOpts)
 		if err != nil {
 			return err
 		}
@@ -412,7 +417,7 @@ func (s streamService) SignAndEnvelopeStream(ss signsvrv1.StreamService_SignAndE
 		})
 		defer snd.release()
 		out := sealer.Seal(append(snd.out(), sealer.Prefix()...), inner)
-		r := newChunkReader(c, ss.Recv, isSignAndEnvelopeOpts)
+		r := newChunkReader(c, recv, isSignAndEnvelopeOpts)
 		for {
 			chunk, err := r.next()
 			if err == io.EOF {
@@ -465,7 +470,8 @@ func isDecryptAndVerifyOpts(m *signsvrv1.DecryptAndVerifyStreamRequest) bool {
 // content sent on as it passes.
 func (s streamService) DecryptAndVerifyStream(ss signsvrv1.StreamService_DecryptAndVerifyStreamServer) error {
 	return s.runStream(ss, signsvrv1.StreamService_DecryptAndVerifyStream_FullMethodName, func(c *streamCall) error {
-		first, err := firstMessage(c, ss.Recv, isDecryptAndVerifyOpts)
+		recv := receiver(c, ss.Recv)
+		first, err := firstMessage(c, recv, isDecryptAndVerifyOpts)
 		if err != nil {
 			return err
 		}
@@ -484,7 +490,7 @@ func (s streamService) DecryptAndVerifyStream(ss signsvrv1.StreamService_Decrypt
 		if vo.Certs, err = s.parseCerts(vopt.GetCertificates(), "verify_options.certificates"); err != nil {
 			return err
 		}
-		r := newChunkReader(c, ss.Recv, isDecryptAndVerifyOpts)
+		r := newChunkReader(c, recv, isDecryptAndVerifyOpts)
 		sr, err := cms.NewStreamReader(r, 0)
 		if err != nil {
 			return err

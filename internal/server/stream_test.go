@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -485,5 +486,32 @@ func TestStreamSignAndEnvelopeThenDecryptAndVerify(t *testing.T) {
 	}
 	_, err = streamclient.DecryptAndVerify(ctx, sc, &signsvrv1.DecryptAndVerifyStreamOptions{Key: "rsa-enc"}, bytes.NewReader(env.Bytes()), io.Discard, nil)
 	wantStatus(t, err, codes.InvalidArgument, "DECRYPTION_FAILED")
+	ts.assertServing(t)
+}
+
+// TestStreamIdleTimeout: a stream whose client stops sending is ended with
+// DEADLINE_EXCEEDED, and what it held is freed.
+func TestStreamIdleTimeout(t *testing.T) {
+	spool := t.TempDir()
+	ts := startServer(t, func(o *server.Options) {
+		o.Streams.IdleTimeout = 300 * time.Millisecond
+		o.Streams.SpoolDir = spool
+	})
+	sc := ts.streams()
+	ctx := ctxT(t)
+	var env bytes.Buffer
+	if _, err := streamclient.Envelope(ctx, sc, &signsvrv1.EnvelopeStreamOptions{RecipientKeys: []string{"rsa-enc"}}, bytes.NewReader(streamContent(100_000)), &env, nil); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sc.DecryptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Send(decOpts("rsa-enc"))
+	st.Send(decChunk(env.Bytes()[:env.Len()/2]))
+	// The client sends nothing more and waits for the server's answer.
+	_, err = st.Recv()
+	wantStatus(t, err, codes.DeadlineExceeded, "DEADLINE")
+	noSpoolLeft(t, spool)
 	ts.assertServing(t)
 }
