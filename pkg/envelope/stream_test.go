@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	gmpkcs7 "github.com/emmansun/gmsm/pkcs7"
 	"github.com/emmansun/gmsm/smx509"
 
 	"signsvr.dev/signsvr/pkg/cms"
@@ -198,4 +199,25 @@ func FuzzOpenStream(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestStreamGmsmOpensOurs: gmsm's pkcs7 opens our streamed SM2 envelopes (SM4-CBC,
+// both dialects).
+func TestStreamGmsmOpensOurs(t *testing.T) {
+	f := getFixture(t)
+	content := testContent(200_000)
+	for _, opts := range []Options{{}, {Dialect: DialectPKCS7}} {
+		msg := sealStream(t, content, certs(f.sm2a), &opts, 65536)
+		p7, err := gmpkcs7.Parse(msg)
+		if err != nil {
+			t.Fatalf("gmsm Parse: %v", err)
+		}
+		got, err := p7.Decrypt(f.sm2a.cert, f.sm2a.key)
+		if err != nil {
+			t.Fatalf("gmsm Decrypt: %v", err)
+		}
+		if !bytes.Equal(got, content) {
+			t.Fatalf("gmsm Decrypt: %d bytes, want %d", len(got), len(content))
+		}
+	}
 }
