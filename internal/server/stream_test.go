@@ -401,10 +401,28 @@ func TestStreamAuditEqualsUnary(t *testing.T) {
 	}
 	// A refused stream is recorded too.
 	streamclient.Decrypt(ctx, sc, &signsvrv1.DecryptStreamOptions{Key: "rsa-enc"}, bytes.NewReader(env.GetCms()[:100]), io.Discard, nil)
+	// Envelope and Verify: the same input digests as their unary forms'.
+	if _, err := streamclient.Envelope(ctx, sc, &signsvrv1.EnvelopeStreamOptions{RecipientKeys: []string{"rsa-enc"}}, bytes.NewReader(data), io.Discard, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := as.sign.Verify(ctx, &signsvrv1.VerifyRequest{Cms: u.GetCms(), Data: data, Options: &signsvrv1.VerifyOptions{OmitContent: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := streamclient.Verify(ctx, sc, u.GetCms(), nil, bytes.NewReader(data), nil); err != nil {
+		t.Fatal(err)
+	}
 
 	recs := as.stopAndRead(t)
-	if len(recs) != 6 {
-		t.Fatalf("%d records, want 6 (envelope included)", len(recs))
+	if len(recs) != 9 {
+		t.Fatalf("%d records, want 9", len(recs))
+	}
+	for _, pair := range [][2]int{{2, 6}, {7, 8}} {
+		a, b := recs[pair[0]], recs[pair[1]]
+		for _, f := range []string{"op", "key", "algs", "in", "code"} {
+			if !equalJSON(a[f], b[f]) {
+				t.Errorf("%v: %s %v (unary) != %v (stream)", a["op"], f, a[f], b[f])
+			}
+		}
 	}
 	us, ss, _, ud, sd, bad := recs[0], recs[1], recs[2], recs[3], recs[4], recs[5]
 	for _, f := range []string{"op", "key", "algs", "in", "code"} {
