@@ -355,6 +355,12 @@ func productionPlan(path, logLevel, opsListen string, stderr io.Writer) (*serveP
 		closeTrust()
 		return nil, err
 	}
+	secrets, err := openSecretKeys(context.Background(), cfg, store)
+	if err != nil {
+		closeTrust()
+		store.Close()
+		return nil, err
+	}
 	nr, err := productionNonRepudiation(cfg, store, log, m) // nonrepudiation.go
 	if err != nil {
 		closeTrust()
@@ -378,6 +384,8 @@ func productionPlan(path, logLevel, opsListen string, stderr io.Writer) (*serveP
 			Limits:        server.Limits(cfg.Limits),
 			Streams:       server.StreamLimits(cfg.Streams),
 			ClientDigests: cfg.ClientDigestAlgorithms(),
+			SecretKeys:    secrets,
+			Encryption:    server.EncryptionLimits(cfg.Encryption),
 		},
 		listen:  cfg.Listen,
 		drain:   cfg.ShutdownTimeout,

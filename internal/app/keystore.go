@@ -14,6 +14,7 @@ import (
 	"signsvr.dev/signsvr/pkg/keystore"
 	"signsvr.dev/signsvr/pkg/keystore/multi"
 	"signsvr.dev/signsvr/pkg/keystore/pkcs11"
+	"signsvr.dev/signsvr/pkg/keystore/secret"
 	"signsvr.dev/signsvr/pkg/keystore/soft"
 )
 
@@ -204,4 +205,41 @@ func openPKCS11(ctx context.Context, cfg *config.Config) (*pkcs11.Store, error) 
 func samePublicKey(a, b crypto.PublicKey) bool {
 	eq, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && eq.Equal(b)
+}
+
+// openSecretKeys gathers the symmetric key-encryption keys: those in files
+// (keystore.secret_keys) and those in HSM tokens (keystore.pkcs11.secret_keys). Their
+// names must differ from every other key's, since a request names either kind the
+// same way. nil when none are configured.
+func openSecretKeys(ctx context.Context, cfg *config.Config, store *multi.Store) (keystore.SecretStore, error) {
+	stores := store.SecretStores()
+	var hsm []pkcs11.SecretKeyConfig
+	if p := cfg.Keystore.PKCS11; p != nil {
+		hsm = p.SecretKeys
+	}
+	if len(cfg.Keystore.SecretKeys) == 0 && len(hsm) == 0 {
+		return nil, nil
+	}
+	if len(cfg.Keystore.SecretKeys) > 0 {
+		s, err := secret.New(cfg.Keystore.SecretKeys)
+		if err != nil {
+			return nil, fmt.Errorf("%s: keystore.secret_keys: %w", cfg.Where("keystore", "secret_keys"), err)
+		}
+		for i, kc := range cfg.Keystore.SecretKeys {
+			_, kerr := store.Key(ctx, kc.Name)
+			_, serr := stores.SecretKey(ctx, kc.Name)
+			if kerr == nil || serr == nil {
+				return nil, fmt.Errorf("%s: keystore.secret_keys[%d]: the name %q is also another key's; key names must be unique",
+					cfg.Where("keystore", "secret_keys", i), i, kc.Name)
+			}
+		}
+		stores = append(stores, s)
+	}
+	for i, kc := range hsm {
+		if _, err := store.Key(ctx, kc.Name); err == nil {
+			return nil, fmt.Errorf("%s: keystore.pkcs11.secret_keys[%d]: the name %q is also another key's; key names must be unique",
+				cfg.Where("keystore", "pkcs11", "secret_keys", i), i, kc.Name)
+		}
+	}
+	return stores, nil
 }

@@ -631,15 +631,25 @@ func EnvelopeStreamed(ctx context.Context, args []string, stdin io.Reader, stdou
 	rsaScheme := fs.String("rsa", "", "RSA key transport: oaep (default) or pkcs1v15")
 	rid := fs.String("recipient-id", "", "issuer-serial (default) or ski")
 	dialect := fs.String("sm2-dialect", "", "SM2 OIDs: gmt0010 (default for SM2) or pkcs7")
+	var keks stringList
+	fs.Var(&keks, "to-kek", "recipient symmetric key-encryption key name on the server (repeatable)")
+	var pwf passwordFlags
+	pwf.register(fs, true)
+	cofactor := fs.Bool("ecdh-cofactor", false, "cofactor ECDH for EC recipients")
+	iterations := fs.Uint("pbkdf2-iterations", 0, "PBKDF2 iterations of password recipients (default: the server's)")
 	if !parseFlags(fs, args, stderr) {
 		return ExitUsage
 	}
-	if len(certFiles)+len(to) == 0 {
-		fmt.Fprintln(stderr, "signsvr envelope: give at least one --cert or --to")
+	passwords, err := pwf.passwords()
+	if err != nil {
+		fmt.Fprintf(stderr, "signsvr envelope: %v\n", err)
 		return ExitUsage
 	}
-	eo := &signsvrv1.EnvelopeOptions{}
-	var err error
+	if len(certFiles)+len(to)+len(keks)+len(passwords) == 0 {
+		fmt.Fprintln(stderr, "signsvr envelope: give at least one --cert or --to (or --to-kek, --password-file, --password-env)")
+		return ExitUsage
+	}
+	eo := &signsvrv1.EnvelopeOptions{EcdhCofactor: *cofactor, Pbkdf2Iterations: uint32(*iterations)}
 	if eo.Cipher, err = enumFlag("cipher", *cipher, cipherWords); err == nil {
 		if eo.RsaScheme, err = enumFlag("rsa", *rsaScheme, rsaEncWords); err == nil {
 			if eo.RecipientId, err = enumFlag("recipient-id", *rid, recipientIDWords); err == nil {
@@ -651,7 +661,7 @@ func EnvelopeStreamed(ctx context.Context, args []string, stdin io.Reader, stdou
 		fmt.Fprintf(stderr, "signsvr envelope: %v\n", err)
 		return ExitUsage
 	}
-	o := &signsvrv1.EnvelopeStreamOptions{RecipientKeys: to, Options: eo}
+	o := &signsvrv1.EnvelopeStreamOptions{RecipientKeys: to, Options: eo, RecipientKekKeys: keks, RecipientPasswords: passwords}
 	for _, f := range certFiles {
 		ders, err := certsFromFile(f)
 		if err != nil {
@@ -709,13 +719,24 @@ func DecryptStreamed(ctx context.Context, args []string, stdin io.Reader, stdout
 	fs.SetOutput(stderr)
 	c.register(fs, true)
 	sf.register(fs, &c)
-	key := fs.String("key", "", "decryption key name (required)")
+	key := fs.String("key", "", "decryption key name (a private or a key-encryption key); or give a password")
 	legacy := fs.Bool("allow-legacy", false, "accept legacy algorithms (3DES, SHA-1)")
+	var pwf passwordFlags
+	pwf.register(fs, false)
 	if !parseFlags(fs, args, stderr) {
 		return ExitUsage
 	}
-	if *key == "" {
-		fmt.Fprintln(stderr, "signsvr decrypt: --key is required")
+	passwords, err := pwf.passwords()
+	if err != nil || len(passwords) > 1 {
+		fmt.Fprintf(stderr, "signsvr decrypt: give one password at most (%v)\n", err)
+		return ExitUsage
+	}
+	var password []byte
+	if len(passwords) == 1 {
+		password = passwords[0]
+	}
+	if (*key == "") == (password == nil) {
+		fmt.Fprintln(stderr, "signsvr decrypt: give --key or a password (--password-file, --password-env)")
 		return ExitUsage
 	}
 	in, size, closeIn, err := openInput(c.in, stdin)
@@ -732,7 +753,7 @@ func DecryptStreamed(ctx context.Context, args []string, stdin io.Reader, stdout
 	p := newProgress(stderr, sf.quiet, "decrypt", size)
 	err = c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
 		_, err := streamclient.Decrypt(ctx, signsvrv1.NewStreamServiceClient(cc),
-			&signsvrv1.DecryptStreamOptions{Key: *key, Options: &signsvrv1.DecryptOptions{AllowLegacy: *legacy}}, pemStream(in), out, p.fn())
+			&signsvrv1.DecryptStreamOptions{Key: *key, Options: &signsvrv1.DecryptOptions{AllowLegacy: *legacy, Password: password}}, pemStream(in), out, p.fn())
 		return err
 	})
 	p.done()

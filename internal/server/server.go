@@ -1,4 +1,4 @@
-// Package server is the signsvr gRPC server: six services over a keystore, with
+// Package server is the signsvr gRPC server: seven services over a keystore, with
 // health checking, reflection and graceful stop. One file per service:
 //
 //   - SignService (sign.go, raw.go): CMS SignedData, verification, raw signatures;
@@ -6,7 +6,8 @@
 //   - KeyService (keys.go): the keys a caller may use, with their certificates;
 //   - CertificateService (certificate.go): certificate validation and description;
 //   - AuthService (auth.go): certificate login, challenge and token;
-//   - TimestampService (timestamp.go): RFC 3161 timestamps and signature timestamps.
+//   - TimestampService (timestamp.go): RFC 3161 timestamps and signature timestamps;
+//   - RawCryptService (rawcrypt.go): public-key encryption without CMS.
 //
 // Around them: caller identity from the TLS client certificate (tls.go),
 // authorization (policy.go), the audit record of every call (audit.go), errors and
@@ -124,6 +125,12 @@ type Options struct {
 	// ClientDigests lists, by key name, the digest algorithms a key accepts from
 	// clients in place of the content (digest.go); a key not listed accepts none.
 	ClientDigests map[string][]algorithm.Digest
+	// SecretKeys holds the symmetric key-encryption keys of KEK recipients, by name
+	// (names apart from Store's); nil serves none.
+	SecretKeys keystore.SecretStore
+	// Encryption bounds password envelopes and raw encryption; zero fields take their
+	// defaults.
+	Encryption EncryptionLimits
 	// CallInterceptors run around each unary call of the API as a whole, outermost
 	// first (metrics, ops.go): outside the method wrapper, so the error they see is
 	// the status the client gets, decoding failures and refusals included. Their req
@@ -170,11 +177,13 @@ type Server struct {
 	recheck             chan struct{} // cap 1: the health poll looks now
 	healthInterval      time.Duration
 	// unary are the full names of the API's unary methods ("/signsvr.v1.SignService/Sign").
-	unary map[string]bool
 	// streams bound StreamService's calls.
 	streams StreamLimits
 	// clientDigests are Options.ClientDigests.
 	clientDigests map[string][]algorithm.Digest
+	unary         map[string]bool
+	secrets       keystore.SecretStore
+	encLimits     EncryptionLimits
 	// outer is Options.CallInterceptors, chained (nil: none).
 	outer grpc.UnaryServerInterceptor
 }
@@ -215,6 +224,8 @@ func New(o Options) (*Server, error) {
 		reserved:            reservedKeys(o),
 		streams:             o.Streams.withDefaults(),
 		clientDigests:       o.ClientDigests,
+		secrets:             o.SecretKeys,
+		encLimits:           o.Encryption.withDefaults(),
 	}
 	if o.ClientValidator != nil && o.TLS == nil {
 		return nil, errors.New("server: a client certificate validator needs TLS")
@@ -296,6 +307,7 @@ func New(o Options) (*Server, error) {
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.AuthService_ServiceDesc), authService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.TimestampService_ServiceDesc), timestampService{Server: s})
 	s.grpc.RegisterService(&signsvrv1.StreamService_ServiceDesc, streamService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.RawCryptService_ServiceDesc), rawCryptService{Server: s})
 
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -321,6 +333,7 @@ var serviceNames = []string{
 	signsvrv1.AuthService_ServiceDesc.ServiceName,
 	signsvrv1.TimestampService_ServiceDesc.ServiceName,
 	signsvrv1.StreamService_ServiceDesc.ServiceName,
+	signsvrv1.RawCryptService_ServiceDesc.ServiceName,
 }
 
 func (s *Server) setServing(ok bool) {

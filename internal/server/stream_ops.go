@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 
+	"github.com/emmansun/gmsm/smx509"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -226,11 +227,7 @@ func (s streamService) EnvelopeStream(ss signsvrv1.StreamService_EnvelopeStreamS
 		}
 		o := first.GetOptions()
 		c.req = &signsvrv1.EnvelopeRequest{Options: o.GetOptions()}
-		rcpts, err := s.recipients(c.ctx, o.GetRecipientCerts(), o.GetRecipientKeys())
-		if err != nil {
-			return err
-		}
-		opts, err := envelopeOptions(o.GetOptions())
+		rcpts, opts, err := s.streamRecipients(c, o.GetRecipientCerts(), o.GetRecipientKeys(), o, o.GetOptions())
 		if err != nil {
 			return err
 		}
@@ -324,7 +321,7 @@ func (s streamService) DecryptStream(ss signsvrv1.StreamService_DecryptStreamSer
 		}
 		o := first.GetOptions()
 		c.req = &signsvrv1.DecryptRequest{Key: o.GetKey(), Options: o.GetOptions()}
-		priv, leaf, err := s.decryptionKey(c.ctx, o.GetKey())
+		priv, leaf, err := s.openerFor(c.ctx, o.GetKey(), o.GetOptions()) // a private key, a KEK or a password
 		if err != nil {
 			return err
 		}
@@ -336,7 +333,7 @@ func (s streamService) DecryptStream(ss signsvrv1.StreamService_DecryptStreamSer
 		spool := &lazySpool{s: s.Server}
 		defer spool.Close()
 		var size uint64
-		res, err := envelope.OpenStream(sr, priv, leaf, openOptions(o.GetOptions()), spool, r.finish, func(b []byte) error {
+		res, err := envelope.OpenStream(sr, priv, leaf, s.openOptions(o.GetOptions()), spool, r.finish, func(b []byte) error {
 			c.wrote(b)
 			size += uint64(len(b))
 			return ss.Send(&signsvrv1.DecryptStreamResponse{Msg: &signsvrv1.DecryptStreamResponse_Chunk{Chunk: b}})
@@ -380,11 +377,7 @@ func (s streamService) SignAndEnvelopeStream(ss signsvrv1.StreamService_SignAndE
 		}
 		o := first.GetOptions()
 		c.req = &signsvrv1.SignAndEnvelopeRequest{Key: o.GetKey(), SignOptions: o.GetSignOptions(), EnvelopeOptions: o.GetEnvelopeOptions()}
-		rcpts, err := s.recipients(c.ctx, o.GetRecipientCerts(), o.GetRecipientKeys())
-		if err != nil {
-			return err
-		}
-		eopts, err := envelopeOptions(o.GetEnvelopeOptions())
+		rcpts, eopts, err := s.streamRecipients(c, o.GetRecipientCerts(), o.GetRecipientKeys(), o, o.GetEnvelopeOptions())
 		if err != nil {
 			return err
 		}
@@ -477,7 +470,7 @@ func (s streamService) DecryptAndVerifyStream(ss signsvrv1.StreamService_Decrypt
 		}
 		o := first.GetOptions()
 		c.req = &signsvrv1.DecryptAndVerifyRequest{Key: o.GetKey(), DecryptOptions: o.GetDecryptOptions()}
-		priv, leaf, err := s.decryptionKey(c.ctx, o.GetKey())
+		priv, leaf, err := s.openerFor(c.ctx, o.GetKey(), o.GetDecryptOptions())
 		if err != nil {
 			return err
 		}
@@ -525,7 +518,7 @@ func (s streamService) DecryptAndVerifyStream(ss signsvrv1.StreamService_Decrypt
 			pr.CloseWithError(io.ErrClosedPipe) // the decryption's writes fail from now on
 			done <- v
 		}()
-		_, err = envelope.OpenStream(sr, priv, leaf, openOptions(o.GetDecryptOptions()), spool, r.finish, func(b []byte) error {
+		_, err = envelope.OpenStream(sr, priv, leaf, s.openOptions(o.GetDecryptOptions()), spool, r.finish, func(b []byte) error {
 			_, err := pw.Write(b)
 			return err
 		})
@@ -560,3 +553,23 @@ func (s streamService) DecryptAndVerifyStream(ss signsvrv1.StreamService_Decrypt
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// streamRecipients gathers an envelope stream's recipients as Envelope does: the
+// certificates and named keys, then the key-encryption keys and passwords in opts.
+func (s *Server) streamRecipients(c *streamCall, certs [][]byte, keys []string, sym symmetricRequest, o *signsvrv1.EnvelopeOptions) ([]*smx509.Certificate, envelope.Options, error) {
+	var rcpts []*smx509.Certificate
+	var err error
+	if len(sym.GetRecipientKekKeys())+len(sym.GetRecipientPasswords()) == 0 || len(certs)+len(keys) > 0 {
+		if rcpts, err = s.recipients(c.ctx, certs, keys); err != nil {
+			return nil, envelope.Options{}, err
+		}
+	}
+	opts, err := envelopeOptions(o)
+	if err != nil {
+		return nil, opts, err
+	}
+	if err := s.symmetricRecipients(c.ctx, sym, o, &opts); err != nil {
+		return nil, opts, err
+	}
+	return rcpts, opts, c.ctx.Err()
+}

@@ -693,9 +693,14 @@ type EnvelopeStreamOptions struct {
 	// Recipients named by the server's key names.
 	RecipientKeys []string `protobuf:"bytes,2,rep,name=recipient_keys,json=recipientKeys,proto3" json:"recipient_keys,omitempty"`
 	// Envelope options.
-	Options       *EnvelopeOptions `protobuf:"bytes,3,opt,name=options,proto3" json:"options,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Options *EnvelopeOptions `protobuf:"bytes,3,opt,name=options,proto3" json:"options,omitempty"`
+	// Recipients by the server's symmetric key-encryption key names (KEKRecipientInfo),
+	// as EnvelopeRequest.recipient_kek_keys.
+	RecipientKekKeys []string `protobuf:"bytes,4,rep,name=recipient_kek_keys,json=recipientKekKeys,proto3" json:"recipient_kek_keys,omitempty"`
+	// Password recipients (PasswordRecipientInfo), as EnvelopeRequest.recipient_passwords.
+	RecipientPasswords [][]byte `protobuf:"bytes,5,rep,name=recipient_passwords,json=recipientPasswords,proto3" json:"recipient_passwords,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *EnvelopeStreamOptions) Reset() {
@@ -745,6 +750,20 @@ func (x *EnvelopeStreamOptions) GetRecipientKeys() []string {
 func (x *EnvelopeStreamOptions) GetOptions() *EnvelopeOptions {
 	if x != nil {
 		return x.Options
+	}
+	return nil
+}
+
+func (x *EnvelopeStreamOptions) GetRecipientKekKeys() []string {
+	if x != nil {
+		return x.RecipientKekKeys
+	}
+	return nil
+}
+
+func (x *EnvelopeStreamOptions) GetRecipientPasswords() [][]byte {
+	if x != nil {
+		return x.RecipientPasswords
 	}
 	return nil
 }
@@ -943,7 +962,8 @@ func (*EnvelopeStreamResponse_Result) isEnvelopeStreamResponse_Msg() {}
 // DecryptStreamOptions open a DecryptStream.
 type DecryptStreamOptions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The logical name of the decryption key.
+	// The logical name of the decryption key (a private key or a key-encryption key);
+	// empty with a password in options.
 	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// Decryption options.
 	Options       *DecryptOptions `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
@@ -1254,8 +1274,12 @@ type SignAndEnvelopeStreamOptions struct {
 	SignOptions *SignOptions `protobuf:"bytes,4,opt,name=sign_options,json=signOptions,proto3" json:"sign_options,omitempty"`
 	// Envelope options.
 	EnvelopeOptions *EnvelopeOptions `protobuf:"bytes,5,opt,name=envelope_options,json=envelopeOptions,proto3" json:"envelope_options,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Recipients by symmetric key-encryption key names, as EnvelopeStreamOptions'.
+	RecipientKekKeys []string `protobuf:"bytes,6,rep,name=recipient_kek_keys,json=recipientKekKeys,proto3" json:"recipient_kek_keys,omitempty"`
+	// Password recipients, as EnvelopeStreamOptions'.
+	RecipientPasswords [][]byte `protobuf:"bytes,7,rep,name=recipient_passwords,json=recipientPasswords,proto3" json:"recipient_passwords,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *SignAndEnvelopeStreamOptions) Reset() {
@@ -1319,6 +1343,20 @@ func (x *SignAndEnvelopeStreamOptions) GetSignOptions() *SignOptions {
 func (x *SignAndEnvelopeStreamOptions) GetEnvelopeOptions() *EnvelopeOptions {
 	if x != nil {
 		return x.EnvelopeOptions
+	}
+	return nil
+}
+
+func (x *SignAndEnvelopeStreamOptions) GetRecipientKekKeys() []string {
+	if x != nil {
+		return x.RecipientKekKeys
+	}
+	return nil
+}
+
+func (x *SignAndEnvelopeStreamOptions) GetRecipientPasswords() [][]byte {
+	if x != nil {
+		return x.RecipientPasswords
 	}
 	return nil
 }
@@ -1885,11 +1923,13 @@ const file_signsvr_v1_stream_proto_rawDesc = "" +
 	"\breceived\x18\x05 \x01(\x04R\breceived\x12;\n" +
 	"\n" +
 	"timestamps\x18\x06 \x03(\v2\x1b.signsvr.v1.SignerTimestampR\n" +
-	"timestamps\"\x9e\x01\n" +
+	"timestamps\"\xfd\x01\n" +
 	"\x15EnvelopeStreamOptions\x12'\n" +
 	"\x0frecipient_certs\x18\x01 \x03(\fR\x0erecipientCerts\x12%\n" +
 	"\x0erecipient_keys\x18\x02 \x03(\tR\rrecipientKeys\x125\n" +
-	"\aoptions\x18\x03 \x01(\v2\x1b.signsvr.v1.EnvelopeOptionsR\aoptions\"\xa0\x01\n" +
+	"\aoptions\x18\x03 \x01(\v2\x1b.signsvr.v1.EnvelopeOptionsR\aoptions\x12,\n" +
+	"\x12recipient_kek_keys\x18\x04 \x03(\tR\x10recipientKekKeys\x12/\n" +
+	"\x13recipient_passwords\x18\x05 \x03(\fR\x12recipientPasswords\"\xa0\x01\n" +
 	"\x15EnvelopeStreamRequest\x12=\n" +
 	"\aoptions\x18\x01 \x01(\v2!.signsvr.v1.EnvelopeStreamOptionsH\x00R\aoptions\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x12)\n" +
@@ -1913,13 +1953,15 @@ const file_signsvr_v1_stream_proto_rawDesc = "" +
 	"\x03msg\"j\n" +
 	"\x13DecryptStreamResult\x12!\n" +
 	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x120\n" +
-	"\x06stream\x18\x02 \x01(\v2\x18.signsvr.v1.StreamResultR\x06stream\"\x84\x02\n" +
+	"\x06stream\x18\x02 \x01(\v2\x18.signsvr.v1.StreamResultR\x06stream\"\xe3\x02\n" +
 	"\x1cSignAndEnvelopeStreamOptions\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12'\n" +
 	"\x0frecipient_certs\x18\x02 \x03(\fR\x0erecipientCerts\x12%\n" +
 	"\x0erecipient_keys\x18\x03 \x03(\tR\rrecipientKeys\x12:\n" +
 	"\fsign_options\x18\x04 \x01(\v2\x17.signsvr.v1.SignOptionsR\vsignOptions\x12F\n" +
-	"\x10envelope_options\x18\x05 \x01(\v2\x1b.signsvr.v1.EnvelopeOptionsR\x0fenvelopeOptions\"\xae\x01\n" +
+	"\x10envelope_options\x18\x05 \x01(\v2\x1b.signsvr.v1.EnvelopeOptionsR\x0fenvelopeOptions\x12,\n" +
+	"\x12recipient_kek_keys\x18\x06 \x03(\tR\x10recipientKekKeys\x12/\n" +
+	"\x13recipient_passwords\x18\a \x03(\fR\x12recipientPasswords\"\xae\x01\n" +
 	"\x1cSignAndEnvelopeStreamRequest\x12D\n" +
 	"\aoptions\x18\x01 \x01(\v2(.signsvr.v1.SignAndEnvelopeStreamOptionsH\x00R\aoptions\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x12)\n" +
