@@ -533,3 +533,35 @@ func TestStreamIdleTimeout(t *testing.T) {
 	noSpoolLeft(t, spool)
 	ts.assertServing(t)
 }
+
+// TestStreamPasswordRecipient: a password recipient (PasswordRecipientInfo) through
+// EnvelopeStream and DecryptStream; a wrong password is DECRYPTION_FAILED.
+func TestStreamPasswordRecipient(t *testing.T) {
+	ts := startServer(t)
+	sc := ts.streams()
+	ctx := ctxT(t)
+	data := streamContent(300_000)
+	pw := []byte("correct horse battery staple")
+	var env bytes.Buffer
+	if _, err := streamclient.Envelope(ctx, sc, &signsvrv1.EnvelopeStreamOptions{RecipientPasswords: [][]byte{pw},
+		Options: &signsvrv1.EnvelopeOptions{Pbkdf2Iterations: 1000}}, bytes.NewReader(data), &env, nil); err != nil {
+		t.Fatal(err)
+	}
+	var plain bytes.Buffer
+	if _, err := streamclient.Decrypt(ctx, sc, &signsvrv1.DecryptStreamOptions{Options: &signsvrv1.DecryptOptions{Password: pw}}, bytes.NewReader(env.Bytes()), &plain, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(plain.Bytes(), data) {
+		t.Fatal("content differs")
+	}
+	d, err := ts.env.Decrypt(ctx, &signsvrv1.DecryptRequest{Cms: env.Bytes(), Options: &signsvrv1.DecryptOptions{Password: pw}})
+	if err != nil || !bytes.Equal(d.GetData(), data) {
+		t.Fatalf("unary Decrypt: %v", err)
+	}
+	plain.Reset()
+	_, err = streamclient.Decrypt(ctx, sc, &signsvrv1.DecryptStreamOptions{Options: &signsvrv1.DecryptOptions{Password: []byte("wrong password, long enough")}}, bytes.NewReader(env.Bytes()), &plain, nil)
+	wantStatus(t, err, codes.InvalidArgument, "DECRYPTION_FAILED")
+	if plain.Len() != 0 {
+		t.Fatalf("%d bytes released with a wrong password", plain.Len())
+	}
+}
