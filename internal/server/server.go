@@ -47,6 +47,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/keystore"
 )
 
@@ -122,6 +123,12 @@ type Options struct {
 	// Reflection serves the gRPC reflection service (what grpcurl and ghz use to
 	// learn the API).
 	Reflection bool
+	// Streams bound the streaming calls (StreamService, stream.go); zero fields take
+	// their defaults.
+	Streams StreamLimits
+	// ClientDigests lists, by key name, the digest algorithms a key accepts from
+	// clients in place of the content (digest.go); a key not listed accepts none.
+	ClientDigests map[string][]algorithm.Digest
 	// SecretKeys holds the symmetric key-encryption keys of KEK recipients, by name
 	// (names apart from Store's); nil serves none.
 	SecretKeys keystore.SecretStore
@@ -176,9 +183,13 @@ type Server struct {
 	recheck             chan struct{} // cap 1: the health poll looks now
 	healthInterval      time.Duration
 	// unary are the full names of the API's unary methods ("/signsvr.v1.SignService/Sign").
-	unary     map[string]bool
-	secrets   keystore.SecretStore
-	encLimits EncryptionLimits
+	// streams bound StreamService's calls.
+	streams StreamLimits
+	// clientDigests are Options.ClientDigests.
+	clientDigests map[string][]algorithm.Digest
+	unary         map[string]bool
+	secrets       keystore.SecretStore
+	encLimits     EncryptionLimits
 	// outer is Options.CallInterceptors, chained (nil: none).
 	outer grpc.UnaryServerInterceptor
 }
@@ -218,6 +229,8 @@ func New(o Options) (*Server, error) {
 		clientValidator:     o.ClientValidator,
 		clientVerifyTimeout: DefaultClientVerifyTimeout,
 		reserved:            reservedKeys(o),
+		streams:             o.Streams.withDefaults(),
+		clientDigests:       o.ClientDigests,
 		secrets:             o.SecretKeys,
 		encLimits:           o.Encryption.withDefaults(),
 	}
@@ -286,7 +299,7 @@ func New(o Options) (*Server, error) {
 		s.unary["/"+string(m.Parent().FullName())+"/"+string(m.Name())] = true
 	}
 	s.codec = newRequestCodec(api)
-	opts = append(opts, grpc.ForceServerCodecV2(s.codec))
+	opts = append(opts, grpc.ForceServerCodecV2(streamCodec{s.codec})) // stream_codec.go
 	opts = append(opts, s.limitOptions()...)
 	opts = append(opts, s.transportOptions()...)
 	opts = append(opts, o.ServerOptions...)
@@ -300,6 +313,7 @@ func New(o Options) (*Server, error) {
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.CertificateService_ServiceDesc), certificateService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.AuthService_ServiceDesc), authService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.TimestampService_ServiceDesc), timestampService{Server: s})
+	s.grpc.RegisterService(&signsvrv1.StreamService_ServiceDesc, streamService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.RawCryptService_ServiceDesc), rawCryptService{Server: s})
 
 	s.health = health.NewServer()
@@ -325,6 +339,7 @@ var serviceNames = []string{
 	signsvrv1.CertificateService_ServiceDesc.ServiceName,
 	signsvrv1.AuthService_ServiceDesc.ServiceName,
 	signsvrv1.TimestampService_ServiceDesc.ServiceName,
+	signsvrv1.StreamService_ServiceDesc.ServiceName,
 	signsvrv1.RawCryptService_ServiceDesc.ServiceName,
 }
 
