@@ -14,7 +14,7 @@ TEST_TIMEOUT ?= 10m
 GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 export PATH := $(GOBIN_DIR):$(PATH)
 
-.PHONY: all build test unit vet fuzz-smoke fuzz deps test-tools generate lint bench bench-smoke bench-go tools image
+.PHONY: all build test unit vet fuzz-smoke fuzz deps test-tools generate lint bench bench-smoke bench-go bench-stream tools image
 
 # The Kubernetes base is a Go module of its own (its test needs k8s.io/api, which the
 # server does not): vet and unit run it too.
@@ -86,8 +86,14 @@ lint: tools
 # load generator and ghz on the other, the bare primitives measured in the same run,
 # a 5-minute soak; results in bench/results/. About 15 minutes. bench-smoke is the
 # 20-second version (TestSmoke in bench/harness runs it inside make test too).
-bench: deps test-tools
+bench: deps test-tools bench-stream
 	$(GO) run ./bench/cmd/benchrun --full
+
+# bench-stream: 1 GiB through each StreamService call of a server process, its
+# throughput beside the bare SHA-256 / AES-256-GCM of the same run, and the server's
+# peak RSS (fails at 64 MiB). docs/streaming.md.
+bench-stream:
+	$(GO) test -run '^$$' -bench BenchmarkStream1GiB -benchtime 1x -timeout 30m -v ./bench/streambench
 
 bench-smoke: deps test-tools
 	$(GO) run ./bench/cmd/benchrun --smoke

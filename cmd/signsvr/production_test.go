@@ -59,6 +59,8 @@ func TestServeProductionConfigRequiresMutualTLS(t *testing.T) {
 	cfg := fmt.Sprintf(`# production test config
 listen: 127.0.0.1:0
 max_message_bytes: 1048576
+streams:
+  max_bytes: 1048576
 log:
   level: debug
   format: json

@@ -19,6 +19,7 @@ import (
 	"signsvr.dev/signsvr/internal/devpki"
 	"signsvr.dev/signsvr/internal/metrics"
 	"signsvr.dev/signsvr/internal/server"
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/keystore"
 	"signsvr.dev/signsvr/pkg/keystore/generation"
 	"signsvr.dev/signsvr/pkg/keystore/pkcs11"
@@ -288,6 +289,7 @@ func developmentPlan(dataDir, logLevel, opsListen string, stderr io.Writer) (_ *
 		opts: server.Options{
 			Store: store, Backend: "soft", Validator: v, Logger: log, Development: true, Reflection: true,
 			Login: loginOpts, Auditor: nr.auditor, Timestamps: nr.timestamps, ReservedKeys: nr.reserved,
+			ClientDigests: developmentClientDigests,
 		},
 		listen:  config.DefaultListen,
 		drain:   5 * time.Second,
@@ -300,6 +302,15 @@ func developmentPlan(dataDir, logLevel, opsListen string, stderr io.Writer) (_ *
 		return nil, err
 	}
 	return plan, nil
+}
+
+// developmentClientDigests let the development signing keys sign digests computed
+// by clients (`signsvr sign --digest-only`), each with its family's digests; a
+// production key accepts none unless its configuration says so.
+var developmentClientDigests = map[string][]algorithm.Digest{
+	"rsa-sign":   {algorithm.SHA256, algorithm.SHA384, algorithm.SHA512},
+	"ecdsa-sign": {algorithm.SHA256, algorithm.SHA384},
+	"sm2-sign":   {algorithm.SM3},
 }
 
 // productionPlan reads the config file: TLS with client certificates, the configured
@@ -349,6 +360,7 @@ func productionPlan(path, logLevel, opsListen string, stderr io.Writer) (*serveP
 		o.MaxMessageBytes, o.MaxBatchItems = cfg.MaxMessageBytes, cfg.MaxBatchItems
 		o.Reflection, o.Limits = cfg.Reflection, server.Limits(cfg.Limits)
 		o.Encryption = server.EncryptionLimits(cfg.Encryption)
+		o.Streams = server.StreamLimits(cfg.Streams)
 		o.CallInterceptors = callInterceptors
 		return o
 	}
@@ -495,6 +507,7 @@ func productionState(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 			Store: ks, Backend: backend, Validator: v, TLS: tlsCfg, Authorizer: policy,
 			ClientValidator: cv, Login: loginOpts, ExpiryWarning: cfg.Keystore.ExpiryWarning,
 			SecretKeys: secrets, AllowSM2WithoutZ: cfg.Verify.AllowSM2WithoutZ,
+			ClientDigests: cfg.ClientDigestAlgorithms(),
 		},
 		store:      ks,
 		hsm:        hsm,
@@ -532,6 +545,7 @@ func restartOnly(old, next *config.Config) []string {
 	diff("ops", old.Ops, next.Ops)
 	diff("tracing", old.Tracing, next.Tracing)
 	diff("encryption", old.Encryption, next.Encryption)
+	diff("streams", old.Streams, next.Streams)
 	return out
 }
 

@@ -72,6 +72,11 @@ type Config struct {
 	// Audit and TSA are the non-repudiation settings (nonrepudiation.go).
 	Audit *Audit `yaml:"audit"`
 	TSA   *TSA   `yaml:"tsa"`
+	// Streams bound the streaming calls; ClientDigests lists, by key name, the
+	// digest algorithms ("sha256", "sha384", "sha512", "sm3") a key accepts from
+	// clients in place of the content (none unless listed). See streams.go.
+	Streams       Streams             `yaml:"streams"`
+	ClientDigests map[string][]string `yaml:"client_digests"`
 	// Ops is the operations listener (health for probes, metrics, readiness); off
 	// unless ops.listen is set. Tracing exports spans over OTLP; off unless
 	// tracing.otlp_endpoint is set (ops.go).
@@ -334,6 +339,7 @@ func Parse(b []byte, dir string) (*Config, error) {
 	}
 	c.resolve(dir)
 	c.nonRepudiationResolve(dir)
+	c.streamsResolve(dir)
 	c.defaults()
 	c.nonRepudiationDefaults()
 	var genErrs []string
@@ -541,6 +547,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.nonRepudiationValidate(fail)
+	c.streamsValidate(fail)
 	c.opsValidate(fail)
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))

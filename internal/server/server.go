@@ -47,6 +47,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/keystore"
 )
 
@@ -126,6 +127,12 @@ type Options struct {
 	// The server calls it once no call uses them any more: after Reload replaced them
 	// and the last call that began before finished, or at Close.
 	Release func()
+	// Streams bound the streaming calls (StreamService, stream.go); zero fields take
+	// their defaults.
+	Streams StreamLimits
+	// ClientDigests lists, by key name, the digest algorithms a key accepts from
+	// clients in place of the content (digest.go); a key not listed accepts none.
+	ClientDigests map[string][]algorithm.Digest
 	// SecretKeys holds the symmetric key-encryption keys of KEK recipients, by name
 	// (names apart from Store's); nil serves none.
 	SecretKeys keystore.SecretStore
@@ -183,8 +190,12 @@ type Server struct {
 	unary map[string]bool
 
 	stateFields
-	secrets   keystore.SecretStore
-	encLimits EncryptionLimits
+	// streams bound StreamService's calls.
+	streams StreamLimits
+	// clientDigests are Options.ClientDigests.
+	clientDigests map[string][]algorithm.Digest
+	secrets       keystore.SecretStore
+	encLimits     EncryptionLimits
 	// outer is Options.CallInterceptors, chained (nil: none).
 	outer grpc.UnaryServerInterceptor
 }
@@ -223,7 +234,7 @@ func New(o Options) (*Server, error) {
 		// Options.Interceptors) belong to its state and run from wrapService, so a
 		// reload swaps them with the keys they guard.
 	}
-	opts = append(opts, grpc.ForceServerCodecV2(s.codec))
+	opts = append(opts, grpc.ForceServerCodecV2(streamCodec{s.codec})) // stream_codec.go
 	opts = append(opts, s.limitOptions()...)
 	opts = append(opts, s.transportOptions()...)
 	opts = append(opts, o.ServerOptions...)
@@ -238,6 +249,7 @@ func New(o Options) (*Server, error) {
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.AuthService_ServiceDesc), authService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.TimestampService_ServiceDesc), timestampService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.RawCryptService_ServiceDesc), rawCryptService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.StreamService_ServiceDesc), streamService{Server: s})
 
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -287,6 +299,8 @@ func newState(o Options, root *Server) (*Server, error) {
 		clientVerifyTimeout: DefaultClientVerifyTimeout,
 		reserved:            reservedKeys(o),
 		seq:                 new(atomic.Uint64),
+		streams:             o.Streams.withDefaults(),
+		clientDigests:       o.ClientDigests,
 		secrets:             o.SecretKeys,
 		encLimits:           o.Encryption.withDefaults(),
 	}
@@ -348,6 +362,7 @@ func newState(o Options, root *Server) (*Server, error) {
 		signsvrv1.AuthService_ServiceDesc.ServiceName:        authService{Server: s},
 		signsvrv1.TimestampService_ServiceDesc.ServiceName:   timestampService{Server: s},
 		signsvrv1.RawCryptService_ServiceDesc.ServiceName:    rawCryptService{Server: s},
+		signsvrv1.StreamService_ServiceDesc.ServiceName:      streamService{Server: s},
 	}
 	return s, nil
 }
@@ -366,6 +381,7 @@ var serviceNames = []string{
 	signsvrv1.CertificateService_ServiceDesc.ServiceName,
 	signsvrv1.AuthService_ServiceDesc.ServiceName,
 	signsvrv1.TimestampService_ServiceDesc.ServiceName,
+	signsvrv1.StreamService_ServiceDesc.ServiceName,
 	signsvrv1.RawCryptService_ServiceDesc.ServiceName,
 }
 
