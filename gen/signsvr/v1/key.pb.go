@@ -397,7 +397,7 @@ var File_signsvr_v1_key_proto protoreflect.FileDescriptor
 const file_signsvr_v1_key_proto_rawDesc = "" +
 	"\n" +
 	"\x14signsvr/v1/key.proto\x12\n" +
-	"signsvr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bsignsvr/v1/generation.proto\x1a\x17signsvr/v1/common.proto\"=\n" +
+	"signsvr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17signsvr/v1/common.proto\x1a\x1bsignsvr/v1/generation.proto\"=\n" +
 	"\x0fListKeysRequest\x12*\n" +
 	"\x05usage\x18\x01 \x01(\x0e2\x14.signsvr.v1.KeyUsageR\x05usage\";\n" +
 	"\x10ListKeysResponse\x12'\n" +
@@ -478,8 +478,8 @@ func file_signsvr_v1_key_proto_init() {
 	if File_signsvr_v1_key_proto != nil {
 		return
 	}
-	file_signsvr_v1_generation_proto_init()
 	file_signsvr_v1_common_proto_init()
+	file_signsvr_v1_generation_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
