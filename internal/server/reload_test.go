@@ -11,6 +11,7 @@ import (
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
 	"signsvr.dev/signsvr/internal/server"
+	"signsvr.dev/signsvr/pkg/keystore"
 	"signsvr.dev/signsvr/pkg/keystore/generation"
 	"signsvr.dev/signsvr/pkg/keystore/soft"
 	"signsvr.dev/signsvr/pkg/trust"
@@ -120,5 +121,45 @@ func TestGenerationIsNamedInAnswerAndAudit(t *testing.T) {
 	recs := as.stopAndRead(t)
 	if len(recs) != 1 || recs[0]["key"] != "sig" || recs[0]["key_generation"] != "2026" || recs[0]["key_serial"] != serial {
 		t.Errorf("audit records: %v", recs)
+	}
+}
+
+// TestDecryptPicksTheGenerationTheEnvelopeNames: an envelope made to an older
+// generation's certificate, naming it by issuer and serial or by subject key
+// identifier, opens under the key name; the answer names that generation. A
+// retired generation opens nothing.
+func TestDecryptPicksTheGenerationTheEnvelopeNames(t *testing.T) {
+	oldK, newK := keyFile(t, "rsa-enc"), keyFile(t, "ecdsa-enc")
+	for _, state := range []keystore.GenerationState{keystore.DecryptOnly, keystore.Retired} {
+		inner, err := soft.New([]soft.KeyConfig{
+			{Name: "enc@1", KeyFile: oldK.KeyPath, CertFile: oldK.CertPath, Usages: []string{"decrypt"}},
+			{Name: "enc@2", KeyFile: newK.KeyPath, CertFile: newK.CertPath, Usages: []string{"decrypt"}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		store, err := generation.New(context.Background(), inner, []generation.Spec{
+			{Name: "enc", ID: "2", Inner: "enc@2"}, {Name: "enc", ID: "1", State: state, Inner: "enc@1"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := startServer(t, func(o *server.Options) { o.Store = store })
+		_, chain := loadKeyFile(t, oldK)
+		for _, rid := range []signsvrv1.RecipientIdType{signsvrv1.RecipientIdType_RECIPIENT_ID_TYPE_ISSUER_AND_SERIAL, signsvrv1.RecipientIdType_RECIPIENT_ID_TYPE_SUBJECT_KEY_ID} {
+			env, err := ts.env.Envelope(ctxT(t), &signsvrv1.EnvelopeRequest{RecipientCerts: [][]byte{chain[0].Raw}, Data: []byte("old"),
+				Options: &signsvrv1.EnvelopeOptions{RecipientId: rid}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := ts.env.Decrypt(ctxT(t), &signsvrv1.DecryptRequest{Key: "enc", Cms: env.GetCms()})
+			switch {
+			case state == keystore.Retired && err == nil:
+				t.Errorf("%s: a retired generation opened an envelope", rid)
+			case state == keystore.DecryptOnly && (err != nil || string(r.GetData()) != "old" || r.GetKeyUsed().GetGeneration() != "1" ||
+				r.GetKeyUsed().GetCertificateSerial() != chain[0].SerialNumber.Text(16)):
+				t.Errorf("%s: %v %v", rid, r, err)
+			}
+		}
 	}
 }
