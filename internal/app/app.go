@@ -212,6 +212,7 @@ func developmentPlan(dataDir, logLevel string, stderr io.Writer) (_ *servePlan, 
 		"throw-away keys in plain files. Start with --config FILE for production.")
 	log.Warn("development PKI", slog.String("action", what), slog.String("data_dir", pki.Dir),
 		slog.String("trust_anchors", pki.RootsPath), slog.String("keys", strings.Join(names, ",")))
+	log.Warn("development authorization: every caller may use every key for every operation")
 	log.Warn(banner)
 	loginOpts, err := developmentLogin(pki.Dir)
 	if err != nil {
@@ -229,7 +230,7 @@ func developmentPlan(dataDir, logLevel string, stderr io.Writer) (_ *servePlan, 
 	return &servePlan{
 		opts: server.Options{
 			Store: store, Backend: "soft", Validator: v, Logger: log, Development: true, Reflection: true,
-			Login: loginOpts, Auditor: nr.auditor, Timestamps: nr.timestamps, ReservedKeys: nr.reserved,
+			Authorizer: server.AllowAll, Login: loginOpts, Auditor: nr.auditor, Timestamps: nr.timestamps, ReservedKeys: nr.reserved,
 		},
 		listen: config.DefaultListen,
 		drain:  5 * time.Second,

@@ -87,7 +87,8 @@ type Options struct {
 	TLS *tls.Config
 	// Development marks the embedded default: callers get the development identity.
 	Development bool
-	// Authorizer decides key use per caller; nil allows every caller every key.
+	// Authorizer decides key use per caller; nil refuses every use of a key (AllowAll
+	// lets every caller use every key).
 	Authorizer Authorizer
 	// Auditor receives an event per call; nil records nothing.
 	Auditor Auditor
@@ -197,6 +198,9 @@ func New(o Options) (*Server, error) {
 	}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if s.authorizer == nil {
+		s.authorizer = denyAll{}
 	}
 	if s.now == nil {
 		s.now = time.Now
