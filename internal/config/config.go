@@ -81,6 +81,8 @@ type Limits struct {
 	HandshakeTimeout        time.Duration `yaml:"handshake_timeout"`
 	IdleTimeout             time.Duration `yaml:"idle_timeout"`
 	KeepaliveMinInterval    time.Duration `yaml:"keepalive_min_interval"`
+	MaxInflightBytes        int64         `yaml:"max_inflight_bytes"`
+	RequestReadTimeout      time.Duration `yaml:"request_read_timeout"`
 }
 
 // Operations are the operation names an authorization rule may list (the server's
@@ -398,7 +400,8 @@ func (c *Config) Validate() error {
 		fail("shutdown_timeout: must not be negative")
 	}
 	l := c.Limits
-	if l.MaxConnections < 0 || l.MaxCallDuration < 0 || l.HandshakeTimeout < 0 || l.IdleTimeout < 0 || l.KeepaliveMinInterval < 0 {
+	if l.MaxConnections < 0 || l.MaxCallDuration < 0 || l.HandshakeTimeout < 0 || l.IdleTimeout < 0 || l.KeepaliveMinInterval < 0 ||
+		l.MaxInflightBytes < 0 || l.RequestReadTimeout < 0 {
 		fail("limits: must not be negative")
 	}
 	switch c.Log.Level {

@@ -70,6 +70,7 @@ type testServer struct {
 	stop   context.CancelFunc
 	done   chan error
 	logs   *syncBuffer
+	srv    *server.Server
 }
 
 type serverOption func(*server.Options)
@@ -107,7 +108,7 @@ func startServer(t testing.TB, opts ...serverOption) *testServer {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{addr: lis.Addr().String(), stop: cancel, done: make(chan error, 1), logs: logs}
+	ts := &testServer{addr: lis.Addr().String(), stop: cancel, done: make(chan error, 1), logs: logs, srv: srv}
 	go func() { ts.done <- srv.Run(ctx, lis, 2*time.Second) }()
 	ts.conn, err = grpc.NewClient(ts.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(128<<20), grpc.MaxCallSendMsgSize(128<<20)))

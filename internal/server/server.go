@@ -151,6 +151,7 @@ type Server struct {
 	stockTransport      bool
 	codec               *requestCodec
 	limits              Limits
+	budget              *byteBudget // of request bytes in flight (limits.go)
 	reflection          bool
 	serving             atomic.Bool   // what health reports
 	recheck             chan struct{} // cap 1: the health poll looks now
@@ -211,6 +212,10 @@ func New(o Options) (*Server, error) {
 	if s.maxBatch <= 0 {
 		s.maxBatch = DefaultMaxBatchItems
 	}
+	if err := s.limits.check(s.maxMsg); err != nil {
+		return nil, err
+	}
+	s.budget = newByteBudget(s.limits.MaxInflightBytes)
 	var inst [4]byte
 	if _, err := rand.Read(inst[:]); err != nil {
 		return nil, err
@@ -243,11 +248,10 @@ func New(o Options) (*Server, error) {
 		// worker is busy grpc starts a goroutine, so a slow call (an HSM wait) never
 		// holds up another.
 		grpc.NumStreamWorkers(streamWorkers()),
-		// Static HTTP/2 windows of 1 MiB per stream and 8 MiB per connection: a 64 KiB
-		// document (or a batch of them) arrives without waiting for window updates.
-		// The flow-control window bounds what a client can make the server buffer.
-		grpc.InitialWindowSize(1 << 20),
-		grpc.InitialConnWindowSize(8 << 20),
+		// Static HTTP/2 windows (limits.go): what a call may send before the server
+		// reads it is part of the budget of request bytes in flight.
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connectionWindow),
 		grpc.MaxRecvMsgSize(s.maxMsg),
 		// A response may be a little larger than its request (an envelope around a
 		// document, a verification carrying content and certificates).
