@@ -127,6 +127,19 @@ func (s *ScenarioResult) Capacity() float64 {
 	return float64(time.Second) / float64(s.Load.ServerCPUPerItem*time.Duration(s.Scenario.Items()))
 }
 
+// loadEstimate is Capacity, or, when the server's CPU was not measured (a short run
+// charged no scheduler tick), the calls per second the closed-loop run achieved: a
+// lower bound, but a rate to start from.
+func (s *ScenarioResult) loadEstimate() float64 {
+	if c := s.Capacity(); c > 0 {
+		return c
+	}
+	if s.Load == nil {
+		return 0
+	}
+	return s.Load.CallsPerSec
+}
+
 // coreUse is the share of one core the server used over the window.
 func coreUse(l *loadgen.Result) float64 {
 	if l == nil || l.Window <= 0 {

@@ -447,7 +447,7 @@ func (r *runner) latencyRuns(ctx context.Context, srv *serverProc) error {
 		l := r.loadFor(one.Scenario)
 		// Enough callers that a slow call does not hold back the pace.
 		l.Streams = max(l.Streams*4, 16)
-		lr.MaxCallsPerSec, lr.Probes = r.openLoopMax(ctx, srv, one.Scenario, l, lr.CapacityCallsPerSec)
+		lr.MaxCallsPerSec, lr.Probes = r.openLoopMax(ctx, srv, one.Scenario, l, one.loadEstimate())
 		if lr.MaxCallsPerSec <= 0 {
 			lr.Error = "no probe rate was sustained"
 		} else {
@@ -462,7 +462,9 @@ func (r *runner) latencyRuns(ctx context.Context, srv *serverProc) error {
 			}
 		}
 		lr.AtCapacityRate = r.suite.LatencyFraction * lr.CapacityCallsPerSec
-		if res, err := r.runLoad(ctx, srv, one.Scenario, r.o.ClientCPUs, l, lr.AtCapacityRate, r.suite.Warmup.D(), d, false); err == nil {
+		if lr.AtCapacityRate <= 0 {
+			r.logf("%-32s no run at the closed-loop capacity: the server's CPU was not measured", name)
+		} else if res, err := r.runLoad(ctx, srv, one.Scenario, r.o.ClientCPUs, l, lr.AtCapacityRate, r.suite.Warmup.D(), d, false); err == nil {
 			lr.AtCapacity = res
 			r.logf("%-32s latency at %.0f%% of the closed-loop capacity (%.0f calls/s): p99 %s, core %.0f%%",
 				name, 100*lr.Fraction, lr.AtCapacityRate, ms(res.Latency.P99), 100*coreUse(res))
@@ -574,7 +576,7 @@ func (r *runner) soakPhase(ctx context.Context) error {
 		sr.Error = "no maximum measured for this scenario"
 		return nil
 	}
-	sr.TargetRate = s.LoadFraction * one.Capacity()
+	sr.TargetRate = s.LoadFraction * one.loadEstimate()
 	r.logf("soak: %s at %.0f calls/s for %s on a fresh one-core server", s.Scenario, sr.TargetRate, s.Duration.D())
 	srv, err := r.startServer(ctx, r.o.ServerCPUs)
 	if err != nil {
