@@ -326,10 +326,21 @@ func (s *Server) Run(ctx context.Context, lis net.Listener, drain time.Duration)
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(s.listener(s.limitListener(lis))) }()
 
+	// The health poll ends before Run returns: nothing of the server is left running
+	// when its caller closes the key store and the audit log the poll asks.
 	pollCtx, stopPoll := context.WithCancel(ctx)
-	defer stopPoll()
+	polled := make(chan struct{})
+	defer func() {
+		stopPoll()
+		<-polled
+	}()
 	if checks := s.healthChecks(); len(checks) > 0 {
-		go s.pollHealth(pollCtx, checks)
+		go func() {
+			defer close(polled)
+			s.pollHealth(pollCtx, checks)
+		}()
+	} else {
+		close(polled)
 	}
 
 	select {
