@@ -266,7 +266,9 @@ type hsmClient struct {
 	health healthpb.HealthClient
 }
 
-func dialHSMServer(t *testing.T, e *hsmEnv, addr string) *hsmClient {
+// clientCreds is the mutual-TLS client side of the test's TLS files: the client
+// certificate, the TLS CA as the only root, the server name localhost.
+func (e *hsmEnv) clientCreds(t *testing.T) credentials.TransportCredentials {
 	t.Helper()
 	cert, err := tls.LoadX509KeyPair(e.path("tls-client.pem"), e.path("tls-client.key"))
 	if err != nil {
@@ -274,8 +276,12 @@ func dialHSMServer(t *testing.T, e *hsmEnv, addr string) *hsmClient {
 	}
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM([]byte(e.read(t, e.path("tls-ca.pem"))))
-	creds := credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12})
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	return credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12})
+}
+
+func dialHSMServer(t *testing.T, e *hsmEnv, addr string) *hsmClient {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(e.clientCreds(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,15 @@ var shared struct {
 	dataDir string
 }
 
+// runMainEnv, set to 1 in a process started from the test binary, makes that process
+// the signsvr command itself (main with its arguments), so that tests can run real
+// server processes, signal them and kill them, without building a second binary.
+const runMainEnv = "SIGNSVR_TEST_RUN_MAIN"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main() // exits
+	}
 	if os.Getenv(childServeEnv) != "" {
 		os.Exit(childServe())
 	}
@@ -28,8 +36,9 @@ func TestMain(m *testing.M) {
 }
 
 // childServeEnv makes the test binary `signsvr serve` with the arguments that follow
-// "--", printing the address it listens on as the first line of its standard output:
-// a server in a process of its own, whose memory a test can read from /proc.
+// "--", printing the address it listens on as the first line of its standard output
+// (runMainEnv's processes need a port chosen beforehand): a server in a process of
+// its own, whose memory a test can read from /proc.
 const childServeEnv = "SIGNSVR_TEST_CHILD_SERVE"
 
 func childServe() int {
