@@ -1,10 +1,12 @@
 // Command signsvr is the signsvr server and its command-line client.
 //
-//	signsvr serve     [--config F | --data-dir D] [--listen A]
+//	signsvr serve     [--config F | --data-dir D] [--listen A] [--ops-listen A|off]
 //	signsvr sign      --key NAME [--detached] [--in F] [--out F] [--pem]
 //	signsvr verify    [--content F] [--in F] [--out F] [--json]
 //	signsvr envelope  (--cert F | --to NAME)... [--in F] [--out F] [--pem]
 //	signsvr decrypt   --key NAME [--in F] [--out F]
+//	signsvr encrypt-raw (--key NAME | --cert F) [--in F] [--out F]
+//	signsvr decrypt-raw --key NAME [--in F] [--out F]
 //	signsvr keys list [--json]
 //	signsvr keys generate|csr|import-cert --module LIB --token LABEL (--pin-file F | --pin-env VAR) ...
 //	signsvr login     --cert F --key F [--json]
@@ -51,11 +53,14 @@ func main() {
 const usage = `signsvr: a gRPC server that signs, verifies, envelopes and decrypts CMS (PKCS#7 / GM/T 0010).
 
 Usage:
-  signsvr serve     [--config FILE | --data-dir DIR] [--listen ADDR]
+  signsvr serve     [--config FILE | --data-dir DIR] [--listen ADDR] [--ops-listen ADDR|off]
   signsvr sign      --key NAME [--detached] [--in F] [--out F] [--pem] [options]
   signsvr verify    [--content F] [--in F] [--out F] [--json]
   signsvr envelope  (--cert F | --to NAME)... [--in F] [--out F] [--pem] [options]
-  signsvr decrypt   --key NAME [--in F] [--out F]
+  signsvr decrypt   (--key NAME | --password-file F) [--in F] [--out F]
+  signsvr encrypt-raw (--key NAME | --cert F) [--in F] [--out F] [options]
+                                                      (RSA / SM2 encryption, no CMS)
+  signsvr decrypt-raw --key NAME [--in F] [--out F] [options]
   signsvr keys list [--json]
   signsvr keys generate|csr|import-cert --module LIB --token LABEL --pin-file F [flags]
                                                       (HSM keys over PKCS#11, no server)
@@ -85,6 +90,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return clicmd.Envelope(ctx, rest, stdin, stdout, stderr)
 	case "decrypt":
 		return clicmd.Decrypt(ctx, rest, stdin, stdout, stderr)
+	case "encrypt-raw":
+		return clicmd.EncryptRaw(ctx, rest, stdin, stdout, stderr)
+	case "decrypt-raw":
+		return clicmd.DecryptRaw(ctx, rest, stdin, stdout, stderr)
 	case "keys":
 		return clicmd.Keys(ctx, rest, stdin, stdout, stderr)
 	case "login":

@@ -267,15 +267,25 @@ func Envelope(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	rsaScheme := fs.String("rsa", "", "RSA key transport: oaep (default) or pkcs1v15")
 	rid := fs.String("recipient-id", "", "issuer-serial (default) or ski")
 	dialect := fs.String("sm2-dialect", "", "SM2 OIDs: gmt0010 (default for SM2) or pkcs7")
+	var keks stringList
+	fs.Var(&keks, "to-kek", "recipient symmetric key-encryption key name on the server (repeatable)")
+	var pwf passwordFlags
+	pwf.register(fs, true)
+	cofactor := fs.Bool("ecdh-cofactor", false, "cofactor ECDH for EC recipients")
+	iterations := fs.Uint("pbkdf2-iterations", 0, "PBKDF2 iterations of password recipients (default: the server's)")
 	if !parseFlags(fs, args, stderr) {
 		return ExitUsage
 	}
-	if len(certFiles)+len(to) == 0 {
-		fmt.Fprintln(stderr, "signsvr envelope: give at least one --cert or --to")
+	passwords, err := pwf.passwords()
+	if err != nil {
+		fmt.Fprintf(stderr, "signsvr envelope: %v\n", err)
 		return ExitUsage
 	}
-	opts := &signsvrv1.EnvelopeOptions{}
-	var err error
+	if len(certFiles)+len(to)+len(keks)+len(passwords) == 0 {
+		fmt.Fprintln(stderr, "signsvr envelope: give at least one --cert or --to (or --to-kek, --password-file, --password-env)")
+		return ExitUsage
+	}
+	opts := &signsvrv1.EnvelopeOptions{EcdhCofactor: *cofactor, Pbkdf2Iterations: uint32(*iterations)}
 	if opts.Cipher, err = enumFlag("cipher", *cipher, cipherWords); err == nil {
 		if opts.RsaScheme, err = enumFlag("rsa", *rsaScheme, rsaEncWords); err == nil {
 			if opts.RecipientId, err = enumFlag("recipient-id", *rid, recipientIDWords); err == nil {
@@ -287,7 +297,7 @@ func Envelope(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		fmt.Fprintf(stderr, "signsvr envelope: %v\n", err)
 		return ExitUsage
 	}
-	req := &signsvrv1.EnvelopeRequest{RecipientKeys: to, Options: opts}
+	req := &signsvrv1.EnvelopeRequest{RecipientKeys: to, Options: opts, RecipientKekKeys: keks, RecipientPasswords: passwords}
 	for _, f := range certFiles {
 		ders, err := certsFromFile(f)
 		if err != nil {
@@ -326,13 +336,24 @@ func Decrypt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	fs := flag.NewFlagSet("decrypt", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c.register(fs, true)
-	key := fs.String("key", "", "decryption key name (required)")
+	key := fs.String("key", "", "decryption key name (a private or a key-encryption key); or give a password")
 	legacy := fs.Bool("allow-legacy", false, "accept legacy algorithms (3DES, SHA-1)")
+	var pwf passwordFlags
+	pwf.register(fs, false)
 	if !parseFlags(fs, args, stderr) {
 		return ExitUsage
 	}
-	if *key == "" {
-		fmt.Fprintln(stderr, "signsvr decrypt: --key is required")
+	passwords, err := pwf.passwords()
+	if err != nil || len(passwords) > 1 {
+		fmt.Fprintf(stderr, "signsvr decrypt: give one password at most (%v)\n", err)
+		return ExitUsage
+	}
+	var password []byte
+	if len(passwords) == 1 {
+		password = passwords[0]
+	}
+	if (*key == "") == (password == nil) {
+		fmt.Fprintln(stderr, "signsvr decrypt: give --key or a password (--password-file, --password-env)")
 		return ExitUsage
 	}
 	in, err := c.readInput(stdin)
@@ -343,7 +364,7 @@ func Decrypt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	var resp *signsvrv1.DecryptResponse
 	err = c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		resp, err = signsvrv1.NewEnvelopeServiceClient(cc).Decrypt(ctx, &signsvrv1.DecryptRequest{
-			Key: *key, Cms: pemOrDER(in), Options: &signsvrv1.DecryptOptions{AllowLegacy: *legacy},
+			Key: *key, Cms: pemOrDER(in), Options: &signsvrv1.DecryptOptions{AllowLegacy: *legacy, Password: password},
 		})
 		return err
 	})
@@ -367,7 +388,7 @@ func Keys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	switch args[0] {
 	case "list":
 		return runKeysList(ctx, args[1:], stdout, stderr)
-	case "generate", "csr", "import-cert":
+	case "generate", "csr", "import-cert", "import-secret":
 		return hsmkeys.Run(args, stdin, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "signsvr keys: unknown subcommand %q (list, generate, csr, import-cert)\n", args[0])

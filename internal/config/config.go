@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"signsvr.dev/signsvr/pkg/keystore/pkcs11"
+	"signsvr.dev/signsvr/pkg/keystore/secret"
 	"signsvr.dev/signsvr/pkg/keystore/soft"
 	"signsvr.dev/signsvr/pkg/trust"
 )
@@ -63,9 +64,16 @@ type Config struct {
 	Authorization Authorization `yaml:"authorization"`
 	// Login enables certificate login (AuthService); absent, it is off.
 	Login *Login `yaml:"login"`
+	// Encryption bounds password envelopes and raw encryption.
+	Encryption Encryption `yaml:"encryption"`
 	// Audit and TSA are the non-repudiation settings (nonrepudiation.go).
 	Audit *Audit `yaml:"audit"`
 	TSA   *TSA   `yaml:"tsa"`
+	// Ops is the operations listener (health for probes, metrics, readiness); off
+	// unless ops.listen is set. Tracing exports spans over OTLP; off unless
+	// tracing.otlp_endpoint is set (ops.go).
+	Ops     Ops     `yaml:"ops"`
+	Tracing Tracing `yaml:"tracing"`
 
 	// file and root locate settings in the YAML source for error messages (Where).
 	file string
@@ -83,14 +91,17 @@ type Limits struct {
 	KeepaliveMinInterval    time.Duration `yaml:"keepalive_min_interval"`
 	MaxInflightBytes        int64         `yaml:"max_inflight_bytes"`
 	RequestReadTimeout      time.Duration `yaml:"request_read_timeout"`
+	MaxConnectionAge        time.Duration `yaml:"max_connection_age"`
+	MaxConnectionAgeGrace   time.Duration `yaml:"max_connection_age_grace"`
 }
 
 // Operations are the operation names an authorization rule may list (the server's
 // Operations; a server test keeps the two lists equal). KeyOperations are checked
 // against the rule's keys; the others only against its clients.
 var (
-	Operations    = []string{"sign", "sign_raw", "decrypt", "verify", "envelope", "list_keys", "validate", "login", "timestamp"}
-	KeyOperations = []string{"sign", "sign_raw", "decrypt"}
+	Operations = []string{"sign", "sign_raw", "decrypt", "verify", "envelope", "list_keys", "validate", "login", "timestamp",
+		"encrypt_raw", "decrypt_raw", "wrap", "password"}
+	KeyOperations = []string{"sign", "sign_raw", "decrypt", "decrypt_raw", "wrap"}
 )
 
 // Login configures certificate login. Secrets never sit in this file: the challenge
@@ -251,6 +262,20 @@ type Keystore struct {
 	// ListKeys flags it (expires_soon) and the server warns at startup. Default 720h
 	// (30 days).
 	ExpiryWarning time.Duration `yaml:"expiry_warning"`
+	// SecretKeys are symmetric key-encryption keys (AES, in hexadecimal files) for
+	// KEK recipients, named like the other keys (names unique across all of them).
+	SecretKeys []secret.KeyConfig `yaml:"secret_keys"`
+}
+
+// Encryption bounds password envelopes and raw encryption (internal/server
+// EncryptionLimits, which has the defaults). Zero means the default.
+type Encryption struct {
+	// MaxPBKDF2Iterations bounds the PBKDF2 iterations one password envelope may
+	// cost to open (over all its password recipients), and what a request may ask
+	// for when making one. Default 600000.
+	MaxPBKDF2Iterations int `yaml:"max_pbkdf2_iterations"`
+	// MaxRawBytes bounds EncryptRaw's data and DecryptRaw's ciphertext. Default 4096.
+	MaxRawBytes int `yaml:"max_raw_bytes"`
 }
 
 // PKCS11Keystore lists the HSM tokens and the keys in them (see pkcs11.Config).
@@ -366,6 +391,9 @@ func (c *Config) resolve(dir string) {
 			abs(&k.PasswordFile)
 		}
 	}
+	for i := range c.Keystore.SecretKeys {
+		abs(&c.Keystore.SecretKeys[i].KeyFile)
+	}
 	if p := c.Keystore.PKCS11; p != nil {
 		for i := range p.Tokens {
 			tc := &p.Tokens[i]
@@ -401,8 +429,17 @@ func (c *Config) Validate() error {
 	}
 	l := c.Limits
 	if l.MaxConnections < 0 || l.MaxCallDuration < 0 || l.HandshakeTimeout < 0 || l.IdleTimeout < 0 || l.KeepaliveMinInterval < 0 ||
-		l.MaxInflightBytes < 0 || l.RequestReadTimeout < 0 {
+		l.MaxInflightBytes < 0 || l.RequestReadTimeout < 0 ||
+		l.MaxConnectionAge < 0 || l.MaxConnectionAgeGrace < 0 {
 		fail("limits: must not be negative")
+	}
+	if e := c.Encryption; e.MaxPBKDF2Iterations < 0 || e.MaxRawBytes < 0 {
+		fail("encryption: must not be negative")
+	}
+	for i, k := range c.Keystore.SecretKeys {
+		if k.Name == "" || k.KeyFile == "" || k.KeyID == "" {
+			fail("keystore.secret_keys[%d]: name, key_file and key_id are required", i)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -487,6 +524,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.nonRepudiationValidate(fail)
+	c.opsValidate(fail)
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
 	}

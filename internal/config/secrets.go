@@ -29,6 +29,9 @@ func (c *Config) SecretFiles() []SecretFile {
 			add(fmt.Sprintf("keystore.soft.keys[%d].password_file", i), k.PasswordFile)
 		}
 	}
+	for i, k := range c.Keystore.SecretKeys {
+		add(fmt.Sprintf("keystore.secret_keys[%d].key_file", i), k.KeyFile)
+	}
 	if p := c.Keystore.PKCS11; p != nil {
 		for i, t := range p.Tokens {
 			add(fmt.Sprintf("keystore.pkcs11.tokens[%d].pin_file", i), t.PINFile)

@@ -65,6 +65,17 @@ type Limits struct {
 	// message, and stops gets DEADLINE_EXCEEDED and gives back its share of
 	// MaxInflightBytes then, not at MaxCallDuration.
 	RequestReadTimeout time.Duration
+	// MaxConnectionAge closes a connection (GOAWAY, then the client reconnects)
+	// once it is that old, give or take grpc-go's 10% jitter. A client keeps a
+	// connection for as long as it works, and resolves the servers' addresses again
+	// only when one closes: without an age limit, replicas added by a scale-out get
+	// no traffic from clients already connected, and a replica's share never
+	// rebalances after a restart.
+	MaxConnectionAge time.Duration
+	// MaxConnectionAgeGrace is how long calls in flight on a connection past its age
+	// may still finish before it is cut; new calls already go to the new connection.
+	// The default, MaxCallDuration, lets every unary call finish.
+	MaxConnectionAgeGrace time.Duration
 }
 
 // Defaults for Limits.
@@ -77,6 +88,10 @@ const (
 	DefaultKeepaliveMinInterval    = 10 * time.Second
 	DefaultMaxInflightBytes        = 96 << 20
 	DefaultRequestReadTimeout      = 15 * time.Second
+	// DefaultMaxConnectionAge: a scaled-out replica receives its share within about
+	// five minutes; a reconnect costs one TLS handshake per client connection, which
+	// at the default 1024 connections is a few handshakes a second per replica.
+	DefaultMaxConnectionAge = 5 * time.Minute
 )
 
 // streamWindow is the HTTP/2 flow-control window of every stream (static: grpc-go's
@@ -115,6 +130,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.RequestReadTimeout <= 0 {
 		l.RequestReadTimeout = DefaultRequestReadTimeout
+	}
+	if l.MaxConnectionAge <= 0 {
+		l.MaxConnectionAge = DefaultMaxConnectionAge
+	}
+	if l.MaxConnectionAgeGrace <= 0 {
+		l.MaxConnectionAgeGrace = l.MaxCallDuration
 	}
 	return l
 }
@@ -186,7 +207,8 @@ func (s *Server) limitOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(l.MaxStreamsPerConnection),
 		grpc.ConnectionTimeout(l.HandshakeTimeout),
-		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: l.IdleTimeout}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: l.IdleTimeout,
+			MaxConnectionAge: l.MaxConnectionAge, MaxConnectionAgeGrace: l.MaxConnectionAgeGrace}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: l.KeepaliveMinInterval, PermitWithoutStream: true}),
 		grpc.InTapHandle(s.boundCall),
 	}

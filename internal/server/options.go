@@ -226,5 +226,6 @@ func envelopeOptions(o *signsvrv1.EnvelopeOptions) (envelope.Options, error) {
 	default:
 		return opts, invalidRequest("unknown SM2 dialect %d", o.GetSm2Dialect())
 	}
+	opts.ECDHCofactor = o.GetEcdhCofactor()
 	return opts, nil
 }

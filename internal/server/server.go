@@ -1,4 +1,4 @@
-// Package server is the signsvr gRPC server: six services over a keystore, with
+// Package server is the signsvr gRPC server: seven services over a keystore, with
 // health checking, reflection and graceful stop. One file per service:
 //
 //   - SignService (sign.go, raw.go): CMS SignedData, verification, raw signatures;
@@ -6,7 +6,8 @@
 //   - KeyService (keys.go): the keys a caller may use, with their certificates;
 //   - CertificateService (certificate.go): certificate validation and description;
 //   - AuthService (auth.go): certificate login, challenge and token;
-//   - TimestampService (timestamp.go): RFC 3161 timestamps and signature timestamps.
+//   - TimestampService (timestamp.go): RFC 3161 timestamps and signature timestamps;
+//   - RawCryptService (rawcrypt.go): public-key encryption without CMS.
 //
 // Around them: caller identity from the TLS client certificate (tls.go),
 // authorization (policy.go), the audit record of every call (audit.go), errors and
@@ -118,6 +119,20 @@ type Options struct {
 	// Reflection serves the gRPC reflection service (what grpcurl and ghz use to
 	// learn the API).
 	Reflection bool
+	// SecretKeys holds the symmetric key-encryption keys of KEK recipients, by name
+	// (names apart from Store's); nil serves none.
+	SecretKeys keystore.SecretStore
+	// Encryption bounds password envelopes and raw encryption; zero fields take their
+	// defaults.
+	Encryption EncryptionLimits
+	// CallInterceptors run around each unary call of the API as a whole, outermost
+	// first (metrics, ops.go): outside the method wrapper, so the error they see is
+	// the status the client gets, decoding failures and refusals included. Their req
+	// is nil (the request is not decoded yet); CallKey gives the key the call named.
+	CallInterceptors []grpc.UnaryServerInterceptor
+	// ServerOptions are added to the gRPC server's own (a stats handler for
+	// tracing, stream interceptors for metrics).
+	ServerOptions []grpc.ServerOption
 }
 
 // Server is a configured signsvr gRPC server.
@@ -157,7 +172,11 @@ type Server struct {
 	recheck             chan struct{} // cap 1: the health poll looks now
 	healthInterval      time.Duration
 	// unary are the full names of the API's unary methods ("/signsvr.v1.SignService/Sign").
-	unary map[string]bool
+	unary     map[string]bool
+	secrets   keystore.SecretStore
+	encLimits EncryptionLimits
+	// outer is Options.CallInterceptors, chained (nil: none).
+	outer grpc.UnaryServerInterceptor
 }
 
 // New builds a server; it does not listen yet.
@@ -189,10 +208,13 @@ func New(o Options) (*Server, error) {
 		recheck:        make(chan struct{}, 1),
 		healthInterval: healthPollInterval,
 		reflection:     o.Reflection,
+		outer:          chainCall(o.CallInterceptors),
 
 		clientValidator:     o.ClientValidator,
 		clientVerifyTimeout: DefaultClientVerifyTimeout,
 		reserved:            reservedKeys(o),
+		secrets:             o.SecretKeys,
+		encLimits:           o.Encryption.withDefaults(),
 	}
 	if o.ClientValidator != nil && o.TLS == nil {
 		return nil, errors.New("server: a client certificate validator needs TLS")
@@ -268,6 +290,7 @@ func New(o Options) (*Server, error) {
 	opts = append(opts, grpc.ForceServerCodecV2(s.codec))
 	opts = append(opts, s.limitOptions()...)
 	opts = append(opts, s.transportOptions()...)
+	opts = append(opts, o.ServerOptions...)
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}
@@ -278,6 +301,7 @@ func New(o Options) (*Server, error) {
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.CertificateService_ServiceDesc), certificateService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.AuthService_ServiceDesc), authService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.TimestampService_ServiceDesc), timestampService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.RawCryptService_ServiceDesc), rawCryptService{Server: s})
 
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -302,6 +326,7 @@ var serviceNames = []string{
 	signsvrv1.CertificateService_ServiceDesc.ServiceName,
 	signsvrv1.AuthService_ServiceDesc.ServiceName,
 	signsvrv1.TimestampService_ServiceDesc.ServiceName,
+	signsvrv1.RawCryptService_ServiceDesc.ServiceName,
 }
 
 func (s *Server) setServing(ok bool) {

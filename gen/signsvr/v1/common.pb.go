@@ -1256,9 +1256,16 @@ type EnvelopeOptions struct {
 	// How RecipientInfos name certificates.
 	RecipientId RecipientIdType `protobuf:"varint,3,opt,name=recipient_id,json=recipientId,proto3,enum=signsvr.v1.RecipientIdType" json:"recipient_id,omitempty"`
 	// Object identifiers when SM2 recipients are involved.
-	Sm2Dialect    Sm2Dialect `protobuf:"varint,4,opt,name=sm2_dialect,json=sm2Dialect,proto3,enum=signsvr.v1.Sm2Dialect" json:"sm2_dialect,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Sm2Dialect Sm2Dialect `protobuf:"varint,4,opt,name=sm2_dialect,json=sm2Dialect,proto3,enum=signsvr.v1.Sm2Dialect" json:"sm2_dialect,omitempty"`
+	// Cofactor ECDH for EC recipients (dhSinglePass-cofactorDH-*kdf-scheme, as
+	// `openssl cms -keyopt ecdh_cofactor_mode:1` writes); the secret is the same on
+	// P-256 and P-384, whose cofactor is 1.
+	EcdhCofactor bool `protobuf:"varint,5,opt,name=ecdh_cofactor,json=ecdhCofactor,proto3" json:"ecdh_cofactor,omitempty"`
+	// The PBKDF2 iteration count of password recipients; 0 for the server's default
+	// (100000). At least 1000, at most the server's limit for reading.
+	Pbkdf2Iterations uint32 `protobuf:"varint,6,opt,name=pbkdf2_iterations,json=pbkdf2Iterations,proto3" json:"pbkdf2_iterations,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *EnvelopeOptions) Reset() {
@@ -1319,11 +1326,30 @@ func (x *EnvelopeOptions) GetSm2Dialect() Sm2Dialect {
 	return Sm2Dialect_SM2_DIALECT_UNSPECIFIED
 }
 
+func (x *EnvelopeOptions) GetEcdhCofactor() bool {
+	if x != nil {
+		return x.EcdhCofactor
+	}
+	return false
+}
+
+func (x *EnvelopeOptions) GetPbkdf2Iterations() uint32 {
+	if x != nil {
+		return x.Pbkdf2Iterations
+	}
+	return 0
+}
+
 // DecryptOptions tune opening an envelope.
 type DecryptOptions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Accept legacy algorithms (3DES, SHA-1 based), to read old data.
-	AllowLegacy   bool `protobuf:"varint,1,opt,name=allow_legacy,json=allowLegacy,proto3" json:"allow_legacy,omitempty"`
+	AllowLegacy bool `protobuf:"varint,1,opt,name=allow_legacy,json=allowLegacy,proto3" json:"allow_legacy,omitempty"`
+	// Open a password recipient (RFC 3211 PasswordRecipientInfo) with this password
+	// instead of a key: the request's key is then left empty. The password is never
+	// logged nor recorded in the audit log, whose record says only that a password was
+	// used. The PBKDF2 iterations a message may cost are bounded by the server.
+	Password      []byte `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1363,6 +1389,13 @@ func (x *DecryptOptions) GetAllowLegacy() bool {
 		return x.AllowLegacy
 	}
 	return false
+}
+
+func (x *DecryptOptions) GetPassword() []byte {
+	if x != nil {
+		return x.Password
+	}
+	return nil
 }
 
 var File_signsvr_v1_common_proto protoreflect.FileDescriptor
@@ -1419,16 +1452,19 @@ const file_signsvr_v1_common_proto_rawDesc = "" +
 	"\x10digest_algorithm\x18\n" +
 	" \x01(\tR\x0fdigestAlgorithm\x12/\n" +
 	"\x13signature_algorithm\x18\v \x01(\tR\x12signatureAlgorithm\x12=\n" +
-	"\fsigning_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vsigningTime\"\xf6\x01\n" +
+	"\fsigning_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vsigningTime\"\xc8\x02\n" +
 	"\x0fEnvelopeOptions\x12*\n" +
 	"\x06cipher\x18\x01 \x01(\x0e2\x12.signsvr.v1.CipherR\x06cipher\x12>\n" +
 	"\n" +
 	"rsa_scheme\x18\x02 \x01(\x0e2\x1f.signsvr.v1.RsaEncryptionSchemeR\trsaScheme\x12>\n" +
 	"\frecipient_id\x18\x03 \x01(\x0e2\x1b.signsvr.v1.RecipientIdTypeR\vrecipientId\x127\n" +
 	"\vsm2_dialect\x18\x04 \x01(\x0e2\x16.signsvr.v1.Sm2DialectR\n" +
-	"sm2Dialect\"3\n" +
+	"sm2Dialect\x12#\n" +
+	"\recdh_cofactor\x18\x05 \x01(\bR\fecdhCofactor\x12+\n" +
+	"\x11pbkdf2_iterations\x18\x06 \x01(\rR\x10pbkdf2Iterations\"O\n" +
 	"\x0eDecryptOptions\x12!\n" +
-	"\fallow_legacy\x18\x01 \x01(\bR\vallowLegacy*\xa1\x04\n" +
+	"\fallow_legacy\x18\x01 \x01(\bR\vallowLegacy\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\fR\bpassword*\xa1\x04\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_INVALID_REQUEST\x10\x01\x12 \n" +
