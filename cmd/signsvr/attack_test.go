@@ -42,7 +42,7 @@ func TestMemoryUnderLargeAndStalledRequests(t *testing.T) {
 		sent     = 16 << 20 // what they send of it, if the server lets them
 	)
 	srv := startChildServer(t)
-	probe := dialPlain(t, srv.addr)
+	probe := dialSignClient(t, srv.addr)
 	sign := func(ctx context.Context, c signsvrv1.SignServiceClient, data []byte) error {
 		_, err := c.Sign(ctx, &signsvrv1.SignRequest{Key: "ecdsa-sign", Data: data, Detached: true})
 		return err
@@ -82,7 +82,7 @@ func TestMemoryUnderLargeAndStalledRequests(t *testing.T) {
 	var wg sync.WaitGroup
 	content := make([]byte, largeLen)
 	for range large {
-		c := dialPlain(t, srv.addr)
+		c := dialSignClient(t, srv.addr)
 		wg.Go(func() { codesSeen <- status.Code(sign(ctx, c, content)) })
 	}
 	wg.Wait()
@@ -142,7 +142,7 @@ func TestMemoryUnderLargeAndStalledRequests(t *testing.T) {
 	for _, s := range stalls {
 		s.conn.Close()
 	}
-	c := dialPlain(t, srv.addr)
+	c := dialSignClient(t, srv.addr)
 	deadline = time.Now().Add(time.Minute)
 	for {
 		err := sign(ctx, c, content)
@@ -203,7 +203,7 @@ func (cs *childServer) memory(t *testing.T) procstat.Memory {
 	return m
 }
 
-func dialPlain(t *testing.T, addr string) signsvrv1.SignServiceClient {
+func dialSignClient(t *testing.T, addr string) signsvrv1.SignServiceClient {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20), grpc.MaxCallRecvMsgSize(64<<20)))
