@@ -16,6 +16,7 @@ import (
 	"signsvr.dev/signsvr/internal/devpki"
 	"signsvr.dev/signsvr/internal/metrics"
 	"signsvr.dev/signsvr/internal/server"
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/keystore/soft"
 	"signsvr.dev/signsvr/pkg/trust"
 )
@@ -257,6 +258,7 @@ func developmentPlan(dataDir, logLevel, opsListen string, stderr io.Writer) (_ *
 		opts: server.Options{
 			Store: store, Backend: "soft", Validator: v, Logger: log, Development: true, Reflection: true,
 			Authorizer: server.AllowAll, Login: loginOpts, Auditor: nr.auditor, Timestamps: nr.timestamps, ReservedKeys: nr.reserved,
+			ClientDigests: developmentClientDigests,
 		},
 		listen:  config.DefaultListen,
 		drain:   5 * time.Second,
@@ -269,6 +271,15 @@ func developmentPlan(dataDir, logLevel, opsListen string, stderr io.Writer) (_ *
 		return nil, err
 	}
 	return plan, nil
+}
+
+// developmentClientDigests let the development signing keys sign digests computed
+// by clients (`signsvr sign --digest-only`), each with its family's digests; a
+// production key accepts none unless its configuration says so.
+var developmentClientDigests = map[string][]algorithm.Digest{
+	"rsa-sign":   {algorithm.SHA256, algorithm.SHA384, algorithm.SHA512},
+	"ecdsa-sign": {algorithm.SHA256, algorithm.SHA384},
+	"sm2-sign":   {algorithm.SM3},
 }
 
 // productionPlan reads the config file: TLS with client certificates, the configured
@@ -369,11 +380,14 @@ func productionPlan(path, logLevel, opsListen string, stderr io.Writer) (*serveP
 			Store: store, Backend: backend, Validator: v, Logger: log, TLS: tlsCfg, Authorizer: policy,
 			ClientValidator: cv, Login: loginOpts, Auditor: nr.auditor, Timestamps: nr.timestamps, ReservedKeys: nr.reserved,
 			MaxMessageBytes: cfg.MaxMessageBytes, MaxBatchItems: cfg.MaxBatchItems,
-			ExpiryWarning: cfg.Keystore.ExpiryWarning,
-			Reflection:    cfg.Reflection,
-			Limits:        server.Limits(cfg.Limits),
-			SecretKeys:    secrets,
-			Encryption:    server.EncryptionLimits(cfg.Encryption),
+			ExpiryWarning:    cfg.Keystore.ExpiryWarning,
+			Reflection:       cfg.Reflection,
+			Limits:           server.Limits(cfg.Limits),
+			Streams:          server.StreamLimits(cfg.Streams),
+			ClientDigests:    cfg.ClientDigestAlgorithms(),
+			SecretKeys:       secrets,
+			Encryption:       server.EncryptionLimits(cfg.Encryption),
+			AllowSM2WithoutZ: cfg.Verify.AllowSM2WithoutZ,
 		},
 		listen:  cfg.Listen,
 		drain:   cfg.ShutdownTimeout,

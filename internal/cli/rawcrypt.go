@@ -25,6 +25,17 @@ var sm2EncodingWords = map[string]signsvrv1.Sm2CiphertextEncoding{
 	"c1c2c3-no-prefix": signsvrv1.Sm2CiphertextEncoding_SM2_CIPHERTEXT_ENCODING_C1C2C3_NO_PREFIX,
 }
 
+var (
+	encryptRawCmd = &Command{
+		Name: "encrypt-raw", Args: "(--key NAME | --cert F) [--rsa-scheme S] [--oaep-digest D] [--sm2-encoding E] [--in F] [--out F]",
+		Summary: "EncryptRaw: RSA or SM2 encryption with no CMS around it", Client: true, Run: EncryptRaw,
+	}
+	decryptRawCmd = &Command{
+		Name: "decrypt-raw", Args: "--key NAME [--rsa-scheme S] [--oaep-digest D] [--sm2-encoding E] [--in F] [--out F]",
+		Summary: "DecryptRaw: decrypt what encrypt-raw or `openssl pkeyutl -encrypt` wrote", Client: true, Run: DecryptRaw,
+	}
+)
+
 // rawFlags are the algorithm flags EncryptRaw and DecryptRaw share.
 type rawFlags struct {
 	rsa, digest, sm2 *string
@@ -58,6 +69,7 @@ func EncryptRaw(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	r.register(fs)
 	key := fs.String("key", "", "encrypt to this server key's certificate")
 	certFile := fs.String("cert", "", "encrypt to this certificate file, PEM or DER")
+	fs.StringVar(certFile, "certificate", "", "the same as --cert")
 	if !parseFlags(fs, args, stderr) {
 		return ExitUsage
 	}
@@ -74,14 +86,12 @@ func EncryptRaw(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if *certFile != "" {
 		ders, err := certsFromFile(*certFile)
 		if err != nil {
-			fmt.Fprintf(stderr, "signsvr encrypt-raw: --cert: %v\n", err)
-			return ExitFailure
+			return inputError(stderr, "encrypt-raw", fmt.Errorf("--cert: %w", err))
 		}
 		req.Certificate = ders[0]
 	}
 	if req.Data, err = c.readInput(stdin); err != nil {
-		fmt.Fprintf(stderr, "signsvr encrypt-raw: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "encrypt-raw", err)
 	}
 	var resp *signsvrv1.EncryptRawResponse
 	err = c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
@@ -92,8 +102,7 @@ func EncryptRaw(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return fail(stderr, "encrypt-raw", err)
 	}
 	if err := c.writeOutput(stdout, resp.GetCiphertext()); err != nil {
-		fmt.Fprintf(stderr, "signsvr encrypt-raw: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "encrypt-raw", err)
 	}
 	return ExitOK
 }
@@ -121,8 +130,7 @@ func DecryptRaw(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return ExitUsage
 	}
 	if req.Ciphertext, err = c.readInput(stdin); err != nil {
-		fmt.Fprintf(stderr, "signsvr decrypt-raw: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "decrypt-raw", err)
 	}
 	var resp *signsvrv1.DecryptRawResponse
 	err = c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
@@ -133,8 +141,7 @@ func DecryptRaw(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		return fail(stderr, "decrypt-raw", err)
 	}
 	if err := c.writeOutput(stdout, resp.GetData()); err != nil {
-		fmt.Fprintf(stderr, "signsvr decrypt-raw: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "decrypt-raw", err)
 	}
 	return ExitOK
 }

@@ -51,7 +51,7 @@ func TestCLIRawCrypt(t *testing.T) {
 	if code, _, _ := runRawCmd(t, DecryptRaw, data, "--key", "rsa-enc", "--sm2-encoding", "nonsense"); code != ExitUsage {
 		t.Errorf("decrypt-raw with a bad flag value: exit %d", code)
 	}
-	if code, _, errs := runRawCmd(t, DecryptRaw, []byte("not a ciphertext"), "--key", "sm2-enc"); code != ExitFailure || !strings.Contains(errs, "DECRYPTION_FAILED") {
+	if code, _, errs := runRawCmd(t, DecryptRaw, []byte("not a ciphertext"), "--key", "sm2-enc"); code != ExitUsage || !strings.Contains(errs, "DECRYPTION_FAILED") {
 		t.Errorf("decrypt-raw of garbage: exit %d: %s", code, errs)
 	}
 }
@@ -81,7 +81,7 @@ func TestCLIPasswordEnvelope(t *testing.T) {
 	if code, pt, errs := runRawCmd(t, Decrypt, env, "--password-env", "SIGNSVR_TEST_PW"); code != ExitOK || !bytes.Equal(pt, data) {
 		t.Fatalf("decrypt --password-env: exit %d: %s", code, errs)
 	}
-	if code, _, errs := runRawCmd(t, Decrypt, env, "--password-file", badFile); code != ExitFailure || !strings.Contains(errs, "DECRYPTION_FAILED") {
+	if code, _, errs := runRawCmd(t, Decrypt, env, "--password-file", badFile); code != ExitUsage || !strings.Contains(errs, "DECRYPTION_FAILED") {
 		t.Fatalf("decrypt with the wrong password: exit %d: %s", code, errs)
 	}
 	if code, _, _ := runRawCmd(t, Decrypt, env, "--password-file", pwFile, "--key", "rsa-enc"); code != ExitUsage {

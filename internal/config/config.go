@@ -57,8 +57,10 @@ type Config struct {
 	Log        Log  `yaml:"log"`
 	TLS        TLS  `yaml:"tls"`
 	// Trust is what signer certificates are validated against (pkg/trust).
-	Trust    trust.FileConfig `yaml:"trust"`
-	Keystore Keystore         `yaml:"keystore"`
+	Trust trust.FileConfig `yaml:"trust"`
+	// Verify holds the deployment's defaults for verifications.
+	Verify   Verify   `yaml:"verify"`
+	Keystore Keystore `yaml:"keystore"`
 	// Authorization says which clients may call which operations with which keys.
 	// It denies by default: a client that no rule names can call nothing.
 	Authorization Authorization `yaml:"authorization"`
@@ -69,6 +71,11 @@ type Config struct {
 	// Audit and TSA are the non-repudiation settings (nonrepudiation.go).
 	Audit *Audit `yaml:"audit"`
 	TSA   *TSA   `yaml:"tsa"`
+	// Streams bound the streaming calls; ClientDigests lists, by key name, the
+	// digest algorithms ("sha256", "sha384", "sha512", "sm3") a key accepts from
+	// clients in place of the content (none unless listed). See streams.go.
+	Streams       Streams             `yaml:"streams"`
+	ClientDigests map[string][]string `yaml:"client_digests"`
 	// Ops is the operations listener (health for probes, metrics, readiness); off
 	// unless ops.listen is set. Tracing exports spans over OTLP; off unless
 	// tracing.otlp_endpoint is set (ops.go).
@@ -93,6 +100,16 @@ type Limits struct {
 	RequestReadTimeout      time.Duration `yaml:"request_read_timeout"`
 	MaxConnectionAge        time.Duration `yaml:"max_connection_age"`
 	MaxConnectionAgeGrace   time.Duration `yaml:"max_connection_age_grace"`
+}
+
+// Verify holds the defaults of the options of verifying requests (VerifyOptions),
+// for the requests that leave them unset.
+type Verify struct {
+	// AllowSM2WithoutZ also accepts SM2 signatures made without the Z value, as
+	// GmSSL 3.x writes SignedData, unless a request says otherwise. Off by default:
+	// such a signature binds no user ID, so only a deployment whose peers use GmSSL
+	// turns it on.
+	AllowSM2WithoutZ bool `yaml:"allow_sm2_without_z"`
 }
 
 // Operations are the operation names an authorization rule may list (the server's
@@ -321,6 +338,7 @@ func Parse(b []byte, dir string) (*Config, error) {
 	}
 	c.resolve(dir)
 	c.nonRepudiationResolve(dir)
+	c.streamsResolve(dir)
 	c.defaults()
 	c.nonRepudiationDefaults()
 	if err := c.Validate(); err != nil {
@@ -524,6 +542,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.nonRepudiationValidate(fail)
+	c.streamsValidate(fail)
 	c.opsValidate(fail)
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))

@@ -367,7 +367,7 @@ func (s *Server) auditAlgorithms(keyName string, req any) []string {
 	if !signs {
 		return []string{auditSchemeNames[u.Scheme]}
 	}
-	return []string{auditSchemeNames[u.Scheme], u.Digest.String()}
+	return auditClientDigests(req, []string{auditSchemeNames[u.Scheme], u.Digest.String()}) // digest.go
 }
 
 // rawAuditAlgorithms names the raw encryption scheme a request asked of family f

@@ -349,6 +349,9 @@ func (s *Server) authenticator(ctx context.Context) (*login.Authenticator, error
 func (s *Server) verifyLoginCMS(ctx context.Context, der, detached []byte) ([]byte, *smx509.Certificate, []*smx509.Certificate, error) {
 	vo := s.verifyOptions(ctx)
 	vo.Content = detached
+	// A login answer must bind the signer's identity: the GmSSL form without Z that a
+	// deployment may accept for documents (verify.allow_sm2_without_z) is never one.
+	vo.AllowSM2WithoutZ = false
 	res, err := sign.Verify(der, vo)
 	if err != nil {
 		return nil, nil, nil, err

@@ -251,11 +251,7 @@ func (s envelopeService) DecryptAndVerify(ctx context.Context, req *signsvrv1.De
 	}
 	o := req.GetVerifyOptions()
 	vo := s.verifyOptions(ctx)
-	vo.AllowSHA1 = o.GetAllowSha1()
-	if vo.SM2UID, err = sm2UID(o.GetSm2UserId()); err != nil {
-		return nil, err
-	}
-	if vo.Certs, err = s.parseCerts(o.GetCertificates(), "verify_options.certificates"); err != nil {
+	if err := s.applyVerifyOptions(vo, o, "verify_options"); err != nil {
 		return nil, err
 	}
 	// A decrypted plaintext that is not a SignedData is ErrDecrypt (pkg/envelope), so

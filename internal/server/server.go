@@ -47,6 +47,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/keystore"
 )
 
@@ -84,6 +85,10 @@ type Options struct {
 	// Verify bounds what one message to verify may cost (signers, certificates, the
 	// size of a certificate, the parsed-certificate cache); zero fields take defaults.
 	Verify VerifyLimits
+	// AllowSM2WithoutZ is the default of VerifyOptions.allow_sm2_without_z for
+	// requests that leave it unset: also accept SM2 signatures made without the Z
+	// value, as GmSSL 3.x writes SignedData. A request may turn it off or on.
+	AllowSM2WithoutZ bool
 	// TLS, when set, serves TLS (with client certificates when it asks for them).
 	TLS *tls.Config
 	// Development marks the embedded default: callers get the development identity.
@@ -119,6 +124,12 @@ type Options struct {
 	// Reflection serves the gRPC reflection service (what grpcurl and ghz use to
 	// learn the API).
 	Reflection bool
+	// Streams bound the streaming calls (StreamService, stream.go); zero fields take
+	// their defaults.
+	Streams StreamLimits
+	// ClientDigests lists, by key name, the digest algorithms a key accepts from
+	// clients in place of the content (digest.go); a key not listed accepts none.
+	ClientDigests map[string][]algorithm.Digest
 	// SecretKeys holds the symmetric key-encryption keys of KEK recipients, by name
 	// (names apart from Store's); nil serves none.
 	SecretKeys keystore.SecretStore
@@ -156,6 +167,8 @@ type Server struct {
 	keys         keyCache
 	certs        certCache
 	verifyLimits VerifyLimits
+	// allowSM2WithoutZ is Options.AllowSM2WithoutZ.
+	allowSM2WithoutZ bool
 
 	clientValidator     CertValidator
 	clientVerifyTimeout time.Duration
@@ -172,9 +185,13 @@ type Server struct {
 	recheck             chan struct{} // cap 1: the health poll looks now
 	healthInterval      time.Duration
 	// unary are the full names of the API's unary methods ("/signsvr.v1.SignService/Sign").
-	unary     map[string]bool
-	secrets   keystore.SecretStore
-	encLimits EncryptionLimits
+	// streams bound StreamService's calls.
+	streams StreamLimits
+	// clientDigests are Options.ClientDigests.
+	clientDigests map[string][]algorithm.Digest
+	unary         map[string]bool
+	secrets       keystore.SecretStore
+	encLimits     EncryptionLimits
 	// outer is Options.CallInterceptors, chained (nil: none).
 	outer grpc.UnaryServerInterceptor
 }
@@ -197,11 +214,12 @@ func New(o Options) (*Server, error) {
 		maxMsg:     o.MaxMessageBytes,
 		maxBatch:   o.MaxBatchItems,
 
-		certs:        certCache{maxBytes: o.Verify.CertCacheBytes, maxCert: o.Verify.MaxCertificateBytes},
-		verifyLimits: o.Verify,
-		dev:          o.Development,
-		authorizer:   o.Authorizer,
-		auditor:      o.Auditor,
+		certs:            certCache{maxBytes: o.Verify.CertCacheBytes, maxCert: o.Verify.MaxCertificateBytes},
+		verifyLimits:     o.Verify,
+		allowSM2WithoutZ: o.AllowSM2WithoutZ,
+		dev:              o.Development,
+		authorizer:       o.Authorizer,
+		auditor:          o.Auditor,
 
 		stockTransport: o.StockTransport,
 		limits:         o.Limits.withDefaults(),
@@ -213,6 +231,8 @@ func New(o Options) (*Server, error) {
 		clientValidator:     o.ClientValidator,
 		clientVerifyTimeout: DefaultClientVerifyTimeout,
 		reserved:            reservedKeys(o),
+		streams:             o.Streams.withDefaults(),
+		clientDigests:       o.ClientDigests,
 		secrets:             o.SecretKeys,
 		encLimits:           o.Encryption.withDefaults(),
 	}
@@ -287,7 +307,7 @@ func New(o Options) (*Server, error) {
 		s.unary["/"+string(m.Parent().FullName())+"/"+string(m.Name())] = true
 	}
 	s.codec = newRequestCodec(api)
-	opts = append(opts, grpc.ForceServerCodecV2(s.codec))
+	opts = append(opts, grpc.ForceServerCodecV2(streamCodec{s.codec})) // stream_codec.go
 	opts = append(opts, s.limitOptions()...)
 	opts = append(opts, s.transportOptions()...)
 	opts = append(opts, o.ServerOptions...)
@@ -301,6 +321,7 @@ func New(o Options) (*Server, error) {
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.CertificateService_ServiceDesc), certificateService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.AuthService_ServiceDesc), authService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.TimestampService_ServiceDesc), timestampService{Server: s})
+	s.grpc.RegisterService(&signsvrv1.StreamService_ServiceDesc, streamService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.RawCryptService_ServiceDesc), rawCryptService{Server: s})
 
 	s.health = health.NewServer()
@@ -326,6 +347,7 @@ var serviceNames = []string{
 	signsvrv1.CertificateService_ServiceDesc.ServiceName,
 	signsvrv1.AuthService_ServiceDesc.ServiceName,
 	signsvrv1.TimestampService_ServiceDesc.ServiceName,
+	signsvrv1.StreamService_ServiceDesc.ServiceName,
 	signsvrv1.RawCryptService_ServiceDesc.ServiceName,
 }
 

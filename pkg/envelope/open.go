@@ -86,64 +86,11 @@ func asKeyAgreer(key any) (KeyAgreer, bool) {
 // one ErrDecrypt, and the content decryption runs whether or not the key unwrap
 // worked, so neither the error nor the work done tells which step failed.
 func (m *message) open(key any, cert *smx509.Certificate, opts *OpenOptions) ([]byte, asn1.ObjectIdentifier, error) {
-	var o OpenOptions
-	if opts != nil {
-		o = *opts
-	}
-	rnd := o.Rand
-	if rnd == nil {
-		rnd = rand.Reader
-	}
-	var (
-		unwrap func(keyLen int) ([]byte, int, error)
-		err    error
-	)
-	switch k := key.(type) {
-	case KEKRecipient:
-		if cert != nil {
-			return nil, nil, errors.New("envelope: a KEK recipient takes no certificate")
-		}
-		if !m.has(func(ri *cms.RecipientInfo) bool { return ri.KEK != nil && bytes.Equal(ri.KEK.KeyID, k.ID) }) {
-			return nil, nil, ErrNoRecipient
-		}
-		unwrap = func(n int) ([]byte, int, error) { return m.unwrapKEK(rnd, k, n, o.BackendError) }
-	case Password:
-		if cert != nil {
-			return nil, nil, errors.New("envelope: a password takes no certificate")
-		}
-		if !m.has(func(ri *cms.RecipientInfo) bool { return ri.Password != nil }) {
-			return nil, nil, ErrNoRecipient
-		}
-		maxIter := o.MaxPBKDF2Iterations
-		if maxIter <= 0 {
-			maxIter = DefaultMaxPBKDF2Iterations
-		}
-		unwrap = func(n int) ([]byte, int, error) { return m.unwrapPassword(rnd, k, n, maxIter) }
-	default:
-		if unwrap, err = m.certRecipient(rnd, key, cert, o); err != nil {
-			return nil, nil, err
-		}
-	}
-
-	eci := m.eci
-	alg, ok := contentAlgByOID(eci.ContentEncryptionAlgorithm.Algorithm)
-	if !ok {
-		return nil, nil, unsupported("content encryption %s", eci.ContentEncryptionAlgorithm.Algorithm)
-	}
-	if alg.legacy && !o.AllowLegacy {
-		return nil, nil, legacy(alg.name)
-	}
-	if m.auth != alg.gcm && (m.auth || m.sed != nil) {
-		return nil, nil, unsupported("%s in this content type", alg.name)
-	}
-	if eci.EncryptedContent == nil {
-		return nil, nil, unsupported("detached encrypted content")
-	}
-
-	cek, keyOK, err := unwrap(alg.keyLen)
+	cek, keyOK, alg, err := m.contentKey(key, cert, opts)
 	if err != nil {
 		return nil, nil, err
 	}
+	eci := m.eci
 	var tag []byte
 	if m.auth {
 		tag = m.mac
@@ -155,6 +102,70 @@ func (m *message) open(key any, cert *smx509.Certificate, opts *OpenOptions) ([]
 		return nil, nil, ErrDecrypt
 	}
 	return pt, eci.ContentType, nil
+}
+
+// contentKey finds the RecipientInfo for key (and cert) and recovers the content key,
+// for the content algorithm it returns. keyOK is 0 when the unwrap failed: cek is then
+// a random key of the right length, so the content decryption runs all the same and
+// fails as if the content were bad (the caller clears cek). The errors are those open
+// returns before any secret is touched.
+func (m *message) contentKey(key any, cert *smx509.Certificate, opts *OpenOptions) (cek []byte, keyOK int, alg contentAlg, err error) {
+	var o OpenOptions
+	if opts != nil {
+		o = *opts
+	}
+	rnd := o.Rand
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	var unwrap func(keyLen int) ([]byte, int, error)
+	switch k := key.(type) {
+	case KEKRecipient:
+		if cert != nil {
+			return nil, 0, alg, errors.New("envelope: a KEK recipient takes no certificate")
+		}
+		if !m.has(func(ri *cms.RecipientInfo) bool { return ri.KEK != nil && bytes.Equal(ri.KEK.KeyID, k.ID) }) {
+			return nil, 0, alg, ErrNoRecipient
+		}
+		unwrap = func(n int) ([]byte, int, error) { return m.unwrapKEK(rnd, k, n, o.BackendError) }
+	case Password:
+		if cert != nil {
+			return nil, 0, alg, errors.New("envelope: a password takes no certificate")
+		}
+		if !m.has(func(ri *cms.RecipientInfo) bool { return ri.Password != nil }) {
+			return nil, 0, alg, ErrNoRecipient
+		}
+		maxIter := o.MaxPBKDF2Iterations
+		if maxIter <= 0 {
+			maxIter = DefaultMaxPBKDF2Iterations
+		}
+		unwrap = func(n int) ([]byte, int, error) { return m.unwrapPassword(rnd, k, n, maxIter) }
+	default:
+		if unwrap, err = m.certRecipient(rnd, key, cert, o); err != nil {
+			return nil, 0, alg, err
+		}
+	}
+
+	eci := m.eci
+	alg, ok := contentAlgByOID(eci.ContentEncryptionAlgorithm.Algorithm)
+	if !ok {
+		return nil, 0, alg, unsupported("content encryption %s", eci.ContentEncryptionAlgorithm.Algorithm)
+	}
+	if alg.legacy && !o.AllowLegacy {
+		return nil, 0, alg, legacy(alg.name)
+	}
+	if m.auth != alg.gcm && (m.auth || m.sed != nil) {
+		return nil, 0, alg, unsupported("%s in this content type", alg.name)
+	}
+	if eci.EncryptedContent == nil {
+		return nil, 0, alg, unsupported("detached encrypted content")
+	}
+
+	cek, keyOK, err = unwrap(alg.keyLen)
+	if err != nil {
+		return nil, 0, alg, err
+	}
+	return cek, keyOK, alg, nil
 }
 
 // has reports whether some RecipientInfo satisfies f.

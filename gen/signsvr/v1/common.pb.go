@@ -865,9 +865,17 @@ type VerifyOptions struct {
 	// Accept SHA-1 digests, to read old data. Never written by the server.
 	AllowSha1 bool `protobuf:"varint,3,opt,name=allow_sha1,json=allowSha1,proto3" json:"allow_sha1,omitempty"`
 	// Leave the content out of the response (saves a copy when the caller has it).
-	OmitContent   bool `protobuf:"varint,4,opt,name=omit_content,json=omitContent,proto3" json:"omit_content,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	OmitContent bool `protobuf:"varint,4,opt,name=omit_content,json=omitContent,proto3" json:"omit_content,omitempty"`
+	// Also accept SM2 signatures computed without the Z value, as GmSSL 3.x writes
+	// SignedData: no signed attributes and SM2 over SM3 of the DER
+	// EncapsulatedContentInfo (or, with signed attributes, over SM3 of their DER SET),
+	// with no Z (GmSSL src/cms.c, cms_signed_data_sign_to_der). A signer that verified
+	// only this way has SignerResult.sm2_without_z set. Unset takes the server's
+	// default (config verify.allow_sm2_without_z, off unless configured); true or false
+	// overrides it for this request. A standard signature (with Z) always verifies.
+	AllowSm2WithoutZ *bool `protobuf:"varint,5,opt,name=allow_sm2_without_z,json=allowSm2WithoutZ,proto3,oneof" json:"allow_sm2_without_z,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *VerifyOptions) Reset() {
@@ -924,6 +932,13 @@ func (x *VerifyOptions) GetAllowSha1() bool {
 func (x *VerifyOptions) GetOmitContent() bool {
 	if x != nil {
 		return x.OmitContent
+	}
+	return false
+}
+
+func (x *VerifyOptions) GetAllowSm2WithoutZ() bool {
+	if x != nil && x.AllowSm2WithoutZ != nil {
+		return *x.AllowSm2WithoutZ
 	}
 	return false
 }
@@ -1127,7 +1142,11 @@ type SignerResult struct {
 	// The signature algorithm OID as written, dotted.
 	SignatureAlgorithm string `protobuf:"bytes,11,opt,name=signature_algorithm,json=signatureAlgorithm,proto3" json:"signature_algorithm,omitempty"`
 	// The signed signingTime attribute, if present.
-	SigningTime   *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=signing_time,json=signingTime,proto3" json:"signing_time,omitempty"`
+	SigningTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=signing_time,json=signingTime,proto3" json:"signing_time,omitempty"`
+	// True when the SM2 signature verified only without the Z value (the GmSSL 3.x
+	// form that VerifyOptions.allow_sm2_without_z accepts). Such a signature does not
+	// bind the signer's user ID; a signer with it is still verified.
+	Sm2WithoutZ   bool `protobuf:"varint,13,opt,name=sm2_without_z,json=sm2WithoutZ,proto3" json:"sm2_without_z,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1244,6 +1263,13 @@ func (x *SignerResult) GetSigningTime() *timestamppb.Timestamp {
 		return x.SigningTime
 	}
 	return nil
+}
+
+func (x *SignerResult) GetSm2WithoutZ() bool {
+	if x != nil {
+		return x.Sm2WithoutZ
+	}
+	return false
 }
 
 // EnvelopeOptions tune an envelope. The empty message gives the safe default.
@@ -1417,13 +1443,15 @@ const file_signsvr_v1_common_proto_rawDesc = "" +
 	"\vsm2_dialect\x18\x05 \x01(\x0e2\x16.signsvr.v1.Sm2DialectR\n" +
 	"sm2Dialect\x12\x1e\n" +
 	"\vsm2_user_id\x18\x06 \x01(\fR\tsm2UserId\x120\n" +
-	"\x14no_signed_attributes\x18\a \x01(\bR\x12noSignedAttributes\"\x95\x01\n" +
+	"\x14no_signed_attributes\x18\a \x01(\bR\x12noSignedAttributes\"\xe1\x01\n" +
 	"\rVerifyOptions\x12\x1e\n" +
 	"\vsm2_user_id\x18\x01 \x01(\fR\tsm2UserId\x12\"\n" +
 	"\fcertificates\x18\x02 \x03(\fR\fcertificates\x12\x1d\n" +
 	"\n" +
 	"allow_sha1\x18\x03 \x01(\bR\tallowSha1\x12!\n" +
-	"\fomit_content\x18\x04 \x01(\bR\vomitContent\"\xd8\x02\n" +
+	"\fomit_content\x18\x04 \x01(\bR\vomitContent\x122\n" +
+	"\x13allow_sm2_without_z\x18\x05 \x01(\bH\x00R\x10allowSm2WithoutZ\x88\x01\x01B\x16\n" +
+	"\x14_allow_sm2_without_z\"\xd8\x02\n" +
 	"\x12CertificateVerdict\x125\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x1d.signsvr.v1.CertificateStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
@@ -1438,7 +1466,7 @@ const file_signsvr_v1_common_proto_rawDesc = "" +
 	"\fvalidated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vvalidatedAt\"@\n" +
 	"\x10SignatureVerdict\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xfa\x03\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x9e\x04\n" +
 	"\fSignerResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x1a\n" +
 	"\bverified\x18\x02 \x01(\bR\bverified\x12:\n" +
@@ -1452,7 +1480,8 @@ const file_signsvr_v1_common_proto_rawDesc = "" +
 	"\x10digest_algorithm\x18\n" +
 	" \x01(\tR\x0fdigestAlgorithm\x12/\n" +
 	"\x13signature_algorithm\x18\v \x01(\tR\x12signatureAlgorithm\x12=\n" +
-	"\fsigning_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vsigningTime\"\xc8\x02\n" +
+	"\fsigning_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vsigningTime\x12\"\n" +
+	"\rsm2_without_z\x18\r \x01(\bR\vsm2WithoutZ\"\xc8\x02\n" +
 	"\x0fEnvelopeOptions\x12*\n" +
 	"\x06cipher\x18\x01 \x01(\x0e2\x12.signsvr.v1.CipherR\x06cipher\x12>\n" +
 	"\n" +
@@ -1596,6 +1625,7 @@ func file_signsvr_v1_common_proto_init() {
 	if File_signsvr_v1_common_proto != nil {
 		return
 	}
+	file_signsvr_v1_common_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
