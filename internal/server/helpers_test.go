@@ -93,7 +93,7 @@ func startServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Cleanup(func() { v.Close() })
 	logs := &syncBuffer{}
 	o := server.Options{
-		Store: store, Backend: "soft", Validator: v, Development: true, Reflection: true,
+		Store: store, Backend: "soft", Validator: v, Development: true, Reflection: true, Authorizer: server.AllowAll,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, f := range opts {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -48,6 +49,9 @@ func TestReloadDrainsTheOldState(t *testing.T) {
 		inflight <- result{len(r.GetKeys()), err}
 	}()
 	<-entered
+	var once sync.Once
+	release := func() { once.Do(func() { close(unblock) }) }
+	t.Cleanup(release) // a failing test must not leave the call blocked
 
 	k := keyFile(t, "rsa-sign")
 	store, err := soft.New([]soft.KeyConfig{{Name: "only", KeyFile: k.KeyPath, CertFile: k.CertPath, Usages: []string{"sign"}}})
@@ -59,7 +63,7 @@ func TestReloadDrainsTheOldState(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { v.Close() })
-	next := server.Options{Store: store, Backend: "soft", Validator: v, Development: true,
+	next := server.Options{Store: store, Backend: "soft", Validator: v, Development: true, Authorizer: server.AllowAll,
 		Release: func() { newReleased.Store(true) }}
 	if err := ts.srv.Reload(next); err != nil {
 		t.Fatal(err)
@@ -70,7 +74,7 @@ func TestReloadDrainsTheOldState(t *testing.T) {
 	if oldReleased.Load() {
 		t.Fatal("the old state was released while a call still used it")
 	}
-	close(unblock)
+	release()
 	r := <-inflight
 	if r.err != nil || r.n != before {
 		t.Fatalf("the call in flight across the reload: %d keys, %v; want the old state's %d", r.n, r.err, before)
