@@ -372,12 +372,15 @@ func Sign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	p := newProgress(stderr, sf.quiet, "sign", size)
 	err = c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
 		unary := ts != signsvrv1.SignatureTimestamp_SIGNATURE_TIMESTAMP_UNSPECIFIED
-		if (*digestOnly && opts.Digest == signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_UNSPECIFIED) || (!unary && opts.NoSignedAttributes) {
+		needDigest := *digestOnly && opts.Digest == signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_UNSPECIFIED
+		if needDigest || (!unary && !*digestOnly && opts.NoSignedAttributes) {
+			// A client that may not list keys still streams; for an SM2 key the
+			// server then refuses the stream and says why.
 			k, err := keyInfo(ctx, cc, *key)
-			if err != nil {
+			if err != nil && needDigest {
 				return err
 			}
-			if *digestOnly && opts.Digest == signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_UNSPECIFIED {
+			if needDigest {
 				opts.Digest = defaultDigest(k)
 			}
 			unary = unary || k.GetAlgorithm() == signsvrv1.KeyAlgorithm_KEY_ALGORITHM_SM2
