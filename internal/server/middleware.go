@@ -122,14 +122,12 @@ func (s *Server) serveCall(ctx context.Context, ri *requestInfo, srv any, dec fu
 			resp, err = nil, s.finish(ctx, ri, nil, internal(nil))
 		}
 	}()
+	var held int64 // of the budget, for the request message
+	defer func() { s.budget.give(held) }()
 	resp, err = h(srv, ctx, func(v any) error {
-		if e := dec(v); e != nil {
+		if e := s.readRequest(ctx, v, dec, &held); e != nil {
 			decodeErr = e
 			return e
-		}
-		if e := s.codec.takeFailure(v); e != nil {
-			decodeErr = malformedRequest(e)
-			return decodeErr
 		}
 		ri.req = v
 		return nil
