@@ -147,6 +147,7 @@ func (s *Server) writeAudit(ctx context.Context, al *AuditLog, ri *requestInfo, 
 					r.Code, r.Reason = codes.Code(ie.GetCode()).String(), ie.GetReason()
 				} else {
 					r.Output = res.GetCms()
+					r.KeyGeneration, r.KeySerial = res.GetKeyUsed().GetGeneration(), res.GetKeyUsed().GetCertificateSerial()
 				}
 			}
 			if r.Input == nil && r.InputDigest == nil {

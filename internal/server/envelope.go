@@ -134,7 +134,7 @@ func (s *Server) open(ctx context.Context, name string, der []byte, o *signsvrv1
 	}
 	for _, g := range s.olderGenerations(ctx, name, leaf, err) {
 		if data, err = envelope.Open(der, g.priv, g.leaf, s.openOptions(o)); !errors.Is(err, envelope.ErrNoRecipient) {
-			used = &signsvrv1.KeyUse{Key: name, Generation: g.id, CertificateSerial: g.leaf.SerialNumber.Text(16)}
+			used = g.keyUse(name)
 			break
 		}
 	}
@@ -270,15 +270,20 @@ func (s envelopeService) DecryptAndVerify(ctx context.Context, req *signsvrv1.De
 	// A decrypted plaintext that is not a SignedData is ErrDecrypt (pkg/envelope), so
 	// only a message that does not parse before any key is used says "malformed".
 	res, err := envelope.OpenAndVerify(req.GetCms(), priv, leaf, s.openOptions(req.GetDecryptOptions()), vo)
+	var used *signsvrv1.KeyUse
+	if leaf != nil {
+		used = s.keyUsed(ctx, req.GetKey())
+	}
 	for _, g := range s.olderGenerations(ctx, req.GetKey(), leaf, err) {
 		if res, err = envelope.OpenAndVerify(req.GetCms(), g.priv, g.leaf, s.openOptions(req.GetDecryptOptions()), vo); !errors.Is(err, envelope.ErrNoRecipient) {
+			used = g.keyUse(req.GetKey())
 			break
 		}
 	}
 	if err != nil {
 		return nil, decryptError(err)
 	}
-	resp := &signsvrv1.DecryptAndVerifyResponse{ContentType: res.ContentType}
+	resp := &signsvrv1.DecryptAndVerifyResponse{ContentType: res.ContentType, KeyUsed: used}
 	if !o.GetOmitContent() {
 		resp.Content = res.Content
 	}

@@ -31,6 +31,11 @@ type generationOpener struct {
 	leaf *smx509.Certificate
 }
 
+// keyUse names this generation of the key name.
+func (g generationOpener) keyUse(name string) *signsvrv1.KeyUse {
+	return &signsvrv1.KeyUse{Key: name, Generation: g.id, CertificateSerial: g.leaf.SerialNumber.Text(16)}
+}
+
 // olderGenerations are the decrypt-only generations of the named key to try after
 // opening with its active one (whose certificate is active) failed with err. It is
 // empty unless err is ErrNoRecipient for a certificate key with generations.

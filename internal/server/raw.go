@@ -75,7 +75,8 @@ func (s signService) SignRaw(ctx context.Context, req *signsvrv1.SignRawRequest)
 		s.signed(ctx, k, err)
 		return nil, err
 	}
-	resp := &signsvrv1.SignRawResponse{Signature: sig, SignatureAlgorithm: u.X509SignatureOID().String()}
+	resp := &signsvrv1.SignRawResponse{Signature: sig, SignatureAlgorithm: u.X509SignatureOID().String(),
+		KeyUsed: s.keyUsed(ctx, req.GetKey())}
 	if k.leaf != nil {
 		resp.Certificate = k.leaf.Raw
 	}

@@ -133,7 +133,7 @@ func (s signService) SignBatch(ctx context.Context, req *signsvrv1.SignBatchRequ
 			}
 			r.Error = ie
 		} else {
-			r.Cms = ders[i]
+			r.Cms, r.KeyUsed = ders[i], s.keyUsed(ctx, items[i].GetKey())
 		}
 		resp.Results[i] = r
 	}

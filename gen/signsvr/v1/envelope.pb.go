@@ -609,7 +609,9 @@ type DecryptAndVerifyResponse struct {
 	// The signed content, unless verify_options.omit_content was set.
 	Content []byte `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
 	// The eContentType OID of the signed content, dotted.
-	ContentType   string `protobuf:"bytes,4,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	ContentType string `protobuf:"bytes,4,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	// The generation of the key that opened the envelope.
+	KeyUsed       *KeyUse `protobuf:"bytes,5,opt,name=key_used,json=keyUsed,proto3" json:"key_used,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -672,6 +674,13 @@ func (x *DecryptAndVerifyResponse) GetContentType() string {
 	return ""
 }
 
+func (x *DecryptAndVerifyResponse) GetKeyUsed() *KeyUse {
+	if x != nil {
+		return x.KeyUsed
+	}
+	return nil
+}
+
 var File_signsvr_v1_envelope_proto protoreflect.FileDescriptor
 
 const file_signsvr_v1_envelope_proto_rawDesc = "" +
@@ -713,12 +722,13 @@ const file_signsvr_v1_envelope_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x10\n" +
 	"\x03cms\x18\x02 \x01(\fR\x03cms\x12C\n" +
 	"\x0fdecrypt_options\x18\x03 \x01(\v2\x1a.signsvr.v1.DecryptOptionsR\x0edecryptOptions\x12@\n" +
-	"\x0everify_options\x18\x04 \x01(\v2\x19.signsvr.v1.VerifyOptionsR\rverifyOptions\"\xa7\x01\n" +
+	"\x0everify_options\x18\x04 \x01(\v2\x19.signsvr.v1.VerifyOptionsR\rverifyOptions\"\xd6\x01\n" +
 	"\x18DecryptAndVerifyResponse\x12\x1a\n" +
 	"\bverified\x18\x01 \x01(\bR\bverified\x122\n" +
 	"\asigners\x18\x02 \x03(\v2\x18.signsvr.v1.SignerResultR\asigners\x12\x18\n" +
 	"\acontent\x18\x03 \x01(\fR\acontent\x12!\n" +
-	"\fcontent_type\x18\x04 \x01(\tR\vcontentType*|\n" +
+	"\fcontent_type\x18\x04 \x01(\tR\vcontentType\x12-\n" +
+	"\bkey_used\x18\x05 \x01(\v2\x12.signsvr.v1.KeyUseR\akeyUsed*|\n" +
 	"\x0eEnvelopeFormat\x12\x1f\n" +
 	"\x1bENVELOPE_FORMAT_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16ENVELOPE_FORMAT_NESTED\x10\x01\x12-\n" +
@@ -773,19 +783,20 @@ var file_signsvr_v1_envelope_proto_depIdxs = []int32{
 	11, // 9: signsvr.v1.DecryptAndVerifyRequest.decrypt_options:type_name -> signsvr.v1.DecryptOptions
 	13, // 10: signsvr.v1.DecryptAndVerifyRequest.verify_options:type_name -> signsvr.v1.VerifyOptions
 	14, // 11: signsvr.v1.DecryptAndVerifyResponse.signers:type_name -> signsvr.v1.SignerResult
-	1,  // 12: signsvr.v1.EnvelopeService.Envelope:input_type -> signsvr.v1.EnvelopeRequest
-	3,  // 13: signsvr.v1.EnvelopeService.Decrypt:input_type -> signsvr.v1.DecryptRequest
-	5,  // 14: signsvr.v1.EnvelopeService.SignAndEnvelope:input_type -> signsvr.v1.SignAndEnvelopeRequest
-	7,  // 15: signsvr.v1.EnvelopeService.DecryptAndVerify:input_type -> signsvr.v1.DecryptAndVerifyRequest
-	2,  // 16: signsvr.v1.EnvelopeService.Envelope:output_type -> signsvr.v1.EnvelopeResponse
-	4,  // 17: signsvr.v1.EnvelopeService.Decrypt:output_type -> signsvr.v1.DecryptResponse
-	6,  // 18: signsvr.v1.EnvelopeService.SignAndEnvelope:output_type -> signsvr.v1.SignAndEnvelopeResponse
-	8,  // 19: signsvr.v1.EnvelopeService.DecryptAndVerify:output_type -> signsvr.v1.DecryptAndVerifyResponse
-	16, // [16:20] is the sub-list for method output_type
-	12, // [12:16] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	10, // 12: signsvr.v1.DecryptAndVerifyResponse.key_used:type_name -> signsvr.v1.KeyUse
+	1,  // 13: signsvr.v1.EnvelopeService.Envelope:input_type -> signsvr.v1.EnvelopeRequest
+	3,  // 14: signsvr.v1.EnvelopeService.Decrypt:input_type -> signsvr.v1.DecryptRequest
+	5,  // 15: signsvr.v1.EnvelopeService.SignAndEnvelope:input_type -> signsvr.v1.SignAndEnvelopeRequest
+	7,  // 16: signsvr.v1.EnvelopeService.DecryptAndVerify:input_type -> signsvr.v1.DecryptAndVerifyRequest
+	2,  // 17: signsvr.v1.EnvelopeService.Envelope:output_type -> signsvr.v1.EnvelopeResponse
+	4,  // 18: signsvr.v1.EnvelopeService.Decrypt:output_type -> signsvr.v1.DecryptResponse
+	6,  // 19: signsvr.v1.EnvelopeService.SignAndEnvelope:output_type -> signsvr.v1.SignAndEnvelopeResponse
+	8,  // 20: signsvr.v1.EnvelopeService.DecryptAndVerify:output_type -> signsvr.v1.DecryptAndVerifyResponse
+	17, // [17:21] is the sub-list for method output_type
+	13, // [13:17] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_signsvr_v1_envelope_proto_init() }

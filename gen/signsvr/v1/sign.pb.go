@@ -619,7 +619,9 @@ type SignBatchResult struct {
 	// The DER ContentInfo, when the item succeeded.
 	Cms []byte `protobuf:"bytes,1,opt,name=cms,proto3" json:"cms,omitempty"`
 	// The item's error, when it failed; absent on success.
-	Error         *ItemError `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Error *ItemError `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// The generation of the key that signed the item, when it succeeded.
+	KeyUsed       *KeyUse `protobuf:"bytes,3,opt,name=key_used,json=keyUsed,proto3" json:"key_used,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -664,6 +666,13 @@ func (x *SignBatchResult) GetCms() []byte {
 func (x *SignBatchResult) GetError() *ItemError {
 	if x != nil {
 		return x.Error
+	}
+	return nil
+}
+
+func (x *SignBatchResult) GetKeyUsed() *KeyUse {
+	if x != nil {
+		return x.KeyUsed
 	}
 	return nil
 }
@@ -967,7 +976,9 @@ type SignRawResponse struct {
 	// sha256WithRSAEncryption, 1.2.156.10197.1.501 for SM2 with SM3).
 	SignatureAlgorithm string `protobuf:"bytes,2,opt,name=signature_algorithm,json=signatureAlgorithm,proto3" json:"signature_algorithm,omitempty"`
 	// The signer's certificate (DER), so the peer can verify without asking.
-	Certificate   []byte `protobuf:"bytes,3,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	Certificate []byte `protobuf:"bytes,3,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	// The generation of the key that signed.
+	KeyUsed       *KeyUse `protobuf:"bytes,4,opt,name=key_used,json=keyUsed,proto3" json:"key_used,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1019,6 +1030,13 @@ func (x *SignRawResponse) GetSignatureAlgorithm() string {
 func (x *SignRawResponse) GetCertificate() []byte {
 	if x != nil {
 		return x.Certificate
+	}
+	return nil
+}
+
+func (x *SignRawResponse) GetKeyUsed() *KeyUse {
+	if x != nil {
+		return x.KeyUsed
 	}
 	return nil
 }
@@ -1234,10 +1252,11 @@ const file_signsvr_v1_sign_proto_rawDesc = "" +
 	" \x01(\bR\x11usedForValidation\x12c\n" +
 	"\x1esigner_certificate_verdict_now\x18\v \x01(\v2\x1e.signsvr.v1.CertificateVerdictR\x1bsignerCertificateVerdictNow\"A\n" +
 	"\x10SignBatchRequest\x12-\n" +
-	"\x05items\x18\x01 \x03(\v2\x17.signsvr.v1.SignRequestR\x05items\"P\n" +
+	"\x05items\x18\x01 \x03(\v2\x17.signsvr.v1.SignRequestR\x05items\"\x7f\n" +
 	"\x0fSignBatchResult\x12\x10\n" +
 	"\x03cms\x18\x01 \x01(\fR\x03cms\x12+\n" +
-	"\x05error\x18\x02 \x01(\v2\x15.signsvr.v1.ItemErrorR\x05error\"J\n" +
+	"\x05error\x18\x02 \x01(\v2\x15.signsvr.v1.ItemErrorR\x05error\x12-\n" +
+	"\bkey_used\x18\x03 \x01(\v2\x12.signsvr.v1.KeyUseR\akeyUsed\"J\n" +
 	"\x11SignBatchResponse\x125\n" +
 	"\aresults\x18\x01 \x03(\v2\x1b.signsvr.v1.SignBatchResultR\aresults\"E\n" +
 	"\x12VerifyBatchRequest\x12/\n" +
@@ -1255,11 +1274,12 @@ const file_signsvr_v1_sign_proto_rawDesc = "" +
 	"rsa_scheme\x18\x04 \x01(\x0e2\x1e.signsvr.v1.RsaSignatureSchemeR\trsaScheme\x12\x1e\n" +
 	"\vsm2_user_id\x18\x05 \x01(\fR\tsm2UserId\x12\x1f\n" +
 	"\vdata_digest\x18\x06 \x01(\fR\n" +
-	"dataDigest\"\x82\x01\n" +
+	"dataDigest\"\xb1\x01\n" +
 	"\x0fSignRawResponse\x12\x1c\n" +
 	"\tsignature\x18\x01 \x01(\fR\tsignature\x12/\n" +
 	"\x13signature_algorithm\x18\x02 \x01(\tR\x12signatureAlgorithm\x12 \n" +
-	"\vcertificate\x18\x03 \x01(\fR\vcertificate\"\x8c\x02\n" +
+	"\vcertificate\x18\x03 \x01(\fR\vcertificate\x12-\n" +
+	"\bkey_used\x18\x04 \x01(\v2\x12.signsvr.v1.KeyUseR\akeyUsed\"\x8c\x02\n" +
 	"\x10VerifyRawRequest\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\x12\x10\n" +
@@ -1340,34 +1360,36 @@ var file_signsvr_v1_sign_proto_depIdxs = []int32{
 	22, // 9: signsvr.v1.SignerTimestamp.signer_certificate_verdict_now:type_name -> signsvr.v1.CertificateVerdict
 	1,  // 10: signsvr.v1.SignBatchRequest.items:type_name -> signsvr.v1.SignRequest
 	23, // 11: signsvr.v1.SignBatchResult.error:type_name -> signsvr.v1.ItemError
-	7,  // 12: signsvr.v1.SignBatchResponse.results:type_name -> signsvr.v1.SignBatchResult
-	3,  // 13: signsvr.v1.VerifyBatchRequest.items:type_name -> signsvr.v1.VerifyRequest
-	4,  // 14: signsvr.v1.VerifyBatchResult.result:type_name -> signsvr.v1.VerifyResponse
-	23, // 15: signsvr.v1.VerifyBatchResult.error:type_name -> signsvr.v1.ItemError
-	10, // 16: signsvr.v1.VerifyBatchResponse.results:type_name -> signsvr.v1.VerifyBatchResult
-	19, // 17: signsvr.v1.SignRawRequest.digest:type_name -> signsvr.v1.DigestAlgorithm
-	24, // 18: signsvr.v1.SignRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaSignatureScheme
-	19, // 19: signsvr.v1.VerifyRawRequest.digest:type_name -> signsvr.v1.DigestAlgorithm
-	24, // 20: signsvr.v1.VerifyRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaSignatureScheme
-	25, // 21: signsvr.v1.VerifyRawResponse.signature:type_name -> signsvr.v1.SignatureVerdict
-	22, // 22: signsvr.v1.VerifyRawResponse.certificate_verdict:type_name -> signsvr.v1.CertificateVerdict
-	1,  // 23: signsvr.v1.SignService.Sign:input_type -> signsvr.v1.SignRequest
-	3,  // 24: signsvr.v1.SignService.Verify:input_type -> signsvr.v1.VerifyRequest
-	6,  // 25: signsvr.v1.SignService.SignBatch:input_type -> signsvr.v1.SignBatchRequest
-	9,  // 26: signsvr.v1.SignService.VerifyBatch:input_type -> signsvr.v1.VerifyBatchRequest
-	12, // 27: signsvr.v1.SignService.SignRaw:input_type -> signsvr.v1.SignRawRequest
-	14, // 28: signsvr.v1.SignService.VerifyRaw:input_type -> signsvr.v1.VerifyRawRequest
-	2,  // 29: signsvr.v1.SignService.Sign:output_type -> signsvr.v1.SignResponse
-	4,  // 30: signsvr.v1.SignService.Verify:output_type -> signsvr.v1.VerifyResponse
-	8,  // 31: signsvr.v1.SignService.SignBatch:output_type -> signsvr.v1.SignBatchResponse
-	11, // 32: signsvr.v1.SignService.VerifyBatch:output_type -> signsvr.v1.VerifyBatchResponse
-	13, // 33: signsvr.v1.SignService.SignRaw:output_type -> signsvr.v1.SignRawResponse
-	15, // 34: signsvr.v1.SignService.VerifyRaw:output_type -> signsvr.v1.VerifyRawResponse
-	29, // [29:35] is the sub-list for method output_type
-	23, // [23:29] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	17, // 12: signsvr.v1.SignBatchResult.key_used:type_name -> signsvr.v1.KeyUse
+	7,  // 13: signsvr.v1.SignBatchResponse.results:type_name -> signsvr.v1.SignBatchResult
+	3,  // 14: signsvr.v1.VerifyBatchRequest.items:type_name -> signsvr.v1.VerifyRequest
+	4,  // 15: signsvr.v1.VerifyBatchResult.result:type_name -> signsvr.v1.VerifyResponse
+	23, // 16: signsvr.v1.VerifyBatchResult.error:type_name -> signsvr.v1.ItemError
+	10, // 17: signsvr.v1.VerifyBatchResponse.results:type_name -> signsvr.v1.VerifyBatchResult
+	19, // 18: signsvr.v1.SignRawRequest.digest:type_name -> signsvr.v1.DigestAlgorithm
+	24, // 19: signsvr.v1.SignRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaSignatureScheme
+	17, // 20: signsvr.v1.SignRawResponse.key_used:type_name -> signsvr.v1.KeyUse
+	19, // 21: signsvr.v1.VerifyRawRequest.digest:type_name -> signsvr.v1.DigestAlgorithm
+	24, // 22: signsvr.v1.VerifyRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaSignatureScheme
+	25, // 23: signsvr.v1.VerifyRawResponse.signature:type_name -> signsvr.v1.SignatureVerdict
+	22, // 24: signsvr.v1.VerifyRawResponse.certificate_verdict:type_name -> signsvr.v1.CertificateVerdict
+	1,  // 25: signsvr.v1.SignService.Sign:input_type -> signsvr.v1.SignRequest
+	3,  // 26: signsvr.v1.SignService.Verify:input_type -> signsvr.v1.VerifyRequest
+	6,  // 27: signsvr.v1.SignService.SignBatch:input_type -> signsvr.v1.SignBatchRequest
+	9,  // 28: signsvr.v1.SignService.VerifyBatch:input_type -> signsvr.v1.VerifyBatchRequest
+	12, // 29: signsvr.v1.SignService.SignRaw:input_type -> signsvr.v1.SignRawRequest
+	14, // 30: signsvr.v1.SignService.VerifyRaw:input_type -> signsvr.v1.VerifyRawRequest
+	2,  // 31: signsvr.v1.SignService.Sign:output_type -> signsvr.v1.SignResponse
+	4,  // 32: signsvr.v1.SignService.Verify:output_type -> signsvr.v1.VerifyResponse
+	8,  // 33: signsvr.v1.SignService.SignBatch:output_type -> signsvr.v1.SignBatchResponse
+	11, // 34: signsvr.v1.SignService.VerifyBatch:output_type -> signsvr.v1.VerifyBatchResponse
+	13, // 35: signsvr.v1.SignService.SignRaw:output_type -> signsvr.v1.SignRawResponse
+	15, // 36: signsvr.v1.SignService.VerifyRaw:output_type -> signsvr.v1.VerifyRawResponse
+	31, // [31:37] is the sub-list for method output_type
+	25, // [25:31] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_signsvr_v1_sign_proto_init() }
