@@ -21,6 +21,7 @@ func TestEveryKeyedAnswerNamesTheGeneration(t *testing.T) {
 		{Name: "sig@2026", KeyFile: sigK.KeyPath, CertFile: sigK.CertPath, Usages: []string{"sign"}},
 		{Name: "enc@2", KeyFile: encNew.KeyPath, CertFile: encNew.CertPath, Usages: []string{"decrypt"}},
 		{Name: "enc@1", KeyFile: encOld.KeyPath, CertFile: encOld.CertPath, Usages: []string{"decrypt"}},
+		{Name: "renc@7", KeyFile: encOld.KeyPath, CertFile: encOld.CertPath, Usages: []string{"decrypt"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -28,6 +29,7 @@ func TestEveryKeyedAnswerNamesTheGeneration(t *testing.T) {
 	store, err := generation.New(context.Background(), inner, []generation.Spec{
 		{Name: "sig", ID: "2026", Inner: "sig@2026"},
 		{Name: "enc", ID: "2", Inner: "enc@2"}, {Name: "enc", ID: "1", State: keystore.DecryptOnly, Inner: "enc@1"},
+		{Name: "renc", ID: "7", Inner: "renc@7"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -41,6 +43,8 @@ func TestEveryKeyedAnswerNamesTheGeneration(t *testing.T) {
 	sigUse := &signsvrv1.KeyUse{Key: "sig", Generation: "2026", CertificateSerial: serial(sigK)}
 	newUse := &signsvrv1.KeyUse{Key: "enc", Generation: "2", CertificateSerial: serial(encNew)}
 	oldUse := &signsvrv1.KeyUse{Key: "enc", Generation: "1", CertificateSerial: serial(encOld)}
+	rawUse := &signsvrv1.KeyUse{Key: "renc", Generation: "7", CertificateSerial: serial(encOld)}
+	rc := signsvrv1.NewRawCryptServiceClient(as.conn)
 
 	envelopeTo := func(t *testing.T, req *signsvrv1.EnvelopeRequest) []byte {
 		req.Data = []byte("generations")
@@ -109,6 +113,18 @@ func TestEveryKeyedAnswerNamesTheGeneration(t *testing.T) {
 			r, err := as.env.DecryptAndVerify(ctxT(t), &signsvrv1.DecryptAndVerifyRequest{Key: "enc", Cms: env})
 			return []*signsvrv1.KeyUse{r.GetKeyUsed()}, err
 		}, []*signsvrv1.KeyUse{oldUse}},
+		{"EncryptRaw", func(t *testing.T) ([]*signsvrv1.KeyUse, error) {
+			r, err := rc.EncryptRaw(ctxT(t), &signsvrv1.EncryptRawRequest{Key: "renc", Data: []byte("x")})
+			return []*signsvrv1.KeyUse{r.GetKeyUsed()}, err
+		}, []*signsvrv1.KeyUse{rawUse}},
+		{"DecryptRaw", func(t *testing.T) ([]*signsvrv1.KeyUse, error) {
+			e, err := rc.EncryptRaw(ctxT(t), &signsvrv1.EncryptRawRequest{Key: "renc", Data: []byte("x")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := rc.DecryptRaw(ctxT(t), &signsvrv1.DecryptRawRequest{Key: "renc", Ciphertext: e.GetCiphertext()})
+			return []*signsvrv1.KeyUse{r.GetKeyUsed()}, err
+		}, []*signsvrv1.KeyUse{rawUse}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.call(t)

@@ -167,7 +167,7 @@ func (s rawCryptService) EncryptRaw(ctx context.Context, req *signsvrv1.EncryptR
 	if err != nil {
 		return nil, err
 	}
-	return &signsvrv1.EncryptRawResponse{Ciphertext: ct, Certificate: cert.Raw}, nil
+	return &signsvrv1.EncryptRawResponse{Ciphertext: ct, Certificate: cert.Raw, KeyUsed: s.keyUsed(ctx, req.GetKey())}, nil
 }
 
 // DecryptRaw implements signsvrv1.RawCryptServiceServer. The interceptor has checked
@@ -205,7 +205,7 @@ func (s rawCryptService) DecryptRaw(ctx context.Context, req *signsvrv1.DecryptR
 		if err != nil {
 			return nil, errDecryptFailed(err)
 		}
-		return &signsvrv1.DecryptRawResponse{Data: pt}, nil
+		return &signsvrv1.DecryptRawResponse{Data: pt, KeyUsed: s.keyUsed(ctx, req.GetKey())}, nil
 	case algorithm.RSAESOAEP:
 		h := u.Digest.Hash()
 		opts = &rsa.OAEPOptions{Hash: h, MGFHash: h}
@@ -235,5 +235,5 @@ func (s rawCryptService) DecryptRaw(ctx context.Context, req *signsvrv1.DecryptR
 		}
 		return nil, errDecryptFailed(err)
 	}
-	return &signsvrv1.DecryptRawResponse{Data: pt}, nil
+	return &signsvrv1.DecryptRawResponse{Data: pt, KeyUsed: s.keyUsed(ctx, req.GetKey())}, nil
 }

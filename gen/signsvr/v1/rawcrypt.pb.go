@@ -181,7 +181,9 @@ type EncryptRawResponse struct {
 	// The ciphertext: RSA octets of the modulus' length, or an SM2 ciphertext.
 	Ciphertext []byte `protobuf:"bytes,1,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
 	// The certificate encrypted to (DER).
-	Certificate   []byte `protobuf:"bytes,2,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	Certificate []byte `protobuf:"bytes,2,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	// The generation of the key encrypted to, when a key was named.
+	KeyUsed       *KeyUse `protobuf:"bytes,3,opt,name=key_used,json=keyUsed,proto3" json:"key_used,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -226,6 +228,13 @@ func (x *EncryptRawResponse) GetCiphertext() []byte {
 func (x *EncryptRawResponse) GetCertificate() []byte {
 	if x != nil {
 		return x.Certificate
+	}
+	return nil
+}
+
+func (x *EncryptRawResponse) GetKeyUsed() *KeyUse {
+	if x != nil {
+		return x.KeyUsed
 	}
 	return nil
 }
@@ -316,7 +325,10 @@ func (x *DecryptRawRequest) GetSm2Encoding() Sm2CiphertextEncoding {
 type DecryptRawResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The plaintext.
-	Data          []byte `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	Data []byte `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	// The generation of the key that decrypted: the active one (a raw ciphertext names
+	// no recipient, so older generations are not tried).
+	KeyUsed       *KeyUse `protobuf:"bytes,2,opt,name=key_used,json=keyUsed,proto3" json:"key_used,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -358,12 +370,19 @@ func (x *DecryptRawResponse) GetData() []byte {
 	return nil
 }
 
+func (x *DecryptRawResponse) GetKeyUsed() *KeyUse {
+	if x != nil {
+		return x.KeyUsed
+	}
+	return nil
+}
+
 var File_signsvr_v1_rawcrypt_proto protoreflect.FileDescriptor
 
 const file_signsvr_v1_rawcrypt_proto_rawDesc = "" +
 	"\n" +
 	"\x19signsvr/v1/rawcrypt.proto\x12\n" +
-	"signsvr.v1\x1a\x17signsvr/v1/common.proto\"\x9f\x02\n" +
+	"signsvr.v1\x1a\x17signsvr/v1/common.proto\x1a\x1bsignsvr/v1/generation.proto\"\x9f\x02\n" +
 	"\x11EncryptRawRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12 \n" +
 	"\vcertificate\x18\x02 \x01(\fR\vcertificate\x12\x12\n" +
@@ -372,12 +391,13 @@ const file_signsvr_v1_rawcrypt_proto_rawDesc = "" +
 	"rsa_scheme\x18\x04 \x01(\x0e2\x1f.signsvr.v1.RsaEncryptionSchemeR\trsaScheme\x12<\n" +
 	"\voaep_digest\x18\x05 \x01(\x0e2\x1b.signsvr.v1.DigestAlgorithmR\n" +
 	"oaepDigest\x12D\n" +
-	"\fsm2_encoding\x18\x06 \x01(\x0e2!.signsvr.v1.Sm2CiphertextEncodingR\vsm2Encoding\"V\n" +
+	"\fsm2_encoding\x18\x06 \x01(\x0e2!.signsvr.v1.Sm2CiphertextEncodingR\vsm2Encoding\"\x85\x01\n" +
 	"\x12EncryptRawResponse\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x01 \x01(\fR\n" +
 	"ciphertext\x12 \n" +
-	"\vcertificate\x18\x02 \x01(\fR\vcertificate\"\x89\x02\n" +
+	"\vcertificate\x18\x02 \x01(\fR\vcertificate\x12-\n" +
+	"\bkey_used\x18\x03 \x01(\v2\x12.signsvr.v1.KeyUseR\akeyUsed\"\x89\x02\n" +
 	"\x11DecryptRawRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1e\n" +
 	"\n" +
@@ -387,9 +407,10 @@ const file_signsvr_v1_rawcrypt_proto_rawDesc = "" +
 	"rsa_scheme\x18\x03 \x01(\x0e2\x1f.signsvr.v1.RsaEncryptionSchemeR\trsaScheme\x12<\n" +
 	"\voaep_digest\x18\x04 \x01(\x0e2\x1b.signsvr.v1.DigestAlgorithmR\n" +
 	"oaepDigest\x12D\n" +
-	"\fsm2_encoding\x18\x05 \x01(\x0e2!.signsvr.v1.Sm2CiphertextEncodingR\vsm2Encoding\"(\n" +
+	"\fsm2_encoding\x18\x05 \x01(\x0e2!.signsvr.v1.Sm2CiphertextEncodingR\vsm2Encoding\"W\n" +
 	"\x12DecryptRawResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data*\xd8\x01\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12-\n" +
+	"\bkey_used\x18\x02 \x01(\v2\x12.signsvr.v1.KeyUseR\akeyUsed*\xd8\x01\n" +
 	"\x15Sm2CiphertextEncoding\x12'\n" +
 	"#SM2_CIPHERTEXT_ENCODING_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cSM2_CIPHERTEXT_ENCODING_ASN1\x10\x01\x12\"\n" +
@@ -424,23 +445,26 @@ var file_signsvr_v1_rawcrypt_proto_goTypes = []any{
 	(*DecryptRawResponse)(nil), // 4: signsvr.v1.DecryptRawResponse
 	(RsaEncryptionScheme)(0),   // 5: signsvr.v1.RsaEncryptionScheme
 	(DigestAlgorithm)(0),       // 6: signsvr.v1.DigestAlgorithm
+	(*KeyUse)(nil),             // 7: signsvr.v1.KeyUse
 }
 var file_signsvr_v1_rawcrypt_proto_depIdxs = []int32{
-	5, // 0: signsvr.v1.EncryptRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaEncryptionScheme
-	6, // 1: signsvr.v1.EncryptRawRequest.oaep_digest:type_name -> signsvr.v1.DigestAlgorithm
-	0, // 2: signsvr.v1.EncryptRawRequest.sm2_encoding:type_name -> signsvr.v1.Sm2CiphertextEncoding
-	5, // 3: signsvr.v1.DecryptRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaEncryptionScheme
-	6, // 4: signsvr.v1.DecryptRawRequest.oaep_digest:type_name -> signsvr.v1.DigestAlgorithm
-	0, // 5: signsvr.v1.DecryptRawRequest.sm2_encoding:type_name -> signsvr.v1.Sm2CiphertextEncoding
-	1, // 6: signsvr.v1.RawCryptService.EncryptRaw:input_type -> signsvr.v1.EncryptRawRequest
-	3, // 7: signsvr.v1.RawCryptService.DecryptRaw:input_type -> signsvr.v1.DecryptRawRequest
-	2, // 8: signsvr.v1.RawCryptService.EncryptRaw:output_type -> signsvr.v1.EncryptRawResponse
-	4, // 9: signsvr.v1.RawCryptService.DecryptRaw:output_type -> signsvr.v1.DecryptRawResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	5,  // 0: signsvr.v1.EncryptRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaEncryptionScheme
+	6,  // 1: signsvr.v1.EncryptRawRequest.oaep_digest:type_name -> signsvr.v1.DigestAlgorithm
+	0,  // 2: signsvr.v1.EncryptRawRequest.sm2_encoding:type_name -> signsvr.v1.Sm2CiphertextEncoding
+	7,  // 3: signsvr.v1.EncryptRawResponse.key_used:type_name -> signsvr.v1.KeyUse
+	5,  // 4: signsvr.v1.DecryptRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaEncryptionScheme
+	6,  // 5: signsvr.v1.DecryptRawRequest.oaep_digest:type_name -> signsvr.v1.DigestAlgorithm
+	0,  // 6: signsvr.v1.DecryptRawRequest.sm2_encoding:type_name -> signsvr.v1.Sm2CiphertextEncoding
+	7,  // 7: signsvr.v1.DecryptRawResponse.key_used:type_name -> signsvr.v1.KeyUse
+	1,  // 8: signsvr.v1.RawCryptService.EncryptRaw:input_type -> signsvr.v1.EncryptRawRequest
+	3,  // 9: signsvr.v1.RawCryptService.DecryptRaw:input_type -> signsvr.v1.DecryptRawRequest
+	2,  // 10: signsvr.v1.RawCryptService.EncryptRaw:output_type -> signsvr.v1.EncryptRawResponse
+	4,  // 11: signsvr.v1.RawCryptService.DecryptRaw:output_type -> signsvr.v1.DecryptRawResponse
+	10, // [10:12] is the sub-list for method output_type
+	8,  // [8:10] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_signsvr_v1_rawcrypt_proto_init() }
@@ -449,6 +473,7 @@ func file_signsvr_v1_rawcrypt_proto_init() {
 		return
 	}
 	file_signsvr_v1_common_proto_init()
+	file_signsvr_v1_generation_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
