@@ -81,6 +81,7 @@ type Limits struct {
 	HandshakeTimeout        time.Duration `yaml:"handshake_timeout"`
 	IdleTimeout             time.Duration `yaml:"idle_timeout"`
 	KeepaliveMinInterval    time.Duration `yaml:"keepalive_min_interval"`
+	MaxPipelineInFlight     int           `yaml:"max_pipeline_in_flight"`
 }
 
 // Operations are the operation names an authorization rule may list (the server's
@@ -398,7 +399,7 @@ func (c *Config) Validate() error {
 		fail("shutdown_timeout: must not be negative")
 	}
 	l := c.Limits
-	if l.MaxConnections < 0 || l.MaxCallDuration < 0 || l.HandshakeTimeout < 0 || l.IdleTimeout < 0 || l.KeepaliveMinInterval < 0 {
+	if l.MaxConnections < 0 || l.MaxCallDuration < 0 || l.HandshakeTimeout < 0 || l.IdleTimeout < 0 || l.KeepaliveMinInterval < 0 || l.MaxPipelineInFlight < 0 {
 		fail("limits: must not be negative")
 	}
 	switch c.Log.Level {

@@ -62,6 +62,7 @@ func keyFile(t testing.TB, name string) devpki.KeyFile {
 // testServer is a real server on a loopback TCP port.
 type testServer struct {
 	addr   string
+	srv    *server.Server
 	conn   *grpc.ClientConn
 	sign   signsvrv1.SignServiceClient
 	env    signsvrv1.EnvelopeServiceClient
@@ -107,7 +108,7 @@ func startServer(t testing.TB, opts ...serverOption) *testServer {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{addr: lis.Addr().String(), stop: cancel, done: make(chan error, 1), logs: logs}
+	ts := &testServer{addr: lis.Addr().String(), srv: srv, stop: cancel, done: make(chan error, 1), logs: logs}
 	go func() { ts.done <- srv.Run(ctx, lis, 2*time.Second) }()
 	ts.conn, err = grpc.NewClient(ts.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(128<<20), grpc.MaxCallSendMsgSize(128<<20)))

@@ -36,6 +36,9 @@ type Limits struct {
 	// KeepaliveMinInterval is the shortest interval between a client's keepalive
 	// pings the server accepts; a client that pings more often is disconnected.
 	KeepaliveMinInterval time.Duration
+	// MaxPipelineInFlight bounds the items in flight on one PipelineService stream,
+	// from their arrival to the sending of their response (pipeline.go).
+	MaxPipelineInFlight int
 }
 
 // Defaults for Limits.
@@ -46,6 +49,7 @@ const (
 	DefaultHandshakeTimeout        = 10 * time.Second
 	DefaultIdleTimeout             = 15 * time.Minute
 	DefaultKeepaliveMinInterval    = 10 * time.Second
+	DefaultMaxPipelineInFlight     = 64
 )
 
 func (l Limits) withDefaults() Limits {
@@ -66,6 +70,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.KeepaliveMinInterval <= 0 {
 		l.KeepaliveMinInterval = DefaultKeepaliveMinInterval
+	}
+	if l.MaxPipelineInFlight <= 0 {
+		l.MaxPipelineInFlight = DefaultMaxPipelineInFlight
 	}
 	return l
 }

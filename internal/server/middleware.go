@@ -95,10 +95,22 @@ func (s *Server) wrapService(desc *grpc.ServiceDesc) *grpc.ServiceDesc {
 // log line and the audit record.
 func (s *Server) call(ctx context.Context, method string, srv any, dec func(any) error,
 	ic grpc.UnaryServerInterceptor, h grpc.MethodHandler) (resp any, err error) {
-	ri := &requestInfo{method: method, seq: s.seq.Add(1), prefix: s.instance, start: s.now(), dev: s.dev}
+	ri := s.newRequestInfo(method)
 	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 && saneRequestID(v[0]) {
 		ri.given = v[0]
 	}
+	return s.serve(ctx, ri, srv, dec, ic, h)
+}
+
+func (s *Server) newRequestInfo(method string) *requestInfo {
+	return &requestInfo{method: method, seq: s.seq.Add(1), prefix: s.instance, start: s.now(), dev: s.dev}
+}
+
+// serve is call for a request whose requestInfo is made: the pipelined stream
+// (pipeline.go) runs each of its items through it as a unary call of its own.
+func (s *Server) serve(ctx context.Context, ri *requestInfo, srv any, dec func(any) error,
+	ic grpc.UnaryServerInterceptor, h grpc.MethodHandler) (resp any, err error) {
+	method := ri.method
 	ctx = context.WithValue(ctx, requestInfoKey{}, ri)
 
 	var decodeErr error

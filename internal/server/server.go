@@ -1,4 +1,4 @@
-// Package server is the signsvr gRPC server: six services over a keystore, with
+// Package server is the signsvr gRPC server: seven services over a keystore, with
 // health checking, reflection and graceful stop. One file per service:
 //
 //   - SignService (sign.go, raw.go): CMS SignedData, verification, raw signatures;
@@ -7,6 +7,8 @@
 //   - CertificateService (certificate.go): certificate validation and description;
 //   - AuthService (auth.go): certificate login, challenge and token;
 //   - TimestampService (timestamp.go): RFC 3161 timestamps and signature timestamps.
+//   - PipelineService (pipeline.go): one stream carrying many Sign, Verify, SignRaw,
+//     VerifyRaw, Envelope and Decrypt items, each run as the unary call it names.
 //
 // Around them: caller identity from the TLS client certificate (tls.go),
 // authorization (policy.go), the audit record of every call (audit.go), errors and
@@ -154,6 +156,9 @@ type Server struct {
 	serving             atomic.Bool   // what health reports
 	recheck             chan struct{} // cap 1: the health poll looks now
 	healthInterval      time.Duration
+	// chain is the unary interceptors, chained; pipeline serves PipelineService.
+	chain    grpc.UnaryServerInterceptor
+	pipeline *pipelineService
 	// unary are the full names of the API's unary methods ("/signsvr.v1.SignService/Sign").
 	unary map[string]bool
 }
@@ -230,6 +235,7 @@ func New(o Options) (*Server, error) {
 		}
 	}
 
+	s.chain = chainUnary(s.auditInterceptors(s.securityInterceptors(o.Interceptors)))
 	opts := []grpc.ServerOption{
 		// A pool of long-lived stream workers instead of a new goroutine per call: a
 		// call's goroutine grows its stack to ~32 KiB in the crypto code, and a fresh
@@ -249,7 +255,8 @@ func New(o Options) (*Server, error) {
 		// document, a verification carrying content and certificates).
 		grpc.MaxSendMsgSize(s.maxMsg + 1<<20),
 		// The audit interceptor (audit.go) is outermost: refusals are recorded too.
-		grpc.ChainUnaryInterceptor(s.auditInterceptors(s.securityInterceptors(o.Interceptors))...),
+		// One chain, which pipelined items run through too (pipeline.go).
+		grpc.UnaryInterceptor(s.chain),
 	}
 	api := unaryMethods(serviceNames...)
 	s.unary = make(map[string]bool, len(api))
@@ -257,7 +264,7 @@ func New(o Options) (*Server, error) {
 		s.unary["/"+string(m.Parent().FullName())+"/"+string(m.Name())] = true
 	}
 	s.codec = newRequestCodec(api)
-	opts = append(opts, grpc.ForceServerCodecV2(s.codec))
+	opts = append(opts, grpc.ForceServerCodecV2(pipelineCodec{s.codec}))
 	opts = append(opts, s.limitOptions()...)
 	opts = append(opts, s.transportOptions()...)
 	if o.TLS != nil {
@@ -270,6 +277,8 @@ func New(o Options) (*Server, error) {
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.CertificateService_ServiceDesc), certificateService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.AuthService_ServiceDesc), authService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.TimestampService_ServiceDesc), timestampService{Server: s})
+	s.pipeline = s.newPipelineService()
+	s.grpc.RegisterService(&signsvrv1.PipelineService_ServiceDesc, s.pipeline)
 
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -294,6 +303,7 @@ var serviceNames = []string{
 	signsvrv1.CertificateService_ServiceDesc.ServiceName,
 	signsvrv1.AuthService_ServiceDesc.ServiceName,
 	signsvrv1.TimestampService_ServiceDesc.ServiceName,
+	signsvrv1.PipelineService_ServiceDesc.ServiceName,
 }
 
 func (s *Server) setServing(ok bool) {
