@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	clicmd "signsvr.dev/signsvr/internal/cli"
 )
 
 // shared is one development server for the tests that need a running server but
@@ -78,7 +80,10 @@ func TestRunDispatches(t *testing.T) {
 		!strings.Contains(stderr.String(), "signsvr audit verify") {
 		t.Errorf("audit is not wired: exit %d %q", code, stderr.String())
 	}
-	for _, cmd := range []string{"serve", "sign", "verify", "envelope", "decrypt", "keys list", "keys generate|csr|import-cert", "login", "audit verify"} {
+	usage := clicmd.Usage(append([]*clicmd.Command{serveCmd}, clicmd.Commands()...))
+	for _, cmd := range []string{"serve", "sign", "verify", "envelope", "decrypt", "keys list", "keys generate", "keys csr",
+		"keys import-cert", "login", "audit verify", "sign-raw", "verify-raw", "sign-and-envelope", "decrypt-and-verify",
+		"timestamp", "cert validate", "cert parse", "version"} {
 		if !strings.Contains(usage, "signsvr "+cmd+" ") {
 			t.Errorf("the usage text does not list %q", cmd)
 		}

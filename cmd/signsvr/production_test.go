@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -58,6 +59,8 @@ func TestServeProductionConfigRequiresMutualTLS(t *testing.T) {
 	cfg := fmt.Sprintf(`# production test config
 listen: 127.0.0.1:0
 max_message_bytes: 1048576
+streams:
+  max_bytes: 1048576
 log:
   level: debug
   format: json
@@ -114,16 +117,24 @@ authorization:
 	if code, out, errs := cli(t, ds.addr, sig, append([]string{"verify"}, tlsArgs("good")...)...); code != 0 {
 		t.Fatalf("verify over mTLS: exit %d %s %s", code, out, errs)
 	}
+	// The same with the address and the TLS flags before the command name.
+	{
+		var stdout, stderr bytes.Buffer
+		args := append(append([]string{"--addr", ds.addr}, tlsArgs("good")...), "verify")
+		if code := run(t.Context(), args, bytes.NewReader(sig), &stdout, &stderr); code != 0 {
+			t.Fatalf("signsvr %s: exit %d %s %s", strings.Join(args, " "), code, stdout.String(), stderr.String())
+		}
+	}
 	// Authorization denies by default: the client may sign with its key only, and
 	// another client of the same CA may not sign at all.
 	_, env, _ := cli(t, ds.addr, data, append([]string{"envelope", "--to", "customs-rsa-enc"}, tlsArgs("good")...)...)
-	if code, _, errs := cli(t, ds.addr, env, append([]string{"decrypt", "--key", "customs-rsa-enc"}, tlsArgs("good")...)...); code != exitFailure || !strings.Contains(errs, "PermissionDenied (PERMISSION_DENIED)") {
+	if code, _, errs := cli(t, ds.addr, env, append([]string{"decrypt", "--key", "customs-rsa-enc"}, tlsArgs("good")...)...); code != exitServer || !strings.Contains(errs, "PermissionDenied (PERMISSION_DENIED)") {
 		t.Errorf("decrypt without a rule: exit %d %s", code, errs)
 	}
-	if code, _, errs := cli(t, ds.addr, data, append([]string{"sign", "--key", "customs-ecdsa-sign"}, tlsAs("good", "intruder")...)...); code != exitFailure || !strings.Contains(errs, "PERMISSION_DENIED") {
+	if code, _, errs := cli(t, ds.addr, data, append([]string{"sign", "--key", "customs-ecdsa-sign"}, tlsAs("good", "intruder")...)...); code != exitServer || !strings.Contains(errs, "PERMISSION_DENIED") {
 		t.Errorf("sign by a client no rule names: exit %d %s", code, errs)
 	}
-	if code, _, errs := cli(t, ds.addr, nil, append([]string{"keys", "list"}, tlsAs("good", "intruder")...)...); code != exitFailure || !strings.Contains(errs, "PERMISSION_DENIED") {
+	if code, _, errs := cli(t, ds.addr, nil, append([]string{"keys", "list"}, tlsAs("good", "intruder")...)...); code != exitServer || !strings.Contains(errs, "PERMISSION_DENIED") {
 		t.Errorf("keys list by a client no rule names: exit %d %s", code, errs)
 	}
 	if !strings.Contains(ds.stderr.String(), `no rule allows \"CN=good intruder`) {
@@ -131,19 +142,19 @@ authorization:
 	}
 	// The configured message limit applies.
 	big := make([]byte, 2<<20)
-	if code, _, errs := cli(t, ds.addr, big, append([]string{"sign", "--key", "customs-ecdsa-sign"}, tlsArgs("good")...)...); code != exitFailure || !strings.Contains(errs, "ResourceExhausted") {
+	if code, _, errs := cli(t, ds.addr, big, append([]string{"sign", "--key", "customs-ecdsa-sign"}, tlsArgs("good")...)...); code != exitServer || !strings.Contains(errs, "ResourceExhausted") {
 		t.Errorf("oversized sign: exit %d %s", code, errs)
 	}
 
 	// Refused: plaintext, TLS without a client certificate, an untrusted client.
-	if code, _, errs := cli(t, ds.addr, nil, "keys", "list", "--timeout", "5s"); code != exitFailure {
+	if code, _, errs := cli(t, ds.addr, nil, "keys", "list", "--timeout", "5s"); code != exitServer {
 		t.Errorf("plaintext client: exit %d %s", code, errs)
 	}
 	noCert := []string{"keys", "list", "--tls-ca", filepath.Join(dir, "good-ca.pem"), "--tls-server-name", "localhost", "--timeout", "5s"}
-	if code, _, errs := cli(t, ds.addr, nil, noCert...); code != exitFailure {
+	if code, _, errs := cli(t, ds.addr, nil, noCert...); code != exitServer {
 		t.Errorf("client without certificate: exit %d %s", code, errs)
 	}
-	if code, _, errs := cli(t, ds.addr, nil, append([]string{"keys", "list"}, tlsArgs("other")...)...); code != exitFailure {
+	if code, _, errs := cli(t, ds.addr, nil, append([]string{"keys", "list"}, tlsArgs("other")...)...); code != exitServer {
 		t.Errorf("untrusted client certificate: exit %d %s", code, errs)
 	}
 	if !strings.Contains(ds.stderr.String(), `"level":"INFO","msg":"serving"`) || !strings.Contains(ds.stderr.String(), `"tls":true`) {

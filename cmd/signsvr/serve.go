@@ -18,6 +18,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, onListen fun
 	cfgPath := fs.String("config", "", "production configuration file (YAML); without it, the development default runs")
 	dataDir := fs.String("data-dir", "signsvr-data", "development default: where the development PKI is kept")
 	listen := fs.String("listen", "", "address to listen on (default 127.0.0.1:50051, or the config's listen)")
+	opsListen := fs.String("ops-listen", "", "address of the plaintext operations listener: health, /metrics, /readyz "+
+		"(default the config's ops.listen, off when unset; development: 127.0.0.1:9090 when free); off for none")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (overrides the config)")
 	cpuProfile := fs.String("cpu-profile", "", "write a pprof CPU profile of the whole run to this file (performance work)")
 	gcPercent := fs.Int("gc-percent", app.DefaultGCPercent, "garbage collector target percentage (GOGC; the GOGC variable wins when set)")
@@ -42,7 +44,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer, onListen fun
 	}
 
 	srv, err := app.New(app.Options{
-		ConfigPath: *cfgPath, DataDir: *dataDir, Listen: *listen, LogLevel: *logLevel,
+		ConfigPath: *cfgPath, DataDir: *dataDir, Listen: *listen, OpsListen: *opsListen, LogLevel: *logLevel,
 		GCPercent: *gcPercent, MemoryLimit: *memoryLimit, CPUProfile: *cpuProfile, MemProfile: *memProfile,
 		Log: stderr,
 	})

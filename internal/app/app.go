@@ -14,7 +14,9 @@ import (
 
 	"signsvr.dev/signsvr/internal/config"
 	"signsvr.dev/signsvr/internal/devpki"
+	"signsvr.dev/signsvr/internal/metrics"
 	"signsvr.dev/signsvr/internal/server"
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/keystore/soft"
 	"signsvr.dev/signsvr/pkg/trust"
 )
@@ -29,6 +31,10 @@ type Options struct {
 	// Listen, when set, is the address to listen on instead of the default
 	// (127.0.0.1:50051) or the configuration's listen.
 	Listen string
+	// OpsListen, when set, is the address of the operations listener instead of
+	// the configuration's ops.listen (or the development default, 127.0.0.1:9090 when
+	// free); "off" turns it off.
+	OpsListen string
 	// LogLevel, when set, is debug, info, warn or error and overrides the configuration.
 	LogLevel string
 	// GCPercent and MemoryLimit set the garbage collector unless GOGC and GOMEMLIMIT
@@ -48,6 +54,9 @@ type servePlan struct {
 	listen string
 	drain  time.Duration
 	close  func()
+	ops    opsPlan
+	// metrics is nil without an operations listener to serve them.
+	metrics *metrics.Metrics
 }
 
 // Server is a server built from Options, ready to Run. Close releases what it
@@ -66,12 +75,17 @@ func New(o Options) (*Server, error) {
 		err  error
 	)
 	if o.ConfigPath != "" {
-		plan, err = productionPlan(o.ConfigPath, o.LogLevel, o.Log)
+		plan, err = productionPlan(o.ConfigPath, o.LogLevel, o.OpsListen, o.Log)
 	} else {
-		if err := developmentListen(o.Listen); err != nil {
+		if err := developmentListen("--listen", o.Listen); err != nil {
 			return nil, err
 		}
-		plan, err = developmentPlan(o.DataDir, o.LogLevel, o.Log)
+		if o.OpsListen != "off" {
+			if err := developmentListen("--ops-listen", o.OpsListen); err != nil {
+				return nil, err
+			}
+		}
+		plan, err = developmentPlan(o.DataDir, o.LogLevel, o.OpsListen, o.Log)
 	}
 	if err != nil {
 		return nil, err
@@ -89,13 +103,13 @@ func New(o Options) (*Server, error) {
 // developmentListen refuses to serve the development default beyond this machine:
 // it is plaintext, with no client authentication and throw-away keys. listen "" is
 // the default address, which is loopback.
-func developmentListen(listen string) error {
+func developmentListen(flag, listen string) error {
 	if listen == "" {
 		return nil
 	}
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
-		return fmt.Errorf("--listen %s: %w", listen, err)
+		return fmt.Errorf("%s %s: %w", flag, listen, err)
 	}
 	if host == "localhost" {
 		return nil
@@ -103,8 +117,8 @@ func developmentListen(listen string) error {
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return nil
 	}
-	return fmt.Errorf("--listen %s: the development server listens on loopback only (127.0.0.1, ::1 or localhost): "+
-		"it serves plaintext, without client authentication, with throw-away keys; serve --config FILE for anything else", listen)
+	return fmt.Errorf("%s %s: the development server listens on loopback only (127.0.0.1, ::1 or localhost): "+
+		"it serves plaintext, without client authentication, with throw-away keys; serve --config FILE for anything else", flag, listen)
 }
 
 // Close releases what New opened.
@@ -124,6 +138,16 @@ func (s *Server) Run(ctx context.Context, onListen func(net.Addr)) error {
 	if err != nil {
 		log.Error("cannot listen", slog.String("listen", s.plan.listen), slog.String("error", err.Error()))
 		return err
+	}
+	opsSrv, err := s.startOps(srv, log) // ops.go
+	if err != nil {
+		lis.Close()
+		log.Error("cannot listen", slog.String("ops_listen", s.plan.ops.listen), slog.String("error", err.Error()))
+		return err
+	}
+	if opsSrv != nil {
+		// After the API server has stopped: probes see NOT_SERVING while it drains.
+		defer opsSrv.Stop()
 	}
 	stopProfiles, err := startProfiles(s.cpuProfile, s.memProfile)
 	if err != nil {
@@ -158,7 +182,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 // developmentPlan is the embedded default: a development PKI in dataDir (made on first
 // start, reused after), its keys in the soft store, its roots as the only trust
 // anchors, no revocation checks, plaintext on loopback.
-func developmentPlan(dataDir, logLevel string, stderr io.Writer) (_ *servePlan, err error) {
+func developmentPlan(dataDir, logLevel, opsListen string, stderr io.Writer) (_ *servePlan, err error) {
 	if logLevel == "" {
 		logLevel = "info"
 	}
@@ -198,7 +222,10 @@ func developmentPlan(dataDir, logLevel string, stderr io.Writer) (_ *servePlan, 
 	if err != nil {
 		return nil, err
 	}
-	v, err := trust.New(trust.Config{Anchors: pki.Roots, Revocation: trust.RevocationConfig{Disabled: true}})
+	op := developmentOps(opsListen)
+	m := op.metrics()
+	v, err := trust.New(trust.Config{Anchors: pki.Roots, Revocation: trust.RevocationConfig{Disabled: true},
+		Observer: m.TrustObserver("signers")})
 	if err != nil {
 		return nil, err
 	}
@@ -219,27 +246,44 @@ func developmentPlan(dataDir, logLevel string, stderr io.Writer) (_ *servePlan, 
 		store.Close()
 		return nil, err
 	}
-	nr, err := developmentNonRepudiation(pki, log) // nonrepudiation.go
+	nr, err := developmentNonRepudiation(pki, log, m) // nonrepudiation.go
 	if err != nil {
 		v.Close()
 		store.Close()
 		return nil, err
 	}
 	loginOpts.Store = nr.own // the login token key lives beside the audit and TSA keys
-	return &servePlan{
+	plan := &servePlan{
 		opts: server.Options{
 			Store: store, Backend: "soft", Validator: v, Logger: log, Development: true, Reflection: true,
 			Login: loginOpts, Auditor: nr.auditor, Timestamps: nr.timestamps, ReservedKeys: nr.reserved,
+			ClientDigests: developmentClientDigests,
 		},
-		listen: config.DefaultListen,
-		drain:  5 * time.Second,
-		close:  func() { nr.close(); v.Close(); store.Close(); lock.Release() },
-	}, nil
+		listen:  config.DefaultListen,
+		drain:   5 * time.Second,
+		close:   func() { nr.close(); v.Close(); store.Close(); lock.Release() },
+		ops:     op,
+		metrics: m,
+	}
+	if err := instrument(plan, nil, nr.log); err != nil {
+		plan.close()
+		return nil, err
+	}
+	return plan, nil
+}
+
+// developmentClientDigests let the development signing keys sign digests computed
+// by clients (`signsvr sign --digest-only`), each with its family's digests; a
+// production key accepts none unless its configuration says so.
+var developmentClientDigests = map[string][]algorithm.Digest{
+	"rsa-sign":   {algorithm.SHA256, algorithm.SHA384, algorithm.SHA512},
+	"ecdsa-sign": {algorithm.SHA256, algorithm.SHA384},
+	"sm2-sign":   {algorithm.SM3},
 }
 
 // productionPlan reads the config file: TLS with client certificates, the configured
 // keys and trust anchors.
-func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error) {
+func productionPlan(path, logLevel, opsListen string, stderr io.Writer) (*servePlan, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
@@ -254,10 +298,13 @@ func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error)
 	if err != nil {
 		return nil, err
 	}
+	op := productionOps(cfg.Ops, opsListen)
+	m := op.metrics()
 	tc, err := cfg.Trust.Config()
 	if err != nil {
 		return nil, err
 	}
+	tc.Observer = m.TrustObserver("signers")
 	v, err := trust.New(tc)
 	if err != nil {
 		return nil, err
@@ -270,6 +317,7 @@ func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error)
 		v.Close()
 		return nil, fmt.Errorf("tls client trust: %w", err)
 	}
+	ctc.Observer = m.TrustObserver("clients")
 	cv, err := trust.New(ctc)
 	if err != nil {
 		v.Close()
@@ -302,30 +350,63 @@ func productionPlan(path, logLevel string, stderr io.Writer) (*servePlan, error)
 	if len(rules) == 0 {
 		log.Warn("authorization has no rules: every call will be refused")
 	}
-	store, backend, err := openKeystore(context.Background(), cfg, log, time.Now())
+	store, backend, hsm, err := openKeystore(context.Background(), cfg, log, time.Now())
 	if err != nil {
 		closeTrust()
 		return nil, err
 	}
-	nr, err := productionNonRepudiation(cfg, store, log) // nonrepudiation.go
+	secrets, err := openSecretKeys(context.Background(), cfg, store)
 	if err != nil {
 		closeTrust()
 		store.Close()
 		return nil, err
 	}
-	return &servePlan{
+	nr, err := productionNonRepudiation(cfg, store, log, m) // nonrepudiation.go
+	if err != nil {
+		closeTrust()
+		store.Close()
+		return nil, err
+	}
+	tr, err := productionTracing(cfg) // ops.go
+	if err != nil {
+		nr.close()
+		closeTrust()
+		store.Close()
+		return nil, err
+	}
+	plan := &servePlan{
 		opts: server.Options{
 			Store: store, Backend: backend, Validator: v, Logger: log, TLS: tlsCfg, Authorizer: policy,
 			ClientValidator: cv, Login: loginOpts, Auditor: nr.auditor, Timestamps: nr.timestamps, ReservedKeys: nr.reserved,
 			MaxMessageBytes: cfg.MaxMessageBytes, MaxBatchItems: cfg.MaxBatchItems,
-			ExpiryWarning: cfg.Keystore.ExpiryWarning,
-			Reflection:    cfg.Reflection,
-			Limits:        server.Limits(cfg.Limits),
+			ExpiryWarning:    cfg.Keystore.ExpiryWarning,
+			Reflection:       cfg.Reflection,
+			Limits:           server.Limits(cfg.Limits),
+			Streams:          server.StreamLimits(cfg.Streams),
+			ClientDigests:    cfg.ClientDigestAlgorithms(),
+			SecretKeys:       secrets,
+			Encryption:       server.EncryptionLimits(cfg.Encryption),
+			AllowSM2WithoutZ: cfg.Verify.AllowSM2WithoutZ,
 		},
-		listen: cfg.Listen,
-		drain:  cfg.ShutdownTimeout,
-		close:  func() { nr.close(); closeTrust(); store.Close() },
-	}, nil
+		listen:  cfg.Listen,
+		drain:   cfg.ShutdownTimeout,
+		close:   func() { nr.close(); closeTrust(); store.Close(); tr.Close() },
+		ops:     op,
+		metrics: m,
+	}
+	plan.opts.ServerOptions = append(plan.opts.ServerOptions, tr.ServerOptions()...)
+	var pools metrics.PoolStats
+	if hsm != nil {
+		pools = hsm
+	}
+	if err := instrument(plan, pools, nr.log); err != nil {
+		plan.close()
+		return nil, err
+	}
+	if cfg.Tracing.OTLPEndpoint != "" {
+		log.Info("tracing", slog.String("otlp_endpoint", cfg.Tracing.OTLPEndpoint), slog.Float64("sample_ratio", cfg.Tracing.Ratio()))
+	}
+	return plan, nil
 }
 
 // serverTLS builds the TLS configuration: TLS 1.2 or later (1.3 preferred), a client

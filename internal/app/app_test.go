@@ -77,7 +77,7 @@ func TestDevelopmentListensOnLoopbackOnly(t *testing.T) {
 		{"0.0.0.0:50051", false}, {":50051", false}, {"[::]:50051", false}, {"192.0.2.10:50051", false},
 		{"example.com:50051", false}, {"no-port", false},
 	} {
-		err := developmentListen(tc.listen)
+		err := developmentListen("--listen", tc.listen)
 		if (err == nil) != tc.ok {
 			t.Errorf("--listen %q: %v, want ok=%v", tc.listen, err, tc.ok)
 		}
@@ -86,6 +86,10 @@ func TestDevelopmentListensOnLoopbackOnly(t *testing.T) {
 	if _, err := New(Options{DataDir: dataDir, Listen: "0.0.0.0:0", Log: io.Discard}); err == nil ||
 		!strings.Contains(err.Error(), "loopback only") {
 		t.Fatalf("New with --listen 0.0.0.0:0: %v, want the loopback refusal", err)
+	}
+	if _, err := New(Options{DataDir: dataDir, OpsListen: "0.0.0.0:9090", Log: io.Discard}); err == nil ||
+		!strings.Contains(err.Error(), "--ops-listen 0.0.0.0:9090: the development server listens on loopback only") {
+		t.Fatalf("New with --ops-listen 0.0.0.0:9090: %v, want the loopback refusal", err)
 	}
 	if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the refused server created its data directory: %v", err)

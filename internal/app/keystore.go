@@ -14,17 +14,20 @@ import (
 	"signsvr.dev/signsvr/pkg/keystore"
 	"signsvr.dev/signsvr/pkg/keystore/multi"
 	"signsvr.dev/signsvr/pkg/keystore/pkcs11"
+	"signsvr.dev/signsvr/pkg/keystore/secret"
 	"signsvr.dev/signsvr/pkg/keystore/soft"
 )
 
 // openKeystore builds the production key store: the soft keys, the PKCS#11 keys, or
 // both combined, with key names unique across them. It warns about certificates that
 // expire within the configured threshold, and returns the backend name for ListKeys
-// ("soft", "pkcs11", or "soft+pkcs11"; the combined store names each key's own).
-func openKeystore(ctx context.Context, cfg *config.Config, log *slog.Logger, now time.Time) (*multi.Store, string, error) {
+// ("soft", "pkcs11", or "soft+pkcs11"; the combined store names each key's own), and
+// the PKCS#11 store within it, if any, for its pool statistics.
+func openKeystore(ctx context.Context, cfg *config.Config, log *slog.Logger, now time.Time) (*multi.Store, string, *pkcs11.Store, error) {
 	var (
 		parts []multi.Part
 		names []string
+		hsm   *pkcs11.Store
 	)
 	closeAll := func() {
 		for _, p := range parts {
@@ -34,7 +37,7 @@ func openKeystore(ctx context.Context, cfg *config.Config, log *slog.Logger, now
 	if cfg.Keystore.Soft != nil {
 		s, err := soft.New(cfg.Keystore.Soft.Keys)
 		if err != nil {
-			return nil, "", fmt.Errorf("%s: keystore.soft: %w", cfg.Where("keystore", "soft"), err)
+			return nil, "", nil, fmt.Errorf("%s: keystore.soft: %w", cfg.Where("keystore", "soft"), err)
 		}
 		parts = append(parts, multi.Part{Backend: "soft", Store: s})
 		names = append(names, "soft")
@@ -43,8 +46,9 @@ func openKeystore(ctx context.Context, cfg *config.Config, log *slog.Logger, now
 		s, err := openPKCS11(ctx, cfg)
 		if err != nil {
 			closeAll()
-			return nil, "", err
+			return nil, "", nil, err
 		}
+		hsm = s
 		parts = append(parts, multi.Part{Backend: "pkcs11", Store: s})
 		names = append(names, "pkcs11")
 		for _, st := range s.Stats() {
@@ -54,12 +58,12 @@ func openKeystore(ctx context.Context, cfg *config.Config, log *slog.Logger, now
 	store, err := multi.New(ctx, parts...)
 	if err != nil {
 		closeAll()
-		return nil, "", fmt.Errorf("%s: %w", cfg.Where("keystore"), err)
+		return nil, "", nil, fmt.Errorf("%s: %w", cfg.Where("keystore"), err)
 	}
 	keys, err := store.Keys(ctx)
 	if err != nil {
 		store.Close()
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	for _, k := range keys {
 		if keystore.ExpiresSoon(k, now, cfg.Keystore.ExpiryWarning) {
@@ -67,7 +71,7 @@ func openKeystore(ctx context.Context, cfg *config.Config, log *slog.Logger, now
 				slog.Time("not_after", keystore.NotAfter(k)), slog.Duration("threshold", cfg.Keystore.ExpiryWarning))
 		}
 	}
-	return store, strings.Join(names, "+"), nil
+	return store, strings.Join(names, "+"), hsm, nil
 }
 
 // openPKCS11 opens the HSM keys so that a configuration mistake is reported with the
@@ -201,4 +205,41 @@ func openPKCS11(ctx context.Context, cfg *config.Config) (*pkcs11.Store, error) 
 func samePublicKey(a, b crypto.PublicKey) bool {
 	eq, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && eq.Equal(b)
+}
+
+// openSecretKeys gathers the symmetric key-encryption keys: those in files
+// (keystore.secret_keys) and those in HSM tokens (keystore.pkcs11.secret_keys). Their
+// names must differ from every other key's, since a request names either kind the
+// same way. nil when none are configured.
+func openSecretKeys(ctx context.Context, cfg *config.Config, store *multi.Store) (keystore.SecretStore, error) {
+	stores := store.SecretStores()
+	var hsm []pkcs11.SecretKeyConfig
+	if p := cfg.Keystore.PKCS11; p != nil {
+		hsm = p.SecretKeys
+	}
+	if len(cfg.Keystore.SecretKeys) == 0 && len(hsm) == 0 {
+		return nil, nil
+	}
+	if len(cfg.Keystore.SecretKeys) > 0 {
+		s, err := secret.New(cfg.Keystore.SecretKeys)
+		if err != nil {
+			return nil, fmt.Errorf("%s: keystore.secret_keys: %w", cfg.Where("keystore", "secret_keys"), err)
+		}
+		for i, kc := range cfg.Keystore.SecretKeys {
+			_, kerr := store.Key(ctx, kc.Name)
+			_, serr := stores.SecretKey(ctx, kc.Name)
+			if kerr == nil || serr == nil {
+				return nil, fmt.Errorf("%s: keystore.secret_keys[%d]: the name %q is also another key's; key names must be unique",
+					cfg.Where("keystore", "secret_keys", i), i, kc.Name)
+			}
+		}
+		stores = append(stores, s)
+	}
+	for i, kc := range hsm {
+		if _, err := store.Key(ctx, kc.Name); err == nil {
+			return nil, fmt.Errorf("%s: keystore.pkcs11.secret_keys[%d]: the name %q is also another key's; key names must be unique",
+				cfg.Where("keystore", "pkcs11", "secret_keys", i), i, kc.Name)
+		}
+	}
+	return stores, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"signsvr.dev/signsvr/internal/config"
 	"signsvr.dev/signsvr/internal/devpki"
+	"signsvr.dev/signsvr/internal/metrics"
 	"signsvr.dev/signsvr/internal/server"
 	"signsvr.dev/signsvr/pkg/audit"
 	"signsvr.dev/signsvr/pkg/keystore"
@@ -21,6 +22,7 @@ import (
 // nonRepudiation is the audit log and the timestamp settings of a server.
 type nonRepudiation struct {
 	auditor    server.Auditor // nil: no audit log
+	log        *audit.Log     // the auditor's log, or nil
 	timestamps *server.TimestampOptions
 	// reserved are keys of the shared store that only the server may use (the audit key).
 	reserved []string
@@ -39,7 +41,7 @@ func (n *nonRepudiation) close() {
 // <data-dir>/audit, signed with the development audit key, and runs a TSA with the
 // development TSA key. Those keys and the login token key are in a store of their
 // own, out of reach of client requests. Callers are recorded as the development identity (caller kind "dev").
-func developmentNonRepudiation(pki *devpki.PKI, log *slog.Logger) (*nonRepudiation, error) {
+func developmentNonRepudiation(pki *devpki.PKI, log *slog.Logger, m *metrics.Metrics) (*nonRepudiation, error) {
 	n := &nonRepudiation{}
 	own, err := soft.New([]soft.KeyConfig{
 		{Name: "audit", KeyFile: pki.Audit.KeyPath, CertFile: pki.Audit.CertPath, Usages: []string{"sign"}},
@@ -52,12 +54,12 @@ func developmentNonRepudiation(pki *devpki.PKI, log *slog.Logger) (*nonRepudiati
 	n.closers = append(n.closers, func() { own.Close() })
 	n.own = own
 	dir := filepath.Join(pki.Dir, "audit")
-	l, err := openAuditLog(own, "audit", audit.Config{Dir: dir, ReplicaID: "dev", Logger: log})
+	l, err := openAuditLog(own, "audit", audit.Config{Dir: dir, ReplicaID: "dev", Logger: log, Observer: m.AuditObserver()})
 	if err != nil {
 		n.close()
 		return nil, err
 	}
-	n.auditor = server.NewAuditLog(l)
+	n.auditor, n.log = server.NewAuditLog(l), l
 	n.closers = append(n.closers, func() { closeAuditLog(l, log) })
 	n.timestamps = &server.TimestampOptions{Key: "tsa", Store: own, Accuracy: tsa.Accuracy{Seconds: 1}}
 	log.Warn("development audit log (callers recorded as the development identity)",
@@ -68,12 +70,13 @@ func developmentNonRepudiation(pki *devpki.PKI, log *slog.Logger) (*nonRepudiati
 
 // productionNonRepudiation opens the configured audit log (audit.key from the key
 // store) and timestamp settings.
-func productionNonRepudiation(cfg *config.Config, store keystore.Store, log *slog.Logger) (*nonRepudiation, error) {
+func productionNonRepudiation(cfg *config.Config, store keystore.Store, log *slog.Logger, m *metrics.Metrics) (*nonRepudiation, error) {
 	n := &nonRepudiation{}
 	if a := cfg.Audit; a != nil {
 		ac := audit.Config{
 			Dir: a.Dir, ReplicaID: a.ResolvedReplicaID(), Hash: audit.HashAlg(a.Hash), MaxFileBytes: a.MaxFileBytes,
 			CheckpointEvery: a.CheckpointEvery, CheckpointInterval: a.CheckpointInterval, FailOpen: a.FailOpen, Logger: log,
+			Observer: m.AuditObserver(),
 		}
 		if a.Fsync == "record" {
 			ac.Sync = audit.SyncRecord
@@ -83,7 +86,7 @@ func productionNonRepudiation(cfg *config.Config, store keystore.Store, log *slo
 			return nil, fmt.Errorf("%s: %w", cfg.Where("audit"), err)
 		}
 		n.reserved = append(n.reserved, a.Key)
-		n.auditor = server.NewAuditLog(l)
+		n.auditor, n.log = server.NewAuditLog(l), l
 		n.closers = append(n.closers, func() { closeAuditLog(l, log) })
 		if a.FailOpen {
 			log.Warn("audit.fail_open is set: operations proceed when the audit log cannot be written")
@@ -109,6 +112,7 @@ func productionNonRepudiation(cfg *config.Config, store keystore.Store, log *slo
 				n.close()
 				return nil, fmt.Errorf("tsa.trust_anchors: %w", err)
 			}
+			c.Observer = m.TrustObserver("tsa")
 			v, err := trust.New(c)
 			if err != nil {
 				n.close()

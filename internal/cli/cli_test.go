@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -81,28 +80,16 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// commands are the commands of this package by name, as cmd/signsvr dispatches them.
-var commands = map[string]func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int{
-	"sign": Sign, "verify": Verify, "envelope": Envelope, "decrypt": Decrypt, "keys": Keys,
-	"login": func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-		return Login(ctx, args, stdout, stderr)
-	},
-}
-
-// cli runs a client command against the server and returns exit code, stdout, stderr.
+// cli runs a command line against the server at addr (given before the command
+// name, as a script may) and returns exit code, stdout, stderr.
 func cli(t *testing.T, addr string, stdin []byte, args ...string) (int, []byte, string) {
 	t.Helper()
 	var stdout bytes.Buffer
 	var stderr strings.Builder
-	var rest []string
-	if args[0] == "keys" {
-		rest = append([]string{args[1], "--addr", addr}, args[2:]...)
-	} else {
-		rest = append([]string{"--addr", addr}, args[1:]...)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	return commands[args[0]](ctx, rest, bytes.NewReader(stdin), &stdout, &stderr), stdout.Bytes(), stderr.String()
+	code := Main(ctx, append([]string{"--addr", addr}, args...), bytes.NewReader(stdin), &stdout, &stderr)
+	return code, stdout.Bytes(), stderr.String()
 }
 
 func devFile(parts ...string) string {
@@ -226,7 +213,7 @@ func TestCLIEnvelopeDecrypt(t *testing.T) {
 	t.Run("wrong-key", func(t *testing.T) {
 		_, env, _ := cli(t, shared.addr, data, "envelope", "--to", "rsa-enc", "--cipher", "aes256-cbc")
 		code, out, errs := cli(t, shared.addr, env, "decrypt", "--key", "ecdsa-enc")
-		if code != ExitFailure || len(out) != 0 || !strings.Contains(errs, "DECRYPTION_FAILED") {
+		if code != ExitUsage || len(out) != 0 || !strings.Contains(errs, "DECRYPTION_FAILED") {
 			t.Fatalf("decrypt with the wrong key: exit %d, stdout %q, stderr %s", code, out, errs)
 		}
 	})
@@ -253,13 +240,13 @@ func TestCLIErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"unknown key", []string{"sign", "--key", "no-such-key"}, ExitFailure, "NotFound (KEY_NOT_FOUND)"},
+		{"unknown key", []string{"sign", "--key", "no-such-key"}, ExitServer, "NotFound (KEY_NOT_FOUND)"},
 		{"sign without key", []string{"sign"}, ExitUsage, "--key is required"},
 		{"bad digest", []string{"sign", "--key", "rsa-sign", "--digest", "md5"}, ExitUsage, "--digest"},
-		{"wrong usage", []string{"sign", "--key", "rsa-enc"}, ExitFailure, "KEY_USAGE_NOT_ALLOWED"},
-		{"malformed", []string{"verify"}, ExitFailure, "MALFORMED_INPUT"},
-		{"envelope without recipient", []string{"envelope"}, ExitUsage, "--cert or --to"},
-		{"decrypt garbage", []string{"decrypt", "--key", "rsa-enc"}, ExitFailure, "MALFORMED_INPUT"},
+		{"wrong usage", []string{"sign", "--key", "rsa-enc"}, ExitServer, "KEY_USAGE_NOT_ALLOWED"},
+		{"malformed", []string{"verify"}, ExitUsage, "MALFORMED_INPUT"},
+		{"envelope without recipient", []string{"envelope"}, ExitUsage, "--recipient-keys (--to)"},
+		{"decrypt garbage", []string{"decrypt", "--key", "rsa-enc"}, ExitUsage, "MALFORMED_INPUT"},
 		{"stray argument", []string{"sign", "--key", "rsa-sign", "file"}, ExitUsage, "unexpected argument"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -267,7 +254,7 @@ func TestCLIErrors(t *testing.T) {
 			if code != tc.code || !strings.Contains(errs, tc.want) {
 				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, errs, tc.code, tc.want)
 			}
-			if tc.code == ExitFailure && len(out) != 0 {
+			if tc.code != ExitOK && len(out) != 0 {
 				t.Errorf("a failed command wrote to stdout: %q", out)
 			}
 		})
@@ -277,7 +264,7 @@ func TestCLIErrors(t *testing.T) {
 	dead := lis.Addr().String()
 	lis.Close()
 	code, _, errs := cli(t, dead, nil, "keys", "list", "--timeout", "2s")
-	if code != ExitFailure || !strings.Contains(errs, "Unavailable") {
+	if code != ExitServer || !strings.Contains(errs, "Unavailable") {
 		t.Errorf("no server: exit %d %q", code, errs)
 	}
 }

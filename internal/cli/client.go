@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -86,7 +88,7 @@ func (c *clientFlags) dial() (*grpc.ClientConn, error) {
 func (c *clientFlags) call(ctx context.Context, f func(ctx context.Context, cc *grpc.ClientConn) error) error {
 	cc, err := c.dial()
 	if err != nil {
-		return err
+		return &localError{err}
 	}
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -181,16 +183,37 @@ func describeError(err error) string {
 	return b.String()
 }
 
+// fail reports a failed call and returns its exit code: ExitUsage when the server
+// refused the input as invalid, ExitServer for every other answer and for no answer.
 func fail(stderr io.Writer, cmd string, err error) int {
 	fmt.Fprintf(stderr, "signsvr %s: %s\n", cmd, describeError(err))
-	return ExitFailure
+	return callExitCode(err)
 }
 
-// stringList is a repeatable string flag.
-type stringList []string
+func callExitCode(err error) int {
+	var le *localError
+	if errors.As(err, &le) {
+		return ExitUsage
+	}
+	if st, ok := status.FromError(err); ok && st.Code() == codes.InvalidArgument {
+		return ExitUsage
+	}
+	return ExitServer
+}
 
-func (l *stringList) String() string     { return strings.Join(*l, ",") }
-func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+// localError is a call that failed before reaching for the server: the client's
+// own settings (a --tls-ca file that cannot be read) are wrong.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
+
+// inputError reports a local problem with the command's input or output (a file
+// that cannot be read, a value that does not parse) and returns ExitUsage.
+func inputError(stderr io.Writer, cmd string, err error) int {
+	fmt.Fprintf(stderr, "signsvr %s: %v\n", cmd, err)
+	return ExitUsage
+}
 
 // parseFlags parses and refuses stray arguments.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) bool {

@@ -17,67 +17,10 @@ import (
 	"signsvr.dev/signsvr/internal/cli/hsmkeys"
 )
 
-// enumFlag maps flag words to enum values.
-func enumFlag[T ~int32](name, v string, words map[string]T) (T, error) {
-	if v == "" {
-		return 0, nil
-	}
-	if e, ok := words[strings.ToLower(v)]; ok {
-		return e, nil
-	}
-	keys := make([]string, 0, len(words))
-	for k := range words {
-		keys = append(keys, k)
-	}
-	return 0, fmt.Errorf("--%s: %q is not one of %s", name, v, strings.Join(sortStrings(keys), ", "))
+var signCmd = &Command{
+	Name: "sign", Args: "--key NAME [--detached] [--in F] [--out F] [--pem] [SignOptions flags] [--timestamp server|external]",
+	Summary: "Sign: a CMS SignedData over the input", Client: true, Run: Sign,
 }
-
-func sortStrings(s []string) []string {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-	return s
-}
-
-var (
-	digestWords = map[string]signsvrv1.DigestAlgorithm{
-		"sha256": signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SHA256,
-		"sha384": signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SHA384,
-		"sha512": signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SHA512,
-		"sm3":    signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SM3,
-	}
-	signerIDWords = map[string]signsvrv1.SignerIdType{
-		"issuer-serial": signsvrv1.SignerIdType_SIGNER_ID_TYPE_ISSUER_AND_SERIAL,
-		"ski":           signsvrv1.SignerIdType_SIGNER_ID_TYPE_SUBJECT_KEY_ID,
-	}
-	certWords = map[string]signsvrv1.CertInclusion{
-		"leaf":  signsvrv1.CertInclusion_CERT_INCLUSION_LEAF,
-		"chain": signsvrv1.CertInclusion_CERT_INCLUSION_CHAIN,
-		"none":  signsvrv1.CertInclusion_CERT_INCLUSION_NONE,
-	}
-	dialectWords = map[string]signsvrv1.Sm2Dialect{
-		"pkcs7":   signsvrv1.Sm2Dialect_SM2_DIALECT_PKCS7,
-		"gmt0010": signsvrv1.Sm2Dialect_SM2_DIALECT_GMT0010,
-	}
-	cipherWords = map[string]signsvrv1.Cipher{
-		"aes128-cbc": signsvrv1.Cipher_CIPHER_AES128_CBC,
-		"aes256-cbc": signsvrv1.Cipher_CIPHER_AES256_CBC,
-		"aes128-gcm": signsvrv1.Cipher_CIPHER_AES128_GCM,
-		"aes256-gcm": signsvrv1.Cipher_CIPHER_AES256_GCM,
-		"sm4-cbc":    signsvrv1.Cipher_CIPHER_SM4_CBC,
-		"sm4-gcm":    signsvrv1.Cipher_CIPHER_SM4_GCM,
-	}
-	rsaEncWords = map[string]signsvrv1.RsaEncryptionScheme{
-		"oaep":     signsvrv1.RsaEncryptionScheme_RSA_ENCRYPTION_SCHEME_OAEP,
-		"pkcs1v15": signsvrv1.RsaEncryptionScheme_RSA_ENCRYPTION_SCHEME_PKCS1V15,
-	}
-	recipientIDWords = map[string]signsvrv1.RecipientIdType{
-		"issuer-serial": signsvrv1.RecipientIdType_RECIPIENT_ID_TYPE_ISSUER_AND_SERIAL,
-		"ski":           signsvrv1.RecipientIdType_RECIPIENT_ID_TYPE_SUBJECT_KEY_ID,
-	}
-)
 
 // Sign is `signsvr sign`: the input signed by a server key, as CMS SignedData.
 func Sign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -88,13 +31,9 @@ func Sign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	key := fs.String("key", "", "signing key name (required)")
 	detached := fs.Bool("detached", false, "detached signature: leave the content out")
 	asPEM := fs.Bool("pem", false, "write PEM instead of DER")
-	digest := fs.String("digest", "", "sha256, sha384, sha512 or sm3 (default: the key's)")
-	pss := fs.Bool("pss", false, "RSA-PSS instead of PKCS#1 v1.5 (RSA keys)")
-	signerID := fs.String("signer-id", "", "issuer-serial (default) or ski")
-	certs := fs.String("certs", "", "certificates to include: leaf (default), chain or none")
-	dialect := fs.String("sm2-dialect", "", "SM2 OIDs: gmt0010 (default for SM2) or pkcs7")
-	uid := fs.String("sm2-uid", "", "SM2 user ID (default 1234567812345678)")
-	noAttrs := fs.Bool("no-attrs", false, "no signed attributes (old peers)")
+	stamp := fs.String("timestamp", "", "embed a signature timestamp: "+words(timestampWords)+" (default none)")
+	var so signOptionFlags
+	so.register(fs)
 	if !parseFlags(fs, args, stderr) {
 		return ExitUsage
 	}
@@ -102,31 +41,22 @@ func Sign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		fmt.Fprintln(stderr, "signsvr sign: --key is required")
 		return ExitUsage
 	}
-	opts := &signsvrv1.SignOptions{NoSignedAttributes: *noAttrs, Sm2UserId: []byte(*uid)}
-	var err error
-	if *pss {
-		opts.RsaScheme = signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_PSS
-	}
-	if opts.Digest, err = enumFlag("digest", *digest, digestWords); err == nil {
-		if opts.SignerId, err = enumFlag("signer-id", *signerID, signerIDWords); err == nil {
-			if opts.Certificates, err = enumFlag("certs", *certs, certWords); err == nil {
-				opts.Sm2Dialect, err = enumFlag("sm2-dialect", *dialect, dialectWords)
-			}
-		}
-	}
+	opts, err := so.options()
 	if err != nil {
-		fmt.Fprintf(stderr, "signsvr sign: %v\n", err)
-		return ExitUsage
+		return inputError(stderr, "sign", err)
+	}
+	ts, err := enumFlag("timestamp", *stamp, timestampWords)
+	if err != nil {
+		return inputError(stderr, "sign", err)
 	}
 	data, err := c.readInput(stdin)
 	if err != nil {
-		fmt.Fprintf(stderr, "signsvr sign: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "sign", err)
 	}
 	var resp *signsvrv1.SignResponse
 	err = c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		resp, err = signsvrv1.NewSignServiceClient(cc).Sign(ctx, &signsvrv1.SignRequest{
-			Key: *key, Data: data, Detached: *detached, Options: opts,
+			Key: *key, Data: data, Detached: *detached, Options: opts, Timestamp: ts,
 		})
 		return err
 	})
@@ -138,10 +68,14 @@ func Sign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		out = cmsPEM(out)
 	}
 	if err := c.writeOutput(stdout, out); err != nil {
-		fmt.Fprintf(stderr, "signsvr sign: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "sign", err)
 	}
 	return ExitOK
+}
+
+var verifyCmd = &Command{
+	Name: "verify", Args: "[--in SIG] [--content F] [--out F] [--json] [VerifyOptions flags]",
+	Summary: "Verify: every signer of a SignedData; exit 1 unless all verify", Client: true, Run: Verify,
 }
 
 // Verify is `signsvr verify`: the server verifies a SignedData; the exit code is
@@ -153,33 +87,26 @@ func Verify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	c.register(fs, false)
 	fs.StringVar(&c.in, "in", "", "the signature, DER or PEM (default stdin)")
 	contentOut := fs.String("out", "", "write the signed content to this file")
-	content := fs.String("content", "", "the content of a detached signature")
+	content := fs.String("content", "", "the content of a detached signature (an empty file is empty content)")
 	asJSON := fs.Bool("json", false, "print the full result as JSON")
-	uid := fs.String("sm2-uid", "", "SM2 user ID (default 1234567812345678)")
-	var extra stringList
-	fs.Var(&extra, "certs", "PEM file of certificates to find signers in (repeatable)")
+	var vf verifyOptionFlags
+	vf.register(fs)
 	if !parseFlags(fs, args, stderr) {
 		return ExitUsage
 	}
+	opts, err := vf.options()
+	if err != nil {
+		return inputError(stderr, "verify", err)
+	}
 	sig, err := c.readInput(stdin)
 	if err != nil {
-		fmt.Fprintf(stderr, "signsvr verify: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "verify", err)
 	}
-	req := &signsvrv1.VerifyRequest{Cms: pemOrDER(sig), Options: &signsvrv1.VerifyOptions{Sm2UserId: []byte(*uid)}}
+	req := &signsvrv1.VerifyRequest{Cms: pemOrDER(sig), Options: opts}
 	if *content != "" {
-		if req.Data, err = readFileOr(*content, stdin); err != nil {
-			fmt.Fprintf(stderr, "signsvr verify: %v\n", err)
-			return ExitFailure
+		if req.Data, err = readContent(*content, stdin); err != nil {
+			return inputError(stderr, "verify", err)
 		}
-	}
-	for _, f := range extra {
-		ders, err := certsFromFile(f)
-		if err != nil {
-			fmt.Fprintf(stderr, "signsvr verify: --certs: %v\n", err)
-			return ExitFailure
-		}
-		req.Options.Certificates = append(req.Options.Certificates, ders...)
 	}
 	if *contentOut == "" && !*asJSON {
 		req.Options.OmitContent = true
@@ -192,22 +119,37 @@ func Verify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if err != nil {
 		return fail(stderr, "verify", err)
 	}
-	if *contentOut != "" {
-		c.out = *contentOut
-		if err := c.writeOutput(stdout, resp.GetContent()); err != nil {
-			fmt.Fprintf(stderr, "signsvr verify: %v\n", err)
-			return ExitFailure
+	return reportVerify(stdout, stderr, "verify", &c, *contentOut, *asJSON, resp, resp.GetVerified(), resp.GetSigners(), resp.GetContent())
+}
+
+// readContent reads detached content: never nil, so that an empty file is empty
+// content (VerifyRequest.data has explicit presence) and not "no content".
+func readContent(path string, stdin io.Reader) ([]byte, error) {
+	b, err := readFileOr(path, stdin)
+	if b == nil && err == nil {
+		b = []byte{}
+	}
+	return b, err
+}
+
+// reportVerify writes the content (to contentOut, when given) and the summary or
+// the JSON result, and returns ExitOK only when verified.
+func reportVerify(stdout, stderr io.Writer, cmd string, c *clientFlags, contentOut string, asJSON bool,
+	resp proto.Message, verified bool, signers []*signsvrv1.SignerResult, content []byte) int {
+	if contentOut != "" {
+		c.out = contentOut
+		if err := c.writeOutput(stdout, content); err != nil {
+			return inputError(stderr, cmd, err)
 		}
 	}
-	if *asJSON {
+	if asJSON {
 		if err := printJSON(stdout, resp); err != nil {
-			fmt.Fprintf(stderr, "signsvr verify: %v\n", err)
-			return ExitFailure
+			return inputError(stderr, cmd, err)
 		}
 	} else {
-		printVerify(stdout, resp.GetVerified(), resp.GetSigners())
+		printVerify(stdout, verified, signers)
 	}
-	if !resp.GetVerified() {
+	if !verified {
 		return ExitFailure
 	}
 	return ExitOK
@@ -236,6 +178,9 @@ func printVerify(w io.Writer, verified bool, signers []*signsvrv1.SignerResult) 
 		if who == "" {
 			who = "issuer " + s.GetIssuer() + " serial " + s.GetSerial()
 		}
+		if s.GetSm2WithoutZ() {
+			sig += " (SM2 without Z, GmSSL form)"
+		}
 		fmt.Fprintf(w, "signer %d: signature %s; certificate %s; %s", s.GetIndex(), sig, cert, who)
 		if t := s.GetSigningTime(); t != nil {
 			fmt.Fprintf(w, "; signed at %s", t.AsTime().UTC().Format(time.RFC3339))
@@ -253,53 +198,37 @@ func printJSON(w io.Writer, m proto.Message) error {
 	return err
 }
 
+var envelopeCmd = &Command{
+	Name: "envelope", Args: "(--recipient-certs F | --recipient-keys NAME)... [--in F] [--out F] [--pem] [EnvelopeOptions flags]",
+	Summary: "Envelope: encrypt the input to certificates and/or server keys", Client: true, Run: Envelope,
+}
+
 // Envelope is `signsvr envelope`: the input enveloped to certificates and/or server keys.
 func Envelope(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var c clientFlags
 	fs := flag.NewFlagSet("envelope", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c.register(fs, true)
-	var certFiles, to stringList
-	fs.Var(&certFiles, "cert", "recipient certificate file, PEM or DER (repeatable)")
-	fs.Var(&to, "to", "recipient key name on the server (repeatable)")
+	var rf recipientFlags
+	rf.register(fs)
 	asPEM := fs.Bool("pem", false, "write PEM instead of DER")
-	cipher := fs.String("cipher", "", "aes128-cbc, aes256-cbc, aes128-gcm, aes256-gcm (default), sm4-cbc (default for SM2), sm4-gcm")
-	rsaScheme := fs.String("rsa", "", "RSA key transport: oaep (default) or pkcs1v15")
-	rid := fs.String("recipient-id", "", "issuer-serial (default) or ski")
-	dialect := fs.String("sm2-dialect", "", "SM2 OIDs: gmt0010 (default for SM2) or pkcs7")
+	var ef envelopeOptionFlags
+	ef.register(fs, "")
 	if !parseFlags(fs, args, stderr) {
 		return ExitUsage
 	}
-	if len(certFiles)+len(to) == 0 {
-		fmt.Fprintln(stderr, "signsvr envelope: give at least one --cert or --to")
-		return ExitUsage
-	}
-	opts := &signsvrv1.EnvelopeOptions{}
-	var err error
-	if opts.Cipher, err = enumFlag("cipher", *cipher, cipherWords); err == nil {
-		if opts.RsaScheme, err = enumFlag("rsa", *rsaScheme, rsaEncWords); err == nil {
-			if opts.RecipientId, err = enumFlag("recipient-id", *rid, recipientIDWords); err == nil {
-				opts.Sm2Dialect, err = enumFlag("sm2-dialect", *dialect, dialectWords)
-			}
-		}
-	}
+	opts, err := ef.options()
 	if err != nil {
-		fmt.Fprintf(stderr, "signsvr envelope: %v\n", err)
-		return ExitUsage
+		return inputError(stderr, "envelope", err)
 	}
-	req := &signsvrv1.EnvelopeRequest{RecipientKeys: to, Options: opts}
-	for _, f := range certFiles {
-		ders, err := certsFromFile(f)
-		if err != nil {
-			fmt.Fprintf(stderr, "signsvr envelope: --cert: %v\n", err)
-			return ExitFailure
-		}
-		// A PEM chain file names its leaf first: that is the recipient.
-		req.RecipientCerts = append(req.RecipientCerts, ders[0])
+	req := &signsvrv1.EnvelopeRequest{Options: opts}
+	var r recipients
+	if r, err = rf.recipients(); err != nil {
+		return inputError(stderr, "envelope", err)
 	}
+	req.RecipientCerts, req.RecipientKeys, req.RecipientKekKeys, req.RecipientPasswords = r.certs, r.keys, r.keks, r.passwords
 	if req.Data, err = c.readInput(stdin); err != nil {
-		fmt.Fprintf(stderr, "signsvr envelope: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "envelope", err)
 	}
 	var resp *signsvrv1.EnvelopeResponse
 	err = c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
@@ -314,10 +243,14 @@ func Envelope(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		out = cmsPEM(out)
 	}
 	if err := c.writeOutput(stdout, out); err != nil {
-		fmt.Fprintf(stderr, "signsvr envelope: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "envelope", err)
 	}
 	return ExitOK
+}
+
+var decryptCmd = &Command{
+	Name: "decrypt", Args: "--key NAME [--in F] [--out F] [--allow-legacy]",
+	Summary: "Decrypt: open an envelope with a server key", Client: true, Run: Decrypt,
 }
 
 // Decrypt is `signsvr decrypt`: an envelope opened with a server key.
@@ -326,24 +259,28 @@ func Decrypt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	fs := flag.NewFlagSet("decrypt", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c.register(fs, true)
-	key := fs.String("key", "", "decryption key name (required)")
-	legacy := fs.Bool("allow-legacy", false, "accept legacy algorithms (3DES, SHA-1)")
+	key := fs.String("key", "", "decryption key name (a private or a key-encryption key); or give a password")
+	var df decryptOptionFlags
+	df.register(fs)
 	if !parseFlags(fs, args, stderr) {
 		return ExitUsage
 	}
-	if *key == "" {
-		fmt.Fprintln(stderr, "signsvr decrypt: --key is required")
+	opts, err := df.options()
+	if err != nil {
+		return inputError(stderr, "decrypt", err)
+	}
+	if (*key == "") == (opts.Password == nil) {
+		fmt.Fprintln(stderr, "signsvr decrypt: give --key or a password (--password-file, --password-env)")
 		return ExitUsage
 	}
 	in, err := c.readInput(stdin)
 	if err != nil {
-		fmt.Fprintf(stderr, "signsvr decrypt: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "decrypt", err)
 	}
 	var resp *signsvrv1.DecryptResponse
 	err = c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		resp, err = signsvrv1.NewEnvelopeServiceClient(cc).Decrypt(ctx, &signsvrv1.DecryptRequest{
-			Key: *key, Cms: pemOrDER(in), Options: &signsvrv1.DecryptOptions{AllowLegacy: *legacy},
+			Key: *key, Cms: pemOrDER(in), Options: opts,
 		})
 		return err
 	})
@@ -351,41 +288,60 @@ func Decrypt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return fail(stderr, "decrypt", err)
 	}
 	if err := c.writeOutput(stdout, resp.GetData()); err != nil {
-		fmt.Fprintf(stderr, "signsvr decrypt: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "decrypt", err)
 	}
 	return ExitOK
 }
 
-// Keys is `signsvr keys`: `list` asks the server for its keys; `generate`, `csr`
-// and `import-cert` manage keys in an HSM token directly (internal/cli/hsmkeys).
-func Keys(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "signsvr keys: give a subcommand: list, generate, csr or import-cert")
-		return ExitUsage
-	}
-	switch args[0] {
-	case "list":
-		return runKeysList(ctx, args[1:], stdout, stderr)
-	case "generate", "csr", "import-cert":
-		return hsmkeys.Run(args, stdin, stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "signsvr keys: unknown subcommand %q (list, generate, csr, import-cert)\n", args[0])
-	return ExitUsage
+var keysListCmd = &Command{
+	Name: "keys list", Args: "[--usage sign|decrypt] [--json]",
+	Summary: "ListKeys: the server's keys with their certificates", Client: true, Run: KeysList,
 }
 
-func runKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// The HSM key commands work on a token directly (internal/cli/hsmkeys).
+var (
+	keysGenerateCmd = &Command{
+		Name: "keys generate", Args: "--module LIB --token LABEL (--pin-file F | --pin-env VAR) ...",
+		Summary: "generate a key in an HSM token over PKCS#11 (no server)", Run: hsmkeysRun("generate"),
+	}
+	keysCSRCmd = &Command{
+		Name: "keys csr", Args: "--module LIB --token LABEL (--pin-file F | --pin-env VAR) ...",
+		Summary: "a certificate request for an HSM key (no server)", Run: hsmkeysRun("csr"),
+	}
+	keysImportCertCmd = &Command{
+		Name: "keys import-cert", Args: "--module LIB --token LABEL (--pin-file F | --pin-env VAR) ...",
+		Summary: "store an HSM key's certificate in the token (no server)", Run: hsmkeysRun("import-cert"),
+	}
+	keysImportSecretCmd = &Command{
+		Name: "keys import-secret", Args: "--module LIB --token LABEL (--pin-file F | --pin-env VAR) ...",
+		Summary: "store a symmetric key-encryption key in the token (no server)", Run: hsmkeysRun("import-secret"),
+	}
+)
+
+func hsmkeysRun(sub string) RunFunc {
+	return func(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+		return hsmkeys.Run(append([]string{sub}, args...), stdin, stdout, stderr)
+	}
+}
+
+// KeysList is `signsvr keys list`.
+func KeysList(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	var c clientFlags
 	fs := flag.NewFlagSet("keys list", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c.register(fs, false)
 	asJSON := fs.Bool("json", false, "print JSON")
+	usage := fs.String("usage", "", "only keys for this usage: "+words(usageWords))
 	if !parseFlags(fs, args, stderr) {
 		return ExitUsage
 	}
+	u, err := enumFlag("usage", *usage, usageWords)
+	if err != nil {
+		return inputError(stderr, "keys list", err)
+	}
 	var resp *signsvrv1.ListKeysResponse
-	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
-		resp, err = signsvrv1.NewKeyServiceClient(cc).ListKeys(ctx, &signsvrv1.ListKeysRequest{})
+	err = c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = signsvrv1.NewKeyServiceClient(cc).ListKeys(ctx, &signsvrv1.ListKeysRequest{Usage: u})
 		return err
 	})
 	if err != nil {
@@ -393,8 +349,7 @@ func runKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	if *asJSON {
 		if err := printJSON(stdout, resp); err != nil {
-			fmt.Fprintf(stderr, "signsvr keys list: %v\n", err)
-			return ExitFailure
+			return inputError(stderr, "keys list", err)
 		}
 		return ExitOK
 	}

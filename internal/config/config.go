@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"signsvr.dev/signsvr/pkg/keystore/pkcs11"
+	"signsvr.dev/signsvr/pkg/keystore/secret"
 	"signsvr.dev/signsvr/pkg/keystore/soft"
 	"signsvr.dev/signsvr/pkg/trust"
 )
@@ -56,16 +57,30 @@ type Config struct {
 	Log        Log  `yaml:"log"`
 	TLS        TLS  `yaml:"tls"`
 	// Trust is what signer certificates are validated against (pkg/trust).
-	Trust    trust.FileConfig `yaml:"trust"`
-	Keystore Keystore         `yaml:"keystore"`
+	Trust trust.FileConfig `yaml:"trust"`
+	// Verify holds the deployment's defaults for verifications.
+	Verify   Verify   `yaml:"verify"`
+	Keystore Keystore `yaml:"keystore"`
 	// Authorization says which clients may call which operations with which keys.
 	// It denies by default: a client that no rule names can call nothing.
 	Authorization Authorization `yaml:"authorization"`
 	// Login enables certificate login (AuthService); absent, it is off.
 	Login *Login `yaml:"login"`
+	// Encryption bounds password envelopes and raw encryption.
+	Encryption Encryption `yaml:"encryption"`
 	// Audit and TSA are the non-repudiation settings (nonrepudiation.go).
 	Audit *Audit `yaml:"audit"`
 	TSA   *TSA   `yaml:"tsa"`
+	// Streams bound the streaming calls; ClientDigests lists, by key name, the
+	// digest algorithms ("sha256", "sha384", "sha512", "sm3") a key accepts from
+	// clients in place of the content (none unless listed). See streams.go.
+	Streams       Streams             `yaml:"streams"`
+	ClientDigests map[string][]string `yaml:"client_digests"`
+	// Ops is the operations listener (health for probes, metrics, readiness); off
+	// unless ops.listen is set. Tracing exports spans over OTLP; off unless
+	// tracing.otlp_endpoint is set (ops.go).
+	Ops     Ops     `yaml:"ops"`
+	Tracing Tracing `yaml:"tracing"`
 
 	// file and root locate settings in the YAML source for error messages (Where).
 	file string
@@ -81,15 +96,28 @@ type Limits struct {
 	HandshakeTimeout        time.Duration `yaml:"handshake_timeout"`
 	IdleTimeout             time.Duration `yaml:"idle_timeout"`
 	KeepaliveMinInterval    time.Duration `yaml:"keepalive_min_interval"`
+	MaxConnectionAge        time.Duration `yaml:"max_connection_age"`
+	MaxConnectionAgeGrace   time.Duration `yaml:"max_connection_age_grace"`
 	MaxPipelineInFlight     int           `yaml:"max_pipeline_in_flight"`
+}
+
+// Verify holds the defaults of the options of verifying requests (VerifyOptions),
+// for the requests that leave them unset.
+type Verify struct {
+	// AllowSM2WithoutZ also accepts SM2 signatures made without the Z value, as
+	// GmSSL 3.x writes SignedData, unless a request says otherwise. Off by default:
+	// such a signature binds no user ID, so only a deployment whose peers use GmSSL
+	// turns it on.
+	AllowSM2WithoutZ bool `yaml:"allow_sm2_without_z"`
 }
 
 // Operations are the operation names an authorization rule may list (the server's
 // Operations; a server test keeps the two lists equal). KeyOperations are checked
 // against the rule's keys; the others only against its clients.
 var (
-	Operations    = []string{"sign", "sign_raw", "decrypt", "verify", "envelope", "list_keys", "validate", "login", "timestamp"}
-	KeyOperations = []string{"sign", "sign_raw", "decrypt"}
+	Operations = []string{"sign", "sign_raw", "decrypt", "verify", "envelope", "list_keys", "validate", "login", "timestamp",
+		"encrypt_raw", "decrypt_raw", "wrap", "password"}
+	KeyOperations = []string{"sign", "sign_raw", "decrypt", "decrypt_raw", "wrap"}
 )
 
 // Login configures certificate login. Secrets never sit in this file: the challenge
@@ -250,6 +278,20 @@ type Keystore struct {
 	// ListKeys flags it (expires_soon) and the server warns at startup. Default 720h
 	// (30 days).
 	ExpiryWarning time.Duration `yaml:"expiry_warning"`
+	// SecretKeys are symmetric key-encryption keys (AES, in hexadecimal files) for
+	// KEK recipients, named like the other keys (names unique across all of them).
+	SecretKeys []secret.KeyConfig `yaml:"secret_keys"`
+}
+
+// Encryption bounds password envelopes and raw encryption (internal/server
+// EncryptionLimits, which has the defaults). Zero means the default.
+type Encryption struct {
+	// MaxPBKDF2Iterations bounds the PBKDF2 iterations one password envelope may
+	// cost to open (over all its password recipients), and what a request may ask
+	// for when making one. Default 600000.
+	MaxPBKDF2Iterations int `yaml:"max_pbkdf2_iterations"`
+	// MaxRawBytes bounds EncryptRaw's data and DecryptRaw's ciphertext. Default 4096.
+	MaxRawBytes int `yaml:"max_raw_bytes"`
 }
 
 // PKCS11Keystore lists the HSM tokens and the keys in them (see pkcs11.Config).
@@ -295,6 +337,7 @@ func Parse(b []byte, dir string) (*Config, error) {
 	}
 	c.resolve(dir)
 	c.nonRepudiationResolve(dir)
+	c.streamsResolve(dir)
 	c.defaults()
 	c.nonRepudiationDefaults()
 	if err := c.Validate(); err != nil {
@@ -365,6 +408,9 @@ func (c *Config) resolve(dir string) {
 			abs(&k.PasswordFile)
 		}
 	}
+	for i := range c.Keystore.SecretKeys {
+		abs(&c.Keystore.SecretKeys[i].KeyFile)
+	}
 	if p := c.Keystore.PKCS11; p != nil {
 		for i := range p.Tokens {
 			tc := &p.Tokens[i]
@@ -399,8 +445,17 @@ func (c *Config) Validate() error {
 		fail("shutdown_timeout: must not be negative")
 	}
 	l := c.Limits
-	if l.MaxConnections < 0 || l.MaxCallDuration < 0 || l.HandshakeTimeout < 0 || l.IdleTimeout < 0 || l.KeepaliveMinInterval < 0 || l.MaxPipelineInFlight < 0 {
+	if l.MaxConnections < 0 || l.MaxCallDuration < 0 || l.HandshakeTimeout < 0 || l.IdleTimeout < 0 || l.KeepaliveMinInterval < 0 ||
+		l.MaxConnectionAge < 0 || l.MaxConnectionAgeGrace < 0 || l.MaxPipelineInFlight < 0 {
 		fail("limits: must not be negative")
+	}
+	if e := c.Encryption; e.MaxPBKDF2Iterations < 0 || e.MaxRawBytes < 0 {
+		fail("encryption: must not be negative")
+	}
+	for i, k := range c.Keystore.SecretKeys {
+		if k.Name == "" || k.KeyFile == "" || k.KeyID == "" {
+			fail("keystore.secret_keys[%d]: name, key_file and key_id are required", i)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -485,6 +540,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.nonRepudiationValidate(fail)
+	c.streamsValidate(fail)
+	c.opsValidate(fail)
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
 	}

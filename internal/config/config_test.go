@@ -123,3 +123,39 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestVerifyDefaults(t *testing.T) {
+	c, err := Parse([]byte(good+"verify:\n  allow_sm2_without_z: true\n"), "/etc/signsvr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Verify.AllowSM2WithoutZ {
+		t.Error("verify.allow_sm2_without_z not read")
+	}
+	if _, err := Parse([]byte(good+"verify:\n  allow_sm2_without: true\n"), "/etc/signsvr"); err == nil {
+		t.Error("a misspelt verify key was accepted")
+	}
+}
+
+// TestStreamsAndClientDigests: the streams section and client_digests load, and a
+// digest name outside the table is refused.
+func TestStreamsAndClientDigests(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/signsvr.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := string(b) + "\nclient_digests:\n  customs-sm2-sign: [sm3]\n  customs-rsa-sign: [sha256, sha512]\n"
+	c, err := Parse([]byte(good), "../../deploy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ClientDigestAlgorithms(); len(got["customs-rsa-sign"]) != 2 || got["customs-sm2-sign"][0].String() != "SM3" {
+		t.Fatalf("client digests %v", got)
+	}
+	if c.Streams.MaxBytes != 16<<30 || c.Streams.IdleTimeout.String() != "2m0s" {
+		t.Fatalf("streams %+v", c.Streams)
+	}
+	if _, err := Parse([]byte(string(b)+"\nclient_digests:\n  k: [md5]\n"), "../../deploy"); err == nil || !strings.Contains(err.Error(), "client_digests.k[0]") {
+		t.Fatalf("md5 accepted: %v", err)
+	}
+}

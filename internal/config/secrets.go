@@ -29,6 +29,9 @@ func (c *Config) SecretFiles() []SecretFile {
 			add(fmt.Sprintf("keystore.soft.keys[%d].password_file", i), k.PasswordFile)
 		}
 	}
+	for i, k := range c.Keystore.SecretKeys {
+		add(fmt.Sprintf("keystore.secret_keys[%d].key_file", i), k.KeyFile)
+	}
 	if p := c.Keystore.PKCS11; p != nil {
 		for i, t := range p.Tokens {
 			add(fmt.Sprintf("keystore.pkcs11.tokens[%d].pin_file", i), t.PINFile)
@@ -45,6 +48,13 @@ func (c *Config) SecretFiles() []SecretFile {
 // CheckSecretFiles refuses, as ssh does for private keys, secret files that anyone
 // but their owner may read or write (any group or other permission bit), naming each
 // file and its setting. A missing file is left to the code that reads it.
+//
+// One exception, PostgreSQL's for its key file: a server that does not run as root
+// accepts a file owned by root that its group may also read (at most 0640). That is
+// how a platform hands secrets to an unprivileged server: Kubernetes mounts a
+// Secret's files as root:fsGroup, and makes them group-readable whenever the pod sets
+// fsGroup, whatever mode was asked for. Root could read the file anyway; the group
+// is the server's.
 func (c *Config) CheckSecretFiles() error {
 	var errs []error
 	for _, f := range c.SecretFiles() {
@@ -56,10 +66,21 @@ func (c *Config) CheckSecretFiles() error {
 			errs = append(errs, fmt.Errorf("%s: %w", f.Setting, err))
 			continue
 		}
-		if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		perm := st.Mode().Perm()
+		if !secretModeOK(perm, ownedByRoot(st), os.Geteuid() == 0) {
 			errs = append(errs, fmt.Errorf("%s: %s is open to group or others (mode %04o); it holds a secret: chmod 600 it",
 				f.Setting, f.Path, perm))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// secretModeOK says whether a secret file with permissions perm may be used: no
+// group or other bit, except group read when root owns the file and the server is
+// not root.
+func secretModeOK(perm fs.FileMode, fileOwnedByRoot, serverIsRoot bool) bool {
+	if fileOwnedByRoot && !serverIsRoot {
+		return perm&0o037 == 0
+	}
+	return perm&0o077 == 0
 }

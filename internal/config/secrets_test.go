@@ -68,3 +68,31 @@ func TestCheckSecretFiles(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+// TestSecretModeOK: a root-owned secret may be group-readable for a server that is
+// not root (a Kubernetes Secret mounted with fsGroup: root:fsGroup 0440), and in no
+// other case; nothing else ever relaxes.
+func TestSecretModeOK(t *testing.T) {
+	for _, tc := range []struct {
+		perm               os.FileMode
+		rootFile, rootProc bool
+		ok                 bool
+	}{
+		{0o600, false, false, true},
+		{0o400, false, false, true},
+		{0o640, false, false, false},
+		{0o440, false, false, false},
+		{0o440, true, false, true},
+		{0o640, true, false, true},
+		{0o660, true, false, false},
+		{0o444, true, false, false},
+		{0o450, true, false, false},
+		{0o604, true, false, false},
+		{0o440, true, true, false},
+		{0o400, true, true, true},
+	} {
+		if got := secretModeOK(tc.perm, tc.rootFile, tc.rootProc); got != tc.ok {
+			t.Errorf("mode %04o, root-owned %v, server root %v: ok %v, want %v", tc.perm, tc.rootFile, tc.rootProc, got, tc.ok)
+		}
+	}
+}

@@ -72,8 +72,12 @@ func (a *AuditLog) Audit(ctx context.Context, ev *AuditEvent) {
 		RequestID: ev.RequestID, Caller: auditCaller(ev.Identity), Op: auditOp(ev.Method), Key: ev.Key,
 		Code: ev.Code.String(), Reason: ev.Reason,
 	}
-	if m, ok := ev.Request.(proto.Message); ok {
+	req, hadPassword := passwordFree(ev.Request)
+	if m, ok := req.(proto.Message); ok {
 		rec.Input = mainInput(m)
+	}
+	if hadPassword {
+		rec.Algorithms = []string{auditPassword}
 	}
 	// The answer is an error already; a failed write is logged by pkg/audit.
 	_ = a.log.Append(ctx, rec)
@@ -112,6 +116,8 @@ func (s *Server) auditCall(ctx context.Context, req any, info *grpc.UnaryServerI
 }
 
 func (s *Server) writeAudit(ctx context.Context, al *AuditLog, ri *requestInfo, method string, req, resp any, err error) error {
+	// A password is never recorded, nor digested: the record says only that one was used.
+	req, hadPassword := passwordFree(req)
 	rec := audit.Record{
 		RequestID: ri.id(), Caller: auditCaller(IdentityFrom(ctx)), Op: auditOp(method), Key: ri.key, Code: "OK",
 	}
@@ -167,6 +173,9 @@ func (s *Server) writeAudit(ctx context.Context, al *AuditLog, ri *requestInfo, 
 		rec.Output, buf = mainOutputBuf(m, buf)
 	}
 	rec.Algorithms = s.auditAlgorithms(ri.key, req)
+	if hadPassword {
+		rec.Algorithms = append(rec.Algorithms, auditPassword)
+	}
 	werr := al.log.Append(ctx, rec)
 	if cap(buf) <= maxPooledWhole {
 		*bp = buf
@@ -344,6 +353,10 @@ func (s *Server) auditAlgorithms(keyName string, req any) []string {
 		digest, scheme = r.GetSignOptions().GetDigest(), r.GetSignOptions().GetRsaScheme()
 	case *signsvrv1.TimestampRequest:
 		// The token's signature: the TSA key's defaults.
+	case *signsvrv1.DecryptRawRequest:
+		return rawAuditAlgorithms(fam, r.GetRsaScheme(), r.GetOaepDigest())
+	case *signsvrv1.EncryptRawRequest:
+		return rawAuditAlgorithms(fam, r.GetRsaScheme(), r.GetOaepDigest())
 	default:
 		signs = false // decryption: the key family alone
 	}
@@ -354,7 +367,20 @@ func (s *Server) auditAlgorithms(keyName string, req any) []string {
 	if !signs {
 		return []string{auditSchemeNames[u.Scheme]}
 	}
-	return []string{auditSchemeNames[u.Scheme], u.Digest.String()}
+	return auditClientDigests(req, []string{auditSchemeNames[u.Scheme], u.Digest.String()}) // digest.go
+}
+
+// rawAuditAlgorithms names the raw encryption scheme a request asked of family f
+// (nil when the table has none: the call was refused for it).
+func rawAuditAlgorithms(f algorithm.Family, s signsvrv1.RsaEncryptionScheme, d signsvrv1.DigestAlgorithm) []string {
+	u, err := rawUse(f, s, d)
+	if err != nil {
+		return nil
+	}
+	if u.Digest == algorithm.NoDigest {
+		return []string{u.Scheme.String()}
+	}
+	return []string{u.Scheme.String(), u.Digest.String()}
 }
 
 // auditUse is the use a request's digest and RSA scheme ask of family f for purpose p,

@@ -36,6 +36,10 @@ import (
 //	validate   ValidateCertificate, ParseCertificate
 //	login      CreateChallenge, Login, GetTokenKey
 //	timestamp  Timestamp (TimestampService)
+//	encrypt_raw EncryptRaw (RawCryptService)
+//	decrypt_raw DecryptRaw (needs decrypt on the key too)                   key
+//	wrap       Envelope, SignAndEnvelope to a KEK recipient (symmetric.go)  key
+//	password   a password recipient made or opened (symmetric.go)
 //
 // sign_raw is apart from sign because a raw signature covers whatever bytes the
 // caller chose, with no signed attributes: a client allowed it can make signatures
@@ -54,11 +58,12 @@ const (
 )
 
 // Operations lists every operation an authorization rule may name.
-var Operations = []Operation{OpSign, OpSignRaw, OpDecrypt, OpVerify, OpEnvelope, OpListKeys, OpValidate, OpLogin, OpTimestamp}
+var Operations = []Operation{OpSign, OpSignRaw, OpDecrypt, OpVerify, OpEnvelope, OpListKeys, OpValidate, OpLogin, OpTimestamp,
+	OpEncryptRaw, OpDecryptRaw, OpWrap, OpPassword}
 
 // IsKeyOperation reports whether op is checked against a key name.
 func IsKeyOperation(op Operation) bool {
-	return op == OpSign || op == OpSignRaw || op == OpDecrypt
+	return op == OpSign || op == OpSignRaw || op == OpDecrypt || op == OpDecryptRaw || op == OpWrap
 }
 
 // methodAccess is what a method needs beyond the key checks its handler makes.
@@ -93,6 +98,11 @@ var methodOps = map[string]methodAccess{
 	signsvrv1.AuthService_Login_FullMethodName:                      {op: OpLogin},
 	signsvrv1.AuthService_GetTokenKey_FullMethodName:                {op: OpLogin},
 	signsvrv1.TimestampService_Timestamp_FullMethodName:             {op: OpTimestamp},
+	signsvrv1.RawCryptService_EncryptRaw_FullMethodName:             {op: OpEncryptRaw},
+	signsvrv1.RawCryptService_DecryptRaw_FullMethodName: {op: OpDecryptRaw, key: func(req any) string {
+		r, _ := req.(*signsvrv1.DecryptRawRequest)
+		return r.GetKey()
+	}},
 }
 
 // MethodOperation returns the operation the interceptor checks for a full method
@@ -340,6 +350,9 @@ func (s *Server) authenticator(ctx context.Context) (*login.Authenticator, error
 func (s *Server) verifyLoginCMS(ctx context.Context, der, detached []byte) ([]byte, *smx509.Certificate, []*smx509.Certificate, error) {
 	vo := s.verifyOptions(ctx)
 	vo.Content = detached
+	// A login answer must bind the signer's identity: the GmSSL form without Z that a
+	// deployment may accept for documents (verify.allow_sm2_without_z) is never one.
+	vo.AllowSM2WithoutZ = false
 	res, err := sign.Verify(der, vo)
 	if err != nil {
 		return nil, nil, nil, err

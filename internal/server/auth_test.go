@@ -432,8 +432,8 @@ func TestPolicyOfTheDeployExample(t *testing.T) {
 	// The front-end processor's subject in a certificate of another client CA.
 	forged := &server.Identity{Holder: identity.Holder{Subject: "CN=acme-fep,O=ACME Logistics", Issuer: "CN=Other CA",
 		FingerprintSHA256: "22"}}
-	customs := &server.Identity{Holder: identity.Holder{Subject: "CN=customs-backend,O=China Customs",
-		FingerprintSHA256: "3b2f0c4e5d6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e"}}
+	customs := &server.Identity{Holder: identity.Holder{Subject: "CN=customs-backend,O=China Customs", Issuer: clientCA,
+		FingerprintSHA256: "33"}}
 	stranger := &server.Identity{Holder: identity.Holder{Subject: "CN=acme-fep,O=Someone Else", Issuer: clientCA, FingerprintSHA256: "11"}}
 	for _, tc := range []struct {
 		who     *server.Identity
@@ -449,6 +449,8 @@ func TestPolicyOfTheDeployExample(t *testing.T) {
 		{fep, server.OpVerify, "", true},
 		{fep, server.OpLogin, "", false},
 		{customs, server.OpDecrypt, "customs-sm2-enc", true},
+		{customs, server.OpDecrypt, "customs-rsa-enc", true},
+		{fep, server.OpDecrypt, "customs-rsa-enc", false},
 		{customs, server.OpSign, "acme-sign", false},
 		{customs, server.OpVerify, "", true},
 		{customs, server.OpValidate, "", true},

@@ -82,13 +82,15 @@ type VerifyLimits struct {
 }
 
 // verifyOptions are the options every verification of a request starts from: its
-// context, the limits, and the certificate cache.
+// context, the limits, the certificate cache and the deployment's defaults
+// (Options.AllowSM2WithoutZ).
 func (s *Server) verifyOptions(ctx context.Context) *sign.VerifyOptions {
 	return &sign.VerifyOptions{
 		Context:          ctx,
 		MaxSigners:       s.verifyLimits.MaxSigners,
 		MaxCertificates:  s.verifyLimits.MaxCertificates,
 		ParseCertificate: s.certs.parse,
+		AllowSM2WithoutZ: s.allowSM2WithoutZ,
 	}
 }
 

@@ -53,12 +53,21 @@ func (s *Server) recipients(ctx context.Context, ders [][]byte, names []string) 
 
 // Envelope implements signsvrv1.EnvelopeServiceServer.
 func (s envelopeService) Envelope(ctx context.Context, req *signsvrv1.EnvelopeRequest) (*signsvrv1.EnvelopeResponse, error) {
-	rcpts, err := s.recipients(ctx, req.GetRecipientCerts(), req.GetRecipientKeys())
-	if err != nil {
-		return nil, err
+	var (
+		rcpts []*smx509.Certificate
+		err   error
+	)
+	symmetric := len(req.GetRecipientKekKeys()) + len(req.GetRecipientPasswords())
+	if symmetric == 0 || len(req.GetRecipientCerts())+len(req.GetRecipientKeys()) > 0 {
+		if rcpts, err = s.recipients(ctx, req.GetRecipientCerts(), req.GetRecipientKeys()); err != nil {
+			return nil, err
+		}
 	}
 	opts, err := envelopeOptions(req.GetOptions())
 	if err != nil {
+		return nil, err
+	}
+	if err := s.symmetricRecipients(ctx, req, req.GetOptions(), &opts); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -95,7 +104,14 @@ func (s *Server) decryptionKey(ctx context.Context, name string) (priv any, leaf
 }
 
 // openOptions are the envelope options of a request: legacy algorithms only when asked,
-// and backend failures of the key reported as themselves.
+// backend failures of the key reported as themselves, the server's PBKDF2 bound.
+func (s *Server) openOptions(o *signsvrv1.DecryptOptions) *envelope.OpenOptions {
+	oo := openOptions(o)
+	oo.MaxPBKDF2Iterations = s.encLimits.MaxPBKDF2Iterations
+	return oo
+}
+
+// openOptions are a request's envelope options with the default PBKDF2 bound.
 func openOptions(o *signsvrv1.DecryptOptions) *envelope.OpenOptions {
 	return &envelope.OpenOptions{AllowLegacy: o.GetAllowLegacy(), BackendError: isBackendError}
 }
@@ -106,11 +122,11 @@ func (s *Server) open(ctx context.Context, name string, der []byte, o *signsvrv1
 	if len(der) == 0 {
 		return nil, invalidRequest("no CMS message given")
 	}
-	priv, leaf, err := s.decryptionKey(ctx, name)
+	priv, leaf, err := s.openerFor(ctx, name, o)
 	if err != nil {
 		return nil, err
 	}
-	data, err := envelope.Open(der, priv, leaf, openOptions(o))
+	data, err := envelope.Open(der, priv, leaf, s.openOptions(o))
 	if err != nil {
 		return nil, decryptError(err)
 	}
@@ -125,6 +141,8 @@ func decryptError(err error) error {
 	switch {
 	case errors.Is(err, envelope.ErrDecrypt), errors.Is(err, envelope.ErrNoRecipient):
 		return errDecryptFailed(err)
+	case errors.Is(err, envelope.ErrTooCostly):
+		return newError(codes.ResourceExhausted, signsvrv1.ErrorReason_ERROR_REASON_TOO_LARGE, err.Error(), err)
 	case errors.Is(err, cms.ErrMalformed), errors.Is(err, cms.ErrUnsupported),
 		errors.Is(err, keystore.ErrBusy), errors.Is(err, keystore.ErrUnavailable),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
@@ -161,12 +179,22 @@ func (s envelopeService) SignAndEnvelope(ctx context.Context, req *signsvrv1.Sig
 	default:
 		return nil, invalidRequest("unknown envelope format %d", req.GetFormat())
 	}
-	rcpts, err := s.recipients(ctx, req.GetRecipientCerts(), req.GetRecipientKeys())
-	if err != nil {
-		return nil, err
+	var rcpts []*smx509.Certificate
+	var err error
+	symmetric := len(req.GetRecipientKekKeys()) + len(req.GetRecipientPasswords())
+	if symmetric == 0 || len(req.GetRecipientCerts())+len(req.GetRecipientKeys()) > 0 {
+		if rcpts, err = s.recipients(ctx, req.GetRecipientCerts(), req.GetRecipientKeys()); err != nil {
+			return nil, err
+		}
 	}
 	eopts, err := envelopeOptions(req.GetEnvelopeOptions())
 	if err != nil {
+		return nil, err
+	}
+	if saed && symmetric > 0 {
+		return nil, invalidRequest("a SignedAndEnvelopedData has key-transport recipients only; use the nested format for KEK and password recipients")
+	}
+	if err := s.symmetricRecipients(ctx, req, req.GetEnvelopeOptions(), &eopts); err != nil {
 		return nil, err
 	}
 	if saed {
@@ -217,22 +245,18 @@ func (s envelopeService) DecryptAndVerify(ctx context.Context, req *signsvrv1.De
 	if len(req.GetCms()) == 0 {
 		return nil, invalidRequest("no CMS message given")
 	}
-	priv, leaf, err := s.decryptionKey(ctx, req.GetKey())
+	priv, leaf, err := s.openerFor(ctx, req.GetKey(), req.GetDecryptOptions())
 	if err != nil {
 		return nil, err
 	}
 	o := req.GetVerifyOptions()
 	vo := s.verifyOptions(ctx)
-	vo.AllowSHA1 = o.GetAllowSha1()
-	if vo.SM2UID, err = sm2UID(o.GetSm2UserId()); err != nil {
-		return nil, err
-	}
-	if vo.Certs, err = s.parseCerts(o.GetCertificates(), "verify_options.certificates"); err != nil {
+	if err := s.applyVerifyOptions(vo, o, "verify_options"); err != nil {
 		return nil, err
 	}
 	// A decrypted plaintext that is not a SignedData is ErrDecrypt (pkg/envelope), so
 	// only a message that does not parse before any key is used says "malformed".
-	res, err := envelope.OpenAndVerify(req.GetCms(), priv, leaf, openOptions(req.GetDecryptOptions()), vo)
+	res, err := envelope.OpenAndVerify(req.GetCms(), priv, leaf, s.openOptions(req.GetDecryptOptions()), vo)
 	if err != nil {
 		return nil, decryptError(err)
 	}

@@ -83,6 +83,7 @@ func (s *Server) prepared(k keystore.Key) *key {
 		}
 	}
 	pk.info = keyInfo(pk, backend)
+	pk.info.ClientDigests = s.clientDigestList(k.Name()) // digest.go
 	s.keys.m.Store(k.Name(), pk)
 	return pk
 }
@@ -160,6 +161,13 @@ func keyInfo(k *key, backend string) *signsvrv1.KeyInfo {
 	}
 	for _, c := range k.chain {
 		info.CertificateChain = append(info.CertificateChain, c.Raw)
+	}
+	// What a client needs for an SM2 Z value: the public key and the default ID.
+	if spki, err := smx509.MarshalPKIXPublicKey(k.pub); err == nil {
+		info.PublicKey = spki
+	}
+	if k.family == algorithm.SM2 {
+		info.Sm2UserId = []byte("1234567812345678")
 	}
 	if k.leaf != nil {
 		info.Subject = k.leaf.Subject.String()

@@ -36,6 +36,17 @@ type Limits struct {
 	// KeepaliveMinInterval is the shortest interval between a client's keepalive
 	// pings the server accepts; a client that pings more often is disconnected.
 	KeepaliveMinInterval time.Duration
+	// MaxConnectionAge closes a connection (GOAWAY, then the client reconnects)
+	// once it is that old, give or take grpc-go's 10% jitter. A client keeps a
+	// connection for as long as it works, and resolves the servers' addresses again
+	// only when one closes: without an age limit, replicas added by a scale-out get
+	// no traffic from clients already connected, and a replica's share never
+	// rebalances after a restart.
+	MaxConnectionAge time.Duration
+	// MaxConnectionAgeGrace is how long calls in flight on a connection past its age
+	// may still finish before it is cut; new calls already go to the new connection.
+	// The default, MaxCallDuration, lets every unary call finish.
+	MaxConnectionAgeGrace time.Duration
 	// MaxPipelineInFlight bounds the items in flight on one PipelineService stream,
 	// from their arrival to the sending of their response (pipeline.go).
 	MaxPipelineInFlight int
@@ -49,7 +60,11 @@ const (
 	DefaultHandshakeTimeout        = 10 * time.Second
 	DefaultIdleTimeout             = 15 * time.Minute
 	DefaultKeepaliveMinInterval    = 10 * time.Second
-	DefaultMaxPipelineInFlight     = 64
+	// DefaultMaxConnectionAge: a scaled-out replica receives its share within about
+	// five minutes; a reconnect costs one TLS handshake per client connection, which
+	// at the default 1024 connections is a few handshakes a second per replica.
+	DefaultMaxConnectionAge    = 5 * time.Minute
+	DefaultMaxPipelineInFlight = 64
 )
 
 func (l Limits) withDefaults() Limits {
@@ -71,6 +86,12 @@ func (l Limits) withDefaults() Limits {
 	if l.KeepaliveMinInterval <= 0 {
 		l.KeepaliveMinInterval = DefaultKeepaliveMinInterval
 	}
+	if l.MaxConnectionAge <= 0 {
+		l.MaxConnectionAge = DefaultMaxConnectionAge
+	}
+	if l.MaxConnectionAgeGrace <= 0 {
+		l.MaxConnectionAgeGrace = l.MaxCallDuration
+	}
 	if l.MaxPipelineInFlight <= 0 {
 		l.MaxPipelineInFlight = DefaultMaxPipelineInFlight
 	}
@@ -83,7 +104,8 @@ func (s *Server) limitOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(l.MaxStreamsPerConnection),
 		grpc.ConnectionTimeout(l.HandshakeTimeout),
-		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: l.IdleTimeout}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: l.IdleTimeout,
+			MaxConnectionAge: l.MaxConnectionAge, MaxConnectionAgeGrace: l.MaxConnectionAgeGrace}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: l.KeepaliveMinInterval, PermitWithoutStream: true}),
 		grpc.InTapHandle(s.boundCall),
 	}

@@ -112,14 +112,24 @@ func (s *Server) serve(ctx context.Context, ri *requestInfo, srv any, dec func(a
 	ic grpc.UnaryServerInterceptor, h grpc.MethodHandler) (resp any, err error) {
 	method := ri.method
 	ctx = context.WithValue(ctx, requestInfoKey{}, ri)
+	if s.outer == nil {
+		return s.serveCall(ctx, ri, srv, dec, ic, h)
+	}
+	return s.outer(ctx, nil, &grpc.UnaryServerInfo{Server: srv, FullMethod: method}, func(ctx context.Context, _ any) (any, error) {
+		return s.serveCall(ctx, ri, srv, dec, ic, h)
+	})
+}
 
+// serveCall is call inside Options.CallInterceptors.
+func (s *Server) serveCall(ctx context.Context, ri *requestInfo, srv any, dec func(any) error,
+	ic grpc.UnaryServerInterceptor, h grpc.MethodHandler) (resp any, err error) {
 	var decodeErr error
 	defer func() {
 		if r := recover(); r != nil {
 			// The panic value and stack go to the log only; the client gets Internal
 			// with no detail.
 			s.log.LogAttrs(ctx, slog.LevelError, "panic in handler",
-				slog.String("request_id", ri.id()), slog.String("method", method),
+				slog.String("request_id", ri.id()), slog.String("method", ri.method),
 				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
 			resp, err = nil, s.finish(ctx, ri, nil, internal(nil))
 		}

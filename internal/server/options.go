@@ -119,6 +119,23 @@ func sm2UID(uid []byte) ([]byte, error) {
 	return uid, nil
 }
 
+// applyVerifyOptions sets in vo what the request's VerifyOptions o ask for: every
+// verifying call (Verify, VerifyBatch items, DecryptAndVerify and the streaming
+// forms) goes through here, so an option of the message means the same in each.
+// field names o in error messages ("options", "verify_options").
+func (s *Server) applyVerifyOptions(vo *sign.VerifyOptions, o *signsvrv1.VerifyOptions, field string) error {
+	vo.AllowSHA1 = o.GetAllowSha1()
+	if o != nil && o.AllowSm2WithoutZ != nil {
+		vo.AllowSM2WithoutZ = *o.AllowSm2WithoutZ
+	}
+	var err error
+	if vo.SM2UID, err = sm2UID(o.GetSm2UserId()); err != nil {
+		return err
+	}
+	vo.Certs, err = s.parseCerts(o.GetCertificates(), field+".certificates")
+	return err
+}
+
 // signOptions turns request options into sign.Options for key k.
 func (s *Server) signOptions(k *key, detached bool, o *signsvrv1.SignOptions, opts *sign.Options) error {
 	// The self-check guards against a misbehaving HSM; keys computed by Go's own code
@@ -226,5 +243,6 @@ func envelopeOptions(o *signsvrv1.EnvelopeOptions) (envelope.Options, error) {
 	default:
 		return opts, invalidRequest("unknown SM2 dialect %d", o.GetSm2Dialect())
 	}
+	opts.ECDHCofactor = o.GetEcdhCofactor()
 	return opts, nil
 }

@@ -11,9 +11,10 @@ package server
 //
 // An item is a unary call in everything but its transport. Each is run through
 // serve, the body of the method wrapper every unary call runs in (middleware.go),
-// with its own requestInfo and request id, the server's one chain of unary
-// interceptors (authentication, authorization, audit, the configured ones) and the
-// unary service's own handler method. So authorization, the audit record, the log
+// with its own requestInfo and request id, inside Options.CallInterceptors (metrics
+// and traces see each item as a call of its method), through the server's one chain
+// of unary interceptors (authentication, authorization, audit, the configured ones)
+// to the unary service's own handler method. So authorization, the audit record, the log
 // line, the mapping of errors to statuses and panic recovery are those of the unary
 // call, by construction: there is no second copy of any of them. A failed item's
 // response carries the status the unary call would have returned.
@@ -29,7 +30,8 @@ package server
 // Deadlines: an item's context is the stream's, bounded from the item's arrival by
 // its timeout field and by Limits.MaxCallDuration (what bounds a unary call), the
 // shortest winning; the stream's own deadline bounds every item. The stream itself
-// has no duration bound: it is meant to live long.
+// has no duration bound of its own: it is meant to live long, until its connection
+// reaches Limits.MaxConnectionAge and is closed after the grace.
 //
 // Ids: an item whose id is that of an item still in flight is not run and is answered
 // ALREADY_EXISTS under that id (no operation answers that code, so the client can
@@ -460,28 +462,4 @@ func (ps *pipelineStream) send(m *signsvrv1.PipelineResponse) {
 			Result: &signsvrv1.PipelineResponse_Error{Error: status.Convert(errResponseTooLarge.status("")).Proto()}})
 	}
 	ps.sendErr = err
-}
-
-// chainUnary chains interceptors into one, as grpc.ChainUnaryInterceptor does: the
-// first is outermost. The server gives grpc this one chain and runs pipelined items
-// through it, so both see the same interceptors in the same order.
-func chainUnary(interceptors []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
-	switch len(interceptors) {
-	case 0:
-		return nil
-	case 1:
-		return interceptors[0]
-	}
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		return interceptors[0](ctx, req, info, chainedHandler(interceptors, 0, info, handler))
-	}
-}
-
-func chainedHandler(interceptors []grpc.UnaryServerInterceptor, curr int, info *grpc.UnaryServerInfo, final grpc.UnaryHandler) grpc.UnaryHandler {
-	if curr == len(interceptors)-1 {
-		return final
-	}
-	return func(ctx context.Context, req any) (any, error) {
-		return interceptors[curr+1](ctx, req, info, chainedHandler(interceptors, curr+1, info, final))
-	}
 }

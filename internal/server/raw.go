@@ -25,6 +25,9 @@ func digestOf(h crypto.Hash, data []byte) []byte {
 
 // SignRaw implements signsvrv1.SignServiceServer.
 func (s signService) SignRaw(ctx context.Context, req *signsvrv1.SignRawRequest) (*signsvrv1.SignRawResponse, error) {
+	if len(req.GetDataDigest()) > 0 {
+		return s.signRawDigest(ctx, req) // digest.go
+	}
 	k, err := s.useKey(ctx, req.GetKey(), OpSign)
 	if err != nil {
 		return nil, err

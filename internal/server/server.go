@@ -6,7 +6,8 @@
 //   - KeyService (keys.go): the keys a caller may use, with their certificates;
 //   - CertificateService (certificate.go): certificate validation and description;
 //   - AuthService (auth.go): certificate login, challenge and token;
-//   - TimestampService (timestamp.go): RFC 3161 timestamps and signature timestamps.
+//   - TimestampService (timestamp.go): RFC 3161 timestamps and signature timestamps;
+//   - RawCryptService (rawcrypt.go): public-key encryption without CMS.
 //   - PipelineService (pipeline.go): one stream carrying many Sign, Verify, SignRaw,
 //     VerifyRaw, Envelope and Decrypt items, each run as the unary call it names.
 //
@@ -48,6 +49,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/keystore"
 )
 
@@ -85,6 +87,10 @@ type Options struct {
 	// Verify bounds what one message to verify may cost (signers, certificates, the
 	// size of a certificate, the parsed-certificate cache); zero fields take defaults.
 	Verify VerifyLimits
+	// AllowSM2WithoutZ is the default of VerifyOptions.allow_sm2_without_z for
+	// requests that leave it unset: also accept SM2 signatures made without the Z
+	// value, as GmSSL 3.x writes SignedData. A request may turn it off or on.
+	AllowSM2WithoutZ bool
 	// TLS, when set, serves TLS (with client certificates when it asks for them).
 	TLS *tls.Config
 	// Development marks the embedded default: callers get the development identity.
@@ -119,6 +125,26 @@ type Options struct {
 	// Reflection serves the gRPC reflection service (what grpcurl and ghz use to
 	// learn the API).
 	Reflection bool
+	// Streams bound the streaming calls (StreamService, stream.go); zero fields take
+	// their defaults.
+	Streams StreamLimits
+	// ClientDigests lists, by key name, the digest algorithms a key accepts from
+	// clients in place of the content (digest.go); a key not listed accepts none.
+	ClientDigests map[string][]algorithm.Digest
+	// SecretKeys holds the symmetric key-encryption keys of KEK recipients, by name
+	// (names apart from Store's); nil serves none.
+	SecretKeys keystore.SecretStore
+	// Encryption bounds password envelopes and raw encryption; zero fields take their
+	// defaults.
+	Encryption EncryptionLimits
+	// CallInterceptors run around each unary call of the API as a whole, outermost
+	// first (metrics, ops.go): outside the method wrapper, so the error they see is
+	// the status the client gets, decoding failures and refusals included. Their req
+	// is nil (the request is not decoded yet); CallKey gives the key the call named.
+	CallInterceptors []grpc.UnaryServerInterceptor
+	// ServerOptions are added to the gRPC server's own (a stats handler for
+	// tracing, stream interceptors for metrics).
+	ServerOptions []grpc.ServerOption
 }
 
 // Server is a configured signsvr gRPC server.
@@ -142,6 +168,8 @@ type Server struct {
 	keys         keyCache
 	certs        certCache
 	verifyLimits VerifyLimits
+	// allowSM2WithoutZ is Options.AllowSM2WithoutZ.
+	allowSM2WithoutZ bool
 
 	clientValidator     CertValidator
 	clientVerifyTimeout time.Duration
@@ -160,7 +188,15 @@ type Server struct {
 	chain    grpc.UnaryServerInterceptor
 	pipeline *pipelineService
 	// unary are the full names of the API's unary methods ("/signsvr.v1.SignService/Sign").
-	unary map[string]bool
+	// streams bound StreamService's calls.
+	streams StreamLimits
+	// clientDigests are Options.ClientDigests.
+	clientDigests map[string][]algorithm.Digest
+	unary         map[string]bool
+	secrets       keystore.SecretStore
+	encLimits     EncryptionLimits
+	// outer is Options.CallInterceptors, chained (nil: none).
+	outer grpc.UnaryServerInterceptor
 }
 
 // New builds a server; it does not listen yet.
@@ -181,21 +217,27 @@ func New(o Options) (*Server, error) {
 		maxMsg:     o.MaxMessageBytes,
 		maxBatch:   o.MaxBatchItems,
 
-		certs:        certCache{maxBytes: o.Verify.CertCacheBytes, maxCert: o.Verify.MaxCertificateBytes},
-		verifyLimits: o.Verify,
-		dev:          o.Development,
-		authorizer:   o.Authorizer,
-		auditor:      o.Auditor,
+		certs:            certCache{maxBytes: o.Verify.CertCacheBytes, maxCert: o.Verify.MaxCertificateBytes},
+		verifyLimits:     o.Verify,
+		allowSM2WithoutZ: o.AllowSM2WithoutZ,
+		dev:              o.Development,
+		authorizer:       o.Authorizer,
+		auditor:          o.Auditor,
 
 		stockTransport: o.StockTransport,
 		limits:         o.Limits.withDefaults(),
 		recheck:        make(chan struct{}, 1),
 		healthInterval: healthPollInterval,
 		reflection:     o.Reflection,
+		outer:          chainCall(o.CallInterceptors),
 
 		clientValidator:     o.ClientValidator,
 		clientVerifyTimeout: DefaultClientVerifyTimeout,
 		reserved:            reservedKeys(o),
+		streams:             o.Streams.withDefaults(),
+		clientDigests:       o.ClientDigests,
+		secrets:             o.SecretKeys,
+		encLimits:           o.Encryption.withDefaults(),
 	}
 	if o.ClientValidator != nil && o.TLS == nil {
 		return nil, errors.New("server: a client certificate validator needs TLS")
@@ -235,7 +277,7 @@ func New(o Options) (*Server, error) {
 		}
 	}
 
-	s.chain = chainUnary(s.auditInterceptors(s.securityInterceptors(o.Interceptors)))
+	s.chain = chainCall(s.auditInterceptors(s.securityInterceptors(o.Interceptors)))
 	opts := []grpc.ServerOption{
 		// A pool of long-lived stream workers instead of a new goroutine per call: a
 		// call's goroutine grows its stack to ~32 KiB in the crypto code, and a fresh
@@ -264,9 +306,10 @@ func New(o Options) (*Server, error) {
 		s.unary["/"+string(m.Parent().FullName())+"/"+string(m.Name())] = true
 	}
 	s.codec = newRequestCodec(api)
-	opts = append(opts, grpc.ForceServerCodecV2(pipelineCodec{s.codec}))
+	opts = append(opts, grpc.ForceServerCodecV2(pipelineCodec{streamCodec{s.codec}})) // stream_codec.go, pipeline.go
 	opts = append(opts, s.limitOptions()...)
 	opts = append(opts, s.transportOptions()...)
+	opts = append(opts, o.ServerOptions...)
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}
@@ -277,6 +320,8 @@ func New(o Options) (*Server, error) {
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.CertificateService_ServiceDesc), certificateService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.AuthService_ServiceDesc), authService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.TimestampService_ServiceDesc), timestampService{Server: s})
+	s.grpc.RegisterService(&signsvrv1.StreamService_ServiceDesc, streamService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.RawCryptService_ServiceDesc), rawCryptService{Server: s})
 	s.pipeline = s.newPipelineService()
 	s.grpc.RegisterService(&signsvrv1.PipelineService_ServiceDesc, s.pipeline)
 
@@ -303,6 +348,8 @@ var serviceNames = []string{
 	signsvrv1.CertificateService_ServiceDesc.ServiceName,
 	signsvrv1.AuthService_ServiceDesc.ServiceName,
 	signsvrv1.TimestampService_ServiceDesc.ServiceName,
+	signsvrv1.StreamService_ServiceDesc.ServiceName,
+	signsvrv1.RawCryptService_ServiceDesc.ServiceName,
 	signsvrv1.PipelineService_ServiceDesc.ServiceName,
 }
 

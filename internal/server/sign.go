@@ -30,6 +30,9 @@ func (s signService) Sign(ctx context.Context, req *signsvrv1.SignRequest) (*sig
 // sign signs one request. cd, when not nil, receives the content digest pkg/sign
 // computed, for the audit record (audit.go: the data is not hashed twice).
 func (s *Server) sign(ctx context.Context, req *signsvrv1.SignRequest, cd *sign.ContentDigest) ([]byte, error) {
+	if len(req.GetContentDigest()) > 0 {
+		return s.signDigest(ctx, req) // digest.go
+	}
 	k, err := s.useKey(ctx, req.GetKey(), OpSign)
 	if err != nil {
 		return nil, err
@@ -64,12 +67,14 @@ func (s *Server) verify(ctx context.Context, req *signsvrv1.VerifyRequest) (*sig
 	// Certificates carried in messages are parsed once and kept by their DER (certs.go):
 	// parsing one costs about as many allocations as the rest of a verification.
 	vo := s.verifyOptions(ctx)
-	vo.Content, vo.AllowSHA1 = req.GetData(), o.GetAllowSha1()
+	// Data has explicit presence: set and empty, it decodes to a non-nil empty slice,
+	// which sign.Verify takes as empty detached content (nil is none).
+	vo.Content = req.GetData()
 	var err error
-	if vo.SM2UID, err = sm2UID(o.GetSm2UserId()); err != nil {
+	if vo.ContentDigests, err = contentDigestOption(req); err != nil { // digest.go
 		return nil, err
 	}
-	if vo.Certs, err = s.parseCerts(o.GetCertificates(), "options.certificates"); err != nil {
+	if err := s.applyVerifyOptions(vo, o, "options"); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {

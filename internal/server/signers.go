@@ -39,6 +39,7 @@ func (s *Server) signerResultsAt(ctx context.Context, res *sign.Result, stamps *
 			SubjectKeyId:       sr.SubjectKeyID,
 			DigestAlgorithm:    sr.DigestAlgorithm,
 			SignatureAlgorithm: sr.SignatureAlgorithm,
+			Sm2WithoutZ:        sr.SM2WithoutZ,
 		}
 		if sr.Certificate != nil {
 			at := now

@@ -218,6 +218,10 @@ const (
 	// client (SignRaw, VerifyRaw). ECDSA defaults to the hash of the curve's strength,
 	// since no CMS peer's default has to be met.
 	RawSignature
+	// RawEncryption: encrypting data with no CMS around it to a public key, and
+	// decrypting it, for a client (EncryptRaw, DecryptRaw), as GM/T 0018 devices
+	// offer. RSA-OAEP's digest is its hash and MGF1 hash.
+	RawEncryption
 )
 
 // MinRSABits is the smallest RSA modulus, in bits, of a key signsvr signs with on its
@@ -239,11 +243,12 @@ var purposes = [...]struct {
 	KeyTransport:    {"key transport", 0},
 	KeyAgreement:    {"key agreement", 0},
 	RawSignature:    {"raw signature", 0},
+	RawEncryption:   {"raw encryption", 0},
 }
 
 // Purposes lists every purpose, in table order.
 func Purposes() []Purpose {
-	return []Purpose{SignCMS, VerifyCMS, LoginAnswer, LoginToken, AuditCheckpoint, KeyTransport, KeyAgreement, RawSignature}
+	return []Purpose{SignCMS, VerifyCMS, LoginAnswer, LoginToken, AuditCheckpoint, KeyTransport, KeyAgreement, RawSignature, RawEncryption}
 }
 
 func (p Purpose) String() string {
@@ -280,11 +285,17 @@ const (
 	// ECDHX963 is ECDH ephemeral-static with the ANSI X9.63 KDF and AES key wrap
 	// (RFC 5753).
 	ECDHX963
+	// ECDHCofactorX963 is ECDHX963 with cofactor Diffie-Hellman (SEC 1 §3.3.2): the
+	// shared point is multiplied by the curve's cofactor. On P-256 and P-384 the
+	// cofactor is 1, so both give the same secret; the OIDs differ, and a reader
+	// must know both (OpenSSL writes this one for -keyopt ecdh_cofactor_mode:1).
+	ECDHCofactorX963
 )
 
 var schemeNames = [...]string{
 	PKCS1v15: "PKCS#1 v1.5", PSS: "PSS", ECDSA: "ECDSA", SM2WithSM3: "SM2",
 	RSAESPKCS1v15: "RSAES-PKCS1-v1_5", RSAESOAEP: "RSAES-OAEP", SM2Encrypt: "SM2 encryption", ECDHX963: "ECDH + X9.63 KDF",
+	ECDHCofactorX963: "cofactor ECDH + X9.63 KDF",
 }
 
 func (s Scheme) String() string {
@@ -309,14 +320,15 @@ var digests = [...]struct {
 	name string
 	hash crypto.Hash
 	oid  asn1.ObjectIdentifier
-	// kdf is the X9.63 key-agreement scheme with this hash (RFC 5753 §7.1.4).
-	kdf asn1.ObjectIdentifier
+	// kdf and cofactorKDF are the X9.63 key-agreement schemes with this hash, standard
+	// and cofactor Diffie-Hellman (RFC 5753 §7.1.4).
+	kdf, cofactorKDF asn1.ObjectIdentifier
 }{
 	NoDigest: {name: "none"},
-	SHA256:   {"SHA-256", crypto.SHA256, cms.OIDSHA256, cms.OIDDHSinglePassStdDHSHA256KDF},
-	SHA384:   {"SHA-384", crypto.SHA384, cms.OIDSHA384, cms.OIDDHSinglePassStdDHSHA384KDF},
-	SHA512:   {"SHA-512", crypto.SHA512, cms.OIDSHA512, cms.OIDDHSinglePassStdDHSHA512KDF},
-	SM3:      {"SM3", 0, cms.OIDSM3, nil},
+	SHA256:   {"SHA-256", crypto.SHA256, cms.OIDSHA256, cms.OIDDHSinglePassStdDHSHA256KDF, cms.OIDDHSinglePassCofactorDHSHA256KDF},
+	SHA384:   {"SHA-384", crypto.SHA384, cms.OIDSHA384, cms.OIDDHSinglePassStdDHSHA384KDF, cms.OIDDHSinglePassCofactorDHSHA384KDF},
+	SHA512:   {"SHA-512", crypto.SHA512, cms.OIDSHA512, cms.OIDDHSinglePassStdDHSHA512KDF, cms.OIDDHSinglePassCofactorDHSHA512KDF},
+	SM3:      {"SM3", 0, cms.OIDSM3, nil, nil},
 }
 
 func (d Digest) def() int {
@@ -403,31 +415,48 @@ func (u Use) X509SignatureOID() asn1.ObjectIdentifier {
 }
 
 // KDFOID is the key-agreement scheme OID (a KeyAgreeRecipientInfo's
-// keyEncryptionAlgorithm) of an ECDHX963 use, nil for any other.
+// keyEncryptionAlgorithm) of an ECDHX963 or ECDHCofactorX963 use, nil for any other.
 func (u Use) KDFOID() asn1.ObjectIdentifier {
-	if u.Scheme != ECDHX963 {
-		return nil
+	switch u.Scheme {
+	case ECDHX963:
+		return digests[u.Digest.def()].kdf
+	case ECDHCofactorX963:
+		return digests[u.Digest.def()].cofactorKDF
 	}
-	return digests[u.Digest.def()].kdf
+	return nil
 }
 
 // KDFByOID returns the hash of an X9.63 key-agreement scheme a KeyAgreeRecipientInfo
-// may name. Besides the schemes the table writes it reads SHA-1, which is what
-// 'openssl cms -encrypt' writes for EC recipients by default, and SHA-224: a KDF does
-// not rely on collision resistance.
+// may name, standard or cofactor Diffie-Hellman (KeyAgreementByOID tells which).
 func KDFByOID(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
+	_, h, ok := KeyAgreementByOID(oid)
+	return h, ok
+}
+
+// KeyAgreementByOID returns the scheme (ECDHX963 or ECDHCofactorX963) and the KDF
+// hash of a key-agreement OID a KeyAgreeRecipientInfo may name. Besides the schemes
+// the table writes it reads SHA-1, which is what 'openssl cms -encrypt' writes for EC
+// recipients by default, and SHA-224: a KDF does not rely on collision resistance.
+func KeyAgreementByOID(oid asn1.ObjectIdentifier) (Scheme, crypto.Hash, bool) {
 	switch {
 	case oid.Equal(cms.OIDDHSinglePassStdDHSHA1KDF):
-		return crypto.SHA1, true
+		return ECDHX963, crypto.SHA1, true
 	case oid.Equal(cms.OIDDHSinglePassStdDHSHA224KDF):
-		return crypto.SHA224, true
+		return ECDHX963, crypto.SHA224, true
+	case oid.Equal(cms.OIDDHSinglePassCofactorDHSHA1KDF):
+		return ECDHCofactorX963, crypto.SHA1, true
+	case oid.Equal(cms.OIDDHSinglePassCofactorDHSHA224KDF):
+		return ECDHCofactorX963, crypto.SHA224, true
 	}
 	for _, d := range digests {
-		if d.kdf != nil && d.kdf.Equal(oid) {
-			return d.hash, true
+		switch {
+		case d.kdf != nil && d.kdf.Equal(oid):
+			return ECDHX963, d.hash, true
+		case d.cofactorKDF != nil && d.cofactorKDF.Equal(oid):
+			return ECDHCofactorX963, d.hash, true
 		}
 	}
-	return 0, false
+	return 0, 0, false
 }
 
 // row is one line of the table. Rows of one family and purpose are in order of
@@ -494,6 +523,9 @@ var table = []row{
 	// The KDF hash matches the curve's strength, as RFC 5753 §8 recommends.
 	{ECDSAP256, KeyAgreement, Use{ECDHX963, SHA256}},
 	{ECDSAP384, KeyAgreement, Use{ECDHX963, SHA384}},
+	// Cofactor ECDH is written when asked for (the cofactor of both curves is 1).
+	{ECDSAP256, KeyAgreement, Use{ECDHCofactorX963, SHA256}},
+	{ECDSAP384, KeyAgreement, Use{ECDHCofactorX963, SHA384}},
 
 	{RSA, RawSignature, Use{PKCS1v15, SHA256}},
 	{RSA, RawSignature, Use{PKCS1v15, SHA384}},
@@ -508,6 +540,13 @@ var table = []row{
 	{ECDSAP384, RawSignature, Use{ECDSA, SHA256}},
 	{ECDSAP384, RawSignature, Use{ECDSA, SHA512}},
 	{SM2, RawSignature, Use{SM2WithSM3, SM3}},
+
+	// PKCS#1 v1.5 is decrypted with implicit rejection, as in key transport.
+	{RSA, RawEncryption, Use{RSAESOAEP, SHA256}},
+	{RSA, RawEncryption, Use{RSAESOAEP, SHA384}},
+	{RSA, RawEncryption, Use{RSAESOAEP, SHA512}},
+	{RSA, RawEncryption, Use{RSAESPKCS1v15, NoDigest}},
+	{SM2, RawEncryption, Use{SM2Encrypt, SM3}},
 }
 
 // Uses lists what a family may do for a purpose, the default first; nil when the

@@ -44,6 +44,7 @@ func TestSupported(t *testing.T) {
 			AuditCheckpoint: {{PKCS1v15, SHA256}},
 			KeyTransport:    {{RSAESOAEP, SHA256}, {RSAESPKCS1v15, NoDigest}},
 			RawSignature:    rsaSign,
+			RawEncryption:   append(with(RSAESOAEP, shaAll...), Use{RSAESPKCS1v15, NoDigest}),
 		},
 		ECDSAP256: {
 			SignCMS:         with(ECDSA, shaAll...),
@@ -51,7 +52,7 @@ func TestSupported(t *testing.T) {
 			LoginAnswer:     {{ECDSA, SHA256}},
 			LoginToken:      {{ECDSA, SHA256}},
 			AuditCheckpoint: {{ECDSA, SHA256}},
-			KeyAgreement:    {{ECDHX963, SHA256}},
+			KeyAgreement:    {{ECDHX963, SHA256}, {ECDHCofactorX963, SHA256}},
 			RawSignature:    with(ECDSA, shaAll...),
 		},
 		ECDSAP384: {
@@ -60,7 +61,7 @@ func TestSupported(t *testing.T) {
 			LoginAnswer:     {{ECDSA, SHA384}},
 			LoginToken:      {{ECDSA, SHA384}},
 			AuditCheckpoint: {{ECDSA, SHA384}},
-			KeyAgreement:    {{ECDHX963, SHA384}},
+			KeyAgreement:    {{ECDHX963, SHA384}, {ECDHCofactorX963, SHA384}},
 			RawSignature:    with(ECDSA, SHA384, SHA256, SHA512),
 		},
 		SM2: {
@@ -71,6 +72,7 @@ func TestSupported(t *testing.T) {
 			AuditCheckpoint: {{SM2WithSM3, SM3}},
 			KeyTransport:    {{SM2Encrypt, SM3}},
 			RawSignature:    {{SM2WithSM3, SM3}},
+			RawEncryption:   {{SM2Encrypt, SM3}},
 		},
 		Unsupported: {},
 	}
@@ -271,15 +273,26 @@ func TestOIDs(t *testing.T) {
 		}
 	}
 	for _, c := range []struct {
-		oid  []int
-		want crypto.Hash
+		oid      []int
+		want     crypto.Hash
+		cofactor bool
 	}{
-		{cms.OIDDHSinglePassStdDHSHA1KDF, crypto.SHA1}, {cms.OIDDHSinglePassStdDHSHA224KDF, crypto.SHA224},
-		{cms.OIDDHSinglePassStdDHSHA256KDF, crypto.SHA256}, {cms.OIDDHSinglePassStdDHSHA384KDF, crypto.SHA384},
-		{cms.OIDDHSinglePassStdDHSHA512KDF, crypto.SHA512}, {cms.OIDSHA256, 0},
+		{cms.OIDDHSinglePassStdDHSHA1KDF, crypto.SHA1, false}, {cms.OIDDHSinglePassStdDHSHA224KDF, crypto.SHA224, false},
+		{cms.OIDDHSinglePassStdDHSHA256KDF, crypto.SHA256, false}, {cms.OIDDHSinglePassStdDHSHA384KDF, crypto.SHA384, false},
+		{cms.OIDDHSinglePassStdDHSHA512KDF, crypto.SHA512, false}, {cms.OIDSHA256, 0, false},
+		{cms.OIDDHSinglePassCofactorDHSHA1KDF, crypto.SHA1, true}, {cms.OIDDHSinglePassCofactorDHSHA224KDF, crypto.SHA224, true},
+		{cms.OIDDHSinglePassCofactorDHSHA256KDF, crypto.SHA256, true}, {cms.OIDDHSinglePassCofactorDHSHA384KDF, crypto.SHA384, true},
+		{cms.OIDDHSinglePassCofactorDHSHA512KDF, crypto.SHA512, true},
 	} {
 		if h, ok := KDFByOID(c.oid); h != c.want || ok != (c.want != 0) {
 			t.Errorf("KDFByOID(%v) = %v, %v", c.oid, h, ok)
+		}
+		s, _, ok := KeyAgreementByOID(c.oid)
+		if want := map[bool]Scheme{false: ECDHX963, true: ECDHCofactorX963}[c.cofactor]; ok && s != want {
+			t.Errorf("KeyAgreementByOID(%v) = %v, want %v", c.oid, s, want)
+		}
+		if u := (Use{s, DigestOf(c.want)}); ok && u.KDFOID() != nil && !u.KDFOID().Equal(c.oid) {
+			t.Errorf("KDFOID of %v does not round-trip", c.oid)
 		}
 	}
 	for _, c := range []struct {

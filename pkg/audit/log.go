@@ -54,6 +54,8 @@ type Config struct {
 	FailOpen bool
 	// Logger receives write and checkpoint failures (default slog.Default()).
 	Logger *slog.Logger
+	// Observer, when set, learns of every append and every write (metrics).
+	Observer Observer
 	// Ticker starts the checkpoint ticker; nil uses time.NewTicker. Tests pass a
 	// channel they drive by hand. stop is called on Close.
 	Ticker func(d time.Duration) (c <-chan time.Time, stop func())
@@ -61,6 +63,19 @@ type Config struct {
 	// openFile creates a log file; nil uses os.OpenFile. Tests wrap the file to make
 	// its writes, fsyncs or close fail.
 	openFile func(path string) (segmentFile, error)
+}
+
+// Observer learns what a Log writes, for metrics. Its methods are called on the
+// write path (Wrote with the log's mutex held) and must be quick and safe for
+// concurrent use.
+type Observer interface {
+	// Appended follows each Append and AppendBatch: the records it was given, how
+	// long it took (the wait for a group commit included), and its error, before a
+	// fail-open log turns it into nil (nil: written).
+	Appended(records int, took time.Duration, err error)
+	// Wrote follows each write to a log file: n bytes reached the operating system
+	// (records, file headers and checkpoints alike).
+	Wrote(n int)
 }
 
 // segmentFile is what the writer needs of an open log file.
@@ -270,6 +285,10 @@ func (l *Log) AppendBatch(ctx context.Context, rs []Record) error {
 	if len(rs) == 0 {
 		return nil
 	}
+	var start time.Time
+	if l.cfg.Observer != nil {
+		start = time.Now()
+	}
 	bp := l.fields.Get().(*[]byte)
 	fields := (*bp)[:0]
 	var endsBuf [1]int
@@ -292,6 +311,9 @@ func (l *Log) AppendBatch(ctx context.Context, rs []Record) error {
 	if cap(fields) <= maxPooledFields {
 		*bp = fields
 		l.fields.Put(bp)
+	}
+	if o := l.cfg.Observer; o != nil {
+		o.Appended(len(rs), time.Since(start), err)
 	}
 	if err != nil && l.cfg.FailOpen && errors.Is(err, ErrUnavailable) {
 		l.logger.Error("audit: record not written (fail-open)", "op", string(rs[0].Op), "request_id", rs[0].RequestID, "records", len(rs), "err", err)
@@ -429,6 +451,9 @@ func (l *Log) writeLinesLocked(fields []byte, ends []int) (int, error) {
 	l.marks = marks
 	n, err := l.seg.f.Write(b)
 	l.seg.size += int64(n)
+	if o := l.cfg.Observer; o != nil && n > 0 {
+		o.Wrote(n)
+	}
 	whole, wholeEnd := 0, 0
 	for whole < len(ends) && marks[3*whole] <= n {
 		wholeEnd = marks[3*whole]

@@ -112,3 +112,28 @@ func FuzzParseEnvelopeParams(f *testing.F) {
 		_ = KeyIDFromSPKI(in)
 	})
 }
+
+// FuzzParsePBKDF2Params reads arbitrary PBKDF2-params: nothing may panic, and what
+// parses has an iteration count a reader can bound and re-encodes.
+func FuzzParsePBKDF2Params(f *testing.F) {
+	p := PBKDF2Params{Salt: []byte("0123456789abcdef"), Iterations: 2048, KeyLength: 32, PRF: AlgorithmIdentifier{Algorithm: OIDHMACWithSHA256, Parameters: NullParameters}}
+	b, _ := p.Marshal()
+	f.Add(b)
+	f.Add([]byte{0x30, 0x0d, 0x04, 0x08, 1, 2, 3, 4, 5, 6, 7, 8, 0x02, 0x01, 0x01})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		p, err := ParsePBKDF2Params(in)
+		if err != nil {
+			return
+		}
+		if p.Iterations < 1 || p.PRF.Algorithm == nil {
+			t.Fatalf("parsed %+v", p)
+		}
+		out, err := p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParsePBKDF2Params(out); err != nil {
+			t.Fatalf("re-encoding does not parse: %v", err)
+		}
+	})
+}

@@ -82,6 +82,14 @@ var (
 	OIDDHSinglePassStdDHSHA256KDF = asn1.ObjectIdentifier{1, 3, 132, 1, 11, 1}
 	OIDDHSinglePassStdDHSHA384KDF = asn1.ObjectIdentifier{1, 3, 132, 1, 11, 2}
 	OIDDHSinglePassStdDHSHA512KDF = asn1.ObjectIdentifier{1, 3, 132, 1, 11, 3}
+	// The cofactor variants (SEC 1 §3.3.2, RFC 5753 §7.1.4), which OpenSSL writes for
+	// -keyopt ecdh_cofactor_mode:1. On P-256 and P-384 the cofactor is 1, so the
+	// shared secret is the same as with standard ECDH.
+	OIDDHSinglePassCofactorDHSHA1KDF   = asn1.ObjectIdentifier{1, 3, 133, 16, 840, 63, 0, 3}
+	OIDDHSinglePassCofactorDHSHA224KDF = asn1.ObjectIdentifier{1, 3, 132, 1, 14, 0}
+	OIDDHSinglePassCofactorDHSHA256KDF = asn1.ObjectIdentifier{1, 3, 132, 1, 14, 1}
+	OIDDHSinglePassCofactorDHSHA384KDF = asn1.ObjectIdentifier{1, 3, 132, 1, 14, 2}
+	OIDDHSinglePassCofactorDHSHA512KDF = asn1.ObjectIdentifier{1, 3, 132, 1, 14, 3}
 )
 
 // Content encryption and key wrap.

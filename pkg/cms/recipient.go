@@ -54,8 +54,9 @@ import (
 //	  date GeneralizedTime OPTIONAL,
 //	  other OtherKeyAttribute OPTIONAL }
 //
-// kekri, pwri and ori are kept as raw elements and skipped: a message that also
-// carries one of them still opens for its other recipients.
+// kekri and pwri are read too (recipient_symmetric.go); ori and any future choice are
+// kept as raw elements and skipped: a message that also carries one of them still
+// opens for its other recipients.
 
 // RecipientIdentifier names a recipient's certificate. Exactly one of
 // IssuerAndSerial and SubjectKeyID is set.
@@ -105,11 +106,13 @@ func KeyIDFromSPKI(spki []byte) []byte {
 }
 
 // RecipientInfo is one element of RecipientInfos. For the choices read here exactly
-// one of KeyTrans and KeyAgree is set. For the others (kekri, pwri, ori) both are nil
-// and Raw holds the element, which Marshal writes back unchanged.
+// one of KeyTrans, KeyAgree, KEK and Password is set. For the others (ori) all are
+// nil and Raw holds the element, which Marshal writes back unchanged.
 type RecipientInfo struct {
 	KeyTrans *KeyTransRecipientInfo
 	KeyAgree *KeyAgreeRecipientInfo
+	KEK      *KEKRecipientInfo
+	Password *PasswordRecipientInfo
 	// Raw is the complete DER element as read (nil for a RecipientInfo built in code).
 	Raw []byte
 }
@@ -189,8 +192,20 @@ func readRecipientInfos(set cryptobyte.String) ([]RecipientInfo, error) {
 				return nil, err
 			}
 			ri.KeyAgree = kari
+		case tag == envTagCtx2Cons:
+			kekri, err := parseKEK(elem)
+			if err != nil {
+				return nil, err
+			}
+			ri.KEK = kekri
+		case tag == envTagCtx3Cons:
+			pwri, err := parsePassword(elem)
+			if err != nil {
+				return nil, err
+			}
+			ri.Password = pwri
 		case tag&0xc0 == 0x80 && tag&0x20 != 0:
-			// kekri [2], pwri [3], ori [4] (or a future choice): kept raw.
+			// ori [4] (or a future choice): kept raw.
 		default:
 			return nil, malformed("RecipientInfo choice")
 		}
@@ -331,6 +346,10 @@ func (ri *RecipientInfo) marshalInto(b *cryptobyte.Builder) {
 		ri.KeyTrans.marshalInto(b)
 	case ri.KeyAgree != nil:
 		ri.KeyAgree.marshalInto(b)
+	case ri.KEK != nil:
+		ri.KEK.marshalInto(b)
+	case ri.Password != nil:
+		ri.Password.marshalInto(b)
 	case ri.Raw != nil:
 		b.AddBytes(ri.Raw)
 	default:
@@ -402,8 +421,10 @@ func recipientInfosVersionInputs(ris []RecipientInfo) (allV0 bool, pwriOrOri boo
 			if ri.KeyTrans.Version != 0 {
 				allV0 = false
 			}
-		case ri.KeyAgree != nil:
+		case ri.KeyAgree != nil, ri.KEK != nil:
 			allV0 = false
+		case ri.Password != nil:
+			allV0, pwriOrOri = false, true
 		default:
 			allV0 = false
 			if len(ri.Raw) > 0 && (ri.Raw[0] == 0xa3 || ri.Raw[0] == 0xa4) {

@@ -18,6 +18,17 @@
 // never written). The default is AES-256-GCM, or SM4-CBC in the GM/T 0010 dialect
 // when every recipient is SM2.
 //
+// Besides certificates, a message may go to holders of a symmetric key-encryption key
+// (KEKRecipient: a KEKRecipientInfo, AES key wrap, found by its key identifier) and to
+// passwords (Password: an RFC 3211 PasswordRecipientInfo, PBKDF2-HMAC-SHA-256 and the
+// RFC 3211 key wrap in the content cipher's CBC mode, or AES/SM4-CBC beside a GCM
+// cipher), as 'openssl cms -secretkey' and '-pwri_password' make them. EC recipients
+// get cofactor ECDH on request (Options.ECDHCofactor); both schemes are read. The
+// PBKDF2 iteration count is the sender's to choose, so Open bounds what one message
+// may cost (OpenOptions.MaxPBKDF2Iterations) before deriving anything. SM2 encrypted
+// keys are read in the GM/T 0009 ASN.1 form and in the raw forms peers write
+// (pkg/sm2cipher), CFCA's without the 04 prefix among them.
+//
 // # Why Open says so little
 //
 // Once the recipient is found, every failure (wrong key, bad RSA padding, failed key
@@ -99,6 +110,18 @@ type Options struct {
 	// IgnoreKeyUsage skips the check that a recipient certificate with a key usage
 	// extension allows keyEncipherment (RSA, SM2) or keyAgreement (EC).
 	IgnoreKeyUsage bool
+	// ECDHCofactor writes EC recipients with cofactor ECDH
+	// (dhSinglePass-cofactorDH-*kdf-scheme), as 'openssl cms -keyopt
+	// ecdh_cofactor_mode:1' does. The secret is the same (the curves' cofactor is 1).
+	ECDHCofactor bool
+	// KEKRecipients are recipients holding a symmetric key-encryption key
+	// (KEKRecipientInfo, AES key wrap), besides the certificates.
+	KEKRecipients []KEKRecipient
+	// Passwords are password recipients (PasswordRecipientInfo, RFC 3211), one each.
+	Passwords []Password
+	// PBKDF2Iterations is the iteration count of password recipients; 0 means
+	// DefaultPBKDF2Iterations, and fewer than 1000 are refused.
+	PBKDF2Iterations int
 }
 
 // KeyAgreer is the recipient side of ECDH; *ecdh.PrivateKey satisfies it.
@@ -106,8 +129,10 @@ type KeyAgreer interface {
 	ECDH(remote *ecdh.PublicKey) ([]byte, error)
 }
 
-// Envelope encrypts content to every recipient certificate and returns a DER
-// ContentInfo (EnvelopedData, or AuthEnvelopedData for GCM ciphers).
+// Envelope encrypts content to every recipient certificate, KEK recipient and
+// password of opts, and returns a DER ContentInfo (EnvelopedData, or
+// AuthEnvelopedData for GCM ciphers). A password or KEK recipient leaves the dialect
+// PKCS#7 (GM/T 0010 has neither).
 func Envelope(content []byte, recipients []*smx509.Certificate, opts *Options) ([]byte, error) {
 	return envelope(content, recipients, opts)
 }
@@ -129,11 +154,17 @@ type OpenOptions struct {
 	// only errors that cannot depend on the ciphertext, or it would open a padding
 	// oracle. nil treats every error from the key as a decryption failure.
 	BackendError func(error) bool
+	// MaxPBKDF2Iterations bounds the PBKDF2 iterations one password envelope may
+	// cost, over all its password recipients; 0 means DefaultMaxPBKDF2Iterations. A
+	// message over it is refused (ErrTooCostly) before any is derived.
+	MaxPBKDF2Iterations int
 }
 
 // Open finds the RecipientInfo for cert (by issuer and serial or by key identifier)
 // and decrypts the content with key, which must be a crypto.Decrypter (RSA, SM2) or a
-// KeyAgreer (EC; an *ecdsa.PrivateKey is also accepted). Every failure after the
+// KeyAgreer (EC; an *ecdsa.PrivateKey is also accepted). With a nil cert, key may
+// instead be a KEKRecipient (the KEKRecipientInfo with its ID is opened) or a
+// Password (the PasswordRecipientInfos are tried). Every failure after the
 // recipient is found returns the same ErrDecrypt, so no caller can learn which step
 // failed. Before that: errors wrapping cms.ErrMalformed (input), cms.ErrUnsupported
 // (an algorithm or form not handled; with ErrLegacy for 3DES/SHA-1 without

@@ -1,10 +1,12 @@
 package envelope
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"fmt"
 	"testing"
 
 	"github.com/emmansun/gmsm/sm2"
@@ -125,4 +127,40 @@ func BenchmarkPrimitive(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkOpenPassword is what one password envelope costs to open: the default
+// count Envelope writes and the most Open spends by default (a hostile sender's
+// envelope costs no more than that).
+func BenchmarkOpenPassword(b *testing.B) {
+	content := testContent(1024)
+	pw := Password("benchmark password")
+	for _, it := range []int{DefaultPBKDF2Iterations, DefaultMaxPBKDF2Iterations} {
+		der, err := Envelope(content, nil, &Options{Cipher: AES256GCM, Passwords: []Password{pw}, PBKDF2Iterations: it})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("iterations=%d", it), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Open(der, pw, nil, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkOpenKEK opens a KEK envelope (AES key wrap in process).
+func BenchmarkOpenKEK(b *testing.B) {
+	content := testContent(1024)
+	r := KEKRecipient{ID: []byte("kek"), Key: AESKey(bytes.Repeat([]byte{1}, 32))}
+	der, err := Envelope(content, nil, &Options{Cipher: AES256GCM, KEKRecipients: []KEKRecipient{r}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := Open(der, r, nil, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -24,15 +24,27 @@ type plan struct {
 // newPlan checks the recipients and settles cipher and dialect. cbcDefault picks the
 // default for SignedAndEnvelopedData, which has no authenticated form.
 func newPlan(recipients []*smx509.Certificate, opts *Options, cbcDefault bool) (*plan, error) {
-	if len(recipients) == 0 {
-		return nil, fmt.Errorf("%w: no recipients", ErrInvalidOptions)
-	}
 	p := &plan{rand: rand.Reader, allSM2: true}
 	if opts != nil {
 		p.opts = *opts
 		if opts.Rand != nil {
 			p.rand = opts.Rand
 		}
+	}
+	symmetric := len(p.opts.KEKRecipients) + len(p.opts.Passwords)
+	if len(recipients)+symmetric == 0 {
+		return nil, fmt.Errorf("%w: no recipients", ErrInvalidOptions)
+	}
+	if symmetric > 0 {
+		// GM/T 0010 knows neither choice, and an SM2-only default of SM4-CBC would be
+		// a guess about the symmetric peer: the defaults are those of mixed recipients.
+		p.allSM2 = false
+	}
+	switch it := p.opts.PBKDF2Iterations; {
+	case it == 0:
+		p.opts.PBKDF2Iterations = DefaultPBKDF2Iterations
+	case it < minPBKDF2Iterations:
+		return nil, fmt.Errorf("%w: %d PBKDF2 iterations are fewer than the least of %d", ErrInvalidOptions, it, minPBKDF2Iterations)
 	}
 	p.kinds = make([]recipientKind, len(recipients))
 	for i, c := range recipients {
@@ -108,7 +120,7 @@ func (p *plan) recipientInfos(recipients []*smx509.Certificate, cek []byte, keyT
 			if keyTransOnly {
 				return nil, fmt.Errorf("%w: recipient %q has an EC key: SignedAndEnvelopedData allows only RSA and SM2 recipients", ErrInvalidOptions, cert.Subject.CommonName)
 			}
-			kari, err := keyAgree(p.rand, cert, cek, rid)
+			kari, err := keyAgree(p.rand, cert, cek, rid, p.opts.ECDHCofactor)
 			if err != nil {
 				return nil, fmt.Errorf("envelope: key agreement for %q: %w", cert.Subject.CommonName, err)
 			}
@@ -127,6 +139,26 @@ func (p *plan) recipientInfos(recipients []*smx509.Certificate, cek []byte, keyT
 			}
 			ris[i].KeyTrans = &cms.KeyTransRecipientInfo{Version: version, RID: rid, KeyEncryptionAlgorithm: alg, EncryptedKey: ek}
 		}
+	}
+	for _, r := range p.opts.KEKRecipients {
+		if keyTransOnly {
+			return nil, fmt.Errorf("%w: SignedAndEnvelopedData allows only RSA and SM2 recipients", ErrInvalidOptions)
+		}
+		kekri, err := kekRecipient(r, cek)
+		if err != nil {
+			return nil, err
+		}
+		ris = append(ris, cms.RecipientInfo{KEK: kekri})
+	}
+	for _, pw := range p.opts.Passwords {
+		if keyTransOnly {
+			return nil, fmt.Errorf("%w: SignedAndEnvelopedData allows only RSA and SM2 recipients", ErrInvalidOptions)
+		}
+		pwri, err := passwordRecipient(p.rand, pw, p.opts.PBKDF2Iterations, pwriCipher(p.alg), cek)
+		if err != nil {
+			return nil, err
+		}
+		ris = append(ris, cms.RecipientInfo{Password: pwri})
 	}
 	return ris, nil
 }

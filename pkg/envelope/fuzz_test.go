@@ -11,8 +11,9 @@ import (
 
 // FuzzOpen feeds Open and OpenAndVerify arbitrary input with real keys, seeded with
 // messages addressed to those keys (so mutations reach the key unwrap and the content
-// decryption) and with the OpenSSL- and gmsm-made seeds of pkg/cms. Nothing may
-// panic, and every error must be one of the documented kinds.
+// decryption) and with the OpenSSL- and gmsm-made seeds of pkg/cms; the KEK and the
+// password of the OpenSSL-made kekri and pwri seeds open them too. Nothing may panic,
+// and every error must be one of the documented kinds.
 func FuzzOpen(f *testing.F) {
 	fx := getFixture(f)
 	for _, der := range seedObjects(f) {
@@ -25,7 +26,13 @@ func FuzzOpen(f *testing.F) {
 		}
 	}
 	openers := []*party{fx.rsa, fx.ec256, fx.sm2a}
+	kek := KEKRecipient{ID: []byte("kek-1"), Key: AESKey{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}}
 	f.Fuzz(func(t *testing.T, in []byte) {
+		_, err := Open(in, kek, nil, nil)
+		checkOpenError(t, err)
+		// The seeds' 2048 iterations, twice at most: each try costs milliseconds.
+		_, err = Open(in, Password("seed-password"), nil, &OpenOptions{MaxPBKDF2Iterations: 4096})
+		checkOpenError(t, err)
 		for _, p := range openers {
 			_, err := Open(in, p.opener(t), p.cert, &OpenOptions{AllowLegacy: true})
 			checkOpenError(t, err)

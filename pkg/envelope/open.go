@@ -1,11 +1,13 @@
 package envelope
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/asn1"
 	"errors"
+	"io"
 
 	"github.com/emmansun/gmsm/smx509"
 
@@ -84,9 +86,30 @@ func asKeyAgreer(key any) (KeyAgreer, bool) {
 // one ErrDecrypt, and the content decryption runs whether or not the key unwrap
 // worked, so neither the error nor the work done tells which step failed.
 func (m *message) open(key any, cert *smx509.Certificate, opts *OpenOptions) ([]byte, asn1.ObjectIdentifier, error) {
-	if cert == nil {
-		return nil, nil, errors.New("envelope: no recipient certificate given")
+	cek, keyOK, alg, err := m.contentKey(key, cert, opts)
+	if err != nil {
+		return nil, nil, err
 	}
+	eci := m.eci
+	var tag []byte
+	if m.auth {
+		tag = m.mac
+	}
+	pt, contentOK := alg.open(cek, eci.ContentEncryptionAlgorithm.Parameters, eci.EncryptedContent, tag, m.aad)
+	clear(cek)
+	if keyOK&contentOK != 1 {
+		clear(pt)
+		return nil, nil, ErrDecrypt
+	}
+	return pt, eci.ContentType, nil
+}
+
+// contentKey finds the RecipientInfo for key (and cert) and recovers the content key,
+// for the content algorithm it returns. keyOK is 0 when the unwrap failed: cek is then
+// a random key of the right length, so the content decryption runs all the same and
+// fails as if the content were bad (the caller clears cek). The errors are those open
+// returns before any secret is touched.
+func (m *message) contentKey(key any, cert *smx509.Certificate, opts *OpenOptions) (cek []byte, keyOK int, alg contentAlg, err error) {
 	var o OpenOptions
 	if opts != nil {
 		o = *opts
@@ -95,9 +118,75 @@ func (m *message) open(key any, cert *smx509.Certificate, opts *OpenOptions) ([]
 	if rnd == nil {
 		rnd = rand.Reader
 	}
+	var unwrap func(keyLen int) ([]byte, int, error)
+	switch k := key.(type) {
+	case KEKRecipient:
+		if cert != nil {
+			return nil, 0, alg, errors.New("envelope: a KEK recipient takes no certificate")
+		}
+		if !m.has(func(ri *cms.RecipientInfo) bool { return ri.KEK != nil && bytes.Equal(ri.KEK.KeyID, k.ID) }) {
+			return nil, 0, alg, ErrNoRecipient
+		}
+		unwrap = func(n int) ([]byte, int, error) { return m.unwrapKEK(rnd, k, n, o.BackendError) }
+	case Password:
+		if cert != nil {
+			return nil, 0, alg, errors.New("envelope: a password takes no certificate")
+		}
+		if !m.has(func(ri *cms.RecipientInfo) bool { return ri.Password != nil }) {
+			return nil, 0, alg, ErrNoRecipient
+		}
+		maxIter := o.MaxPBKDF2Iterations
+		if maxIter <= 0 {
+			maxIter = DefaultMaxPBKDF2Iterations
+		}
+		unwrap = func(n int) ([]byte, int, error) { return m.unwrapPassword(rnd, k, n, maxIter) }
+	default:
+		if unwrap, err = m.certRecipient(rnd, key, cert, o); err != nil {
+			return nil, 0, alg, err
+		}
+	}
+
+	eci := m.eci
+	alg, ok := contentAlgByOID(eci.ContentEncryptionAlgorithm.Algorithm)
+	if !ok {
+		return nil, 0, alg, unsupported("content encryption %s", eci.ContentEncryptionAlgorithm.Algorithm)
+	}
+	if alg.legacy && !o.AllowLegacy {
+		return nil, 0, alg, legacy(alg.name)
+	}
+	if m.auth != alg.gcm && (m.auth || m.sed != nil) {
+		return nil, 0, alg, unsupported("%s in this content type", alg.name)
+	}
+	if eci.EncryptedContent == nil {
+		return nil, 0, alg, unsupported("detached encrypted content")
+	}
+
+	cek, keyOK, err = unwrap(alg.keyLen)
+	if err != nil {
+		return nil, 0, alg, err
+	}
+	return cek, keyOK, alg, nil
+}
+
+// has reports whether some RecipientInfo satisfies f.
+func (m *message) has(f func(*cms.RecipientInfo) bool) bool {
+	for i := range m.ris {
+		if f(&m.ris[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// certRecipient finds cert's RecipientInfo and returns how to recover the content key
+// from it with key.
+func (m *message) certRecipient(rnd io.Reader, key any, cert *smx509.Certificate, o OpenOptions) (func(int) ([]byte, int, error), error) {
+	if cert == nil {
+		return nil, errors.New("envelope: no recipient certificate given")
+	}
 	kind, err := kindOf(cert)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	rc := recipientCert(cert)
 	var (
@@ -122,56 +211,25 @@ find:
 		}
 	}
 	if ktri == nil && kari == nil {
-		return nil, nil, ErrNoRecipient
+		return nil, ErrNoRecipient
 	}
 	if (kind == kindEC) != (kari != nil) {
-		return nil, nil, unsupported("recipient info type does not fit the certificate's key")
+		return nil, unsupported("recipient info type does not fit the certificate's key")
 	}
-
-	eci := m.eci
-	alg, ok := contentAlgByOID(eci.ContentEncryptionAlgorithm.Algorithm)
-	if !ok {
-		return nil, nil, unsupported("content encryption %s", eci.ContentEncryptionAlgorithm.Algorithm)
-	}
-	if alg.legacy && !o.AllowLegacy {
-		return nil, nil, legacy(alg.name)
-	}
-	if m.auth != alg.gcm && (m.auth || m.sed != nil) {
-		return nil, nil, unsupported("%s in this content type", alg.name)
-	}
-	if eci.EncryptedContent == nil {
-		return nil, nil, unsupported("detached encrypted content")
-	}
-
-	var (
-		cek   []byte
-		keyOK int
-	)
 	if kari != nil {
 		agreer, ok := asKeyAgreer(key)
 		if !ok {
-			return nil, nil, ErrKeyType
+			return nil, ErrKeyType
 		}
-		cek, keyOK, err = unwrapKeyAgree(rnd, cert, kari, ek, agreer, alg.keyLen, o.BackendError)
-	} else {
-		dec, ok := key.(crypto.Decrypter)
-		if !ok {
-			return nil, nil, ErrKeyType
-		}
-		cek, keyOK, err = unwrapKeyTransport(rnd, kind, ktri, dec, alg.keyLen, o.BackendError)
+		return func(n int) ([]byte, int, error) {
+			return unwrapKeyAgree(rnd, cert, kari, ek, agreer, n, o.BackendError)
+		}, nil
 	}
-	if err != nil {
-		return nil, nil, err
+	dec, ok := key.(crypto.Decrypter)
+	if !ok {
+		return nil, ErrKeyType
 	}
-	var tag []byte
-	if m.auth {
-		tag = m.mac
-	}
-	pt, contentOK := alg.open(cek, eci.ContentEncryptionAlgorithm.Parameters, eci.EncryptedContent, tag, m.aad)
-	clear(cek)
-	if keyOK&contentOK != 1 {
-		clear(pt)
-		return nil, nil, ErrDecrypt
-	}
-	return pt, eci.ContentType, nil
+	return func(n int) ([]byte, int, error) {
+		return unwrapKeyTransport(rnd, kind, ktri, dec, n, o.BackendError)
+	}, nil
 }

@@ -21,6 +21,7 @@ import (
 
 	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/cms"
+	"signsvr.dev/signsvr/pkg/sm2cipher"
 )
 
 // recipientKind is the key-management method a recipient certificate's public key
@@ -143,7 +144,7 @@ func hashByOID(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
 // An error is returned only for what the message says in the clear (an algorithm not
 // supported or not allowed), never for a decryption result.
 func unwrapKeyTransport(rand io.Reader, kind recipientKind, ktri *cms.KeyTransRecipientInfo, dec crypto.Decrypter, keyLen int, backend func(error) bool) ([]byte, int, error) {
-	alg := ktri.KeyEncryptionAlgorithm
+	alg, ek := ktri.KeyEncryptionAlgorithm, ktri.EncryptedKey
 	var opts crypto.DecrypterOpts
 	switch kind {
 	case kindRSA:
@@ -177,6 +178,7 @@ func unwrapKeyTransport(rand io.Reader, kind recipientKind, ktri *cms.KeyTransRe
 			return nil, 0, unsupported("key transport %s for an SM2 recipient", a)
 		}
 		opts = sm2.ASN1DecrypterOpts
+		ek = sm2KeyTransportASN1(ek)
 	default:
 		return nil, 0, unsupported("key transport for this recipient")
 	}
@@ -187,13 +189,26 @@ func unwrapKeyTransport(rand io.Reader, kind recipientKind, ktri *cms.KeyTransRe
 	if err != nil {
 		return nil, 0, err
 	}
-	key, err := dec.Decrypt(rand, ktri.EncryptedKey, opts)
+	key, err := dec.Decrypt(rand, ek, opts)
 	if err != nil && backend != nil && backend(err) {
 		clear(out)
 		return nil, 0, backendError(err)
 	}
 	good := boolToInt(err == nil) & subtle.ConstantTimeEq(int32(len(key)), int32(keyLen))
 	return selectKey(out, key, err), good, nil
+}
+
+// sm2KeyTransportASN1 returns an SM2 encrypted key as the GM/T 0009 SM2Cipher the
+// decrypters take. Besides that form (GM/T 0010, gmsm, GmSSL) peers write raw
+// ciphertexts: CFCA's SADK (gmsm EncryptCFCA) C1||C2||C3 without the 04 prefix, and
+// some 04||C1||C3||C2 (GB/T 32918.4's order). Which one is told from the bytes: a
+// leading 04 followed by a curve point is the prefixed form. What does not convert is
+// given to the decrypter as it came, where it fails like any bad ciphertext.
+func sm2KeyTransportASN1(ek []byte) []byte {
+	if a, err := sm2cipher.AnyToASN1(ek); err == nil {
+		return a
+	}
+	return ek
 }
 
 // selectKey overwrites out with key when err is nil and key has out's length, without
@@ -238,6 +253,15 @@ func keyAgreement(c elliptic.Curve) (ecdh.Curve, algorithm.Use, error) {
 		return nil, u, unsupported("EC curve %s", name)
 	}
 	return f.ECDH(), u, nil
+}
+
+// pickUse is the key-agreement use of scheme s for family f.
+func pickUse(f algorithm.Family, s algorithm.Scheme) (algorithm.Use, error) {
+	u, ok := algorithm.Pick(f, algorithm.KeyAgreement, s, algorithm.NoDigest)
+	if !ok {
+		return u, unsupported("%s for %s keys", s, f)
+	}
+	return u, nil
 }
 
 // wrapAlgFor picks the AES key wrap by content-key length, as OpenSSL does.
@@ -297,12 +321,19 @@ func x963KDF(h crypto.Hash, z, sharedInfo []byte, n int) []byte {
 
 // keyAgree makes a KeyAgreeRecipientInfo for one EC recipient with a fresh ephemeral
 // key: originatorKey holds the ephemeral public key (id-ecPublicKey, parameters absent,
-// as OpenSSL writes it), no ukm.
-func keyAgree(rand io.Reader, cert *smx509.Certificate, cek []byte, rid cms.RecipientIdentifier) (*cms.KeyAgreeRecipientInfo, error) {
+// as OpenSSL writes it), no ukm. cofactor names the cofactor ECDH scheme, whose secret
+// on these curves (cofactor 1) is the same.
+func keyAgree(rand io.Reader, cert *smx509.Certificate, cek []byte, rid cms.RecipientIdentifier, cofactor bool) (*cms.KeyAgreeRecipientInfo, error) {
 	pub := cert.PublicKey.(*ecdsa.PublicKey)
 	curve, use, err := keyAgreement(pub.Curve)
 	if err != nil {
 		return nil, err
+	}
+	if cofactor {
+		f := algorithm.OfCurve(pub.Curve)
+		if use, err = pickUse(f, algorithm.ECDHCofactorX963); err != nil {
+			return nil, err
+		}
 	}
 	remote, err := pub.ECDH()
 	if err != nil {
@@ -361,7 +392,9 @@ func unwrapKeyAgree(rand io.Reader, cert *smx509.Certificate, kari *cms.KeyAgree
 	if err != nil {
 		return nil, 0, err
 	}
-	h, ok := algorithm.KDFByOID(kari.KeyEncryptionAlgorithm.Algorithm)
+	// Standard and cofactor ECDH give the same secret here: both curves have
+	// cofactor 1, so the cofactor multiplication is the identity.
+	_, h, ok := algorithm.KeyAgreementByOID(kari.KeyEncryptionAlgorithm.Algorithm)
 	if !ok {
 		return nil, 0, unsupported("key agreement scheme %s", kari.KeyEncryptionAlgorithm.Algorithm)
 	}

@@ -138,6 +138,41 @@ type Store interface {
 	Close() error
 }
 
+// ImplicitRejecter is an optional method of a Decrypter for RSA: RSAES-PKCS1-v1_5
+// decryption of a message of any length with implicit rejection (pkg/rsaimplicit),
+// where a bad padding gives a pseudo-random message derived from the key and the
+// ciphertext instead of an error. It needs the private exponent, so only a backend
+// that holds the key in memory has it; raw PKCS#1 v1.5 decryption is refused for a
+// key without it, since an error on bad padding is a padding oracle.
+type ImplicitRejecter interface {
+	DecryptPKCS1v15Implicit(ciphertext []byte) ([]byte, error)
+}
+
+// SecretKey is a named symmetric key-encryption key: an AES key that wraps and
+// unwraps content keys (AES key wrap, RFC 3394), as the recipient of a CMS
+// KEKRecipientInfo holds it. Its key material never leaves the backend: an HSM key
+// unwraps inside the token.
+type SecretKey interface {
+	// Name is the logical name requests use.
+	Name() string
+	// KeyID is the identifier a KEKRecipientInfo names the key by (its kekid).
+	KeyID() []byte
+	// KeySize is the AES key's length in bytes: 16, 24 or 32.
+	KeySize() int
+	// WrapKey wraps a content key, bound to ctx.
+	WrapKey(ctx context.Context, key []byte) ([]byte, error)
+	// UnwrapKey unwraps one. Every failure about the data is one error that says
+	// nothing about why; backend failures wrap ErrUnavailable or ErrBusy.
+	UnwrapKey(ctx context.Context, wrapped []byte) ([]byte, error)
+}
+
+// SecretStore finds symmetric key-encryption keys by name. It is apart from Store
+// because such keys have no public key nor certificate: they serve only envelopes.
+type SecretStore interface {
+	// SecretKey returns the key with the given name, or an error wrapping ErrNotFound.
+	SecretKey(ctx context.Context, name string) (SecretKey, error)
+}
+
 // HealthChecker is implemented by stores that can be down (an HSM). Health returns
 // nil while the store can serve, and an error wrapping ErrUnavailable otherwise.
 type HealthChecker interface {

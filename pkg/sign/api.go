@@ -197,6 +197,12 @@ type VerifyOptions struct {
 	// any work. 0 means DefaultMaxSigners / DefaultMaxCertificates; negative, no limit.
 	MaxSigners      int
 	MaxCertificates int
+	// ContentDigests stand for the detached content when Content is nil: its
+	// digests, one per algorithm (a streamed content is hashed as it passes, or a
+	// client sends the digest of a document it keeps). A signer whose digest
+	// algorithm is not among them gets ReasonContentNeeded, and so does an SM2
+	// signer without signed attributes. Ignored for an attached signature.
+	ContentDigests []ContentDigest
 }
 
 // SignatureVerdict is the outcome of the math for one signer.

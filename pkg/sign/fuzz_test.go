@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"math/big"
 	"os"
@@ -119,6 +120,14 @@ func FuzzVerify(f *testing.F) {
 	for _, n := range []string{"ecdsa-attached.der", "ecdsa-detached-keyid.der", "ecdsa-stream.ber", "ecdsa-noattr.der"} {
 		if der, err := os.ReadFile(filepath.Join(cmsSeeds, n)); err == nil {
 			f.Add(der, seedContent)
+		}
+	}
+	// GmSSL-made SM2 (no signed attributes, no Z value).
+	for _, o := range gmsslObjects {
+		if b, err := os.ReadFile(filepath.Join(gmsslDir, o.signed)); err == nil {
+			if block, _ := pem.Decode(b); block != nil {
+				f.Add(block.Bytes, []byte(nil))
+			}
 		}
 	}
 	certs := []*smx509.Certificate{keys[0].leaf, keys[1].leaf, cmsSeedCert(f)}

@@ -44,6 +44,10 @@ const (
 	ReasonUnsupportedAlgorithm = "unsupported-algorithm"
 	// ReasonWeakAlgorithm: SHA-1, refused unless VerifyOptions.AllowSHA1.
 	ReasonWeakAlgorithm = "weak-algorithm"
+	// ReasonContentNeeded: the content was given by its digests
+	// (VerifyOptions.ContentDigests), and the signer needs another digest, or the
+	// content itself (SM2 without signed attributes covers SM3(Z || content)).
+	ReasonContentNeeded = "content-needed"
 )
 
 // Default limits of VerifyOptions.MaxSigners and MaxCertificates. Every signer costs
@@ -115,9 +119,13 @@ func verifyParsed(sd *cms.SignedData, opts *VerifyOptions, st *verifyStats) (*Re
 	}
 	content := sd.EContent
 	detached := content == nil
+	digestsOnly := false
 	if detached {
 		if o.Content == nil {
-			return nil, ErrNoContent
+			if len(o.ContentDigests) == 0 {
+				return nil, ErrNoContent
+			}
+			digestsOnly = true
 		}
 		content = o.Content
 	} else if o.Content != nil && !bytes.Equal(o.Content, content) {
@@ -131,7 +139,7 @@ func verifyParsed(sd *cms.SignedData, opts *VerifyOptions, st *verifyStats) (*Re
 		ContentType: oidString(sd.EContentType),
 		Detached:    detached,
 	}
-	v := verifier{ctx: ctx, sd: sd, opts: o, content: content, stats: st}
+	v := verifier{ctx: ctx, sd: sd, opts: o, content: content, stats: st, digestsOnly: digestsOnly}
 	var err error
 	v.certs, v.certErr, err = messageCertificates(ctx, sd.Certificates, o)
 	if err != nil {
@@ -263,6 +271,18 @@ type verifier struct {
 	eciDigest    [sm3.Size]byte
 	eciDigestSet bool
 	stats        *verifyStats
+	// digestsOnly: the content is known by opts.ContentDigests alone.
+	digestsOnly bool
+}
+
+// givenDigest is the digest of the content with d among opts.ContentDigests, or nil.
+func (v *verifier) givenDigest(d digestAlg) []byte {
+	for _, g := range v.opts.ContentDigests {
+		if digestFromOID(g.Algorithm) == d && len(g.Digest) > 0 {
+			return g.Digest
+		}
+	}
+	return nil
 }
 
 // hashChunk is how much content is hashed between two looks at the context, so a
@@ -386,7 +406,14 @@ func (v *verifier) check(si *cms.SignerInfo, r *SignerResult) (string, error) {
 		return ReasonMissingAttribute, fmt.Errorf("no signed attributes, and eContentType %s is not id-data", v.sd.EContentType)
 	}
 	var md []byte
-	if si.HasSignedAttrs() || params.scheme != schemeSM2 {
+	if v.digestsOnly {
+		if !si.HasSignedAttrs() && params.scheme == schemeSM2 {
+			return ReasonContentNeeded, errors.New("an SM2 signature without signed attributes covers SM3(Z || content): the content is needed")
+		}
+		if md = v.givenDigest(digest); md == nil {
+			return ReasonContentNeeded, fmt.Errorf("no %v digest of the content was given", digest)
+		}
+	} else if si.HasSignedAttrs() || params.scheme != schemeSM2 {
 		// (An SM2 signature without signed attributes covers SM3(Z || content)
 		// instead: checkSignature hashes that, and the plain digest only if needed.)
 		if md = v.contentDigest(digest); md == nil {

@@ -35,6 +35,20 @@ type Config struct {
 	// HTTPClient fetches CRLs and OCSP responses (default: a client with no
 	// proxy from the environment and the fetch timeout).
 	HTTPClient *http.Client
+	// Observer, when set, learns of every revocation fetch and verdict-cache
+	// lookup (metrics).
+	Observer Observer
+}
+
+// Observer learns what a Validator does, for metrics. Its methods are called on the
+// validation path and must be quick and safe for concurrent use.
+type Observer interface {
+	// Fetched follows each CRL or OCSP fetch: source is "crl" or "ocsp", took the
+	// time from request to a checked answer, err nil when the answer is usable
+	// (fetched, parsed, signature and freshness checked).
+	Fetched(source string, took time.Duration, err error)
+	// CacheLookup follows each lookup in the verdict cache.
+	CacheLookup(hit bool)
 }
 
 // RevocationConfig chooses how revocation is checked.

@@ -52,7 +52,11 @@ type ocspAnswer struct {
 }
 
 // fetchOCSP asks url about c and returns the verified answer.
-func (r *revocationChecker) fetchOCSP(ctx context.Context, url string, c, issuer *smx509.Certificate, id certID) (*ocspAnswer, error) {
+func (r *revocationChecker) fetchOCSP(ctx context.Context, url string, c, issuer *smx509.Certificate, id certID) (_ *ocspAnswer, err error) {
+	if o := r.cfg.Observer; o != nil {
+		start := time.Now()
+		defer func() { o.Fetched("ocsp", time.Since(start), err) }()
+	}
 	nonce := make([]byte, 16)
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err

@@ -243,12 +243,16 @@ func (r *revocationChecker) refreshLoop() {
 	}
 }
 
-func (r *revocationChecker) fetchCRL(ctx context.Context, url string) (*crlEntry, error) {
+func (r *revocationChecker) fetchCRL(ctx context.Context, url string) (e *crlEntry, err error) {
+	if o := r.cfg.Observer; o != nil {
+		start := time.Now()
+		defer func() { o.Fetched("crl", time.Since(start), err) }()
+	}
 	b, err := r.fetch(ctx, url, nil, "", r.rc.MaxCRLSize)
 	if err != nil {
 		return nil, err
 	}
-	e, err := parseCRL(b, url, r.cfg.Now(), r.rc.DefaultTTL)
+	e, err = parseCRL(b, url, r.cfg.Now(), r.rc.DefaultTTL)
 	if err != nil {
 		return nil, err
 	}

@@ -87,7 +87,11 @@ func (v *Validator) Validate(ctx context.Context, leaf *smx509.Certificate, inte
 	gen := v.generation()
 	if v.cache != nil {
 		key = makeCacheKey(leaf, intermediates, purpose)
-		if vd := v.cache.get(key, at, now, gen); vd != nil {
+		vd := v.cache.get(key, at, now, gen)
+		if o := v.cfg.Observer; o != nil {
+			o.CacheLookup(vd != nil)
+		}
+		if vd != nil {
 			return vd
 		}
 	}

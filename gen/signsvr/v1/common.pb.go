@@ -865,9 +865,17 @@ type VerifyOptions struct {
 	// Accept SHA-1 digests, to read old data. Never written by the server.
 	AllowSha1 bool `protobuf:"varint,3,opt,name=allow_sha1,json=allowSha1,proto3" json:"allow_sha1,omitempty"`
 	// Leave the content out of the response (saves a copy when the caller has it).
-	OmitContent   bool `protobuf:"varint,4,opt,name=omit_content,json=omitContent,proto3" json:"omit_content,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	OmitContent bool `protobuf:"varint,4,opt,name=omit_content,json=omitContent,proto3" json:"omit_content,omitempty"`
+	// Also accept SM2 signatures computed without the Z value, as GmSSL 3.x writes
+	// SignedData: no signed attributes and SM2 over SM3 of the DER
+	// EncapsulatedContentInfo (or, with signed attributes, over SM3 of their DER SET),
+	// with no Z (GmSSL src/cms.c, cms_signed_data_sign_to_der). A signer that verified
+	// only this way has SignerResult.sm2_without_z set. Unset takes the server's
+	// default (config verify.allow_sm2_without_z, off unless configured); true or false
+	// overrides it for this request. A standard signature (with Z) always verifies.
+	AllowSm2WithoutZ *bool `protobuf:"varint,5,opt,name=allow_sm2_without_z,json=allowSm2WithoutZ,proto3,oneof" json:"allow_sm2_without_z,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *VerifyOptions) Reset() {
@@ -924,6 +932,13 @@ func (x *VerifyOptions) GetAllowSha1() bool {
 func (x *VerifyOptions) GetOmitContent() bool {
 	if x != nil {
 		return x.OmitContent
+	}
+	return false
+}
+
+func (x *VerifyOptions) GetAllowSm2WithoutZ() bool {
+	if x != nil && x.AllowSm2WithoutZ != nil {
+		return *x.AllowSm2WithoutZ
 	}
 	return false
 }
@@ -1127,7 +1142,11 @@ type SignerResult struct {
 	// The signature algorithm OID as written, dotted.
 	SignatureAlgorithm string `protobuf:"bytes,11,opt,name=signature_algorithm,json=signatureAlgorithm,proto3" json:"signature_algorithm,omitempty"`
 	// The signed signingTime attribute, if present.
-	SigningTime   *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=signing_time,json=signingTime,proto3" json:"signing_time,omitempty"`
+	SigningTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=signing_time,json=signingTime,proto3" json:"signing_time,omitempty"`
+	// True when the SM2 signature verified only without the Z value (the GmSSL 3.x
+	// form that VerifyOptions.allow_sm2_without_z accepts). Such a signature does not
+	// bind the signer's user ID; a signer with it is still verified.
+	Sm2WithoutZ   bool `protobuf:"varint,13,opt,name=sm2_without_z,json=sm2WithoutZ,proto3" json:"sm2_without_z,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1246,6 +1265,13 @@ func (x *SignerResult) GetSigningTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *SignerResult) GetSm2WithoutZ() bool {
+	if x != nil {
+		return x.Sm2WithoutZ
+	}
+	return false
+}
+
 // EnvelopeOptions tune an envelope. The empty message gives the safe default.
 type EnvelopeOptions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1256,9 +1282,16 @@ type EnvelopeOptions struct {
 	// How RecipientInfos name certificates.
 	RecipientId RecipientIdType `protobuf:"varint,3,opt,name=recipient_id,json=recipientId,proto3,enum=signsvr.v1.RecipientIdType" json:"recipient_id,omitempty"`
 	// Object identifiers when SM2 recipients are involved.
-	Sm2Dialect    Sm2Dialect `protobuf:"varint,4,opt,name=sm2_dialect,json=sm2Dialect,proto3,enum=signsvr.v1.Sm2Dialect" json:"sm2_dialect,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Sm2Dialect Sm2Dialect `protobuf:"varint,4,opt,name=sm2_dialect,json=sm2Dialect,proto3,enum=signsvr.v1.Sm2Dialect" json:"sm2_dialect,omitempty"`
+	// Cofactor ECDH for EC recipients (dhSinglePass-cofactorDH-*kdf-scheme, as
+	// `openssl cms -keyopt ecdh_cofactor_mode:1` writes); the secret is the same on
+	// P-256 and P-384, whose cofactor is 1.
+	EcdhCofactor bool `protobuf:"varint,5,opt,name=ecdh_cofactor,json=ecdhCofactor,proto3" json:"ecdh_cofactor,omitempty"`
+	// The PBKDF2 iteration count of password recipients; 0 for the server's default
+	// (100000). At least 1000, at most the server's limit for reading.
+	Pbkdf2Iterations uint32 `protobuf:"varint,6,opt,name=pbkdf2_iterations,json=pbkdf2Iterations,proto3" json:"pbkdf2_iterations,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *EnvelopeOptions) Reset() {
@@ -1319,11 +1352,30 @@ func (x *EnvelopeOptions) GetSm2Dialect() Sm2Dialect {
 	return Sm2Dialect_SM2_DIALECT_UNSPECIFIED
 }
 
+func (x *EnvelopeOptions) GetEcdhCofactor() bool {
+	if x != nil {
+		return x.EcdhCofactor
+	}
+	return false
+}
+
+func (x *EnvelopeOptions) GetPbkdf2Iterations() uint32 {
+	if x != nil {
+		return x.Pbkdf2Iterations
+	}
+	return 0
+}
+
 // DecryptOptions tune opening an envelope.
 type DecryptOptions struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Accept legacy algorithms (3DES, SHA-1 based), to read old data.
-	AllowLegacy   bool `protobuf:"varint,1,opt,name=allow_legacy,json=allowLegacy,proto3" json:"allow_legacy,omitempty"`
+	AllowLegacy bool `protobuf:"varint,1,opt,name=allow_legacy,json=allowLegacy,proto3" json:"allow_legacy,omitempty"`
+	// Open a password recipient (RFC 3211 PasswordRecipientInfo) with this password
+	// instead of a key: the request's key is then left empty. The password is never
+	// logged nor recorded in the audit log, whose record says only that a password was
+	// used. The PBKDF2 iterations a message may cost are bounded by the server.
+	Password      []byte `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1365,6 +1417,13 @@ func (x *DecryptOptions) GetAllowLegacy() bool {
 	return false
 }
 
+func (x *DecryptOptions) GetPassword() []byte {
+	if x != nil {
+		return x.Password
+	}
+	return nil
+}
+
 var File_signsvr_v1_common_proto protoreflect.FileDescriptor
 
 const file_signsvr_v1_common_proto_rawDesc = "" +
@@ -1384,13 +1443,15 @@ const file_signsvr_v1_common_proto_rawDesc = "" +
 	"\vsm2_dialect\x18\x05 \x01(\x0e2\x16.signsvr.v1.Sm2DialectR\n" +
 	"sm2Dialect\x12\x1e\n" +
 	"\vsm2_user_id\x18\x06 \x01(\fR\tsm2UserId\x120\n" +
-	"\x14no_signed_attributes\x18\a \x01(\bR\x12noSignedAttributes\"\x95\x01\n" +
+	"\x14no_signed_attributes\x18\a \x01(\bR\x12noSignedAttributes\"\xe1\x01\n" +
 	"\rVerifyOptions\x12\x1e\n" +
 	"\vsm2_user_id\x18\x01 \x01(\fR\tsm2UserId\x12\"\n" +
 	"\fcertificates\x18\x02 \x03(\fR\fcertificates\x12\x1d\n" +
 	"\n" +
 	"allow_sha1\x18\x03 \x01(\bR\tallowSha1\x12!\n" +
-	"\fomit_content\x18\x04 \x01(\bR\vomitContent\"\xd8\x02\n" +
+	"\fomit_content\x18\x04 \x01(\bR\vomitContent\x122\n" +
+	"\x13allow_sm2_without_z\x18\x05 \x01(\bH\x00R\x10allowSm2WithoutZ\x88\x01\x01B\x16\n" +
+	"\x14_allow_sm2_without_z\"\xd8\x02\n" +
 	"\x12CertificateVerdict\x125\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x1d.signsvr.v1.CertificateStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
@@ -1405,7 +1466,7 @@ const file_signsvr_v1_common_proto_rawDesc = "" +
 	"\fvalidated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vvalidatedAt\"@\n" +
 	"\x10SignatureVerdict\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xfa\x03\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x9e\x04\n" +
 	"\fSignerResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x1a\n" +
 	"\bverified\x18\x02 \x01(\bR\bverified\x12:\n" +
@@ -1419,16 +1480,20 @@ const file_signsvr_v1_common_proto_rawDesc = "" +
 	"\x10digest_algorithm\x18\n" +
 	" \x01(\tR\x0fdigestAlgorithm\x12/\n" +
 	"\x13signature_algorithm\x18\v \x01(\tR\x12signatureAlgorithm\x12=\n" +
-	"\fsigning_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vsigningTime\"\xf6\x01\n" +
+	"\fsigning_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vsigningTime\x12\"\n" +
+	"\rsm2_without_z\x18\r \x01(\bR\vsm2WithoutZ\"\xc8\x02\n" +
 	"\x0fEnvelopeOptions\x12*\n" +
 	"\x06cipher\x18\x01 \x01(\x0e2\x12.signsvr.v1.CipherR\x06cipher\x12>\n" +
 	"\n" +
 	"rsa_scheme\x18\x02 \x01(\x0e2\x1f.signsvr.v1.RsaEncryptionSchemeR\trsaScheme\x12>\n" +
 	"\frecipient_id\x18\x03 \x01(\x0e2\x1b.signsvr.v1.RecipientIdTypeR\vrecipientId\x127\n" +
 	"\vsm2_dialect\x18\x04 \x01(\x0e2\x16.signsvr.v1.Sm2DialectR\n" +
-	"sm2Dialect\"3\n" +
+	"sm2Dialect\x12#\n" +
+	"\recdh_cofactor\x18\x05 \x01(\bR\fecdhCofactor\x12+\n" +
+	"\x11pbkdf2_iterations\x18\x06 \x01(\rR\x10pbkdf2Iterations\"O\n" +
 	"\x0eDecryptOptions\x12!\n" +
-	"\fallow_legacy\x18\x01 \x01(\bR\vallowLegacy*\xa1\x04\n" +
+	"\fallow_legacy\x18\x01 \x01(\bR\vallowLegacy\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\fR\bpassword*\xa1\x04\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cERROR_REASON_INVALID_REQUEST\x10\x01\x12 \n" +
@@ -1560,6 +1625,7 @@ func file_signsvr_v1_common_proto_init() {
 	if File_signsvr_v1_common_proto != nil {
 		return
 	}
+	file_signsvr_v1_common_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -84,9 +84,16 @@ type EnvelopeRequest struct {
 	// Recipients named by the server's key names; the key's leaf certificate is used.
 	RecipientKeys []string `protobuf:"bytes,3,rep,name=recipient_keys,json=recipientKeys,proto3" json:"recipient_keys,omitempty"`
 	// Envelope options; empty for the defaults.
-	Options       *EnvelopeOptions `protobuf:"bytes,4,opt,name=options,proto3" json:"options,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Options *EnvelopeOptions `protobuf:"bytes,4,opt,name=options,proto3" json:"options,omitempty"`
+	// Recipients holding a symmetric key-encryption key, named by the server's key
+	// names for those keys (a KEKRecipientInfo with AES key wrap each, identified by
+	// the key's configured key id).
+	RecipientKekKeys []string `protobuf:"bytes,5,rep,name=recipient_kek_keys,json=recipientKekKeys,proto3" json:"recipient_kek_keys,omitempty"`
+	// Password recipients (an RFC 3211 PasswordRecipientInfo each, PBKDF2 with
+	// HMAC-SHA-256). Never logged nor recorded in the audit log.
+	RecipientPasswords [][]byte `protobuf:"bytes,6,rep,name=recipient_passwords,json=recipientPasswords,proto3" json:"recipient_passwords,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *EnvelopeRequest) Reset() {
@@ -147,6 +154,20 @@ func (x *EnvelopeRequest) GetOptions() *EnvelopeOptions {
 	return nil
 }
 
+func (x *EnvelopeRequest) GetRecipientKekKeys() []string {
+	if x != nil {
+		return x.RecipientKekKeys
+	}
+	return nil
+}
+
+func (x *EnvelopeRequest) GetRecipientPasswords() [][]byte {
+	if x != nil {
+		return x.RecipientPasswords
+	}
+	return nil
+}
+
 // EnvelopeResponse holds the envelope.
 type EnvelopeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -196,7 +217,7 @@ func (x *EnvelopeResponse) GetCms() []byte {
 // DecryptRequest asks to open an envelope.
 type DecryptRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The logical name of the decryption key.
+	// The logical name of the decryption key; empty with options.password.
 	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
 	// The ContentInfo holding the EnvelopedData or AuthEnvelopedData (DER or BER).
 	Cms []byte `protobuf:"bytes,2,opt,name=cms,proto3" json:"cms,omitempty"`
@@ -319,9 +340,15 @@ type SignAndEnvelopeRequest struct {
 	// Envelope options.
 	EnvelopeOptions *EnvelopeOptions `protobuf:"bytes,6,opt,name=envelope_options,json=envelopeOptions,proto3" json:"envelope_options,omitempty"`
 	// How to combine them.
-	Format        EnvelopeFormat `protobuf:"varint,7,opt,name=format,proto3,enum=signsvr.v1.EnvelopeFormat" json:"format,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Format EnvelopeFormat `protobuf:"varint,7,opt,name=format,proto3,enum=signsvr.v1.EnvelopeFormat" json:"format,omitempty"`
+	// Recipients holding a symmetric key-encryption key, by the server's key names, as
+	// in EnvelopeRequest (nested format only).
+	RecipientKekKeys []string `protobuf:"bytes,8,rep,name=recipient_kek_keys,json=recipientKekKeys,proto3" json:"recipient_kek_keys,omitempty"`
+	// Password recipients, as in EnvelopeRequest (nested format only). Never logged
+	// nor recorded in the audit log.
+	RecipientPasswords [][]byte `protobuf:"bytes,9,rep,name=recipient_passwords,json=recipientPasswords,proto3" json:"recipient_passwords,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *SignAndEnvelopeRequest) Reset() {
@@ -401,6 +428,20 @@ func (x *SignAndEnvelopeRequest) GetFormat() EnvelopeFormat {
 		return x.Format
 	}
 	return EnvelopeFormat_ENVELOPE_FORMAT_UNSPECIFIED
+}
+
+func (x *SignAndEnvelopeRequest) GetRecipientKekKeys() []string {
+	if x != nil {
+		return x.RecipientKekKeys
+	}
+	return nil
+}
+
+func (x *SignAndEnvelopeRequest) GetRecipientPasswords() [][]byte {
+	if x != nil {
+		return x.RecipientPasswords
+	}
+	return nil
 }
 
 // SignAndEnvelopeResponse holds the signed and enveloped message.
@@ -600,12 +641,14 @@ var File_signsvr_v1_envelope_proto protoreflect.FileDescriptor
 const file_signsvr_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"\x19signsvr/v1/envelope.proto\x12\n" +
-	"signsvr.v1\x1a\x17signsvr/v1/common.proto\"\xac\x01\n" +
+	"signsvr.v1\x1a\x17signsvr/v1/common.proto\"\x8b\x02\n" +
 	"\x0fEnvelopeRequest\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12'\n" +
 	"\x0frecipient_certs\x18\x02 \x03(\fR\x0erecipientCerts\x12%\n" +
 	"\x0erecipient_keys\x18\x03 \x03(\tR\rrecipientKeys\x125\n" +
-	"\aoptions\x18\x04 \x01(\v2\x1b.signsvr.v1.EnvelopeOptionsR\aoptions\"$\n" +
+	"\aoptions\x18\x04 \x01(\v2\x1b.signsvr.v1.EnvelopeOptionsR\aoptions\x12,\n" +
+	"\x12recipient_kek_keys\x18\x05 \x03(\tR\x10recipientKekKeys\x12/\n" +
+	"\x13recipient_passwords\x18\x06 \x03(\fR\x12recipientPasswords\"$\n" +
 	"\x10EnvelopeResponse\x12\x10\n" +
 	"\x03cms\x18\x01 \x01(\fR\x03cms\"j\n" +
 	"\x0eDecryptRequest\x12\x10\n" +
@@ -613,7 +656,7 @@ const file_signsvr_v1_envelope_proto_rawDesc = "" +
 	"\x03cms\x18\x02 \x01(\fR\x03cms\x124\n" +
 	"\aoptions\x18\x03 \x01(\v2\x1a.signsvr.v1.DecryptOptionsR\aoptions\"%\n" +
 	"\x0fDecryptResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\xc6\x02\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xa5\x03\n" +
 	"\x16SignAndEnvelopeRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12'\n" +
@@ -621,7 +664,9 @@ const file_signsvr_v1_envelope_proto_rawDesc = "" +
 	"\x0erecipient_keys\x18\x04 \x03(\tR\rrecipientKeys\x12:\n" +
 	"\fsign_options\x18\x05 \x01(\v2\x17.signsvr.v1.SignOptionsR\vsignOptions\x12F\n" +
 	"\x10envelope_options\x18\x06 \x01(\v2\x1b.signsvr.v1.EnvelopeOptionsR\x0fenvelopeOptions\x122\n" +
-	"\x06format\x18\a \x01(\x0e2\x1a.signsvr.v1.EnvelopeFormatR\x06format\"+\n" +
+	"\x06format\x18\a \x01(\x0e2\x1a.signsvr.v1.EnvelopeFormatR\x06format\x12,\n" +
+	"\x12recipient_kek_keys\x18\b \x03(\tR\x10recipientKekKeys\x12/\n" +
+	"\x13recipient_passwords\x18\t \x03(\fR\x12recipientPasswords\"+\n" +
 	"\x17SignAndEnvelopeResponse\x12\x10\n" +
 	"\x03cms\x18\x01 \x01(\fR\x03cms\"\xc4\x01\n" +
 	"\x17DecryptAndVerifyRequest\x12\x10\n" +

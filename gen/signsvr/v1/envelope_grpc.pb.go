@@ -34,8 +34,10 @@ const (
 type EnvelopeServiceClient interface {
 	// Envelope encrypts data to every recipient, named by certificate or by key name.
 	Envelope(ctx context.Context, in *EnvelopeRequest, opts ...grpc.CallOption) (*EnvelopeResponse, error)
-	// Decrypt opens an envelope addressed to the named key. Whatever step fails (wrong
-	// key, padding, authentication tag), the error is the same: INVALID_ARGUMENT with
+	// Decrypt opens an envelope addressed to the named key (a private key, or a
+	// symmetric key-encryption key whose KEKRecipientInfo is found by its key id), or,
+	// with options.password and no key, to a password. Whatever step fails (wrong key,
+	// padding, authentication tag), the error is the same: INVALID_ARGUMENT with
 	// reason DECRYPTION_FAILED.
 	Decrypt(ctx context.Context, in *DecryptRequest, opts ...grpc.CallOption) (*DecryptResponse, error)
 	// SignAndEnvelope signs data with the named key, then envelopes the SignedData to the
@@ -103,8 +105,10 @@ func (c *envelopeServiceClient) DecryptAndVerify(ctx context.Context, in *Decryp
 type EnvelopeServiceServer interface {
 	// Envelope encrypts data to every recipient, named by certificate or by key name.
 	Envelope(context.Context, *EnvelopeRequest) (*EnvelopeResponse, error)
-	// Decrypt opens an envelope addressed to the named key. Whatever step fails (wrong
-	// key, padding, authentication tag), the error is the same: INVALID_ARGUMENT with
+	// Decrypt opens an envelope addressed to the named key (a private key, or a
+	// symmetric key-encryption key whose KEKRecipientInfo is found by its key id), or,
+	// with options.password and no key, to a password. Whatever step fails (wrong key,
+	// padding, authentication tag), the error is the same: INVALID_ARGUMENT with
 	// reason DECRYPTION_FAILED.
 	Decrypt(context.Context, *DecryptRequest) (*DecryptResponse, error)
 	// SignAndEnvelope signs data with the named key, then envelopes the SignedData to the

@@ -89,7 +89,16 @@ type SignRequest struct {
 	Options *SignOptions `protobuf:"bytes,4,opt,name=options,proto3" json:"options,omitempty"`
 	// Embed an RFC 3161 timestamp token over the signature value as the unsigned
 	// attribute id-aa-signatureTimeStampToken (CAdES-T). None when unspecified.
-	Timestamp     SignatureTimestamp `protobuf:"varint,5,opt,name=timestamp,proto3,enum=signsvr.v1.SignatureTimestamp" json:"timestamp,omitempty"`
+	Timestamp SignatureTimestamp `protobuf:"varint,5,opt,name=timestamp,proto3,enum=signsvr.v1.SignatureTimestamp" json:"timestamp,omitempty"`
+	// The content's digest, computed by the client, instead of data: the signature is
+	// detached (detached must be set, data empty). Its algorithm is options.digest, or
+	// the key's default (SHA-256; SHA-384 for P-384 keys; SM3 for SM2, over the content
+	// alone: the Z value goes into the signature over the signed attributes, which the
+	// server builds). The key must accept client digests of that algorithm (its
+	// client_digests in the server's configuration, KeyInfo.client_digests); else
+	// FAILED_PRECONDITION, reason KEY_USAGE_NOT_ALLOWED. The server cannot check the
+	// digest: its audit record says that the client gave it.
+	ContentDigest []byte `protobuf:"bytes,6,opt,name=content_digest,json=contentDigest,proto3" json:"content_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -159,6 +168,13 @@ func (x *SignRequest) GetTimestamp() SignatureTimestamp {
 	return SignatureTimestamp_SIGNATURE_TIMESTAMP_UNSPECIFIED
 }
 
+func (x *SignRequest) GetContentDigest() []byte {
+	if x != nil {
+		return x.ContentDigest
+	}
+	return nil
+}
+
 // SignResponse holds the signature.
 type SignResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -211,12 +227,23 @@ type VerifyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The ContentInfo holding the SignedData (DER or BER).
 	Cms []byte `protobuf:"bytes,1,opt,name=cms,proto3" json:"cms,omitempty"`
-	// The content, for a detached signature. Must be empty for an attached one.
-	Data []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// The content, for a detached signature; leave it unset for an attached one. The
+	// field has explicit presence so that a detached signature over empty content can
+	// be verified: set to the empty value (in Go a non-nil empty slice; in JSON
+	// "data": ""), it is that empty content; unset, a detached signature is refused as
+	// having no content. (Presence does not change the wire format: a client built
+	// before it sends non-empty content as before.)
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof" json:"data,omitempty"`
 	// Verification options; empty for the defaults.
-	Options       *VerifyOptions `protobuf:"bytes,3,opt,name=options,proto3" json:"options,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Options *VerifyOptions `protobuf:"bytes,3,opt,name=options,proto3" json:"options,omitempty"`
+	// The detached content's digest, instead of data, with its algorithm. A signer
+	// using another digest algorithm, or an SM2 signer without signed attributes
+	// (whose signature covers SM3(Z || content)), gets reason "content-needed".
+	ContentDigest []byte `protobuf:"bytes,4,opt,name=content_digest,json=contentDigest,proto3" json:"content_digest,omitempty"`
+	// The algorithm of content_digest.
+	ContentDigestAlgorithm DigestAlgorithm `protobuf:"varint,5,opt,name=content_digest_algorithm,json=contentDigestAlgorithm,proto3,enum=signsvr.v1.DigestAlgorithm" json:"content_digest_algorithm,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *VerifyRequest) Reset() {
@@ -268,6 +295,20 @@ func (x *VerifyRequest) GetOptions() *VerifyOptions {
 		return x.Options
 	}
 	return nil
+}
+
+func (x *VerifyRequest) GetContentDigest() []byte {
+	if x != nil {
+		return x.ContentDigest
+	}
+	return nil
+}
+
+func (x *VerifyRequest) GetContentDigestAlgorithm() DigestAlgorithm {
+	if x != nil {
+		return x.ContentDigestAlgorithm
+	}
+	return DigestAlgorithm_DIGEST_ALGORITHM_UNSPECIFIED
 }
 
 // VerifyResponse is the outcome of a verification that ran.
@@ -825,7 +866,13 @@ type SignRawRequest struct {
 	// The RSA padding; only for RSA keys.
 	RsaScheme RsaSignatureScheme `protobuf:"varint,4,opt,name=rsa_scheme,json=rsaScheme,proto3,enum=signsvr.v1.RsaSignatureScheme" json:"rsa_scheme,omitempty"`
 	// The SM2 user ID for the Z value. Empty means "1234567812345678".
-	Sm2UserId     []byte `protobuf:"bytes,5,opt,name=sm2_user_id,json=sm2UserId,proto3" json:"sm2_user_id,omitempty"`
+	Sm2UserId []byte `protobuf:"bytes,5,opt,name=sm2_user_id,json=sm2UserId,proto3" json:"sm2_user_id,omitempty"`
+	// The data's digest, computed by the client, instead of data; its algorithm is
+	// digest (the key's default when unspecified). For SM2 it is SM3(Z || data), Z
+	// computed from the user ID (sm2_user_id, else KeyInfo.sm2_user_id) and the key's
+	// public key (KeyInfo.public_key). The key must accept client digests of that
+	// algorithm, as for SignRequest.content_digest.
+	DataDigest    []byte `protobuf:"bytes,6,opt,name=data_digest,json=dataDigest,proto3" json:"data_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -891,6 +938,13 @@ func (x *SignRawRequest) GetRsaScheme() RsaSignatureScheme {
 func (x *SignRawRequest) GetSm2UserId() []byte {
 	if x != nil {
 		return x.Sm2UserId
+	}
+	return nil
+}
+
+func (x *SignRawRequest) GetDataDigest() []byte {
+	if x != nil {
+		return x.DataDigest
 	}
 	return nil
 }
@@ -1130,19 +1184,23 @@ var File_signsvr_v1_sign_proto protoreflect.FileDescriptor
 const file_signsvr_v1_sign_proto_rawDesc = "" +
 	"\n" +
 	"\x15signsvr/v1/sign.proto\x12\n" +
-	"signsvr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17signsvr/v1/common.proto\"\xc0\x01\n" +
+	"signsvr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17signsvr/v1/common.proto\"\xe7\x01\n" +
 	"\vSignRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1a\n" +
 	"\bdetached\x18\x03 \x01(\bR\bdetached\x121\n" +
 	"\aoptions\x18\x04 \x01(\v2\x17.signsvr.v1.SignOptionsR\aoptions\x12<\n" +
-	"\ttimestamp\x18\x05 \x01(\x0e2\x1e.signsvr.v1.SignatureTimestampR\ttimestamp\" \n" +
+	"\ttimestamp\x18\x05 \x01(\x0e2\x1e.signsvr.v1.SignatureTimestampR\ttimestamp\x12%\n" +
+	"\x0econtent_digest\x18\x06 \x01(\fR\rcontentDigest\" \n" +
 	"\fSignResponse\x12\x10\n" +
-	"\x03cms\x18\x01 \x01(\fR\x03cms\"j\n" +
+	"\x03cms\x18\x01 \x01(\fR\x03cms\"\xf6\x01\n" +
 	"\rVerifyRequest\x12\x10\n" +
-	"\x03cms\x18\x01 \x01(\fR\x03cms\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\x123\n" +
-	"\aoptions\x18\x03 \x01(\v2\x19.signsvr.v1.VerifyOptionsR\aoptions\"\xf6\x01\n" +
+	"\x03cms\x18\x01 \x01(\fR\x03cms\x12\x17\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x88\x01\x01\x123\n" +
+	"\aoptions\x18\x03 \x01(\v2\x19.signsvr.v1.VerifyOptionsR\aoptions\x12%\n" +
+	"\x0econtent_digest\x18\x04 \x01(\fR\rcontentDigest\x12U\n" +
+	"\x18content_digest_algorithm\x18\x05 \x01(\x0e2\x1b.signsvr.v1.DigestAlgorithmR\x16contentDigestAlgorithmB\a\n" +
+	"\x05_data\"\xf6\x01\n" +
 	"\x0eVerifyResponse\x12\x1a\n" +
 	"\bverified\x18\x01 \x01(\bR\bverified\x122\n" +
 	"\asigners\x18\x02 \x03(\v2\x18.signsvr.v1.SignerResultR\asigners\x12\x18\n" +
@@ -1178,14 +1236,16 @@ const file_signsvr_v1_sign_proto_rawDesc = "" +
 	"\x06result\x18\x01 \x01(\v2\x1a.signsvr.v1.VerifyResponseR\x06result\x12+\n" +
 	"\x05error\x18\x02 \x01(\v2\x15.signsvr.v1.ItemErrorR\x05error\"N\n" +
 	"\x13VerifyBatchResponse\x127\n" +
-	"\aresults\x18\x01 \x03(\v2\x1d.signsvr.v1.VerifyBatchResultR\aresults\"\xca\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\x1d.signsvr.v1.VerifyBatchResultR\aresults\"\xeb\x01\n" +
 	"\x0eSignRawRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x123\n" +
 	"\x06digest\x18\x03 \x01(\x0e2\x1b.signsvr.v1.DigestAlgorithmR\x06digest\x12=\n" +
 	"\n" +
 	"rsa_scheme\x18\x04 \x01(\x0e2\x1e.signsvr.v1.RsaSignatureSchemeR\trsaScheme\x12\x1e\n" +
-	"\vsm2_user_id\x18\x05 \x01(\fR\tsm2UserId\"\x82\x01\n" +
+	"\vsm2_user_id\x18\x05 \x01(\fR\tsm2UserId\x12\x1f\n" +
+	"\vdata_digest\x18\x06 \x01(\fR\n" +
+	"dataDigest\"\x82\x01\n" +
 	"\x0fSignRawResponse\x12\x1c\n" +
 	"\tsignature\x18\x01 \x01(\fR\tsignature\x12/\n" +
 	"\x13signature_algorithm\x18\x02 \x01(\tR\x12signatureAlgorithm\x12 \n" +
@@ -1248,11 +1308,11 @@ var file_signsvr_v1_sign_proto_goTypes = []any{
 	(*VerifyRawResponse)(nil),     // 15: signsvr.v1.VerifyRawResponse
 	(*SignOptions)(nil),           // 16: signsvr.v1.SignOptions
 	(*VerifyOptions)(nil),         // 17: signsvr.v1.VerifyOptions
-	(*SignerResult)(nil),          // 18: signsvr.v1.SignerResult
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(*CertificateVerdict)(nil),    // 20: signsvr.v1.CertificateVerdict
-	(*ItemError)(nil),             // 21: signsvr.v1.ItemError
-	(DigestAlgorithm)(0),          // 22: signsvr.v1.DigestAlgorithm
+	(DigestAlgorithm)(0),          // 18: signsvr.v1.DigestAlgorithm
+	(*SignerResult)(nil),          // 19: signsvr.v1.SignerResult
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*CertificateVerdict)(nil),    // 21: signsvr.v1.CertificateVerdict
+	(*ItemError)(nil),             // 22: signsvr.v1.ItemError
 	(RsaSignatureScheme)(0),       // 23: signsvr.v1.RsaSignatureScheme
 	(*SignatureVerdict)(nil),      // 24: signsvr.v1.SignatureVerdict
 }
@@ -1260,41 +1320,42 @@ var file_signsvr_v1_sign_proto_depIdxs = []int32{
 	16, // 0: signsvr.v1.SignRequest.options:type_name -> signsvr.v1.SignOptions
 	0,  // 1: signsvr.v1.SignRequest.timestamp:type_name -> signsvr.v1.SignatureTimestamp
 	17, // 2: signsvr.v1.VerifyRequest.options:type_name -> signsvr.v1.VerifyOptions
-	18, // 3: signsvr.v1.VerifyResponse.signers:type_name -> signsvr.v1.SignerResult
-	5,  // 4: signsvr.v1.VerifyResponse.timestamps:type_name -> signsvr.v1.SignerTimestamp
-	19, // 5: signsvr.v1.SignerTimestamp.time:type_name -> google.protobuf.Timestamp
-	20, // 6: signsvr.v1.SignerTimestamp.tsa_certificate_verdict:type_name -> signsvr.v1.CertificateVerdict
-	20, // 7: signsvr.v1.SignerTimestamp.signer_certificate_verdict_now:type_name -> signsvr.v1.CertificateVerdict
-	1,  // 8: signsvr.v1.SignBatchRequest.items:type_name -> signsvr.v1.SignRequest
-	21, // 9: signsvr.v1.SignBatchResult.error:type_name -> signsvr.v1.ItemError
-	7,  // 10: signsvr.v1.SignBatchResponse.results:type_name -> signsvr.v1.SignBatchResult
-	3,  // 11: signsvr.v1.VerifyBatchRequest.items:type_name -> signsvr.v1.VerifyRequest
-	4,  // 12: signsvr.v1.VerifyBatchResult.result:type_name -> signsvr.v1.VerifyResponse
-	21, // 13: signsvr.v1.VerifyBatchResult.error:type_name -> signsvr.v1.ItemError
-	10, // 14: signsvr.v1.VerifyBatchResponse.results:type_name -> signsvr.v1.VerifyBatchResult
-	22, // 15: signsvr.v1.SignRawRequest.digest:type_name -> signsvr.v1.DigestAlgorithm
-	23, // 16: signsvr.v1.SignRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaSignatureScheme
-	22, // 17: signsvr.v1.VerifyRawRequest.digest:type_name -> signsvr.v1.DigestAlgorithm
-	23, // 18: signsvr.v1.VerifyRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaSignatureScheme
-	24, // 19: signsvr.v1.VerifyRawResponse.signature:type_name -> signsvr.v1.SignatureVerdict
-	20, // 20: signsvr.v1.VerifyRawResponse.certificate_verdict:type_name -> signsvr.v1.CertificateVerdict
-	1,  // 21: signsvr.v1.SignService.Sign:input_type -> signsvr.v1.SignRequest
-	3,  // 22: signsvr.v1.SignService.Verify:input_type -> signsvr.v1.VerifyRequest
-	6,  // 23: signsvr.v1.SignService.SignBatch:input_type -> signsvr.v1.SignBatchRequest
-	9,  // 24: signsvr.v1.SignService.VerifyBatch:input_type -> signsvr.v1.VerifyBatchRequest
-	12, // 25: signsvr.v1.SignService.SignRaw:input_type -> signsvr.v1.SignRawRequest
-	14, // 26: signsvr.v1.SignService.VerifyRaw:input_type -> signsvr.v1.VerifyRawRequest
-	2,  // 27: signsvr.v1.SignService.Sign:output_type -> signsvr.v1.SignResponse
-	4,  // 28: signsvr.v1.SignService.Verify:output_type -> signsvr.v1.VerifyResponse
-	8,  // 29: signsvr.v1.SignService.SignBatch:output_type -> signsvr.v1.SignBatchResponse
-	11, // 30: signsvr.v1.SignService.VerifyBatch:output_type -> signsvr.v1.VerifyBatchResponse
-	13, // 31: signsvr.v1.SignService.SignRaw:output_type -> signsvr.v1.SignRawResponse
-	15, // 32: signsvr.v1.SignService.VerifyRaw:output_type -> signsvr.v1.VerifyRawResponse
-	27, // [27:33] is the sub-list for method output_type
-	21, // [21:27] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	18, // 3: signsvr.v1.VerifyRequest.content_digest_algorithm:type_name -> signsvr.v1.DigestAlgorithm
+	19, // 4: signsvr.v1.VerifyResponse.signers:type_name -> signsvr.v1.SignerResult
+	5,  // 5: signsvr.v1.VerifyResponse.timestamps:type_name -> signsvr.v1.SignerTimestamp
+	20, // 6: signsvr.v1.SignerTimestamp.time:type_name -> google.protobuf.Timestamp
+	21, // 7: signsvr.v1.SignerTimestamp.tsa_certificate_verdict:type_name -> signsvr.v1.CertificateVerdict
+	21, // 8: signsvr.v1.SignerTimestamp.signer_certificate_verdict_now:type_name -> signsvr.v1.CertificateVerdict
+	1,  // 9: signsvr.v1.SignBatchRequest.items:type_name -> signsvr.v1.SignRequest
+	22, // 10: signsvr.v1.SignBatchResult.error:type_name -> signsvr.v1.ItemError
+	7,  // 11: signsvr.v1.SignBatchResponse.results:type_name -> signsvr.v1.SignBatchResult
+	3,  // 12: signsvr.v1.VerifyBatchRequest.items:type_name -> signsvr.v1.VerifyRequest
+	4,  // 13: signsvr.v1.VerifyBatchResult.result:type_name -> signsvr.v1.VerifyResponse
+	22, // 14: signsvr.v1.VerifyBatchResult.error:type_name -> signsvr.v1.ItemError
+	10, // 15: signsvr.v1.VerifyBatchResponse.results:type_name -> signsvr.v1.VerifyBatchResult
+	18, // 16: signsvr.v1.SignRawRequest.digest:type_name -> signsvr.v1.DigestAlgorithm
+	23, // 17: signsvr.v1.SignRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaSignatureScheme
+	18, // 18: signsvr.v1.VerifyRawRequest.digest:type_name -> signsvr.v1.DigestAlgorithm
+	23, // 19: signsvr.v1.VerifyRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaSignatureScheme
+	24, // 20: signsvr.v1.VerifyRawResponse.signature:type_name -> signsvr.v1.SignatureVerdict
+	21, // 21: signsvr.v1.VerifyRawResponse.certificate_verdict:type_name -> signsvr.v1.CertificateVerdict
+	1,  // 22: signsvr.v1.SignService.Sign:input_type -> signsvr.v1.SignRequest
+	3,  // 23: signsvr.v1.SignService.Verify:input_type -> signsvr.v1.VerifyRequest
+	6,  // 24: signsvr.v1.SignService.SignBatch:input_type -> signsvr.v1.SignBatchRequest
+	9,  // 25: signsvr.v1.SignService.VerifyBatch:input_type -> signsvr.v1.VerifyBatchRequest
+	12, // 26: signsvr.v1.SignService.SignRaw:input_type -> signsvr.v1.SignRawRequest
+	14, // 27: signsvr.v1.SignService.VerifyRaw:input_type -> signsvr.v1.VerifyRawRequest
+	2,  // 28: signsvr.v1.SignService.Sign:output_type -> signsvr.v1.SignResponse
+	4,  // 29: signsvr.v1.SignService.Verify:output_type -> signsvr.v1.VerifyResponse
+	8,  // 30: signsvr.v1.SignService.SignBatch:output_type -> signsvr.v1.SignBatchResponse
+	11, // 31: signsvr.v1.SignService.VerifyBatch:output_type -> signsvr.v1.VerifyBatchResponse
+	13, // 32: signsvr.v1.SignService.SignRaw:output_type -> signsvr.v1.SignRawResponse
+	15, // 33: signsvr.v1.SignService.VerifyRaw:output_type -> signsvr.v1.VerifyRawResponse
+	28, // [28:34] is the sub-list for method output_type
+	22, // [22:28] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_signsvr_v1_sign_proto_init() }
@@ -1303,6 +1364,7 @@ func file_signsvr_v1_sign_proto_init() {
 		return
 	}
 	file_signsvr_v1_common_proto_init()
+	file_signsvr_v1_sign_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -32,6 +32,7 @@ Commands that manage keys inside an HSM token (PKCS#11):
   generate     make a key pair inside the token; prints its URI and public key
   csr          make a PKCS#10 certificate request signed by a token key (PEM)
   import-cert  store the issued certificate (and its chain) next to the key
+  import-secret  store an AES key-encryption key (KEK recipients) in the token
 
 Token flags (all commands):
   --module PATH      PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so
@@ -57,6 +58,8 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		cmd = csr
 	case "import-cert":
 		cmd = importCert
+	case "import-secret":
+		cmd = importSecret
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

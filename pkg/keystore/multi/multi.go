@@ -124,3 +124,32 @@ func (s *Store) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Secrets combines secret stores (keystore.SecretStore): the first that holds a name
+// answers for it. Names are unique across them and across the key stores; the caller
+// checks that when it builds the combination (the stores list no secret keys).
+type Secrets []keystore.SecretStore
+
+var _ keystore.SecretStore = Secrets(nil)
+
+// SecretKey implements keystore.SecretStore.
+func (ss Secrets) SecretKey(ctx context.Context, name string) (keystore.SecretKey, error) {
+	for _, s := range ss {
+		k, err := s.SecretKey(ctx, name)
+		if !errors.Is(err, keystore.ErrNotFound) {
+			return k, err
+		}
+	}
+	return nil, fmt.Errorf("%w: %q", keystore.ErrNotFound, name)
+}
+
+// SecretStores lists the parts that hold symmetric key-encryption keys.
+func (s *Store) SecretStores() Secrets {
+	var out Secrets
+	for _, p := range s.parts {
+		if ss, ok := p.Store.(keystore.SecretStore); ok {
+			out = append(out, ss)
+		}
+	}
+	return out
+}

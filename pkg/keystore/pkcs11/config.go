@@ -14,6 +14,8 @@ import (
 type Config struct {
 	Tokens []TokenConfig `yaml:"tokens" json:"tokens"`
 	Keys   []KeyConfig   `yaml:"keys" json:"keys"`
+	// SecretKeys are AES key-encryption keys for KEK recipients (secret.go).
+	SecretKeys []SecretKeyConfig `yaml:"secret_keys,omitempty" json:"secret_keys,omitempty"`
 }
 
 // TokenConfig says how to reach one token and how many sessions to keep on it.

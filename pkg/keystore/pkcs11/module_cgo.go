@@ -279,3 +279,17 @@ func (m *cgoModule) DestroyObject(h sessionHandle, o objectHandle) error {
 	defer m.lib.rw.RUnlock()
 	return convErr(m.c().DestroyObject(p11.SessionHandle(h), p11.ObjectHandle(o)))
 }
+
+func (m *cgoModule) WrapKey(h sessionHandle, mm mechanism, wrapping, key objectHandle) ([]byte, error) {
+	m.lib.rw.RLock()
+	defer m.lib.rw.RUnlock()
+	out, err := m.c().WrapKey(p11.SessionHandle(h), toMech(mm), p11.ObjectHandle(wrapping), p11.ObjectHandle(key))
+	return out, convErr(err)
+}
+
+func (m *cgoModule) UnwrapKey(h sessionHandle, mm mechanism, unwrapping objectHandle, wrapped []byte, tmpl []attribute) (objectHandle, error) {
+	m.lib.rw.RLock()
+	defer m.lib.rw.RUnlock()
+	o, err := m.c().UnwrapKey(p11.SessionHandle(h), toMech(mm), p11.ObjectHandle(unwrapping), wrapped, toP11(tmpl))
+	return objectHandle(o), convErr(err)
+}

@@ -77,9 +77,14 @@ type token struct {
 	closed    bool
 	// needReinit asks the next probe to re-initialise the library first.
 	needReinit bool
+	// probeKey is the URI of a key of the token, which health looks for; set while
+	// the store is built, read-only after.
+	probeKey *URI
 
-	// Counters for tests, benchmarks and metrics.
+	// Counters for tests, benchmarks and metrics. waits counts operations that found
+	// every session busy and waited; waitTimeouts those whose wait ended without one.
 	opened, discarded, logins, retries, trips, reinits atomic.Int64
+	waits, waitTimeouts                                atomic.Int64
 }
 
 type pooled struct {
@@ -168,10 +173,12 @@ func (t *token) unavailable(err error) error {
 // wait for a session by ctx and the configured timeout, discards sessions that died,
 // retries fn once on a fresh session, and keeps the circuit breaker up to date.
 func (t *token) do(ctx context.Context, fn func(h sessionHandle, handleGen uint64) error) error {
-	return t.doWait(ctx, t.wait, fn)
+	return t.doWait(ctx, t.wait, true, fn)
 }
 
-func (t *token) doWait(ctx context.Context, wait time.Duration, fn func(sessionHandle, uint64) error) error {
+// doWait is do with a wait of its own; counted says whether its wait for a session
+// counts in Stats (a health check's short wait does not).
+func (t *token) doWait(ctx context.Context, wait time.Duration, counted bool, fn func(sessionHandle, uint64) error) error {
 	probe, err := t.admit()
 	if err != nil {
 		return err
@@ -180,7 +187,7 @@ func (t *token) doWait(ctx context.Context, wait time.Duration, fn func(sessionH
 		defer t.endProbe()
 		t.maybeReinit()
 	}
-	if err := t.acquire(ctx, wait); err != nil {
+	if err := t.acquire(ctx, wait, counted); err != nil {
 		return err
 	}
 	defer func() { <-t.sem }()
@@ -329,7 +336,7 @@ func (t *token) trip(err error, probe bool) {
 	t.nextProbe = t.now().Add(t.backoff)
 }
 
-func (t *token) acquire(ctx context.Context, wait time.Duration) error {
+func (t *token) acquire(ctx context.Context, wait time.Duration, counted bool) error {
 	select {
 	case t.sem <- struct{}{}:
 		return nil
@@ -337,6 +344,9 @@ func (t *token) acquire(ctx context.Context, wait time.Duration) error {
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: %s: %w", keystore.ErrBusy, t, err)
+	}
+	if counted {
+		t.waits.Add(1)
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
@@ -346,6 +356,9 @@ func (t *token) acquire(ctx context.Context, wait time.Duration) error {
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %s: %w", keystore.ErrBusy, t, context.Cause(ctx))
 	case <-timer.C:
+		if counted {
+			t.waitTimeouts.Add(1)
+		}
 		return fmt.Errorf("%w: %s: all %d sessions busy for %s", keystore.ErrBusy, t, t.size, wait)
 	}
 }
@@ -455,9 +468,17 @@ func (t *token) reset(s pooled, real bool) {
 }
 
 // health reports whether the token serves: the breaker's state, and a cheap call on
-// a pooled session (which also probes a token that is down when a probe is due).
+// a pooled session (which also probes a token that is down when a probe is due). The
+// call looks for one of the token's keys: a library may go on answering for an open
+// session whose token is gone (SoftHSM2 does, after its token directory went away),
+// whereas a search for an object reads the token. A missing key takes the token down
+// as it does for an operation.
 func (t *token) health(ctx context.Context) error {
-	err := t.doWait(ctx, healthWait, func(h sessionHandle, _ uint64) error {
+	err := t.doWait(ctx, healthWait, false, func(h sessionHandle, _ uint64) error {
+		if t.probeKey != nil {
+			_, err := findPrivateKey(t.mod, h, t.probeKey)
+			return err
+		}
 		_, err := t.mod.SessionState(h)
 		return err
 	})
@@ -479,20 +500,61 @@ func (t *token) close() {
 	}
 }
 
-// Stats are counters of one token's pool, for metrics and tests.
+// Stats are counters of one token's pool, for metrics and tests. InUse is the
+// sessions held by operations now; Waits counts operations that found every session
+// busy, WaitTimeouts those that gave up waiting (ErrBusy after the wait timeout).
 type Stats struct {
 	Token                              string
 	PoolSize                           int
 	Idle                               int
+	InUse                              int
 	Down                               bool
+	Breaker                            BreakerState
 	Opened, Discarded, Logins, Retries int64
 	BreakerTrips, Reinits              int64
+	Waits, WaitTimeouts                int64
+}
+
+// BreakerState is the state of a token's circuit breaker.
+type BreakerState int
+
+const (
+	// BreakerClosed: the token serves; operations go through.
+	BreakerClosed BreakerState = iota
+	// BreakerOpen: the token failed; operations fail fast until the next probe (for
+	// good after a rejected PIN).
+	BreakerOpen
+	// BreakerHalfOpen: one operation or health check is probing the token.
+	BreakerHalfOpen
+)
+
+func (b BreakerState) String() string {
+	switch b {
+	case BreakerClosed:
+		return "closed"
+	case BreakerOpen:
+		return "open"
+	case BreakerHalfOpen:
+		return "half_open"
+	}
+	return "unknown"
 }
 
 func (t *token) stats() Stats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return Stats{Token: t.cfg.Label, PoolSize: t.size, Idle: len(t.idle), Down: t.down || t.pinErr != nil,
+	br := BreakerClosed
+	switch {
+	case t.pinErr != nil:
+		br = BreakerOpen
+	case t.down && t.probing:
+		br = BreakerHalfOpen
+	case t.down:
+		br = BreakerOpen
+	}
+	return Stats{Token: t.cfg.Label, PoolSize: t.size, Idle: len(t.idle), InUse: len(t.sem),
+		Down: t.down || t.pinErr != nil, Breaker: br,
 		Opened: t.opened.Load(), Discarded: t.discarded.Load(), Logins: t.logins.Load(),
-		Retries: t.retries.Load(), BreakerTrips: t.trips.Load(), Reinits: t.reinits.Load()}
+		Retries: t.retries.Load(), BreakerTrips: t.trips.Load(), Reinits: t.reinits.Load(),
+		Waits: t.waits.Load(), WaitTimeouts: t.waitTimeouts.Load()}
 }

@@ -276,6 +276,9 @@ func TestCircuitBreaker(t *testing.T) {
 	if err := s.Health(ctx); !errors.Is(err, keystore.ErrUnavailable) {
 		t.Fatalf("Health = %v, want ErrUnavailable", err)
 	}
+	if st := s.Stats()[0]; !st.Down || st.Breaker != BreakerOpen || st.Breaker.String() != "open" {
+		t.Errorf("stats with the breaker open: %+v", st)
+	}
 	// A due probe while still down fails and backs off (2s now).
 	env.clock.Advance(1100 * time.Millisecond)
 	if err := signOnce(ctx, s, "p256"); !errors.Is(err, keystore.ErrUnavailable) {
@@ -297,7 +300,7 @@ func TestCircuitBreaker(t *testing.T) {
 			t.Fatalf("request %d after healing: %v", i, err)
 		}
 	}
-	if st := s.Stats()[0]; st.Down || st.BreakerTrips < 2 {
+	if st := s.Stats()[0]; st.Down || st.BreakerTrips < 2 || st.Breaker != BreakerClosed || st.InUse != 0 {
 		t.Errorf("stats after healing: %+v", st)
 	}
 }
@@ -337,6 +340,11 @@ func TestWaitBoundedByTimeoutAndContext(t *testing.T) {
 	// Busy is not down.
 	if err := s.Health(t.Context()); err != nil {
 		t.Fatalf("Health while busy: %v", err)
+	}
+	// One wait that timed out; the cancelled call never waited; the health check's
+	// wait is not counted.
+	if st := s.Stats()[0]; st.InUse != 1 || st.Waits != 1 || st.WaitTimeouts != 1 || st.Breaker != BreakerClosed {
+		t.Errorf("stats with the only session busy: %+v", st)
 	}
 	close(release)
 	env.mod.setFault(nil)

@@ -16,11 +16,14 @@ type Store struct {
 	mods   []module
 	byName map[string]*Key
 	sorted []keystore.Key
+	// secrets are the AES key-encryption keys (secret.go).
+	secrets map[string]*SecretKey
 }
 
 var (
 	_ keystore.Store         = (*Store)(nil)
 	_ keystore.HealthChecker = (*Store)(nil)
+	_ keystore.SecretStore   = (*Store)(nil)
 )
 
 // opener loads a PKCS#11 library by path.
@@ -90,8 +93,23 @@ func newStore(cfg Config, opts Options, open opener) (_ *Store, err error) {
 		}
 		s.byName[k.name] = k
 		s.sorted = append(s.sorted, k)
+		if k.tok.probeKey == nil {
+			k.tok.probeKey = k.uri
+		}
 	}
 	sort.Slice(s.sorted, func(i, j int) bool { return s.sorted[i].Name() < s.sorted[j].Name() })
+	s.secrets = map[string]*SecretKey{}
+	for _, kc := range cfg.SecretKeys {
+		_, dup := s.byName[kc.Name]
+		if _, dup2 := s.secrets[kc.Name]; kc.Name == "" || dup || dup2 {
+			return nil, fmt.Errorf("pkcs11: secret key %q: no name, or configured twice", kc.Name)
+		}
+		k, err := s.loadSecretKey(ctx, kc)
+		if err != nil {
+			return nil, fmt.Errorf("pkcs11: secret key %q (%s): %w", kc.Name, redactURI(kc.URI), err)
+		}
+		s.secrets[kc.Name] = k
+	}
 	return s, nil
 }
 

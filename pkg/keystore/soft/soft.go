@@ -46,6 +46,7 @@ import (
 
 	"signsvr.dev/signsvr/pkg/algorithm"
 	"signsvr.dev/signsvr/pkg/keystore"
+	"signsvr.dev/signsvr/pkg/rsaimplicit"
 )
 
 // KeyConfig names one key in configuration. Paths are used as given (the caller
@@ -278,6 +279,13 @@ func (d rsaDecrypter) Decrypt(r io.Reader, msg []byte, opts crypto.DecrypterOpts
 		r = rand.Reader
 	}
 	return d.PrivateKey.Decrypt(r, msg, opts)
+}
+
+var _ keystore.ImplicitRejecter = rsaDecrypter{}
+
+// DecryptPKCS1v15Implicit implements keystore.ImplicitRejecter.
+func (d rsaDecrypter) DecryptPKCS1v15Implicit(ct []byte) ([]byte, error) {
+	return rsaimplicit.Decrypt(d.PrivateKey, ct)
 }
 
 func load(kc KeyConfig) (Entry, error) {

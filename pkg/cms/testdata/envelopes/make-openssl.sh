@@ -18,3 +18,7 @@ enc openssl-mixed-aes256gcm.der -aes-256-gcm -recip "$tmp/rsa.crt" -recip "$tmp/
 enc openssl-stream-ber-aes128cbc.der -aes128 -stream -recip "$tmp/rsa.crt" -recip "$tmp/ec.crt"
 openssl cms -sign -binary -outform DER -in "$tmp/m" -nodetach -signer "$tmp/ec.crt" -inkey "$tmp/ec.key" \
   | openssl cms -encrypt -binary -outform DER -aes-128-gcm -out openssl-nested-signed-aes128gcm.der -recip "$tmp/rsa.crt"
+enc openssl-ec-cofactor-aes256cbc.der -aes256 -recip "$tmp/ec.crt" -keyopt ecdh_kdf_md:sha256 -keyopt ecdh_cofactor_mode:1
+enc openssl-kekri-aes128cbc.der -aes128 -secretkey 000102030405060708090a0b0c0d0e0f -secretkeyid 6b656b2d31
+enc openssl-pwri-aes256cbc.der -aes256 -pwri_password seed-password
+enc openssl-pwri-rsa-aes128cbc.der -aes128 -pwri_password seed-password -recip "$tmp/rsa.crt"

@@ -1,0 +1,457 @@
+package server
+
+// Streaming calls (StreamService): the protocol every request stream follows, the
+// limits, the outermost layer (request id, panic recovery, authentication, the log
+// line, the audit record) and the spool. The four operations are in
+// stream_ops.go.
+//
+// A request stream is: options, chunks, end, half-close (stream.proto). Its data is
+// read through a chunkReader, which enforces that order, the chunk size and the
+// maximum stream size, and digests the data for the audit record as it passes.
+// Whatever the size, a call holds at most a few chunks at once: one received
+// message, one output buffer, the small fields of the message being read.
+//
+// Audit: a streamed operation leaves the record its unary form leaves (same op,
+// key, algorithms; input and output digested on the fly with the log's digest). It
+// is written before the message that completes the output (the signature's suffix,
+// the result): when the write fails, the call ends UNAVAILABLE instead, and the
+// output the client got so far is incomplete and void.
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/emmansun/gmsm/sm3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+
+	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/pkg/audit"
+)
+
+// StreamLimits bound streaming calls. A zero field takes its default.
+type StreamLimits struct {
+	// MaxBytes bounds the data of one stream (the content, or the message read).
+	MaxBytes int64
+	// IdleTimeout ends a stream whose client sends nothing for that long
+	// (DEADLINE_EXCEEDED), freeing what it held.
+	IdleTimeout time.Duration
+	// SpoolDir is where GCM ciphertext waits for its tag check; "" is os.TempDir().
+	// Spool files are removed from the directory as soon as they are made, so
+	// nothing is left behind whatever happens to the call or the process.
+	SpoolDir string
+}
+
+// Defaults of StreamLimits, and the bounds of a chunk.
+const (
+	DefaultMaxStreamBytes    = 16 << 30
+	DefaultStreamIdleTimeout = 2 * time.Minute
+	MaxStreamChunk           = 1 << 20
+)
+
+func (l StreamLimits) withDefaults() StreamLimits {
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = DefaultMaxStreamBytes
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = DefaultStreamIdleTimeout
+	}
+	return l
+}
+
+// streamHeldBytes is what a stream call holds in buffers at most, for the
+// server's budget of request bytes in flight.
+const streamHeldBytes = 3 * MaxStreamChunk
+
+// holdStreamBytes is the seam to the server-wide budget of request bytes in
+// flight: a stream counts its buffers (streamHeldBytes) against it for its whole
+// life, and gets RESOURCE_EXHAUSTED when the budget is spent. Without a budget it
+// holds nothing.
+func (s *Server) holdStreamBytes(ctx context.Context, n int64) (release func(), err error) {
+	_, _ = ctx, n
+	return func() {}, nil
+}
+
+type streamService struct {
+	*Server
+	signsvrv1.UnimplementedStreamServiceServer
+}
+
+// streamOp describes a streaming method for the outer layer: the audit op of its
+// unary form and the method-level authorization of that form (the per-key checks
+// are in the handlers, through useKey).
+type streamOp struct {
+	op   audit.Op
+	auth Operation
+}
+
+var streamOps = map[string]streamOp{
+	signsvrv1.StreamService_SignStream_FullMethodName:             {op: audit.OpSign},
+	signsvrv1.StreamService_VerifyStream_FullMethodName:           {op: audit.OpVerify, auth: OpVerify},
+	signsvrv1.StreamService_EnvelopeStream_FullMethodName:         {op: audit.OpEnvelope, auth: OpEnvelope},
+	signsvrv1.StreamService_DecryptStream_FullMethodName:          {op: audit.OpDecrypt},
+	signsvrv1.StreamService_SignAndEnvelopeStream_FullMethodName:  {op: audit.OpSignAndEnvelope, auth: OpEnvelope},
+	signsvrv1.StreamService_DecryptAndVerifyStream_FullMethodName: {op: audit.OpDecryptAndVerify, auth: OpVerify},
+}
+
+// streamCall is what a stream handler runs in: the request id, panic recovery,
+// authentication and the method's authorization, the idle timeout, then body; then
+// the audit record (when body did not commit one), the log line and the one mapping
+// of errors to statuses.
+type streamCall struct {
+	s       *Server
+	ctx     context.Context
+	ri      *requestInfo
+	op      streamOp
+	in, out hash.Hash // digests for the audit record, nil without an AuditLog
+	// req stands for the request in the audit record's algorithms (the unary form's
+	// request with the options).
+	req       proto.Message
+	committed bool
+	idle      *time.Timer
+}
+
+func (s *Server) runStream(ss grpc.ServerStream, method string, body func(c *streamCall) error) (err error) {
+	ctx, cancel := context.WithCancel(ss.Context())
+	defer cancel()
+	ri := &requestInfo{method: method, seq: s.seq.Add(1), prefix: s.instance, start: s.now(), dev: s.dev}
+	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 && saneRequestID(v[0]) {
+		ri.given = v[0]
+	}
+	ctx = context.WithValue(ctx, requestInfoKey{}, ri)
+	c := &streamCall{s: s, ctx: ctx, ri: ri, op: streamOps[method]}
+	if al, ok := s.auditor.(*AuditLog); ok {
+		c.in, c.out = newAuditHash(al.log.HashAlg()), newAuditHash(al.log.HashAlg())
+	}
+	c.idle = time.AfterFunc(s.streams.IdleTimeout, cancel)
+	defer c.idle.Stop()
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.LogAttrs(ctx, slog.LevelError, "panic in handler",
+				slog.String("request_id", ri.id()), slog.String("method", method),
+				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+			err = internal(nil)
+		}
+		if err != nil && ctx.Err() != nil && ss.Context().Err() == nil {
+			// Our own cancel: the idle timeout.
+			err = newError(codes.DeadlineExceeded, signsvrv1.ErrorReason_ERROR_REASON_DEADLINE,
+				"the stream sent nothing for too long", err)
+		}
+		if !c.committed {
+			c.record(err)
+		}
+		err = s.finish(ctx, ri, nil, err)
+	}()
+	release, err := s.holdStreamBytes(ctx, streamHeldBytes)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if s.clientValidator != nil {
+		id, err := s.authenticatePeer(ctx)
+		if err != nil {
+			return err
+		}
+		ri.identity = id
+	}
+	if s.authorizer != nil && c.op.auth != "" {
+		if err := s.authorizer.Authorize(ctx, IdentityFrom(ctx), c.op.auth, ""); err != nil {
+			return err
+		}
+	}
+	return body(c)
+}
+
+// newAuditHash is the audit log's digest, as a running hash.
+func newAuditHash(alg audit.HashAlg) hash.Hash {
+	if alg == audit.SM3 {
+		return sm3.New()
+	}
+	return sha256.New()
+}
+
+// wrote digests output about to be sent.
+func (c *streamCall) wrote(b []byte) {
+	if c.out != nil {
+		c.out.Write(b)
+	}
+}
+
+// commit writes the audit record of the operation that succeeded, before the
+// message that completes its output goes out; its error (the log cannot be
+// written) ends the call.
+func (c *streamCall) commit() error {
+	c.committed = true
+	if werr := c.record(nil); werr != nil {
+		c.s.recheckHealth()
+		e := *errAuditUnavailable
+		e.Err = werr
+		return &e
+	}
+	return nil
+}
+
+// record writes the call's audit record when the server has an AuditLog: OK with
+// the digests when err is nil, else the failure. It marks the call recorded, so
+// the auditor's event for it is not written a second time.
+func (c *streamCall) record(err error) error {
+	al, ok := c.s.auditor.(*AuditLog)
+	if !ok {
+		return nil
+	}
+	rec := audit.Record{
+		RequestID: c.ri.id(), Caller: auditCaller(IdentityFrom(c.ctx)), Op: c.op.op, Key: c.ri.key, Code: "OK",
+		InputDigest: c.in.Sum(nil),
+	}
+	if err != nil {
+		e := classify(err)
+		rec.Code, rec.Reason = e.Code.String(), ReasonString(e.Reason)
+	} else {
+		rec.OutputDigest = c.out.Sum(nil)
+	}
+	if c.req != nil {
+		rec.Algorithms = c.s.auditAlgorithms(c.ri.key, c.req)
+	}
+	al.recorded.Store(c.ri, struct{}{})
+	return al.log.Append(c.ctx, rec)
+}
+
+// receiver returns a recv that gives up when the call's context ends (the idle
+// timeout, or the client going away): grpc's Recv itself waits on the stream
+// alone, so it runs in a goroutine of its own, which ends with the stream once the
+// handler has returned.
+func receiver[M any](c *streamCall, recv func() (M, error)) func() (M, error) {
+	type item struct {
+		m   M
+		err error
+	}
+	ch := make(chan item)
+	want := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-want:
+			case <-c.ctx.Done():
+				return
+			}
+			m, err := recv()
+			select {
+			case ch <- item{m, err}:
+			case <-c.ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var failed error
+	return func() (M, error) {
+		if failed != nil {
+			var zero M
+			return zero, failed
+		}
+		select {
+		case want <- struct{}{}:
+		case <-c.ctx.Done():
+			var zero M
+			return zero, c.ctx.Err()
+		}
+		select {
+		case it := <-ch:
+			if it.err != nil {
+				failed = it.err
+			}
+			return it.m, it.err
+		case <-c.ctx.Done():
+			var zero M
+			return zero, c.ctx.Err()
+		}
+	}
+}
+
+// streamMsg is what every request message of StreamService has.
+type streamMsg interface {
+	GetChunk() []byte
+	GetEnd() *signsvrv1.StreamEnd
+}
+
+// chunkReader reads a stream's data: the chunks after the options, up to the end
+// message. It is an io.Reader, and also hands out whole chunks (next).
+type chunkReader[M streamMsg] struct {
+	c       *streamCall
+	recv    func() (M, error)
+	isOpts  func(M) bool
+	max     int64
+	n       int64
+	ended   bool
+	pending []byte
+	// last is the chunk next returned before, given back to the pool on the next
+	// call (every consumer copies what it keeps).
+	last []byte
+}
+
+func newChunkReader[M streamMsg](c *streamCall, recv func() (M, error), isOpts func(M) bool) *chunkReader[M] {
+	return &chunkReader[M]{c: c, recv: recv, isOpts: isOpts, max: c.s.streams.MaxBytes}
+}
+
+// errStreamOrder is the answer to a stream that breaks the protocol.
+func errStreamOrder(format string, a ...any) *Error { return invalidRequest(format, a...) }
+
+// first receives the options message.
+func firstMessage[M streamMsg](c *streamCall, recv func() (M, error), isOpts func(M) bool) (M, error) {
+	m, err := recv()
+	if err == io.EOF {
+		var zero M
+		return zero, errStreamOrder("the stream ended before its options")
+	}
+	if err != nil {
+		var zero M
+		return zero, err
+	}
+	c.idle.Reset(c.s.streams.IdleTimeout)
+	if !isOpts(m) {
+		var zero M
+		return zero, errStreamOrder("the first message of a stream must carry the options")
+	}
+	return m, nil
+}
+
+// next returns the next chunk of data, or io.EOF after the end message.
+func (r *chunkReader[M]) next() ([]byte, error) {
+	if r.last != nil {
+		releaseChunk(r.last)
+		r.last = nil
+	}
+	for {
+		if r.ended {
+			return nil, io.EOF
+		}
+		m, err := r.recv()
+		if err == io.EOF {
+			return nil, errStreamOrder("the stream ended before its end message (after %d bytes): the data is incomplete", r.n)
+		}
+		if err != nil {
+			if cerr := r.c.ctx.Err(); cerr != nil {
+				return nil, cerr // cancelled, or the idle timeout
+			}
+			return nil, err
+		}
+		r.c.idle.Reset(r.c.s.streams.IdleTimeout)
+		switch {
+		case r.isOpts(m):
+			return nil, errStreamOrder("options sent twice")
+		case m.GetEnd() != nil:
+			if sz := m.GetEnd().GetSize(); sz != 0 && sz != uint64(r.n) {
+				return nil, errStreamOrder("the end message says %d bytes, the stream carried %d", sz, r.n)
+			}
+			r.ended = true
+			return nil, io.EOF
+		}
+		chunk := m.GetChunk()
+		if len(chunk) > MaxStreamChunk {
+			return nil, errStreamOrder("a chunk of %d bytes; at most %d", len(chunk), MaxStreamChunk)
+		}
+		if len(chunk) == 0 {
+			continue
+		}
+		r.last = chunk
+		r.n += int64(len(chunk))
+		if r.n > r.max {
+			return nil, newError(codes.ResourceExhausted, signsvrv1.ErrorReason_ERROR_REASON_TOO_LARGE,
+				fmt.Sprintf("the stream is larger than the %d bytes the server accepts", r.max), nil)
+		}
+		if r.c.in != nil {
+			r.c.in.Write(chunk)
+		}
+		return chunk, nil
+	}
+}
+
+// Read implements io.Reader over the chunks.
+func (r *chunkReader[M]) Read(p []byte) (int, error) {
+	for len(r.pending) == 0 {
+		chunk, err := r.next()
+		if err != nil {
+			return 0, err
+		}
+		r.pending = chunk
+	}
+	n := copy(p, r.pending)
+	r.pending = r.pending[n:]
+	return n, nil
+}
+
+// drain reads the rest of the data (when the operation needed less of it, it must
+// still all have arrived), then waits for the client's half-close: anything else
+// after the end message breaks the protocol.
+func (r *chunkReader[M]) finish() error {
+	if len(r.pending) > 0 {
+		return errStreamOrder("data after the end of the message")
+	}
+	if !r.ended {
+		chunk, err := r.next()
+		if err != io.EOF {
+			if err == nil && len(chunk) > 0 {
+				return errStreamOrder("data after the end of the message")
+			}
+			return err
+		}
+	}
+	_, err := r.recv()
+	switch {
+	case err == io.EOF:
+		return nil
+	case err != nil:
+		return err
+	}
+	return errStreamOrder("a message after the end message")
+}
+
+// fileSpool is an envelope.Spool in an unlinked temporary file.
+type fileSpool struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+// newSpool makes an unlinked temporary file: its name is gone from the directory
+// before anything is written, so it vanishes when closed, or when the process ends.
+func (s *Server) newSpool() (*fileSpool, error) {
+	f, err := os.CreateTemp(s.streams.SpoolDir, "signsvr-spool-*")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &fileSpool{f: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
+}
+
+func (sp *fileSpool) Write(p []byte) (int, error) { return sp.w.Write(p) }
+
+func (sp *fileSpool) Rewind() (io.Reader, error) {
+	if err := sp.w.Flush(); err != nil {
+		return nil, err
+	}
+	if _, err := sp.f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return bufio.NewReaderSize(sp.f, 256<<10), nil
+}
+
+func (sp *fileSpool) Close() error { return sp.f.Close() }
+
+// outBufs are the output buffers of streams: one per call in flight.
+var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, MaxStreamChunk+64<<10); return &b }}
