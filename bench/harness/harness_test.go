@@ -48,6 +48,13 @@ func TestSuitesLoad(t *testing.T) {
 	if smoke.Soak != nil {
 		t.Error("the smoke suite must not soak (make bench only)")
 	}
+	soak, err := LoadSuite(filepath.Join(repo, "bench", "scenarios", "soak.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if soak.Soak == nil || len(soak.Soak.names()) < 2 || soak.Soak.Duration.D() != 30*time.Minute || soak.Soak.LoadFraction != 0.8 {
+		t.Errorf("soak suite: %+v", soak.Soak)
+	}
 }
 
 func TestSuiteRejects(t *testing.T) {
@@ -242,6 +249,46 @@ func TestDrift(t *testing.T) {
 	for _, tt := range tests {
 		if got := drift(tt.before, tt.after); math.Abs(got-tt.want) > 0.0001 {
 			t.Errorf("drift(%v, %v) = %.4f, want %.4f", tt.before, tt.after, got, tt.want)
+		}
+	}
+}
+
+// TestSoakVerdict: the soak is flat only with no failed call, RSS that neither
+// grew between its end segments nor climbed steadily, and threads and open files
+// that stayed put.
+func TestSoakVerdict(t *testing.T) {
+	const mb = 1 << 20
+	run := func(rss func(at time.Duration) int64, threads, files func(at time.Duration) int, failed int64) *SoakResult {
+		s := &SoakResult{Duration: 30 * time.Minute, Load: &loadgen.Result{Calls: 1000, FailedCalls: failed}}
+		s.Loads = []*loadgen.Result{s.Load}
+		for at := time.Duration(0); at <= soakWarmup+s.Duration; at += 5 * time.Second {
+			s.Load.MemSamples = append(s.Load.MemSamples, procstat.MemSample{At: at, RSS: rss(at)})
+			s.Proc = append(s.Proc, ProcSample{At: at, Threads: threads(at), Files: files(at)})
+		}
+		s.compute()
+		return s
+	}
+	steady := func(time.Duration) int64 { return 60 * mb }
+	same := func(time.Duration) int { return 12 }
+	for _, tc := range []struct {
+		name    string
+		rss     func(time.Duration) int64
+		threads func(time.Duration) int
+		files   func(time.Duration) int
+		failed  int64
+		flat    bool
+	}{
+		{"steady", steady, same, same, 0, true},
+		{"noise", func(at time.Duration) int64 { return 60*mb + int64(at/time.Second%7)*mb }, same, same, 0, true},
+		{"a failed call", steady, same, same, 1, false},
+		{"leak", func(at time.Duration) int64 { return 60*mb + int64(at.Minutes()*mb/2) }, same, same, 0, false},
+		{"thread leak", steady, func(at time.Duration) int { return 12 + int(at.Minutes()) }, same, 0, false},
+		{"connection leak", steady, same, func(at time.Duration) int { return 12 + int(at.Minutes()) }, 0, false},
+	} {
+		s := run(tc.rss, tc.threads, tc.files, tc.failed)
+		if s.Flat != tc.flat {
+			t.Errorf("%s: flat %v, want %v (RSS %d -> %d, slope %.0f MiB/h, threads %d -> %d, files %d -> %d)", tc.name, s.Flat, tc.flat,
+				s.RSSStart/mb, s.RSSEnd/mb, s.RSSSlopePerHour/mb, s.ThreadsStart, s.ThreadsEnd, s.FilesStart, s.FilesEnd)
 		}
 	}
 }

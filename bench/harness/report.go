@@ -131,6 +131,19 @@ func (s *ScenarioResult) Capacity() float64 {
 	return float64(time.Second) / float64(s.Load.ServerCPUPerItem*time.Duration(s.Scenario.Items()))
 }
 
+// loadEstimate is Capacity, or, when the server's CPU was not measured (a short run
+// charged no scheduler tick), the calls per second the closed-loop run achieved: a
+// lower bound, but a rate to start from.
+func (s *ScenarioResult) loadEstimate() float64 {
+	if c := s.Capacity(); c > 0 {
+		return c
+	}
+	if s.Load == nil {
+		return 0
+	}
+	return s.Load.CallsPerSec
+}
+
 // coreUse is the share of one core the server used over the window.
 func coreUse(l *loadgen.Result) float64 {
 	if l == nil || l.Window <= 0 {
@@ -267,20 +280,39 @@ func (g *GhzResult) parse(b []byte) error {
 	return nil
 }
 
-// SoakResult is the memory soak.
+// SoakResult is the soak: a long run at a fraction of the maximum load (a mix of
+// scenarios, when the suite gives several), with the server's RSS, threads and open
+// files watched for growth.
 type SoakResult struct {
-	Name       string          `json:"name"`
-	Error      string          `json:"error,omitempty"`
-	Fraction   float64         `json:"fraction"`
-	Duration   time.Duration   `json:"duration_ns"`
-	TargetRate float64         `json:"target_rate"`
-	Load       *loadgen.Result `json:"load,omitempty"`
+	Name       string        `json:"name"`
+	Error      string        `json:"error,omitempty"`
+	Fraction   float64       `json:"fraction"`
+	Duration   time.Duration `json:"duration_ns"`
+	TargetRate float64       `json:"target_rate"`
+	// Load is the first scenario's run (it sampled the RSS); Loads every scenario's.
+	Load  *loadgen.Result   `json:"load,omitempty"`
+	Loads []*loadgen.Result `json:"loads,omitempty"`
 	// RSSStart and RSSEnd are the mean RSS over the first and the last minute of the
 	// window (a third of it, if shorter); Growth is (end - start) / start.
 	RSSStart int64   `json:"rss_start_bytes"`
 	RSSEnd   int64   `json:"rss_end_bytes"`
 	RSSMax   int64   `json:"rss_max_bytes"`
 	Growth   float64 `json:"growth"`
+	// RSSSlopePerHour is the least-squares slope of the RSS over the window, in bytes
+	// per hour: a leak shows as a steady slope where the two means could be noise.
+	RSSSlopePerHour float64 `json:"rss_slope_bytes_per_hour"`
+	// Proc are the server's threads and open files, sampled through the run; the
+	// start and end figures are means over the same segments as the RSS's.
+	Proc         []ProcSample `json:"proc,omitempty"`
+	ThreadsStart int          `json:"threads_start"`
+	ThreadsEnd   int          `json:"threads_end"`
+	FilesStart   int          `json:"files_start"`
+	FilesEnd     int          `json:"files_end"`
+	// Calls and Failed add up every scenario's calls; Flat says the soak passed:
+	// no failed call, and RSS, threads and open files did not grow (soakFlat).
+	Calls  int64 `json:"calls"`
+	Failed int64 `json:"failed"`
+	Flat   bool  `json:"flat"`
 }
 
 // soakWarmup is the soak's warm-up before its window (see soakPhase).
@@ -290,13 +322,19 @@ func (s *SoakResult) compute() {
 	samples := s.Load.MemSamples
 	seg := min(time.Minute, s.Duration/3)
 	end := soakWarmup + s.Duration
+	inStart := func(at time.Duration) bool { return at >= soakWarmup && at < soakWarmup+seg }
+	inEnd := func(at time.Duration) bool { return at >= end-seg && at <= end }
 	var a, b []int64
+	var xs, ys []float64
 	for _, m := range samples {
 		switch {
-		case m.At >= soakWarmup && m.At < soakWarmup+seg:
+		case inStart(m.At):
 			a = append(a, m.RSS)
-		case m.At >= end-seg && m.At <= end:
+		case inEnd(m.At):
 			b = append(b, m.RSS)
+		}
+		if m.At >= soakWarmup && m.At <= end {
+			xs, ys = append(xs, m.At.Hours()), append(ys, float64(m.RSS))
 		}
 		s.RSSMax = max(s.RSSMax, m.RSS)
 	}
@@ -304,6 +342,58 @@ func (s *SoakResult) compute() {
 	if s.RSSStart > 0 {
 		s.Growth = float64(s.RSSEnd-s.RSSStart) / float64(s.RSSStart)
 	}
+	s.RSSSlopePerHour = slope(xs, ys)
+	var ta, tb, fa, fb []int64
+	for _, p := range s.Proc {
+		switch {
+		case inStart(p.At):
+			ta, fa = append(ta, int64(p.Threads)), append(fa, int64(p.Files))
+		case inEnd(p.At):
+			tb, fb = append(tb, int64(p.Threads)), append(fb, int64(p.Files))
+		}
+	}
+	s.ThreadsStart, s.ThreadsEnd = int(mean(ta)), int(mean(tb))
+	s.FilesStart, s.FilesEnd = int(mean(fa)), int(mean(fb))
+	for _, l := range s.Loads {
+		if l != nil {
+			s.Calls += l.Calls
+			s.Failed += l.FailedCalls
+		}
+	}
+	s.Flat = soakFlat(s)
+}
+
+// soakFlat is the soak's verdict: no call failed; the RSS grew by at most a tenth
+// (and 8 MiB) over the window, by both the end means and the slope; threads and open
+// files ended within a few of where they started (the Go runtime may start a thread
+// or two late; a leak of connections or goroutines blocked in system calls grows
+// with the calls).
+func soakFlat(s *SoakResult) bool {
+	allowed := max(float64(s.RSSStart)/10, 8<<20)
+	grown := float64(s.RSSEnd - s.RSSStart)
+	bySlope := s.RSSSlopePerHour * s.Duration.Hours()
+	return s.Failed == 0 && s.Calls > 0 && s.RSSStart > 0 && grown <= allowed && bySlope <= allowed &&
+		s.ThreadsEnd <= s.ThreadsStart+4 && s.FilesEnd <= s.FilesStart+4
+}
+
+// slope is the least-squares slope of ys over xs (0 for fewer than two points).
+func slope(xs, ys []float64) float64 {
+	n := float64(len(xs))
+	if n < 2 {
+		return 0
+	}
+	var sx, sy, sxx, sxy float64
+	for i := range xs {
+		sx += xs[i]
+		sy += ys[i]
+		sxx += xs[i] * xs[i]
+		sxy += xs[i] * ys[i]
+	}
+	d := n*sxx - sx*sx
+	if d == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / d
 }
 
 func mean(v []int64) int64 {
@@ -580,9 +670,14 @@ func (r *Report) Markdown() string {
 		if s.Load == nil {
 			w("%s at %.0f%% of its maximum: ERROR: %s\n", s.Name, 100*s.Fraction, s.Error)
 		} else {
-			w("%s at %.0f calls/s (%.0f%% of its maximum) for %s on a fresh one-core server: RSS %.1f MiB over the first minute, %.1f MiB over the last (%+.1f%%), max %.1f MiB, VmHWM %.1f MiB; p50 %s ms, p99 %s ms; %d calls, %d failed, %d missed.\n",
-				s.Name, s.TargetRate, 100*s.Fraction, s.Duration, mib(s.RSSStart), mib(s.RSSEnd), 100*s.Growth, mib(s.RSSMax),
-				mib(s.Load.ServerHWM), fdur(s.Load.Latency.P50), fdur(s.Load.Latency.P99), s.Load.Calls, s.Load.FailedCalls, s.Load.Missed)
+			verdict := "flat"
+			if !s.Flat {
+				verdict = "NOT FLAT"
+			}
+			w("%s at %.0f calls/s in all (%.0f%% of the maximum) for %s on a fresh one-core server: RSS %.1f MiB over the first minute, %.1f MiB over the last (%+.1f%%, slope %+.1f MiB/h), max %.1f MiB, VmHWM %.1f MiB; threads %d → %d, open files %d → %d; p50 %s ms, p99 %s ms (first scenario); %d calls, %d failed: %s.\n",
+				s.Name, s.TargetRate, 100*s.Fraction, s.Duration, mib(s.RSSStart), mib(s.RSSEnd), 100*s.Growth, s.RSSSlopePerHour/(1<<20), mib(s.RSSMax),
+				mib(s.Load.ServerHWM), s.ThreadsStart, s.ThreadsEnd, s.FilesStart, s.FilesEnd,
+				fdur(s.Load.Latency.P50), fdur(s.Load.Latency.P99), s.Calls, s.Failed, verdict)
 		}
 	}
 

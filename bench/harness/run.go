@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"signsvr.dev/signsvr/bench/baseline"
@@ -49,6 +50,8 @@ type Options struct {
 	ServerCPUs, ClientCPUs, BothCPUs string
 	// NoSoak skips the suite's soak even if it has one.
 	NoSoak bool
+	// SoakDuration, when set, is the soak's length instead of the suite's.
+	SoakDuration time.Duration
 	// WorkDir holds binaries, the development PKI and logs (default: a temporary
 	// directory, removed at the end).
 	WorkDir string
@@ -450,7 +453,7 @@ func (r *runner) latencyRuns(ctx context.Context, srv *serverProc) error {
 		l := r.loadFor(one.Scenario)
 		// Enough callers that a slow call does not hold back the pace.
 		l.Streams = max(l.Streams*4, 16)
-		lr.MaxCallsPerSec, lr.Probes = r.openLoopMax(ctx, srv, one.Scenario, l, lr.CapacityCallsPerSec)
+		lr.MaxCallsPerSec, lr.Probes = r.openLoopMax(ctx, srv, one.Scenario, l, one.loadEstimate())
 		if lr.MaxCallsPerSec <= 0 {
 			lr.Error = "no probe rate was sustained"
 		} else {
@@ -465,7 +468,9 @@ func (r *runner) latencyRuns(ctx context.Context, srv *serverProc) error {
 			}
 		}
 		lr.AtCapacityRate = r.suite.LatencyFraction * lr.CapacityCallsPerSec
-		if res, err := r.runLoad(ctx, srv, one.Scenario, r.o.ClientCPUs, l, lr.AtCapacityRate, r.suite.Warmup.D(), d, false); err == nil {
+		if lr.AtCapacityRate <= 0 {
+			r.logf("%-32s no run at the closed-loop capacity: the server's CPU was not measured", name)
+		} else if res, err := r.runLoad(ctx, srv, one.Scenario, r.o.ClientCPUs, l, lr.AtCapacityRate, r.suite.Warmup.D(), d, false); err == nil {
 			lr.AtCapacity = res
 			r.logf("%-32s latency at %.0f%% of the closed-loop capacity (%.0f calls/s): p99 %s, core %.0f%%",
 				name, 100*lr.Fraction, lr.AtCapacityRate, ms(res.Latency.P99), 100*coreUse(res))
@@ -566,35 +571,66 @@ func (r *runner) twoCorePhase(ctx context.Context) error {
 	return nil
 }
 
-// soakPhase runs one scenario at a fraction of its maximum on a fresh one-core server
-// and watches RSS.
+// soakPhase runs the soak's scenarios at once, at their share of the load fraction,
+// on a fresh one-core server, and watches its RSS (the first scenario's load
+// generator samples it), threads and open files (sampled here).
 func (r *runner) soakPhase(ctx context.Context) error {
 	s := r.suite.Soak
-	sr := &SoakResult{Name: s.Scenario, Fraction: s.LoadFraction, Duration: s.Duration.D()}
-	r.report.Soak = sr
-	one := r.lookup(s.Scenario)
-	if one == nil || one.Load == nil {
-		sr.Error = "no maximum measured for this scenario"
-		return nil
+	dur := s.Duration.D()
+	if r.o.SoakDuration > 0 {
+		dur = r.o.SoakDuration
 	}
-	sr.TargetRate = s.LoadFraction * one.Capacity()
-	r.logf("soak: %s at %.0f calls/s for %s on a fresh one-core server", s.Scenario, sr.TargetRate, s.Duration.D())
+	names := s.names()
+	sr := &SoakResult{Name: strings.Join(names, " + "), Fraction: s.LoadFraction, Duration: dur}
+	r.report.Soak = sr
+	type part struct {
+		one  *ScenarioResult
+		rate float64
+	}
+	var parts []part
+	for _, n := range names {
+		one := r.lookup(n)
+		if one == nil || one.Load == nil {
+			sr.Error = "no maximum measured for " + n
+			return nil
+		}
+		p := part{one, s.LoadFraction / float64(len(names)) * one.loadEstimate()}
+		parts = append(parts, p)
+		sr.TargetRate += p.rate
+	}
+	r.logf("soak: %s at %.0f calls/s in all for %s on a fresh one-core server", sr.Name, sr.TargetRate, dur)
 	srv, err := r.startServer(ctx, r.o.ServerCPUs)
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
-	l := r.loadFor(one.Scenario)
-	l.Streams = max(l.Streams*4, 16)
-	res, err := r.runLoad(ctx, srv, one.Scenario, r.o.ClientCPUs, l, sr.TargetRate, 10*time.Second, s.Duration.D(), true)
-	if err != nil {
-		sr.Error = err.Error()
-		return nil
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	procSamples := make(chan []ProcSample, 1)
+	go func() { procSamples <- sampleProc(sampleCtx, srv.pid(), 5*time.Second) }()
+	results := make([]*loadgen.Result, len(parts))
+	errs := make([]error, len(parts))
+	var wg sync.WaitGroup
+	for i, p := range parts {
+		l := r.loadFor(p.one.Scenario)
+		l.Streams = max(l.Streams*4, 16)
+		wg.Go(func() {
+			results[i], errs[i] = r.runLoad(ctx, srv, p.one.Scenario, r.o.ClientCPUs, l, p.rate, soakWarmup, dur, i == 0)
+		})
 	}
-	sr.Load = res
+	wg.Wait()
+	stopSampling()
+	sr.Proc = <-procSamples
+	for i, err := range errs {
+		if err != nil {
+			sr.Error = names[i] + ": " + err.Error()
+			return nil
+		}
+	}
+	sr.Load, sr.Loads = results[0], results
 	sr.compute()
-	r.logf("soak: RSS first minute %.1f MiB, last minute %.1f MiB (%+.1f%%), max %.1f MiB; p99 %s",
-		mib(sr.RSSStart), mib(sr.RSSEnd), 100*sr.Growth, mib(sr.RSSMax), ms(res.Latency.P99))
+	r.logf("soak: RSS first minute %.1f MiB, last minute %.1f MiB (%+.1f%%, slope %+.1f MiB/h), max %.1f MiB; threads %d -> %d, open files %d -> %d; %d calls, %d failed; flat %v",
+		mib(sr.RSSStart), mib(sr.RSSEnd), 100*sr.Growth, mib(int64(sr.RSSSlopePerHour)), mib(sr.RSSMax),
+		sr.ThreadsStart, sr.ThreadsEnd, sr.FilesStart, sr.FilesEnd, sr.Calls, sr.Failed, sr.Flat)
 	srv.stop()
 	srv.saveLog(r.o.WorkDir, "server-soak.log")
 	return nil

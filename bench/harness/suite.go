@@ -64,11 +64,27 @@ type GhzRun struct {
 	Duration     Duration `json:"duration,omitempty"`
 }
 
-// Soak is a long run at a fraction of the maximum load that watches server memory.
+// Soak is a long run at a fraction of the maximum load on a fresh server that watches
+// its memory, threads and open files (report.go, SoakResult). Scenario is one
+// scenario; Scenarios a mix, run at once, the load fraction split evenly between them
+// (each at LoadFraction/N of its own maximum), so that the server's core carries about
+// LoadFraction of what it can do in all. Options.SoakDuration overrides Duration.
 type Soak struct {
-	Scenario     string   `json:"scenario"`
+	Scenario     string   `json:"scenario,omitempty"`
+	Scenarios    []string `json:"scenarios,omitempty"`
 	Duration     Duration `json:"duration"`
 	LoadFraction float64  `json:"load_fraction"`
+}
+
+// names are the soak's scenarios.
+func (s *Soak) names() []string {
+	if len(s.Scenarios) > 0 {
+		return s.Scenarios
+	}
+	if s.Scenario == "" {
+		return nil
+	}
+	return []string{s.Scenario}
 }
 
 // Suite is a scenario file (bench/scenarios/*.json).
@@ -188,9 +204,12 @@ func (s *Suite) check() error {
 		}
 	}
 	if s.Soak != nil {
-		lists["soak"] = []string{s.Soak.Scenario}
-		if s.Soak.LoadFraction <= 0 || s.Soak.LoadFraction > 1 || s.Soak.Duration <= 0 {
-			return fmt.Errorf("soak needs a duration and a load_fraction in (0, 1]")
+		lists["soak"] = s.Soak.names()
+		if s.Soak.LoadFraction <= 0 || s.Soak.LoadFraction > 1 || s.Soak.Duration <= 0 || len(s.Soak.names()) == 0 {
+			return fmt.Errorf("soak needs a scenario (or scenarios), a duration and a load_fraction in (0, 1]")
+		}
+		if s.Soak.Scenario != "" && len(s.Soak.Scenarios) > 0 {
+			return fmt.Errorf("soak: give scenario or scenarios, not both")
 		}
 	}
 	for what, names := range lists {

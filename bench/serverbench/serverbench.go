@@ -69,7 +69,7 @@ func StartDev(dataDir string, log io.Writer) (*Running, error) {
 		log = io.Discard
 	}
 	srv, err := server.New(server.Options{
-		Store: store, Backend: "soft", Validator: v, Development: true,
+		Store: store, Backend: "soft", Validator: v, Development: true, Authorizer: server.AllowAll,
 		Logger: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	if err != nil {

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	clicmd "signsvr.dev/signsvr/internal/cli"
@@ -29,7 +31,29 @@ func TestMain(m *testing.M) {
 	if os.Getenv(runMainEnv) == "1" {
 		main() // exits
 	}
+	if os.Getenv(childServeEnv) != "" {
+		os.Exit(childServe())
+	}
 	os.Exit(testMain(m))
+}
+
+// childServeEnv makes the test binary `signsvr serve` with the arguments that follow
+// "--", printing the address it listens on as the first line of its standard output
+// (runMainEnv's processes need a port chosen beforehand): a server in a process of
+// its own, whose memory a test can read from /proc.
+const childServeEnv = "SIGNSVR_TEST_CHILD_SERVE"
+
+func childServe() int {
+	args := os.Args[1:]
+	for i, a := range args {
+		if a == "--" {
+			args = args[i+1:]
+			break
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	return runServe(ctx, args, os.Stderr, func(a net.Addr) { fmt.Println(a.String()) })
 }
 
 func testMain(m *testing.M) int {

@@ -239,6 +239,7 @@ func developmentPlan(dataDir, logLevel, opsListen string, stderr io.Writer) (_ *
 		"throw-away keys in plain files. Start with --config FILE for production.")
 	log.Warn("development PKI", slog.String("action", what), slog.String("data_dir", pki.Dir),
 		slog.String("trust_anchors", pki.RootsPath), slog.String("keys", strings.Join(names, ",")))
+	log.Warn("development authorization: every caller may use every key for every operation")
 	log.Warn(banner)
 	loginOpts, err := developmentLogin(pki.Dir)
 	if err != nil {
@@ -256,7 +257,7 @@ func developmentPlan(dataDir, logLevel, opsListen string, stderr io.Writer) (_ *
 	plan := &servePlan{
 		opts: server.Options{
 			Store: store, Backend: "soft", Validator: v, Logger: log, Development: true, Reflection: true,
-			Login: loginOpts, Auditor: nr.auditor, Timestamps: nr.timestamps, ReservedKeys: nr.reserved,
+			Authorizer: server.AllowAll, Login: loginOpts, Auditor: nr.auditor, Timestamps: nr.timestamps, ReservedKeys: nr.reserved,
 			ClientDigests: developmentClientDigests,
 		},
 		listen:  config.DefaultListen,

@@ -96,6 +96,8 @@ type Limits struct {
 	HandshakeTimeout        time.Duration `yaml:"handshake_timeout"`
 	IdleTimeout             time.Duration `yaml:"idle_timeout"`
 	KeepaliveMinInterval    time.Duration `yaml:"keepalive_min_interval"`
+	MaxInflightBytes        int64         `yaml:"max_inflight_bytes"`
+	RequestReadTimeout      time.Duration `yaml:"request_read_timeout"`
 	MaxConnectionAge        time.Duration `yaml:"max_connection_age"`
 	MaxConnectionAgeGrace   time.Duration `yaml:"max_connection_age_grace"`
 	MaxPipelineInFlight     int           `yaml:"max_pipeline_in_flight"`
@@ -446,6 +448,7 @@ func (c *Config) Validate() error {
 	}
 	l := c.Limits
 	if l.MaxConnections < 0 || l.MaxCallDuration < 0 || l.HandshakeTimeout < 0 || l.IdleTimeout < 0 || l.KeepaliveMinInterval < 0 ||
+		l.MaxInflightBytes < 0 || l.RequestReadTimeout < 0 ||
 		l.MaxConnectionAge < 0 || l.MaxConnectionAgeGrace < 0 || l.MaxPipelineInFlight < 0 {
 		fail("limits: must not be negative")
 	}

@@ -114,10 +114,9 @@ func MethodOperation(fullMethod string) (Operation, bool) {
 }
 
 // authorizeCall is the unary interceptor that applies the authorization policy to
-// the method itself. It runs after authenticateCall; without an Authorizer (the
-// development setup) it lets everything through.
+// the method itself. It runs after authenticateCall.
 func (s *Server) authorizeCall(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if s.authorizer == nil || requestFrom(ctx) == nil {
+	if requestFrom(ctx) == nil {
 		return handler(ctx, req)
 	}
 	m, ok := methodOps[info.FullMethod]

@@ -1,15 +1,24 @@
 package server
 
 import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/proto" // registers the codec requestCodec wraps
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+
+	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
 )
 
 // requestCodec is grpc-go's proto codec, except for the requests of the server's own
@@ -87,4 +96,100 @@ func (c *requestCodec) takeFailure(v any) error {
 		return err.(error)
 	}
 	return nil
+}
+
+// messageReader is what grpc-go's server transport stream offers below
+// grpc.ServerTransportStream: the 5-byte prefix of a message (compressed flag and
+// length), then its bytes. grpc-go's own receive reads both in one step, granting the
+// client flow-control window for the whole message as soon as the prefix is in; a
+// client can then make the server buffer a message of up to MaxMessageBytes however
+// slowly it sends it. Reading the two steps here lets the server reserve the message's
+// size of the budget between them, and refuse before the body is asked for.
+type messageReader interface {
+	ReadMessageHeader(header []byte) error
+	Read(n int) (mem.BufferSlice, error)
+	RecvCompress() string
+}
+
+// readRequest decodes the request of a call of the API into v, holding its size of
+// the budget in *held (the caller gives it back when the call ends). Without a
+// messageReader (another grpc-go, a compressed request) it lets grpc-go read, then
+// reserves what the message decoded to.
+func (s *Server) readRequest(ctx context.Context, v any, dec func(any) error, held *int64) error {
+	a, _ := ctx.Value(admissionKey{}).(*admission)
+	r, ok := grpc.ServerTransportStreamFromContext(ctx).(messageReader)
+	if ri := requestFrom(ctx); ri != nil && ri.decoded {
+		ok = false
+	}
+	if ok {
+		if c := r.RecvCompress(); c != "" && c != "identity" {
+			ok = false
+		}
+	}
+	if !ok {
+		err := dec(v)
+		if a != nil {
+			a.read.Stop()
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.codec.takeFailure(v); err != nil {
+			return malformedRequest(err)
+		}
+		m, _ := v.(proto.Message)
+		n := int64(proto.Size(m))
+		if !s.budget.take(n, n <= streamWindow) {
+			return errBusy(fmt.Sprintf("no budget for a decoded request of %d bytes", n))
+		}
+		*held = n
+		return nil
+	}
+	var hdr [5]byte
+	if err := r.ReadMessageHeader(hdr[:]); err != nil {
+		return s.readFailed(ctx, err)
+	}
+	if hdr[0] != 0 {
+		return newError(codes.InvalidArgument, signsvrv1.ErrorReason_ERROR_REASON_MALFORMED_INPUT,
+			"the request is marked compressed but names no compression", fmt.Errorf("compressed flag %d without grpc-encoding", hdr[0]))
+	}
+	n := int64(binary.BigEndian.Uint32(hdr[1:]))
+	if n > int64(s.maxMsg) {
+		return newError(codes.ResourceExhausted, signsvrv1.ErrorReason_ERROR_REASON_TOO_LARGE,
+			fmt.Sprintf("the request of %d bytes is larger than the server's limit of %d", n, s.maxMsg), nil)
+	}
+	if !s.budget.take(n, n+5 <= streamWindow) {
+		return errBusy(fmt.Sprintf("no budget for a request of %d bytes (%d in flight)", n, s.budget.used.Load()))
+	}
+	*held = n
+	data, err := r.Read(int(n))
+	if a != nil {
+		a.read.Stop()
+	}
+	if err != nil {
+		data.Free()
+		return s.readFailed(ctx, err)
+	}
+	err = s.codec.CodecV2.Unmarshal(data, v)
+	data.Free()
+	if err != nil {
+		if m, ok := v.(proto.Message); ok {
+			proto.Reset(m)
+		}
+		return malformedRequest(err)
+	}
+	return nil
+}
+
+// readFailed is the answer to a request whose message did not arrive whole.
+func (s *Server) readFailed(ctx context.Context, err error) error {
+	if errors.Is(context.Cause(ctx), errBodyTimeout) {
+		return newError(codes.DeadlineExceeded, signsvrv1.ErrorReason_ERROR_REASON_DEADLINE,
+			fmt.Sprintf("the request did not arrive within %v", s.limits.RequestReadTimeout), err)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return newError(codes.InvalidArgument, signsvrv1.ErrorReason_ERROR_REASON_MALFORMED_INPUT,
+			"the request ended before its message did", err)
+	}
+	return err
 }

@@ -62,7 +62,6 @@ func keyFile(t testing.TB, name string) devpki.KeyFile {
 // testServer is a real server on a loopback TCP port.
 type testServer struct {
 	addr   string
-	srv    *server.Server
 	conn   *grpc.ClientConn
 	sign   signsvrv1.SignServiceClient
 	env    signsvrv1.EnvelopeServiceClient
@@ -71,6 +70,7 @@ type testServer struct {
 	stop   context.CancelFunc
 	done   chan error
 	logs   *syncBuffer
+	srv    *server.Server
 }
 
 type serverOption func(*server.Options)
@@ -93,7 +93,7 @@ func startServer(t testing.TB, opts ...serverOption) *testServer {
 	t.Cleanup(func() { v.Close() })
 	logs := &syncBuffer{}
 	o := server.Options{
-		Store: store, Backend: "soft", Validator: v, Development: true, Reflection: true,
+		Store: store, Backend: "soft", Validator: v, Development: true, Reflection: true, Authorizer: server.AllowAll,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, f := range opts {
@@ -108,7 +108,7 @@ func startServer(t testing.TB, opts ...serverOption) *testServer {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{addr: lis.Addr().String(), srv: srv, stop: cancel, done: make(chan error, 1), logs: logs}
+	ts := &testServer{addr: lis.Addr().String(), stop: cancel, done: make(chan error, 1), logs: logs, srv: srv}
 	go func() { ts.done <- srv.Run(ctx, lis, 2*time.Second) }()
 	ts.conn, err = grpc.NewClient(ts.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(128<<20), grpc.MaxCallSendMsgSize(128<<20)))

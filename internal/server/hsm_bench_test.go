@@ -201,7 +201,7 @@ func (h *benchHSM) startServer(b *testing.B, n int) signsvrv1.SignServiceClient 
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := server.New(server.Options{Store: store, Backend: "pkcs11", Validator: v, Development: true,
+	srv, err := server.New(server.Options{Store: store, Backend: "pkcs11", Validator: v, Development: true, Authorizer: server.AllowAll,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)

@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 
+	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
 	"signsvr.dev/signsvr/pkg/identity"
 )
 
@@ -51,10 +53,31 @@ const (
 )
 
 // Authorizer decides whether a caller may use a key for an operation. It returns nil to
-// allow, or an error (an *Error with PermissionDenied, normally) to refuse. A nil
-// Authorizer in Options allows everything, which only the development setup uses.
+// allow, or an error (an *Error with PermissionDenied, normally) to refuse.
+//
+// A nil Authorizer in Options refuses every operation that needs one (every use of a
+// key, every method that names an operation): a server that was not told who may do
+// what does nothing with its keys. A server where everybody may do everything says so
+// with AllowAll, as the development setup does.
 type Authorizer interface {
 	Authorize(ctx context.Context, id *Identity, op Operation, key string) error
+}
+
+// AllowAll is the Authorizer that lets every caller use every key for every
+// operation: only for a development server, whose callers are all the developer.
+var AllowAll Authorizer = allowAll{}
+
+type allowAll struct{}
+
+func (allowAll) Authorize(context.Context, *Identity, Operation, string) error { return nil }
+
+// denyAll is what a server without an Authorizer uses.
+type denyAll struct{}
+
+func (denyAll) Authorize(_ context.Context, _ *Identity, op Operation, key string) error {
+	return newError(codes.PermissionDenied, signsvrv1.ErrorReason_ERROR_REASON_PERMISSION_DENIED,
+		"no authorization is configured: every operation with a key is refused",
+		fmt.Errorf("the server has no authorizer; refused %s with key %q", op, key))
 }
 
 // AuditEvent is what the server knows about a finished call, handed to an Auditor.

@@ -116,10 +116,8 @@ func (s *Server) useKey(ctx context.Context, name string, op Operation) (*key, e
 			"key "+name+" is reserved for the server's own use",
 			fmt.Errorf("a request asked to %s with the reserved key %q", op, name))
 	}
-	if s.authorizer != nil {
-		if err := s.authorizer.Authorize(ctx, IdentityFrom(ctx), op, name); err != nil {
-			return nil, err
-		}
+	if err := s.authorizer.Authorize(ctx, IdentityFrom(ctx), op, name); err != nil {
+		return nil, err
 	}
 	k, err := s.lookupKey(ctx, name)
 	if err != nil {

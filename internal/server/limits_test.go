@@ -201,3 +201,50 @@ func TestStreamsPerConnection(t *testing.T) {
 		t.Fatalf("SETTINGS_MAX_CONCURRENT_STREAMS = %d (present %v), want 7", v, ok)
 	}
 }
+
+// TestInflightBudget: calls whose messages would take the server past its budget of
+// request bytes in flight are refused with RESOURCE_EXHAUSTED as soon as their
+// length prefix arrives, before their body is asked for; small calls keep their
+// share meanwhile; everything held is given back when the stalled calls end.
+func TestInflightBudget(t *testing.T) {
+	ts := startServer(t, func(o *server.Options) {
+		o.MaxMessageBytes = 4 << 20
+		o.Limits.MaxInflightBytes = 8 << 20 // 7 MiB for large requests
+		o.Limits.RequestReadTimeout = time.Minute
+	})
+	r := dialRawH2(t, ts.addr)
+	r.waitSettings(t)
+	r.startCall(t, 1, "/signsvr.v1.SignService/Sign", 3<<20, 1024) // two stalled halves
+	r.startCall(t, 3, "/signsvr.v1.SignService/Sign", 3<<20, 1024)
+	eventually(t, "the stalled calls hold their messages' size", func() bool { return ts.srv.InflightBytes() >= 6<<20 })
+	r.startCall(t, 5, "/signsvr.v1.SignService/Sign", 3<<20, 0) // the prefix only: its body is never sent
+	msg := make([]byte, 5)
+	binary.BigEndian.PutUint32(msg[1:], 3<<20)
+	if err := r.fr.WriteData(5, false, msg); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.waitEnd(t, 5)[5]; got != "8" { // RESOURCE_EXHAUSTED
+		t.Fatalf("a call past the budget ended with grpc-status %q, want 8 (RESOURCE_EXHAUSTED)", got)
+	}
+	if _, err := ts.sign.Sign(ctxT(t), &signsvrv1.SignRequest{Key: "ecdsa-sign", Data: []byte("x")}); err != nil {
+		t.Fatalf("a small call while large ones fill the budget: %v", err)
+	}
+	r.conn.Close()
+	eventually(t, "the budget is given back", func() bool { return ts.srv.InflightBytes() == 0 })
+	ts.assertServing(t)
+}
+
+// TestRequestReadTimeout: a request whose body stops arriving is answered
+// DEADLINE_EXCEEDED at RequestReadTimeout, well before MaxCallDuration.
+func TestRequestReadTimeout(t *testing.T) {
+	ts := startServer(t, func(o *server.Options) { o.Limits.RequestReadTimeout = 200 * time.Millisecond })
+	r := dialRawH2(t, ts.addr)
+	r.startCall(t, 1, "/signsvr.v1.SignService/Sign", 0, 0)         // headers only
+	r.startCall(t, 3, "/signsvr.v1.SignService/Sign", 1<<20, 50000) // part of a message
+	for id, got := range r.waitEnd(t, 1, 3) {
+		if got != "4" {
+			t.Errorf("stalled stream %d ended with grpc-status %q, want 4 (DEADLINE_EXCEEDED)", id, got)
+		}
+	}
+	eventually(t, "the budget is given back", func() bool { return ts.srv.InflightBytes() == 0 })
+}

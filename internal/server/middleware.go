@@ -25,6 +25,9 @@ type requestInfo struct {
 	key    string
 	// req is the decoded request, for the audit event.
 	req any
+	// decoded marks a request decoded before its call began (a pipelined item,
+	// pipeline.go): its stream's next message is not its request.
+	decoded bool
 	// contentDigest (Sign) and itemDigests (SignBatch, by item) are the digests of
 	// the data pkg/sign computed, which the audit record reuses when its algorithm is
 	// the audit log's (audit.go).
@@ -134,14 +137,12 @@ func (s *Server) serveCall(ctx context.Context, ri *requestInfo, srv any, dec fu
 			resp, err = nil, s.finish(ctx, ri, nil, internal(nil))
 		}
 	}()
+	var held int64 // of the budget, for the request message
+	defer func() { s.budget.give(held) }()
 	resp, err = h(srv, ctx, func(v any) error {
-		if e := dec(v); e != nil {
+		if e := s.readRequest(ctx, v, dec, &held); e != nil {
 			decodeErr = e
 			return e
-		}
-		if e := s.codec.takeFailure(v); e != nil {
-			decodeErr = malformedRequest(e)
-			return decodeErr
 		}
 		ri.req = v
 		return nil

@@ -19,6 +19,10 @@ package server
 // call, by construction: there is no second copy of any of them. A failed item's
 // response carries the status the unary call would have returned.
 //
+// An item holds its decoded size of the server's budget of request bytes in flight
+// (Limits.MaxInflightBytes) while it runs, as a unary request does; when the budget
+// is spent the item is answered RESOURCE_EXHAUSTED, and the stream goes on.
+//
 // Flow control: at most Limits.MaxPipelineInFlight items are in flight on a stream,
 // from their arrival until their response is sent. The stream's reader takes a slot
 // before it reads the next item, so while every slot is held it reads nothing and
@@ -402,13 +406,15 @@ func (ps *pipelineStream) work() {
 	for it := range ps.queue {
 		resp := ps.run(it)
 		ps.busy.Add(-1)
-		if resp != nil {
-			ps.send(resp)
-		}
+		// The id is free before the answer leaves: a client may reuse it as soon as
+		// it has the answer. The slot is held until the answer is sent.
 		if it.owns {
 			ps.mu.Lock()
 			delete(ps.ids, it.id)
 			ps.mu.Unlock()
+		}
+		if resp != nil {
+			ps.send(resp)
 		}
 		<-ps.slots
 	}
@@ -428,6 +434,7 @@ func (ps *pipelineStream) run(it *pipelineItem) *signsvrv1.PipelineResponse {
 		method = it.op.method
 	}
 	ri := s.newRequestInfo(method)
+	ri.decoded = true
 	if ps.given != "" {
 		if id := ps.given + "." + strconv.FormatUint(it.id, 10); len(id) <= 64 {
 			ri.given = id

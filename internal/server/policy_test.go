@@ -9,6 +9,7 @@ import (
 
 	"github.com/emmansun/gmsm/smx509"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
 	"signsvr.dev/signsvr/internal/server"
@@ -135,5 +136,27 @@ func TestPolicyBindsTheIssuerOverTLS(t *testing.T) {
 	wantStatus(t, listKeys(ctxT(t), lc), codes.PermissionDenied, "PERMISSION_DENIED")
 	if !strings.Contains(ts.logs.String(), `issuer \"`+lookalike.Cert.Issuer.String()) {
 		t.Errorf("the refusal's cause does not name the issuer:\n%s", ts.logs.String())
+	}
+}
+
+// TestNoAuthorizerDeniesKeys: a server given no Authorizer refuses every use of a key
+// and every method that names an operation, even a development server; methods that
+// touch no key (verification of a given message) still answer. AllowAll is the
+// explicit opposite.
+func TestNoAuthorizerDeniesKeys(t *testing.T) {
+	ts := startServer(t, func(o *server.Options) { o.Authorizer = nil })
+	ctx := ctxT(t)
+	_, err := ts.sign.Sign(ctx, &signsvrv1.SignRequest{Key: "ecdsa-sign", Data: []byte("x")})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Errorf("Sign without an authorizer: %v, want PERMISSION_DENIED", err)
+	}
+	if _, err := ts.keys.ListKeys(ctx, &signsvrv1.ListKeysRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("ListKeys without an authorizer: %v, want PERMISSION_DENIED", err)
+	}
+	ts.assertServing(t)
+
+	allowed := startServer(t, func(o *server.Options) { o.Authorizer = server.AllowAll })
+	if _, err := allowed.sign.Sign(ctx, &signsvrv1.SignRequest{Key: "ecdsa-sign", Data: []byte("x")}); err != nil {
+		t.Errorf("Sign with AllowAll: %v", err)
 	}
 }

@@ -95,7 +95,8 @@ type Options struct {
 	TLS *tls.Config
 	// Development marks the embedded default: callers get the development identity.
 	Development bool
-	// Authorizer decides key use per caller; nil allows every caller every key.
+	// Authorizer decides key use per caller; nil refuses every use of a key (AllowAll
+	// lets every caller use every key).
 	Authorizer Authorizer
 	// Auditor receives an event per call; nil records nothing.
 	Auditor Auditor
@@ -180,6 +181,7 @@ type Server struct {
 	stockTransport      bool
 	codec               *requestCodec
 	limits              Limits
+	budget              *byteBudget // of request bytes in flight (limits.go)
 	reflection          bool
 	serving             atomic.Bool   // what health reports
 	recheck             chan struct{} // cap 1: the health poll looks now
@@ -245,6 +247,9 @@ func New(o Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	if s.authorizer == nil {
+		s.authorizer = denyAll{}
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -254,6 +259,10 @@ func New(o Options) (*Server, error) {
 	if s.maxBatch <= 0 {
 		s.maxBatch = DefaultMaxBatchItems
 	}
+	if err := s.limits.check(s.maxMsg); err != nil {
+		return nil, err
+	}
+	s.budget = newByteBudget(s.limits.MaxInflightBytes)
 	var inst [4]byte
 	if _, err := rand.Read(inst[:]); err != nil {
 		return nil, err
@@ -287,11 +296,10 @@ func New(o Options) (*Server, error) {
 		// worker is busy grpc starts a goroutine, so a slow call (an HSM wait) never
 		// holds up another.
 		grpc.NumStreamWorkers(streamWorkers()),
-		// Static HTTP/2 windows of 1 MiB per stream and 8 MiB per connection: a 64 KiB
-		// document (or a batch of them) arrives without waiting for window updates.
-		// The flow-control window bounds what a client can make the server buffer.
-		grpc.InitialWindowSize(1 << 20),
-		grpc.InitialConnWindowSize(8 << 20),
+		// Static HTTP/2 windows (limits.go): what a call may send before the server
+		// reads it is part of the budget of request bytes in flight.
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connectionWindow),
 		grpc.MaxRecvMsgSize(s.maxMsg),
 		// A response may be a little larger than its request (an envelope around a
 		// document, a verification carrying content and certificates).
@@ -375,10 +383,21 @@ func (s *Server) Run(ctx context.Context, lis net.Listener, drain time.Duration)
 	served := make(chan error, 1)
 	go func() { served <- s.grpc.Serve(s.listener(s.limitListener(lis))) }()
 
+	// The health poll ends before Run returns: nothing of the server is left running
+	// when its caller closes the key store and the audit log the poll asks.
 	pollCtx, stopPoll := context.WithCancel(ctx)
-	defer stopPoll()
+	polled := make(chan struct{})
+	defer func() {
+		stopPoll()
+		<-polled
+	}()
 	if checks := s.healthChecks(); len(checks) > 0 {
-		go s.pollHealth(pollCtx, checks)
+		go func() {
+			defer close(polled)
+			s.pollHealth(pollCtx, checks)
+		}()
+	} else {
+		close(polled)
 	}
 
 	select {

@@ -3,9 +3,13 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
+	"net"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +21,8 @@ import (
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
 	"signsvr.dev/signsvr/internal/server"
+	"signsvr.dev/signsvr/pkg/keystore"
+	"signsvr.dev/signsvr/pkg/trust"
 )
 
 func TestHealthAndReflection(t *testing.T) {
@@ -452,4 +458,54 @@ func TestMalformedProtobufIsInvalidArgument(t *testing.T) {
 		t.Fatalf("a well-formed call after the malformed ones: %v", err)
 	}
 	ts.assertServing(t)
+}
+
+// slowHealthStore is a key store whose health check lasts until it is cancelled and
+// says when it has returned.
+type slowHealthStore struct {
+	keystore.Store
+	entered  chan struct{}
+	once     sync.Once
+	returned atomic.Bool
+}
+
+func (s *slowHealthStore) Health(ctx context.Context) error {
+	s.once.Do(func() { close(s.entered) })
+	<-ctx.Done()
+	for range 1000 { // a part that takes a moment to let go, as an HSM's library may
+		runtime.Gosched()
+	}
+	s.returned.Store(true)
+	return ctx.Err()
+}
+
+// TestRunWaitsForHealthPoll: when Run returns, its health poll has returned too, so
+// the caller may close the key store and the audit log at once.
+func TestRunWaitsForHealthPoll(t *testing.T) {
+	server.ShortHealthInterval(t, time.Millisecond)
+	store := &slowHealthStore{Store: devStore(t), entered: make(chan struct{})}
+	srv, err := server.New(server.Options{Store: store, Validator: newValidator(t, pki.Roots, trust.RevocationConfig{Disabled: true}),
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, lis, time.Second) }()
+	select {
+	case <-store.entered:
+	case <-time.After(time.Minute):
+		t.Fatal("the health poll never asked the store")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !store.returned.Load() {
+		t.Error("Run returned while its health poll was still asking the store")
+	}
 }

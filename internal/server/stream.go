@@ -165,7 +165,7 @@ func (s *Server) runStream(ss grpc.ServerStream, method string, body func(c *str
 		}
 		ri.identity = id
 	}
-	if s.authorizer != nil && c.op.auth != "" {
+	if c.op.auth != "" {
 		if err := s.authorizer.Authorize(ctx, IdentityFrom(ctx), c.op.auth, ""); err != nil {
 			return err
 		}

@@ -74,9 +74,6 @@ func (l EncryptionLimits) withDefaults() EncryptionLimits {
 
 // authorizeOp checks an operation that names no key.
 func (s *Server) authorizeOp(ctx context.Context, op Operation) error {
-	if s.authorizer == nil {
-		return nil
-	}
 	return s.authorizer.Authorize(ctx, IdentityFrom(ctx), op, "")
 }
 
@@ -92,10 +89,8 @@ func (s *Server) useSecretKey(ctx context.Context, name string, op Operation) (k
 		return nil, false, nil
 	}
 	noteKey(ctx, name)
-	if s.authorizer != nil {
-		if aerr := s.authorizer.Authorize(ctx, IdentityFrom(ctx), op, name); aerr != nil {
-			return nil, true, aerr
-		}
+	if aerr := s.authorizer.Authorize(ctx, IdentityFrom(ctx), op, name); aerr != nil {
+		return nil, true, aerr
 	}
 	return k, true, err
 }
@@ -132,10 +127,8 @@ func (s *Server) symmetricRecipients(ctx context.Context, req symmetricRequest, 
 		if !ok {
 			// As useKey: a caller not allowed the name learns nothing of whether it exists.
 			noteKey(ctx, n)
-			if s.authorizer != nil {
-				if err := s.authorizer.Authorize(ctx, IdentityFrom(ctx), OpWrap, n); err != nil {
-					return err
-				}
+			if err := s.authorizer.Authorize(ctx, IdentityFrom(ctx), OpWrap, n); err != nil {
+				return err
 			}
 			return newError(codes.NotFound, signsvrv1.ErrorReason_ERROR_REASON_KEY_NOT_FOUND, "no key-encryption key "+n, nil)
 		}

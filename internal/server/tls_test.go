@@ -142,7 +142,7 @@ func startTLSServer(t testing.TB, clients *trust.Validator, verifyTimeout time.D
 	}
 	o := server.Options{
 		Store: devStore(t), Backend: "soft", Validator: newValidator(t, pki.Roots, trust.RevocationConfig{Disabled: true}),
-		Logger: log, TLS: tc, ClientValidator: clients,
+		Logger: log, TLS: tc, ClientValidator: clients, Authorizer: server.AllowAll,
 	}
 	for _, f := range opts {
 		f(&o)

@@ -31,7 +31,8 @@ func run() int {
 	smoke := flag.Bool("smoke", false, "the smoke suite (bench/scenarios/smoke.json), results in a temporary directory")
 	suite := flag.String("suite", "", "a scenario file (instead of --full or --smoke)")
 	out := flag.String("out", "", "results directory (default bench/results for --full and --suite, a temporary directory for --smoke)")
-	noSoak := flag.Bool("no-soak", false, "skip the 5-minute memory soak")
+	noSoak := flag.Bool("no-soak", false, "skip the suite's soak")
+	soak := flag.Duration("soak", 0, "the soak's length instead of the suite's (e.g. 30m)")
 	serverCPUs := flag.String("server-cpus", "0", "taskset CPU list of the server in the one-core phase")
 	clientCPUs := flag.String("client-cpus", "1", "taskset CPU list of the load generator and ghz in the one-core phase")
 	bothCPUs := flag.String("both-cpus", "0,1", "taskset CPU list of the two-core phase")
@@ -57,7 +58,7 @@ func run() int {
 		return 1
 	}
 	o := harness.Options{Repo: repo, ServerCPUs: *serverCPUs, ClientCPUs: *clientCPUs, BothCPUs: *bothCPUs,
-		NoSoak: *noSoak, WorkDir: *work, OutDir: *out}
+		NoSoak: *noSoak, SoakDuration: *soak, WorkDir: *work, OutDir: *out}
 	switch {
 	case *suite != "":
 		o.SuitePath, o.Name = *suite, trimExt(filepath.Base(*suite))

@@ -72,12 +72,12 @@ const (
 	// An algorithm or option combination is not supported, e.g. PSS with an SM2 key
 	// (INVALID_ARGUMENT, or UNIMPLEMENTED for a feature not built in).
 	ErrorReason_ERROR_REASON_UNSUPPORTED ErrorReason = 10
-	// A batch has too many items (RESOURCE_EXHAUSTED). A request larger than the
-	// server's message limit is refused by the gRPC transport while it is read, before
-	// the server sees it: that answer is RESOURCE_EXHAUSTED without an ErrorInfo.
+	// A batch has too many items, or a request is larger than the server's message
+	// limit (RESOURCE_EXHAUSTED).
 	ErrorReason_ERROR_REASON_TOO_LARGE ErrorReason = 11
-	// The key backend (an HSM) has no free session before the request's deadline
-	// (RESOURCE_EXHAUSTED).
+	// The key backend (an HSM) has no free session before the request's deadline, or
+	// the server's budget of request bytes in flight is full (RESOURCE_EXHAUSTED):
+	// retry later.
 	ErrorReason_ERROR_REASON_BACKEND_BUSY ErrorReason = 12
 	// The key backend (an HSM) cannot be reached (UNAVAILABLE).
 	ErrorReason_ERROR_REASON_BACKEND_UNAVAILABLE ErrorReason = 13

@@ -62,11 +62,15 @@ type token struct {
 	sem     chan struct{}
 	loginMu sync.Mutex
 
-	mu        sync.Mutex
-	slot      uint
-	slotOK    bool
-	idle      []pooled
-	gen       uint64 // sessions of an older generation are closed, not pooled
+	mu     sync.Mutex
+	slot   uint
+	slotOK bool
+	idle   []pooled
+	gen    uint64 // sessions of an older generation are closed, not pooled
+	// epoch counts re-initialisations of the library. A session of an older epoch
+	// died with the library's state and its handle may already name a new session
+	// (SoftHSM2 numbers sessions from 1 again): it is forgotten, never closed.
+	epoch     uint64
 	handleGen uint64 // cached object handles of an older generation are found again
 	down      bool
 	downErr   error
@@ -88,8 +92,9 @@ type token struct {
 }
 
 type pooled struct {
-	h   sessionHandle
-	gen uint64
+	h     sessionHandle
+	gen   uint64
+	epoch uint64
 }
 
 func newToken(tc TokenConfig, mod module, now func() time.Time) (*token, error) {
@@ -270,6 +275,7 @@ func (t *token) maybeReinit() {
 	}
 	t.mu.Lock()
 	t.needReinit = false
+	t.epoch++
 	t.gen++
 	t.handleGen++
 	t.slotOK = false
@@ -372,7 +378,7 @@ func (t *token) get() (pooled, error) {
 		t.mu.Unlock()
 		return s, nil
 	}
-	slot, slotOK, gen := t.slot, t.slotOK, t.gen
+	slot, slotOK, gen, epoch := t.slot, t.slotOK, t.gen, t.epoch
 	t.mu.Unlock()
 
 	if !slotOK {
@@ -401,7 +407,7 @@ func (t *token) get() (pooled, error) {
 		_ = t.mod.CloseSession(h)
 		return pooled{}, err
 	}
-	return pooled{h: h, gen: gen}, nil
+	return pooled{h: h, gen: gen, epoch: epoch}, nil
 }
 
 // ensureLogin logs the user in unless the token already has (PKCS#11 login state is
@@ -432,8 +438,11 @@ func (t *token) put(s pooled) {
 		t.mu.Unlock()
 		return
 	}
+	stale := s.epoch != t.epoch
 	t.mu.Unlock()
-	_ = t.mod.CloseSession(s.h)
+	if !stale {
+		_ = t.mod.CloseSession(s.h)
+	}
 }
 
 func (t *token) currentGen() uint64 {
@@ -446,7 +455,12 @@ func (t *token) currentGen() uint64 {
 // a session-fatal error.
 func (t *token) reset(s pooled, real bool) {
 	if real {
-		_ = t.mod.CloseSession(s.h)
+		t.mu.Lock()
+		stale := s.epoch != t.epoch
+		t.mu.Unlock()
+		if !stale {
+			_ = t.mod.CloseSession(s.h)
+		}
 		t.discarded.Add(1)
 	}
 	t.mu.Lock()

@@ -698,3 +698,45 @@ func TestSM2Presets(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionBorrowedBeforeReinitIsForgotten: a session taken from the pool before the
+// library was re-initialised died with the library's state, and its handle may already
+// name a new session (SoftHSM2 numbers sessions from 1 again). Given back, it is
+// forgotten: closing it would close the new session under whoever holds it.
+func TestSessionBorrowedBeforeReinitIsForgotten(t *testing.T) {
+	env := newFakeEnv(t, nil, fakePlans[:1])
+	s := env.open(t)
+	tok := s.tokens[0]
+	old, err := tok.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok.mu.Lock()
+	tok.needReinit = true
+	tok.mu.Unlock()
+	tok.maybeReinit()
+	env.mod.mu.Lock()
+	env.mod.nextH = uint(old.h) - 1 // the library hands out the same number again
+	env.mod.mu.Unlock()
+	fresh, err := tok.get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh.h != old.h {
+		t.Fatalf("the new session is %d, want the old number %d", fresh.h, old.h)
+	}
+	tok.put(fresh)
+	tok.put(old)
+	env.mod.mu.Lock()
+	_, open := env.mod.sessions[fresh.h]
+	env.mod.mu.Unlock()
+	if !open {
+		t.Fatal("giving back the session of before the re-initialisation closed the new session of the same number")
+	}
+	if err := signOnce(t.Context(), s, "rsa"); err != nil {
+		t.Fatalf("sign on the pooled session: %v (stats %+v)", err, s.Stats()[0])
+	}
+	if st := s.Stats()[0]; st.Discarded != 0 {
+		t.Errorf("stats %+v: a session was discarded", st)
+	}
+}
