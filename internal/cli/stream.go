@@ -15,12 +15,23 @@ package cli
 // digests of its algorithm). The algorithm is --digest, or the key's default, which
 // ListKeys tells (SM2: SM3; P-384: SHA-384; others SHA-256); for verify, the
 // signer's.
+//
+// The commands take every flag of their request options (options.go), as the unary
+// commands do. Two sign requests have no streamed form and go through the unary
+// Sign with the input in one message, so within the server's message limit: a
+// signature timestamp (--timestamp, which SignStreamOptions cannot ask for; with
+// --digest-only it is the digest's Sign, for a file of any size), and an SM2
+// signature without signed attributes (it covers SM3(Z || content), which only the
+// key's backend computes). Verifying such a signature, the server answers
+// content-needed to the stream; verify then sends the input it kept (up to the
+// unary limit) to the unary Verify.
 
 import (
 	"bufio"
 	"context"
 	"crypto"
 	"encoding/base64"
+	"errors"
 	"flag"
 	"fmt"
 	"hash"
@@ -227,25 +238,29 @@ func (p *pemWriter) Close() error {
 	return err
 }
 
-// keyDefaultDigest asks the server which digest key signs with by default.
-func keyDefaultDigest(ctx context.Context, cc *grpc.ClientConn, key string) (signsvrv1.DigestAlgorithm, error) {
+// keyInfo asks the server about key.
+func keyInfo(ctx context.Context, cc *grpc.ClientConn, key string) (*signsvrv1.KeyInfo, error) {
 	resp, err := signsvrv1.NewKeyServiceClient(cc).ListKeys(ctx, &signsvrv1.ListKeysRequest{})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	for _, k := range resp.GetKeys() {
-		if k.GetName() != key {
-			continue
+		if k.GetName() == key {
+			return k, nil
 		}
-		switch {
-		case k.GetAlgorithm() == signsvrv1.KeyAlgorithm_KEY_ALGORITHM_SM2:
-			return signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SM3, nil
-		case k.GetCurve() == "P-384":
-			return signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SHA384, nil
-		}
-		return signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SHA256, nil
 	}
-	return 0, fmt.Errorf("the server lists no key %q", key)
+	return nil, fmt.Errorf("the server lists no key %q", key)
+}
+
+// defaultDigest is the digest key k signs with by default.
+func defaultDigest(k *signsvrv1.KeyInfo) signsvrv1.DigestAlgorithm {
+	switch {
+	case k.GetAlgorithm() == signsvrv1.KeyAlgorithm_KEY_ALGORITHM_SM2:
+		return signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SM3
+	case k.GetCurve() == "P-384":
+		return signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SHA384
+	}
+	return signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_SHA256
 }
 
 // newDigest is the hash of a DigestAlgorithm.
@@ -296,10 +311,18 @@ func hashInput(r io.Reader, h hash.Hash, p *progress) error {
 	}
 }
 
-// SignStreamed is `signsvr sign`: the input signed by a server key as CMS
-// SignedData, streamed (attached output is BER with indefinite lengths, as
-// `openssl cms -stream` writes), or made from the input's digest (--digest-only).
-func SignStreamed(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+var signCmd = &Command{
+	Name: "sign", Args: "--key NAME [--detached | --digest-only] [--in F] [--out F] [--pem] [--quiet] [SignOptions flags] [--timestamp server|external]",
+	Summary: "SignStream: a CMS SignedData over a file of any size (Sign from its digest with --digest-only)", Client: true, Run: Sign,
+}
+
+// Sign is `signsvr sign`: the input signed by a server key as CMS SignedData,
+// streamed (attached output is BER with indefinite lengths, as `openssl cms
+// -stream` writes), or made from the input's digest (--digest-only).
+//
+// --timestamp, and an SM2 key with --no-signed-attributes, go through the unary
+// Sign (see the top of this file).
+func Sign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var c clientFlags
 	var sf streamFlags
 	fs := flag.NewFlagSet("sign", flag.ContinueOnError)
@@ -310,13 +333,9 @@ func SignStreamed(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	detached := fs.Bool("detached", false, "detached signature: leave the content out")
 	digestOnly := fs.Bool("digest-only", false, "hash the input here and send only its digest (a detached signature; the key must accept client digests)")
 	asPEM := fs.Bool("pem", false, "write PEM instead of DER")
-	digest := fs.String("digest", "", "sha256, sha384, sha512 or sm3 (default: the key's)")
-	pss := fs.Bool("pss", false, "RSA-PSS instead of PKCS#1 v1.5 (RSA keys)")
-	signerID := fs.String("signer-id", "", "issuer-serial (default) or ski")
-	certs := fs.String("certs", "", "certificates to include: leaf (default), chain or none")
-	dialect := fs.String("sm2-dialect", "", "SM2 OIDs: gmt0010 (default for SM2) or pkcs7")
-	uid := fs.String("sm2-uid", "", "SM2 user ID (default 1234567812345678)")
-	noAttrs := fs.Bool("no-attrs", false, "no signed attributes (old peers; not for SM2 when streamed)")
+	stamp := fs.String("timestamp", "", "embed a signature timestamp: "+words(timestampWords)+" (default none; the input goes in one message unless --digest-only)")
+	var so signOptionFlags
+	so.register(fs)
 	if !parseFlags(fs, args, stderr) {
 		return ExitUsage
 	}
@@ -324,64 +343,70 @@ func SignStreamed(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		fmt.Fprintln(stderr, "signsvr sign: --key is required")
 		return ExitUsage
 	}
-	opts := &signsvrv1.SignOptions{NoSignedAttributes: *noAttrs, Sm2UserId: []byte(*uid)}
-	var err error
-	if *pss {
-		opts.RsaScheme = signsvrv1.RsaSignatureScheme_RSA_SIGNATURE_SCHEME_PSS
-	}
-	if opts.Digest, err = enumFlag("digest", *digest, digestWords); err == nil {
-		if opts.SignerId, err = enumFlag("signer-id", *signerID, signerIDWords); err == nil {
-			if opts.Certificates, err = enumFlag("certs", *certs, certWords); err == nil {
-				opts.Sm2Dialect, err = enumFlag("sm2-dialect", *dialect, dialectWords)
-			}
-		}
-	}
+	opts, err := so.options()
 	if err != nil {
-		fmt.Fprintf(stderr, "signsvr sign: %v\n", err)
-		return ExitUsage
+		return inputError(stderr, "sign", err)
+	}
+	ts, err := enumFlag("timestamp", *stamp, timestampWords)
+	if err != nil {
+		return inputError(stderr, "sign", err)
 	}
 	in, size, closeIn, err := openInput(c.in, stdin)
 	if err != nil {
-		fmt.Fprintf(stderr, "signsvr sign: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "sign", err)
 	}
 	defer closeIn()
 	out, err := openOutput(c.out, stdout)
 	if err != nil {
-		fmt.Fprintf(stderr, "signsvr sign: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "sign", err)
 	}
 	var w io.Writer = out
 	var pw *pemWriter
 	if *asPEM {
 		if pw, err = newPEMWriter(out); err != nil {
 			out.abort()
-			fmt.Fprintf(stderr, "signsvr sign: %v\n", err)
-			return ExitFailure
+			return inputError(stderr, "sign", err)
 		}
 		w = pw
 	}
 	p := newProgress(stderr, sf.quiet, "sign", size)
 	err = c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
-		if !*digestOnly {
+		unary := ts != signsvrv1.SignatureTimestamp_SIGNATURE_TIMESTAMP_UNSPECIFIED
+		needDigest := *digestOnly && opts.Digest == signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_UNSPECIFIED
+		if needDigest || (!unary && !*digestOnly && opts.NoSignedAttributes) {
+			// A client that may not list keys still streams; for an SM2 key the
+			// server then refuses the stream and says why.
+			k, err := keyInfo(ctx, cc, *key)
+			if err != nil && needDigest {
+				return err
+			}
+			if needDigest {
+				opts.Digest = defaultDigest(k)
+			}
+			unary = unary || k.GetAlgorithm() == signsvrv1.KeyAlgorithm_KEY_ALGORITHM_SM2
+		}
+		req := &signsvrv1.SignRequest{Key: *key, Detached: *detached, Options: opts, Timestamp: ts}
+		switch {
+		case *digestOnly:
+			h, err := newDigest(opts.Digest)
+			if err != nil {
+				return err
+			}
+			if err := hashInput(in, h, p); err != nil {
+				return &localError{err}
+			}
+			req.Detached, req.ContentDigest = true, h.Sum(nil)
+		case unary:
+			if req.Data, err = io.ReadAll(in); err != nil {
+				return &localError{err}
+			}
+			p.update(int64(len(req.Data)))
+		default:
 			_, err := streamclient.Sign(ctx, signsvrv1.NewStreamServiceClient(cc),
 				&signsvrv1.SignStreamOptions{Key: *key, Detached: *detached, Options: opts}, in, w, p.fn())
 			return err
 		}
-		if opts.Digest == signsvrv1.DigestAlgorithm_DIGEST_ALGORITHM_UNSPECIFIED {
-			if opts.Digest, err = keyDefaultDigest(ctx, cc, *key); err != nil {
-				return err
-			}
-		}
-		h, err := newDigest(opts.Digest)
-		if err != nil {
-			return err
-		}
-		if err := hashInput(in, h, p); err != nil {
-			return err
-		}
-		resp, err := signsvrv1.NewSignServiceClient(cc).Sign(ctx, &signsvrv1.SignRequest{
-			Key: *key, Detached: true, Options: opts, ContentDigest: h.Sum(nil)})
+		resp, err := signsvrv1.NewSignServiceClient(cc).Sign(ctx, req)
 		if err != nil {
 			return err
 		}
@@ -397,17 +422,21 @@ func SignStreamed(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return fail(stderr, "sign", err)
 	}
 	if err := out.commit(); err != nil {
-		fmt.Fprintf(stderr, "signsvr sign: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "sign", err)
 	}
 	return ExitOK
 }
 
-// VerifyStreamed is `signsvr verify`: the server verifies a SignedData streamed to
-// it (attached), or a detached one with its content streamed (--content), or by the
+var verifyCmd = &Command{
+	Name: "verify", Args: "[--in SIG] [--content F [--digest-only]] [--out F] [--json] [--quiet] [VerifyOptions flags]",
+	Summary: "VerifyStream: every signer of a SignedData, streamed; exit 1 unless all verify", Client: true, Run: Verify,
+}
+
+// Verify is `signsvr verify`: the server verifies a SignedData streamed to it
+// (attached), or a detached one with its content streamed (--content), or by the
 // content's digest (--digest-only --content); the exit code is ExitOK only when
 // every signer has a valid signature and a good certificate.
-func VerifyStreamed(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func Verify(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var c clientFlags
 	var sf streamFlags
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
@@ -416,12 +445,11 @@ func VerifyStreamed(ctx context.Context, args []string, stdin io.Reader, stdout,
 	sf.register(fs, &c)
 	fs.StringVar(&c.in, "in", "", "the signature, DER, BER or PEM (default stdin)")
 	contentOut := fs.String("out", "", "write the signed content of an attached signature to this file (kept only when verified)")
-	content := fs.String("content", "", "the content of a detached signature")
+	content := fs.String("content", "", "the content of a detached signature (an empty file is empty content)")
 	digestOnly := fs.Bool("digest-only", false, "with --content: hash the content here and send only its digest")
 	asJSON := fs.Bool("json", false, "print the full result as JSON")
-	uid := fs.String("sm2-uid", "", "SM2 user ID (default 1234567812345678)")
-	var extra stringList
-	fs.Var(&extra, "certs", "PEM file of certificates to find signers in (repeatable)")
+	var vf verifyOptionFlags
+	vf.register(fs)
 	if !parseFlags(fs, args, stderr) {
 		return ExitUsage
 	}
@@ -429,74 +457,64 @@ func VerifyStreamed(ctx context.Context, args []string, stdin io.Reader, stdout,
 		fmt.Fprintln(stderr, "signsvr verify: --digest-only needs --content")
 		return ExitUsage
 	}
-	vo := &signsvrv1.VerifyOptions{Sm2UserId: []byte(*uid)}
-	for _, f := range extra {
-		ders, err := certsFromFile(f)
-		if err != nil {
-			fmt.Fprintf(stderr, "signsvr verify: --certs: %v\n", err)
-			return ExitFailure
-		}
-		vo.Certificates = append(vo.Certificates, ders...)
+	vo, err := vf.options()
+	if err != nil {
+		return inputError(stderr, "verify", err)
 	}
+	vo.OmitContent = true // the streams imply it; the content is written as it streams
 	var resp *signsvrv1.VerifyStreamResponse
 	var out *output
-	var err error
 	if *content != "" {
 		sig, err := readFileOr(c.in, stdin)
 		if err != nil {
-			fmt.Fprintf(stderr, "signsvr verify: %v\n", err)
-			return ExitFailure
+			return inputError(stderr, "verify", err)
 		}
 		sig = pemOrDER(sig)
 		in, size, closeIn, err := openInput(*content, stdin)
 		if err != nil {
-			fmt.Fprintf(stderr, "signsvr verify: %v\n", err)
-			return ExitFailure
+			return inputError(stderr, "verify", err)
 		}
 		defer closeIn()
 		p := newProgress(stderr, sf.quiet, "verify", size)
 		err = c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
 			if !*digestOnly {
-				resp, err = streamclient.Verify(ctx, signsvrv1.NewStreamServiceClient(cc), sig, vo, in, p.fn())
+				var rp replay
+				resp, err = streamclient.Verify(ctx, signsvrv1.NewStreamServiceClient(cc), sig, vo, io.TeeReader(in, &rp), p.fn())
+				if err == nil && rp.usable(resp) {
+					resp, err = verifyWhole(ctx, cc, &signsvrv1.VerifyRequest{Cms: sig, Data: append([]byte{}, rp.buf...), Options: vo}, resp)
+				}
 				return err
 			}
 			sd, err := cms.ParseSignedDataContentInfo(sig)
 			if err != nil {
-				return err
+				return &localError{fmt.Errorf("the signature: %w", err)}
 			}
 			if len(sd.SignerInfos) == 0 {
-				return fmt.Errorf("the signature has no signer")
+				return &localError{errors.New("the signature has no signer")}
 			}
 			alg := digestOfOID(sd.SignerInfos[0].DigestAlgorithm.Algorithm.String())
 			h, err := newDigest(alg)
 			if err != nil {
-				return err
+				return &localError{err}
 			}
 			if err := hashInput(in, h, p); err != nil {
-				return err
+				return &localError{err}
 			}
-			u, err := signsvrv1.NewSignServiceClient(cc).Verify(ctx, &signsvrv1.VerifyRequest{Cms: sig, Options: vo,
-				ContentDigest: h.Sum(nil), ContentDigestAlgorithm: alg})
-			if err != nil {
-				return err
-			}
-			resp = &signsvrv1.VerifyStreamResponse{Verified: u.GetVerified(), Signers: u.GetSigners(), ContentType: u.GetContentType(),
-				Detached: u.GetDetached(), Timestamps: u.GetTimestamps()}
-			return nil
+			resp, err = verifyWhole(ctx, cc, &signsvrv1.VerifyRequest{Cms: sig, Options: vo,
+				ContentDigest: h.Sum(nil), ContentDigestAlgorithm: alg}, nil)
+			return err
 		})
 		p.done()
 	} else {
 		in, size, closeIn, err2 := openInput(c.in, stdin)
 		if err2 != nil {
-			fmt.Fprintf(stderr, "signsvr verify: %v\n", err2)
-			return ExitFailure
+			return inputError(stderr, "verify", err2)
 		}
 		defer closeIn()
 		in = pemStream(in)
 		if *contentOut != "" {
 			if out, err = openOutput(*contentOut, stdout); err != nil {
-				fmt.Fprintf(stderr, "signsvr verify: %v\n", err)
-				return ExitFailure
+				return inputError(stderr, "verify", err)
 			}
 		}
 		p := newProgress(stderr, sf.quiet, "verify", size)
@@ -505,11 +523,15 @@ func VerifyStreamed(ctx context.Context, args []string, stdin io.Reader, stdout,
 			if out != nil {
 				in, extract = extractContent(in, out)
 			}
-			resp, err = streamclient.Verify(ctx, signsvrv1.NewStreamServiceClient(cc), nil, vo, in, p.fn())
+			var rp replay
+			resp, err = streamclient.Verify(ctx, signsvrv1.NewStreamServiceClient(cc), nil, vo, io.TeeReader(in, &rp), p.fn())
 			if extract != nil {
-				if xerr := extract(); err == nil {
-					err = xerr
+				if xerr := extract(); err == nil && xerr != nil {
+					err = &localError{xerr}
 				}
+			}
+			if err == nil && rp.usable(resp) {
+				resp, err = verifyWhole(ctx, cc, &signsvrv1.VerifyRequest{Cms: rp.buf, Options: vo}, resp)
 			}
 			return err
 		})
@@ -524,8 +546,7 @@ func VerifyStreamed(ctx context.Context, args []string, stdin io.Reader, stdout,
 	if out != nil {
 		if resp.GetVerified() {
 			if err := out.commit(); err != nil {
-				fmt.Fprintf(stderr, "signsvr verify: %v\n", err)
-				return ExitFailure
+				return inputError(stderr, "verify", err)
 			}
 		} else {
 			out.abort()
@@ -533,8 +554,7 @@ func VerifyStreamed(ctx context.Context, args []string, stdin io.Reader, stdout,
 	}
 	if *asJSON {
 		if err := printJSON(stdout, resp); err != nil {
-			fmt.Fprintf(stderr, "signsvr verify: %v\n", err)
-			return ExitFailure
+			return inputError(stderr, "verify", err)
 		}
 	} else {
 		printVerify(stdout, resp.GetVerified(), resp.GetSigners())
@@ -543,6 +563,55 @@ func VerifyStreamed(ctx context.Context, args []string, stdin io.Reader, stdout,
 		return ExitFailure
 	}
 	return ExitOK
+}
+
+// replayLimit is how much of a verified input replay keeps: what fits in one
+// unary request beside the signature.
+const replayLimit = clientMaxMessage - 2<<20
+
+// replay keeps a streamed input, up to replayLimit, for the one verification a
+// stream cannot do: an SM2 signer without signed attributes, whose signature covers
+// SM3(Z || content) with Z from the signer's certificate, which comes after the
+// content or needs the backend's SM2 code. The server answers content-needed for
+// it, and the unary Verify then gets the input whole.
+type replay struct {
+	buf  []byte
+	over bool
+}
+
+func (r *replay) Write(p []byte) (int, error) {
+	if !r.over {
+		if len(r.buf)+len(p) > replayLimit {
+			r.buf, r.over = nil, true
+		} else {
+			r.buf = append(r.buf, p...)
+		}
+	}
+	return len(p), nil
+}
+
+// usable is whether resp has a signer that needed the content and r holds it.
+func (r *replay) usable(resp *signsvrv1.VerifyStreamResponse) bool {
+	if r.over {
+		return false
+	}
+	for _, s := range resp.GetSigners() {
+		if s.GetSignature().GetReason() == "content-needed" {
+			return true
+		}
+	}
+	return false
+}
+
+// verifyWhole is the unary Verify of req, as a VerifyStreamResponse (with the byte
+// count of streamed, when the input streamed first).
+func verifyWhole(ctx context.Context, cc *grpc.ClientConn, req *signsvrv1.VerifyRequest, streamed *signsvrv1.VerifyStreamResponse) (*signsvrv1.VerifyStreamResponse, error) {
+	u, err := signsvrv1.NewSignServiceClient(cc).Verify(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &signsvrv1.VerifyStreamResponse{Verified: u.GetVerified(), Signers: u.GetSigners(), ContentType: u.GetContentType(),
+		Detached: u.GetDetached(), Timestamps: u.GetTimestamps(), Received: streamed.GetReceived()}, nil
 }
 
 // pemStream decodes a PEM input as it streams (BER or DER input passes as it is).
@@ -614,79 +683,53 @@ func (t *closingTee) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// EnvelopeStreamed is `signsvr envelope`: the input enveloped, streamed, to
-// certificates and/or server keys.
-func EnvelopeStreamed(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+var envelopeCmd = &Command{
+	Name: "envelope", Args: "(--recipient-certs F | --recipient-keys NAME)... [--in F] [--out F] [--pem] [--quiet] [EnvelopeOptions flags]",
+	Summary: "EnvelopeStream: encrypt a file of any size to certificates, server keys, KEKs or passwords", Client: true, Run: Envelope,
+}
+
+// Envelope is `signsvr envelope`: the input enveloped, streamed, to certificates,
+// server keys, key-encryption keys and/or passwords.
+func Envelope(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var c clientFlags
 	var sf streamFlags
 	fs := flag.NewFlagSet("envelope", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c.register(fs, true)
 	sf.register(fs, &c)
-	var certFiles, to stringList
-	fs.Var(&certFiles, "cert", "recipient certificate file, PEM or DER (repeatable)")
-	fs.Var(&to, "to", "recipient key name on the server (repeatable)")
+	var rf recipientFlags
+	rf.register(fs)
 	asPEM := fs.Bool("pem", false, "write PEM instead of DER")
-	cipher := fs.String("cipher", "", "aes128-cbc, aes256-cbc, aes128-gcm, aes256-gcm (default), sm4-cbc (default for SM2), sm4-gcm")
-	rsaScheme := fs.String("rsa", "", "RSA key transport: oaep (default) or pkcs1v15")
-	rid := fs.String("recipient-id", "", "issuer-serial (default) or ski")
-	dialect := fs.String("sm2-dialect", "", "SM2 OIDs: gmt0010 (default for SM2) or pkcs7")
-	var keks stringList
-	fs.Var(&keks, "to-kek", "recipient symmetric key-encryption key name on the server (repeatable)")
-	var pwf passwordFlags
-	pwf.register(fs, true)
-	cofactor := fs.Bool("ecdh-cofactor", false, "cofactor ECDH for EC recipients")
-	iterations := fs.Uint("pbkdf2-iterations", 0, "PBKDF2 iterations of password recipients (default: the server's)")
+	var ef envelopeOptionFlags
+	ef.register(fs, "")
 	if !parseFlags(fs, args, stderr) {
 		return ExitUsage
 	}
-	passwords, err := pwf.passwords()
+	opts, err := ef.options()
 	if err != nil {
-		fmt.Fprintf(stderr, "signsvr envelope: %v\n", err)
-		return ExitUsage
+		return inputError(stderr, "envelope", err)
 	}
-	if len(certFiles)+len(to)+len(keks)+len(passwords) == 0 {
-		fmt.Fprintln(stderr, "signsvr envelope: give at least one --cert or --to (or --to-kek, --password-file, --password-env)")
-		return ExitUsage
-	}
-	eo := &signsvrv1.EnvelopeOptions{EcdhCofactor: *cofactor, Pbkdf2Iterations: uint32(*iterations)}
-	if eo.Cipher, err = enumFlag("cipher", *cipher, cipherWords); err == nil {
-		if eo.RsaScheme, err = enumFlag("rsa", *rsaScheme, rsaEncWords); err == nil {
-			if eo.RecipientId, err = enumFlag("recipient-id", *rid, recipientIDWords); err == nil {
-				eo.Sm2Dialect, err = enumFlag("sm2-dialect", *dialect, dialectWords)
-			}
-		}
-	}
+	r, err := rf.recipients()
 	if err != nil {
-		fmt.Fprintf(stderr, "signsvr envelope: %v\n", err)
-		return ExitUsage
+		return inputError(stderr, "envelope", err)
 	}
-	o := &signsvrv1.EnvelopeStreamOptions{RecipientKeys: to, Options: eo, RecipientKekKeys: keks, RecipientPasswords: passwords}
-	for _, f := range certFiles {
-		ders, err := certsFromFile(f)
-		if err != nil {
-			fmt.Fprintf(stderr, "signsvr envelope: --cert: %v\n", err)
-			return ExitFailure
-		}
-		o.RecipientCerts = append(o.RecipientCerts, ders[0])
-	}
+	o := &signsvrv1.EnvelopeStreamOptions{RecipientCerts: r.certs, RecipientKeys: r.keys, Options: opts,
+		RecipientKekKeys: r.keks, RecipientPasswords: r.passwords}
 	in, size, closeIn, err := openInput(c.in, stdin)
 	if err != nil {
-		fmt.Fprintf(stderr, "signsvr envelope: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "envelope", err)
 	}
 	defer closeIn()
 	out, err := openOutput(c.out, stdout)
 	if err != nil {
-		fmt.Fprintf(stderr, "signsvr envelope: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "envelope", err)
 	}
 	var w io.Writer = out
 	var pw *pemWriter
 	if *asPEM {
 		if pw, err = newPEMWriter(out); err != nil {
 			out.abort()
-			return ExitFailure
+			return inputError(stderr, "envelope", err)
 		}
 		w = pw
 	}
@@ -704,15 +747,19 @@ func EnvelopeStreamed(ctx context.Context, args []string, stdin io.Reader, stdou
 		return fail(stderr, "envelope", err)
 	}
 	if err := out.commit(); err != nil {
-		fmt.Fprintf(stderr, "signsvr envelope: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "envelope", err)
 	}
 	return ExitOK
 }
 
-// DecryptStreamed is `signsvr decrypt`: an envelope streamed to the server and
-// opened with its key; the plaintext streams back.
-func DecryptStreamed(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+var decryptCmd = &Command{
+	Name: "decrypt", Args: "(--key NAME | --password-file F | --password-env VAR) [--in F] [--out F] [--quiet] [DecryptOptions flags]",
+	Summary: "DecryptStream: open an envelope of any size with a server key or a password", Client: true, Run: Decrypt,
+}
+
+// Decrypt is `signsvr decrypt`: an envelope streamed to the server and opened with
+// its key or a password; the plaintext streams back.
+func Decrypt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var c clientFlags
 	var sf streamFlags
 	fs := flag.NewFlagSet("decrypt", flag.ContinueOnError)
@@ -720,40 +767,32 @@ func DecryptStreamed(ctx context.Context, args []string, stdin io.Reader, stdout
 	c.register(fs, true)
 	sf.register(fs, &c)
 	key := fs.String("key", "", "decryption key name (a private or a key-encryption key); or give a password")
-	legacy := fs.Bool("allow-legacy", false, "accept legacy algorithms (3DES, SHA-1)")
-	var pwf passwordFlags
-	pwf.register(fs, false)
+	var df decryptOptionFlags
+	df.register(fs)
 	if !parseFlags(fs, args, stderr) {
 		return ExitUsage
 	}
-	passwords, err := pwf.passwords()
-	if err != nil || len(passwords) > 1 {
-		fmt.Fprintf(stderr, "signsvr decrypt: give one password at most (%v)\n", err)
-		return ExitUsage
+	opts, err := df.options()
+	if err != nil {
+		return inputError(stderr, "decrypt", err)
 	}
-	var password []byte
-	if len(passwords) == 1 {
-		password = passwords[0]
-	}
-	if (*key == "") == (password == nil) {
+	if (*key == "") == (opts.Password == nil) {
 		fmt.Fprintln(stderr, "signsvr decrypt: give --key or a password (--password-file, --password-env)")
 		return ExitUsage
 	}
 	in, size, closeIn, err := openInput(c.in, stdin)
 	if err != nil {
-		fmt.Fprintf(stderr, "signsvr decrypt: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "decrypt", err)
 	}
 	defer closeIn()
 	out, err := openOutput(c.out, stdout)
 	if err != nil {
-		fmt.Fprintf(stderr, "signsvr decrypt: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "decrypt", err)
 	}
 	p := newProgress(stderr, sf.quiet, "decrypt", size)
 	err = c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) error {
 		_, err := streamclient.Decrypt(ctx, signsvrv1.NewStreamServiceClient(cc),
-			&signsvrv1.DecryptStreamOptions{Key: *key, Options: &signsvrv1.DecryptOptions{AllowLegacy: *legacy, Password: password}}, pemStream(in), out, p.fn())
+			&signsvrv1.DecryptStreamOptions{Key: *key, Options: opts}, pemStream(in), out, p.fn())
 		return err
 	})
 	p.done()
@@ -762,8 +801,7 @@ func DecryptStreamed(ctx context.Context, args []string, stdin io.Reader, stdout
 		return fail(stderr, "decrypt", err)
 	}
 	if err := out.commit(); err != nil {
-		fmt.Fprintf(stderr, "signsvr decrypt: %v\n", err)
-		return ExitFailure
+		return inputError(stderr, "decrypt", err)
 	}
 	return ExitOK
 }

@@ -156,11 +156,7 @@ func (s streamService) VerifyStream(ss signsvrv1.StreamService_VerifyStreamServe
 		}
 		o := first.GetOptions().GetOptions()
 		vo := s.verifyOptions(c.ctx)
-		vo.AllowSHA1 = o.GetAllowSha1()
-		if vo.SM2UID, err = sm2UID(o.GetSm2UserId()); err != nil {
-			return err
-		}
-		if vo.Certs, err = s.parseCerts(o.GetCertificates(), "options.certificates"); err != nil {
+		if err := s.applyVerifyOptions(vo, o, "options"); err != nil {
 			return err
 		}
 		r := newChunkReader(c, recv, isVerifyOpts)
@@ -476,11 +472,7 @@ func (s streamService) DecryptAndVerifyStream(ss signsvrv1.StreamService_Decrypt
 		}
 		vopt := o.GetVerifyOptions()
 		vo := s.verifyOptions(c.ctx)
-		vo.AllowSHA1 = vopt.GetAllowSha1()
-		if vo.SM2UID, err = sm2UID(vopt.GetSm2UserId()); err != nil {
-			return err
-		}
-		if vo.Certs, err = s.parseCerts(vopt.GetCertificates(), "verify_options.certificates"); err != nil {
+		if err := s.applyVerifyOptions(vo, vopt, "verify_options"); err != nil {
 			return err
 		}
 		r := newChunkReader(c, recv, isDecryptAndVerifyOpts)

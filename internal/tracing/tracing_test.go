@@ -62,7 +62,9 @@ func TestExportsSpans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer(tr.ServerOptions()...)
+	// The server ends its span after the answer is sent, so the client can see the
+	// answer first: stopping the server with WaitForHandlers waits for that end.
+	s := grpc.NewServer(append(tr.ServerOptions(), grpc.WaitForHandlers(true))...)
 	healthpb.RegisterHealthServer(s, health.NewServer())
 	addr := serve(t, s)
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -75,6 +77,7 @@ func TestExportsSpans(t *testing.T) {
 	if _, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatal(err)
 	}
+	s.Stop()
 	if err := tr.Close(); err != nil { // flushes
 		t.Fatal(err)
 	}
