@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"signsvr.dev/signsvr/internal/app"
 	clicmd "signsvr.dev/signsvr/internal/cli"
 )
 
@@ -40,6 +41,16 @@ func main() {
 	os.Exit(code)
 }
 
+// configCheckCmd is `signsvr config check FILE`: offline, with the code serve and a
+// reload use (internal/app).
+var configCheckCmd = &clicmd.Command{
+	Name: "config check", Args: "FILE",
+	Summary: "validate a production configuration as serve and a reload would (no server)",
+	Run: func(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+		return app.RunConfig(append([]string{"check"}, args...), stdout, stderr)
+	},
+}
+
 // serveCmd is `signsvr serve`, the one command that builds a server.
 var serveCmd = &clicmd.Command{
 	Name: "serve", Args: "[--config FILE | --data-dir DIR] [--listen ADDR] [--ops-listen ADDR|off] [--log-level L]",
@@ -51,5 +62,5 @@ var serveCmd = &clicmd.Command{
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	return clicmd.Main(ctx, args, stdin, stdout, stderr, serveCmd)
+	return clicmd.Main(ctx, args, stdin, stdout, stderr, serveCmd, configCheckCmd)
 }

@@ -104,10 +104,10 @@ func TestRunDispatches(t *testing.T) {
 		!strings.Contains(stderr.String(), "signsvr audit verify") {
 		t.Errorf("audit is not wired: exit %d %q", code, stderr.String())
 	}
-	usage := clicmd.Usage(append([]*clicmd.Command{serveCmd}, clicmd.Commands()...))
+	usage := clicmd.Usage(append([]*clicmd.Command{serveCmd, configCheckCmd}, clicmd.Commands()...))
 	for _, cmd := range []string{"serve", "sign", "verify", "envelope", "decrypt", "keys list", "keys generate", "keys csr",
 		"keys import-cert", "login", "audit verify", "sign-raw", "verify-raw", "sign-and-envelope", "decrypt-and-verify",
-		"timestamp", "cert validate", "cert parse", "version"} {
+		"timestamp", "cert validate", "cert parse", "version", "config check", "keys next-generation"} {
 		if !strings.Contains(usage, "signsvr "+cmd+" ") {
 			t.Errorf("the usage text does not list %q", cmd)
 		}

@@ -9,14 +9,20 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"signsvr.dev/signsvr/internal/config"
 	"signsvr.dev/signsvr/internal/devpki"
 	"signsvr.dev/signsvr/internal/metrics"
 	"signsvr.dev/signsvr/internal/server"
 	"signsvr.dev/signsvr/pkg/algorithm"
+	"signsvr.dev/signsvr/pkg/keystore"
+	"signsvr.dev/signsvr/pkg/keystore/generation"
+	"signsvr.dev/signsvr/pkg/keystore/pkcs11"
 	"signsvr.dev/signsvr/pkg/keystore/soft"
 	"signsvr.dev/signsvr/pkg/trust"
 )
@@ -46,6 +52,13 @@ type Options struct {
 	CPUProfile, MemProfile string
 	// Log receives the server's log (the process's stderr).
 	Log io.Writer
+	// Reloads, when set, asks for a reload of the configuration at every receive,
+	// instead of SIGHUP (tests that run several servers in one process).
+	Reloads <-chan struct{}
+	// OnReload, when set, learns the outcome of every reload: nil when the new
+	// configuration serves, the reason it was refused otherwise (the old one keeps
+	// serving). It runs on the reloading goroutine; metrics count reloads here.
+	OnReload func(err error)
 }
 
 // servePlan is everything a run needs, from the development default or a config file.
@@ -53,10 +66,15 @@ type servePlan struct {
 	opts   server.Options
 	listen string
 	drain  time.Duration
-	close  func()
-	ops    opsPlan
+	// close releases what outlives the states (audit log, tracing, data directory
+	// lock); opts.Release the first state's parts.
+	close func()
+	ops   opsPlan
 	// metrics is nil without an operations listener to serve them.
 	metrics *metrics.Metrics
+	// reload reads the configuration again and builds the next state (nil: the
+	// development default, which does not reload).
+	reload func() (server.Options, error)
 }
 
 // Server is a server built from Options, ready to Run. Close releases what it
@@ -64,6 +82,9 @@ type servePlan struct {
 type Server struct {
 	plan                   *servePlan
 	cpuProfile, memProfile string
+	reloads                <-chan struct{}
+	onReload               func(error)
+	srv                    *server.Server // set by Run
 }
 
 // New builds the server o describes: the development default (creating its PKI on
@@ -97,7 +118,7 @@ func New(o Options) (*Server, error) {
 		plan.close()
 		return nil, err
 	}
-	return &Server{plan: plan, cpuProfile: o.CPUProfile, memProfile: o.MemProfile}, nil
+	return &Server{plan: plan, cpuProfile: o.CPUProfile, memProfile: o.MemProfile, reloads: o.Reloads, onReload: o.OnReload}, nil
 }
 
 // developmentListen refuses to serve the development default beyond this machine:
@@ -121,8 +142,16 @@ func developmentListen(flag, listen string) error {
 		"it serves plaintext, without client authentication, with throw-away keys; serve --config FILE for anything else", flag, listen)
 }
 
-// Close releases what New opened.
-func (s *Server) Close() { s.plan.close() }
+// Close releases what New opened and what reloads opened since.
+func (s *Server) Close() {
+	switch {
+	case s.srv != nil:
+		s.srv.Close()
+	case s.plan.opts.Release != nil:
+		s.plan.opts.Release()
+	}
+	s.plan.close()
+}
 
 // Run serves until ctx ends, then stops gracefully. onListen, when set (tests),
 // learns the bound address. A failure is written to the server's log before Run
@@ -134,6 +163,7 @@ func (s *Server) Run(ctx context.Context, onListen func(net.Addr)) error {
 		log.Error("cannot build the server", slog.String("error", err.Error()))
 		return err
 	}
+	s.srv = srv
 	lis, err := net.Listen("tcp", s.plan.listen)
 	if err != nil {
 		log.Error("cannot listen", slog.String("listen", s.plan.listen), slog.String("error", err.Error()))
@@ -159,6 +189,8 @@ func (s *Server) Run(ctx context.Context, onListen func(net.Addr)) error {
 	if onListen != nil {
 		onListen(lis.Addr())
 	}
+	stopReloads := s.watchReloads(ctx, srv, log) // reload.go
+	defer stopReloads()
 	if err := srv.Run(ctx, lis, s.plan.drain); err != nil {
 		log.Error("serving failed", slog.String("error", err.Error()))
 		return err
@@ -283,7 +315,8 @@ var developmentClientDigests = map[string][]algorithm.Digest{
 }
 
 // productionPlan reads the config file: TLS with client certificates, the configured
-// keys and trust anchors.
+// keys and trust anchors. Its state (productionState) is rebuilt on every reload; the
+// audit log, the TSA settings, tracing and metrics are set up once.
 func productionPlan(path, logLevel, opsListen string, stderr io.Writer) (*servePlan, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -301,14 +334,115 @@ func productionPlan(path, logLevel, opsListen string, stderr io.Writer) (*serveP
 	}
 	op := productionOps(cfg.Ops, opsListen)
 	m := op.metrics()
-	tc, err := cfg.Trust.Config()
+	st, err := productionState(context.Background(), cfg, log, m)
 	if err != nil {
 		return nil, err
+	}
+	if len(cfg.Authorization.Rules) == 0 {
+		log.Warn("authorization has no rules: every call will be refused")
+	}
+	nr, err := productionNonRepudiation(cfg, st.store, log, m) // nonrepudiation.go
+	if err != nil {
+		st.closeAll()
+		return nil, err
+	}
+	tr, err := productionTracing(cfg) // ops.go
+	if err != nil {
+		nr.close()
+		st.closeAll()
+		return nil, err
+	}
+	// fixed are the settings every state shares: the audit log, the TSA, the
+	// transport's limits, and the interceptors and options of metrics and tracing
+	// (instrument adds those to the first state; later states copy them).
+	var callInterceptors []grpc.UnaryServerInterceptor
+	fixed := func(o server.Options) server.Options {
+		o.Logger, o.Auditor, o.Timestamps, o.ReservedKeys = log, nr.auditor, nr.timestamps, nr.reserved
+		o.MaxMessageBytes, o.MaxBatchItems = cfg.MaxMessageBytes, cfg.MaxBatchItems
+		o.Reflection, o.Limits = cfg.Reflection, server.Limits(cfg.Limits)
+		o.Encryption = server.EncryptionLimits(cfg.Encryption)
+		o.Streams = server.StreamLimits(cfg.Streams)
+		o.CallInterceptors = callInterceptors
+		return o
+	}
+	closeStore := func() {}
+	opts := fixed(st.opts)
+	if cfg.Audit != nil {
+		// The audit log signs its checkpoints with a key of the first store for as
+		// long as it runs: that store stays open until the server stops.
+		opts.Release = st.closeTrust
+		closeStore = func() { st.store.Close() }
+	} else {
+		opts.Release = st.closeAll
+	}
+	plan := &servePlan{
+		opts:    opts,
+		listen:  cfg.Listen,
+		drain:   cfg.ShutdownTimeout,
+		close:   func() { nr.close(); closeStore(); tr.Close() },
+		ops:     op,
+		metrics: m,
+		reload: func() (server.Options, error) {
+			next, err := config.Load(path)
+			if err != nil {
+				return server.Options{}, err
+			}
+			if err := next.CheckSecretFiles(); err != nil {
+				return server.Options{}, err
+			}
+			for _, what := range restartOnly(cfg, next) {
+				log.Warn("configuration reload: this setting changes at the next restart only", slog.String("setting", what))
+			}
+			nst, err := productionState(context.Background(), next, log, m)
+			if err != nil {
+				return server.Options{}, err
+			}
+			o := fixed(nst.opts)
+			o.Release = nst.closeAll
+			return o, nil
+		},
+	}
+	plan.opts.ServerOptions = append(plan.opts.ServerOptions, tr.ServerOptions()...)
+	var pools metrics.PoolStats
+	if st.hsm != nil {
+		pools = st.hsm
+	}
+	if err := instrument(plan, pools, nr.log); err != nil {
+		plan.opts.Release()
+		plan.close()
+		return nil, err
+	}
+	callInterceptors = plan.opts.CallInterceptors
+	if cfg.Tracing.OTLPEndpoint != "" {
+		log.Info("tracing", slog.String("otlp_endpoint", cfg.Tracing.OTLPEndpoint), slog.Float64("sample_ratio", cfg.Tracing.Ratio()))
+	}
+	return plan, nil
+}
+
+// state is what a reload rebuilds: the key stores, the trust validators of signer and
+// client certificates (anchors, intermediates, CRL files), the TLS certificate, the
+// authorization policy and the login settings.
+type state struct {
+	opts  server.Options
+	store keystore.Store
+	hsm   *pkcs11.Store // nil without an HSM
+	// closeTrust closes the validators; closeAll the stores too.
+	closeTrust, closeAll func()
+}
+
+// productionState builds the reloadable part of a production server from cfg. Its
+// errors name the file and line of the setting at fault. `config check` and every
+// reload use it, so `config check` says what a reload would. m (nil: none) observes
+// the validators.
+func productionState(ctx context.Context, cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*state, error) {
+	tc, err := cfg.Trust.Config()
+	if err != nil {
+		return nil, fmt.Errorf("%s: trust: %w", cfg.Where("trust"), err)
 	}
 	tc.Observer = m.TrustObserver("signers")
 	v, err := trust.New(tc)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: trust: %w", cfg.Where("trust"), err)
 	}
 	// Client certificates have their own anchors (tls.client_ca_files) and are
 	// validated by the trust package in the handshake and on every call.
@@ -316,24 +450,24 @@ func productionPlan(path, logLevel, opsListen string, stderr io.Writer) (*serveP
 	ctc, err := cft.Config()
 	if err != nil {
 		v.Close()
-		return nil, fmt.Errorf("tls client trust: %w", err)
+		return nil, fmt.Errorf("%s: tls client trust: %w", clientTrustWhere(cfg), err)
 	}
 	ctc.Observer = m.TrustObserver("clients")
 	cv, err := trust.New(ctc)
 	if err != nil {
 		v.Close()
-		return nil, fmt.Errorf("tls client trust: %w", err)
+		return nil, fmt.Errorf("%s: tls client trust: %w", clientTrustWhere(cfg), err)
 	}
 	closeTrust := func() { v.Close(); cv.Close() }
 	tlsCfg, err := serverTLS(cfg.TLS, cv, ctc.Revocation.FetchTimeout, log)
 	if err != nil {
 		closeTrust()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", cfg.Where("tls", "cert_file"), err)
 	}
 	loginOpts, err := productionLogin(cfg.Login, os.Getenv)
 	if err != nil {
 		closeTrust()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", cfg.Where("login"), err)
 	}
 	rules := make([]server.PolicyRule, 0, len(cfg.Authorization.Rules))
 	for _, r := range cfg.Authorization.Rules {
@@ -346,68 +480,109 @@ func productionPlan(path, logLevel, opsListen string, stderr io.Writer) (*serveP
 	policy, err := server.NewPolicy(rules)
 	if err != nil {
 		closeTrust()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", cfg.Where("authorization"), err)
 	}
-	if len(rules) == 0 {
-		log.Warn("authorization has no rules: every call will be refused")
-	}
-	store, backend, hsm, err := openKeystore(context.Background(), cfg, log, time.Now())
+	store, backend, hsm, err := openKeystore(ctx, cfg, log, time.Now())
 	if err != nil {
 		closeTrust()
 		return nil, err
 	}
-	secrets, err := openSecretKeys(context.Background(), cfg, store)
+	secrets, err := openSecretKeys(ctx, cfg, store)
 	if err != nil {
 		closeTrust()
 		store.Close()
 		return nil, err
 	}
-	nr, err := productionNonRepudiation(cfg, store, log, m) // nonrepudiation.go
-	if err != nil {
-		closeTrust()
-		store.Close()
-		return nil, err
+	var ks keystore.Store = store
+	if specs := cfg.Generations(); len(specs) > 0 {
+		g, err := generation.New(ctx, store, specs)
+		if err != nil {
+			closeTrust()
+			store.Close()
+			return nil, fmt.Errorf("%s: keystore: %w", cfg.Where("keystore"), err)
+		}
+		ks = g
 	}
-	tr, err := productionTracing(cfg) // ops.go
-	if err != nil {
-		nr.close()
-		closeTrust()
-		store.Close()
-		return nil, err
-	}
-	plan := &servePlan{
+	return &state{
 		opts: server.Options{
-			Store: store, Backend: backend, Validator: v, Logger: log, TLS: tlsCfg, Authorizer: policy,
-			ClientValidator: cv, Login: loginOpts, Auditor: nr.auditor, Timestamps: nr.timestamps, ReservedKeys: nr.reserved,
-			MaxMessageBytes: cfg.MaxMessageBytes, MaxBatchItems: cfg.MaxBatchItems,
-			ExpiryWarning:    cfg.Keystore.ExpiryWarning,
-			Reflection:       cfg.Reflection,
-			Limits:           server.Limits(cfg.Limits),
-			Streams:          server.StreamLimits(cfg.Streams),
-			ClientDigests:    cfg.ClientDigestAlgorithms(),
-			SecretKeys:       secrets,
-			Encryption:       server.EncryptionLimits(cfg.Encryption),
-			AllowSM2WithoutZ: cfg.Verify.AllowSM2WithoutZ,
+			Store: ks, Backend: backend, Validator: v, TLS: tlsCfg, Authorizer: policy,
+			ClientValidator: cv, Login: loginOpts, ExpiryWarning: cfg.Keystore.ExpiryWarning,
+			SecretKeys: secrets, AllowSM2WithoutZ: cfg.Verify.AllowSM2WithoutZ,
+			ClientDigests: cfg.ClientDigestAlgorithms(),
 		},
-		listen:  cfg.Listen,
-		drain:   cfg.ShutdownTimeout,
-		close:   func() { nr.close(); closeTrust(); store.Close(); tr.Close() },
-		ops:     op,
-		metrics: m,
+		store:      ks,
+		hsm:        hsm,
+		closeTrust: closeTrust,
+		closeAll:   func() { closeTrust(); ks.Close() },
+	}, nil
+}
+
+// clientTrustWhere is where the client certificates' trust is configured.
+func clientTrustWhere(cfg *config.Config) string {
+	if cfg.TLS.ClientTrust != nil {
+		return cfg.Where("tls", "client_trust")
 	}
-	plan.opts.ServerOptions = append(plan.opts.ServerOptions, tr.ServerOptions()...)
-	var pools metrics.PoolStats
-	if hsm != nil {
-		pools = hsm
+	return cfg.Where("tls", "client_ca_files")
+}
+
+// restartOnly names the settings that differ between old and next but that a reload
+// does not apply: they belong to the listener, the transport or the audit log.
+func restartOnly(old, next *config.Config) []string {
+	var out []string
+	diff := func(name string, a, b any) {
+		if !reflect.DeepEqual(a, b) {
+			out = append(out, name)
+		}
 	}
-	if err := instrument(plan, pools, nr.log); err != nil {
-		plan.close()
-		return nil, err
+	diff("listen", old.Listen, next.Listen)
+	diff("max_message_bytes", old.MaxMessageBytes, next.MaxMessageBytes)
+	diff("max_batch_items", old.MaxBatchItems, next.MaxBatchItems)
+	diff("shutdown_timeout", old.ShutdownTimeout, next.ShutdownTimeout)
+	diff("limits", old.Limits, next.Limits)
+	diff("reflection", old.Reflection, next.Reflection)
+	diff("log", old.Log, next.Log)
+	diff("audit", old.Audit, next.Audit)
+	diff("tsa", old.TSA, next.TSA)
+	diff("ops", old.Ops, next.Ops)
+	diff("tracing", old.Tracing, next.Tracing)
+	diff("encryption", old.Encryption, next.Encryption)
+	diff("streams", old.Streams, next.Streams)
+	return out
+}
+
+// CheckConfig validates the configuration file at path as `serve --config` and a
+// reload would, without serving: it reads the file, checks its secret files, opens
+// its key stores, trust anchors, CRL files and TLS certificate, builds the policy
+// and login settings, and closes them again. The audit log is not opened (checking
+// must not write a record); its key must be in the key store. The error names the
+// file and line of the setting at fault.
+func CheckConfig(path string) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
 	}
-	if cfg.Tracing.OTLPEndpoint != "" {
-		log.Info("tracing", slog.String("otlp_endpoint", cfg.Tracing.OTLPEndpoint), slog.Float64("sample_ratio", cfg.Tracing.Ratio()))
+	if err := cfg.CheckSecretFiles(); err != nil {
+		return err
 	}
-	return plan, nil
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx := context.Background()
+	st, err := productionState(ctx, cfg, log, nil)
+	if err != nil {
+		return err
+	}
+	defer st.closeAll()
+	o := st.opts
+	o.Logger = log
+	if cfg.Audit != nil {
+		if _, err := st.store.Key(ctx, cfg.Audit.Key); err != nil {
+			return fmt.Errorf("%s: audit.key: %w", cfg.Where("audit", "key"), err)
+		}
+		o.ReservedKeys = []string{cfg.Audit.Key}
+	}
+	if t := cfg.TSA; t != nil {
+		o.Timestamps = &server.TimestampOptions{Key: t.Key, ExternalURL: t.URL}
+	}
+	return server.Check(o)
 }
 
 // serverTLS builds the TLS configuration: TLS 1.2 or later (1.3 preferred), a client

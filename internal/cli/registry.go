@@ -62,7 +62,7 @@ func Commands() []*Command {
 		encryptRawCmd, decryptRawCmd,
 		timestampCmd,
 		certValidateCmd, certParseCmd,
-		keysListCmd, keysGenerateCmd, keysCSRCmd, keysImportCertCmd, keysImportSecretCmd,
+		keysListCmd, keysGenerateCmd, keysCSRCmd, keysImportCertCmd, keysImportSecretCmd, keysNextGenerationCmd,
 		loginCmd, authChallengeCmd, authTokenKeyCmd,
 		auditVerifyCmd,
 		versionCmd,

@@ -23,6 +23,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"signsvr.dev/signsvr/pkg/keystore/generation"
 	"signsvr.dev/signsvr/pkg/keystore/pkcs11"
 	"signsvr.dev/signsvr/pkg/keystore/secret"
 	"signsvr.dev/signsvr/pkg/keystore/soft"
@@ -85,6 +86,8 @@ type Config struct {
 	// file and root locate settings in the YAML source for error messages (Where).
 	file string
 	root *yaml.Node
+	// generations are the key generations (generations.go).
+	generations []generation.Spec
 }
 
 // Limits are the server's limits on clients (internal/server Limits, which has the
@@ -342,6 +345,11 @@ func Parse(b []byte, dir string) (*Config, error) {
 	c.streamsResolve(dir)
 	c.defaults()
 	c.nonRepudiationDefaults()
+	var genErrs []string
+	c.splitGenerations(func(format string, a ...any) { genErrs = append(genErrs, fmt.Sprintf(format, a...)) })
+	if len(genErrs) > 0 {
+		return nil, errors.New(strings.Join(genErrs, "; "))
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

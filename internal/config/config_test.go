@@ -124,6 +124,21 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
+// TestGenerationStateNamesItsLine: a key entry with a state that is not one names the
+// file's line.
+func TestGenerationStateNamesItsLine(t *testing.T) {
+	for _, tc := range []struct{ entry, want string }{
+		{"        generation: \"1\"\n        state: dormant\n", "line 6: keystore.soft.keys[0].state"},
+		{"        state: retired\n", "line 5: keystore.soft.keys[0]: state without generation"},
+	} {
+		cfg := "keystore:\n  soft:\n    keys:\n      - name: enc\n" + tc.entry
+		_, err := Parse([]byte(cfg), t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.entry, err, tc.want)
+		}
+	}
+}
+
 func TestVerifyDefaults(t *testing.T) {
 	c, err := Parse([]byte(good+"verify:\n  allow_sm2_without_z: true\n"), "/etc/signsvr")
 	if err != nil {

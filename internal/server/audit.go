@@ -173,6 +173,9 @@ func (s *Server) writeAudit(ctx context.Context, al *AuditLog, ri *requestInfo, 
 		rec.Output, buf = mainOutputBuf(m, buf)
 	}
 	rec.Algorithms = s.auditAlgorithms(ri.key, req)
+	if u, ok := resp.(interface{ GetKeyUsed() *signsvrv1.KeyUse }); ok && err == nil {
+		rec.KeyGeneration, rec.KeySerial = u.GetKeyUsed().GetGeneration(), u.GetKeyUsed().GetCertificateSerial()
+	}
 	if hadPassword {
 		rec.Algorithms = append(rec.Algorithms, auditPassword)
 	}

@@ -77,7 +77,7 @@ func (s envelopeService) Envelope(ctx context.Context, req *signsvrv1.EnvelopeRe
 	if err != nil {
 		return nil, err
 	}
-	return &signsvrv1.EnvelopeResponse{Cms: der}, nil
+	return &signsvrv1.EnvelopeResponse{Cms: der, RecipientKeysUsed: s.keysUsed(ctx, req.GetRecipientKeys())}, nil
 }
 
 // decryptionKey finds the named key for opening an envelope: the caller must be
@@ -118,19 +118,30 @@ func openOptions(o *signsvrv1.DecryptOptions) *envelope.OpenOptions {
 
 // open decrypts an envelope with the named key. Every failure after the key was found
 // and the message parsed is the same DECRYPTION_FAILED error.
-func (s *Server) open(ctx context.Context, name string, der []byte, o *signsvrv1.DecryptOptions) ([]byte, error) {
+// The KeyUse names the generation that opened it (nil for a password or a KEK).
+func (s *Server) open(ctx context.Context, name string, der []byte, o *signsvrv1.DecryptOptions) ([]byte, *signsvrv1.KeyUse, error) {
 	if len(der) == 0 {
-		return nil, invalidRequest("no CMS message given")
+		return nil, nil, invalidRequest("no CMS message given")
 	}
 	priv, leaf, err := s.openerFor(ctx, name, o)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	data, err := envelope.Open(der, priv, leaf, s.openOptions(o))
-	if err != nil {
-		return nil, decryptError(err)
+	var used *signsvrv1.KeyUse
+	if leaf != nil {
+		used = s.keyUsed(ctx, name)
 	}
-	return data, nil
+	for _, g := range s.olderGenerations(ctx, name, leaf, err) {
+		if data, err = envelope.Open(der, g.priv, g.leaf, s.openOptions(o)); !errors.Is(err, envelope.ErrNoRecipient) {
+			used = &signsvrv1.KeyUse{Key: name, Generation: g.id, CertificateSerial: g.leaf.SerialNumber.Text(16)}
+			break
+		}
+	}
+	if err != nil {
+		return nil, nil, decryptError(err)
+	}
+	return data, used, nil
 }
 
 // decryptError keeps the failures of an open apart only where that tells an attacker
@@ -162,11 +173,11 @@ func isBackendError(err error) bool {
 
 // Decrypt implements signsvrv1.EnvelopeServiceServer.
 func (s envelopeService) Decrypt(ctx context.Context, req *signsvrv1.DecryptRequest) (*signsvrv1.DecryptResponse, error) {
-	data, err := s.open(ctx, req.GetKey(), req.GetCms(), req.GetOptions())
+	data, used, err := s.open(ctx, req.GetKey(), req.GetCms(), req.GetOptions())
 	if err != nil {
 		return nil, err
 	}
-	return &signsvrv1.DecryptResponse{Data: data}, nil
+	return &signsvrv1.DecryptResponse{Data: data, KeyUsed: used}, nil
 }
 
 // SignAndEnvelope implements signsvrv1.EnvelopeServiceServer.
@@ -202,7 +213,8 @@ func (s envelopeService) SignAndEnvelope(ctx context.Context, req *signsvrv1.Sig
 		if err != nil {
 			return nil, err
 		}
-		return &signsvrv1.SignAndEnvelopeResponse{Cms: der}, nil
+		return &signsvrv1.SignAndEnvelopeResponse{Cms: der, KeyUsed: s.keyUsed(ctx, req.GetKey()),
+			RecipientKeysUsed: s.keysUsed(ctx, req.GetRecipientKeys())}, nil
 	}
 	signed, err := s.sign(ctx, &signsvrv1.SignRequest{Key: req.GetKey(), Data: req.GetData(), Options: req.GetSignOptions()}, nil)
 	if err != nil {
@@ -215,7 +227,8 @@ func (s envelopeService) SignAndEnvelope(ctx context.Context, req *signsvrv1.Sig
 	if err != nil {
 		return nil, err
 	}
-	return &signsvrv1.SignAndEnvelopeResponse{Cms: der}, nil
+	return &signsvrv1.SignAndEnvelopeResponse{Cms: der, KeyUsed: s.keyUsed(ctx, req.GetKey()),
+		RecipientKeysUsed: s.keysUsed(ctx, req.GetRecipientKeys())}, nil
 }
 
 // signAndEnvelopeSAED makes the single SignedAndEnvelopedData (PKCS#7 type 4, or GM/T
@@ -257,6 +270,11 @@ func (s envelopeService) DecryptAndVerify(ctx context.Context, req *signsvrv1.De
 	// A decrypted plaintext that is not a SignedData is ErrDecrypt (pkg/envelope), so
 	// only a message that does not parse before any key is used says "malformed".
 	res, err := envelope.OpenAndVerify(req.GetCms(), priv, leaf, s.openOptions(req.GetDecryptOptions()), vo)
+	for _, g := range s.olderGenerations(ctx, req.GetKey(), leaf, err) {
+		if res, err = envelope.OpenAndVerify(req.GetCms(), g.priv, g.leaf, s.openOptions(req.GetDecryptOptions()), vo); !errors.Is(err, envelope.ErrNoRecipient) {
+			break
+		}
+	}
 	if err != nil {
 		return nil, decryptError(err)
 	}

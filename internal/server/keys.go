@@ -171,6 +171,7 @@ func keyInfo(k *key, backend string) *signsvrv1.KeyInfo {
 		info.Subject = k.leaf.Subject.String()
 		info.NotAfter = timestamppb.New(k.leaf.NotAfter)
 	}
+	info.Generations = generationInfos(k.k)
 	return info
 }
 

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"signsvr.dev/signsvr/pkg/sign"
 )
@@ -86,12 +87,41 @@ func (s *Server) wrapService(desc *grpc.ServiceDesc) *grpc.ServiceDesc {
 		d.Methods[i] = grpc.MethodDesc{
 			MethodName: m.MethodName,
 			Handler: func(srv any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
-				return s.call(ctx, full, srv, dec, ic, h)
+				// The call's state, taken once: it keeps the keys and policy it began
+				// with through a reload (reload.go).
+				st := s.acquire()
+				if st == nil {
+					return nil, errStopped
+				}
+				defer st.unref()
+				if impl, ok := st.impls[desc.ServiceName]; ok {
+					srv = impl
+				}
+				return st.call(ctx, full, srv, dec, outerThenState(ic, st.chain), h)
 			},
 		}
 	}
+	d.Streams = make([]grpc.StreamDesc, len(desc.Streams))
+	for i, sd := range desc.Streams {
+		h := sd.Handler
+		sd.Handler = func(srv any, stream grpc.ServerStream) error {
+			st := s.acquire()
+			if st == nil {
+				return errStopped
+			}
+			defer st.unref()
+			if impl, ok := st.impls[desc.ServiceName]; ok {
+				srv = impl
+			}
+			return h(srv, stream)
+		}
+		d.Streams[i] = sd
+	}
 	return &d
 }
+
+// errStopped answers a call that arrives after Close.
+var errStopped = status.Error(codes.Unavailable, "the server is stopping")
 
 // call runs one unary RPC: request id, panic recovery, the decoding of the request,
 // the interceptor chain and handler, then the one mapping of errors to statuses, the

@@ -73,14 +73,14 @@ import (
 )
 
 // pipelineOp is what the items of one kind run: the unary method they stand for, its
-// service and its handler (the unary service's method).
+// service, and the unary service's method, for the state the item runs with.
 type pipelineOp struct {
 	method  string
-	server  any
-	handler grpc.UnaryHandler
+	service string
+	fn      func(st *Server, ctx context.Context, req any) (any, error)
 }
 
-// The kinds of item, indexes into pipelineService.ops.
+// The kinds of item, indexes into pipelineOps.
 const (
 	pipeSign = iota
 	pipeVerify
@@ -91,10 +91,38 @@ const (
 	pipeOps
 )
 
+var pipelineOps = [pipeOps]pipelineOp{
+	pipeSign: {signsvrv1.SignService_Sign_FullMethodName, signsvrv1.SignService_ServiceDesc.ServiceName,
+		func(st *Server, ctx context.Context, req any) (any, error) {
+			return signService{Server: st}.Sign(ctx, req.(*signsvrv1.SignRequest))
+		}},
+	pipeVerify: {signsvrv1.SignService_Verify_FullMethodName, signsvrv1.SignService_ServiceDesc.ServiceName,
+		func(st *Server, ctx context.Context, req any) (any, error) {
+			return signService{Server: st}.Verify(ctx, req.(*signsvrv1.VerifyRequest))
+		}},
+	pipeSignRaw: {signsvrv1.SignService_SignRaw_FullMethodName, signsvrv1.SignService_ServiceDesc.ServiceName,
+		func(st *Server, ctx context.Context, req any) (any, error) {
+			return signService{Server: st}.SignRaw(ctx, req.(*signsvrv1.SignRawRequest))
+		}},
+	pipeVerifyRaw: {signsvrv1.SignService_VerifyRaw_FullMethodName, signsvrv1.SignService_ServiceDesc.ServiceName,
+		func(st *Server, ctx context.Context, req any) (any, error) {
+			return signService{Server: st}.VerifyRaw(ctx, req.(*signsvrv1.VerifyRawRequest))
+		}},
+	pipeEnvelope: {signsvrv1.EnvelopeService_Envelope_FullMethodName, signsvrv1.EnvelopeService_ServiceDesc.ServiceName,
+		func(st *Server, ctx context.Context, req any) (any, error) {
+			return envelopeService{Server: st}.Envelope(ctx, req.(*signsvrv1.EnvelopeRequest))
+		}},
+	pipeDecrypt: {signsvrv1.EnvelopeService_Decrypt_FullMethodName, signsvrv1.EnvelopeService_ServiceDesc.ServiceName,
+		func(st *Server, ctx context.Context, req any) (any, error) {
+			return envelopeService{Server: st}.Decrypt(ctx, req.(*signsvrv1.DecryptRequest))
+		}},
+}
+
+// pipelineService serves PipelineService for the root server; each item runs with
+// the state current when it starts (reload.go), as a unary call does.
 type pipelineService struct {
 	signsvrv1.UnimplementedPipelineServiceServer
-	s   *Server
-	ops [pipeOps]pipelineOp
+	s *Server
 	// workers bounds the goroutines that run one stream's items.
 	workers int
 	// active counts the streams being served; read counts the items read (tests).
@@ -102,29 +130,7 @@ type pipelineService struct {
 }
 
 func (s *Server) newPipelineService() *pipelineService {
-	sign, env := signService{Server: s}, envelopeService{Server: s}
-	p := &pipelineService{s: s, workers: pipelineWorkers(s.limits.MaxPipelineInFlight)}
-	p.ops = [pipeOps]pipelineOp{
-		pipeSign: {signsvrv1.SignService_Sign_FullMethodName, sign, func(ctx context.Context, req any) (any, error) {
-			return sign.Sign(ctx, req.(*signsvrv1.SignRequest))
-		}},
-		pipeVerify: {signsvrv1.SignService_Verify_FullMethodName, sign, func(ctx context.Context, req any) (any, error) {
-			return sign.Verify(ctx, req.(*signsvrv1.VerifyRequest))
-		}},
-		pipeSignRaw: {signsvrv1.SignService_SignRaw_FullMethodName, sign, func(ctx context.Context, req any) (any, error) {
-			return sign.SignRaw(ctx, req.(*signsvrv1.SignRawRequest))
-		}},
-		pipeVerifyRaw: {signsvrv1.SignService_VerifyRaw_FullMethodName, sign, func(ctx context.Context, req any) (any, error) {
-			return sign.VerifyRaw(ctx, req.(*signsvrv1.VerifyRawRequest))
-		}},
-		pipeEnvelope: {signsvrv1.EnvelopeService_Envelope_FullMethodName, env, func(ctx context.Context, req any) (any, error) {
-			return env.Envelope(ctx, req.(*signsvrv1.EnvelopeRequest))
-		}},
-		pipeDecrypt: {signsvrv1.EnvelopeService_Decrypt_FullMethodName, env, func(ctx context.Context, req any) (any, error) {
-			return env.Decrypt(ctx, req.(*signsvrv1.DecryptRequest))
-		}},
-	}
-	return p
+	return &pipelineService{s: s, workers: pipelineWorkers(s.limits.MaxPipelineInFlight)}
 }
 
 // pipelineWorkers is how many goroutines run one stream's items at most: one per
@@ -139,17 +145,17 @@ func pipelineWorkers(inFlight int) int {
 func (p *pipelineService) target(r *signsvrv1.PipelineRequest) (op *pipelineOp, req proto.Message) {
 	switch x := r.GetRequest().(type) {
 	case *signsvrv1.PipelineRequest_Sign:
-		return &p.ops[pipeSign], orEmpty(x.Sign)
+		return &pipelineOps[pipeSign], orEmpty(x.Sign)
 	case *signsvrv1.PipelineRequest_Verify:
-		return &p.ops[pipeVerify], orEmpty(x.Verify)
+		return &pipelineOps[pipeVerify], orEmpty(x.Verify)
 	case *signsvrv1.PipelineRequest_SignRaw:
-		return &p.ops[pipeSignRaw], orEmpty(x.SignRaw)
+		return &pipelineOps[pipeSignRaw], orEmpty(x.SignRaw)
 	case *signsvrv1.PipelineRequest_VerifyRaw:
-		return &p.ops[pipeVerifyRaw], orEmpty(x.VerifyRaw)
+		return &pipelineOps[pipeVerifyRaw], orEmpty(x.VerifyRaw)
 	case *signsvrv1.PipelineRequest_Envelope:
-		return &p.ops[pipeEnvelope], orEmpty(x.Envelope)
+		return &pipelineOps[pipeEnvelope], orEmpty(x.Envelope)
 	case *signsvrv1.PipelineRequest_Decrypt:
-		return &p.ops[pipeDecrypt], orEmpty(x.Decrypt)
+		return &pipelineOps[pipeDecrypt], orEmpty(x.Decrypt)
 	}
 	return nil, nil
 }
@@ -264,6 +270,8 @@ type pipelineItem struct {
 	owns bool
 	// deadline bounds the item, from its arrival.
 	deadline time.Time
+	// st is the server state the item runs with.
+	st *Server
 }
 
 // handle is the item's grpc.MethodHandler for serve: the generated unary handler's
@@ -275,10 +283,12 @@ func (it *pipelineItem) handle(_ any, ctx context.Context, dec func(any) error, 
 	if err := dec(it.req); err != nil {
 		return nil, err
 	}
+	st, op := it.st, it.op
+	h := func(ctx context.Context, req any) (any, error) { return op.fn(st, ctx, req) }
 	if ic == nil {
-		return it.op.handler(ctx, it.req)
+		return h(ctx, it.req)
 	}
-	return ic(ctx, it.req, &grpc.UnaryServerInfo{Server: it.op.server, FullMethod: it.op.method}, it.op.handler)
+	return ic(ctx, it.req, &grpc.UnaryServerInfo{Server: st.impls[op.service], FullMethod: op.method}, h)
 }
 
 // noDecode is the dec of an item: its request was decoded with the frame.
@@ -426,9 +436,17 @@ func (ps *pipelineStream) run(it *pipelineItem) *signsvrv1.PipelineResponse {
 	if ps.ctx.Err() != nil {
 		return nil
 	}
+	out := &signsvrv1.PipelineResponse{Id: it.id}
+	// The item's state, taken once, as a unary call takes it (reload.go).
+	s := ps.p.s.acquire()
+	if s == nil {
+		out.Result = &signsvrv1.PipelineResponse_Error{Error: status.Convert(errStopped).Proto()}
+		return out
+	}
+	defer s.unref()
+	it.st = s
 	ctx, cancel := context.WithDeadline(ps.ctx, it.deadline)
 	defer cancel()
-	s := ps.p.s
 	method := signsvrv1.PipelineService_Pipeline_FullMethodName
 	if it.err == nil {
 		method = it.op.method
@@ -441,7 +459,6 @@ func (ps *pipelineStream) run(it *pipelineItem) *signsvrv1.PipelineResponse {
 		}
 	}
 	resp, err := s.serve(ctx, ri, nil, noDecode, s.chain, it.handle)
-	out := &signsvrv1.PipelineResponse{Id: it.id}
 	if err != nil {
 		out.Result = &signsvrv1.PipelineResponse_Error{Error: status.Convert(err).Proto()}
 	} else {

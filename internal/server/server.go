@@ -7,7 +7,7 @@
 //   - CertificateService (certificate.go): certificate validation and description;
 //   - AuthService (auth.go): certificate login, challenge and token;
 //   - TimestampService (timestamp.go): RFC 3161 timestamps and signature timestamps;
-//   - RawCryptService (rawcrypt.go): public-key encryption without CMS.
+//   - RawCryptService (rawcrypt.go): public-key encryption without CMS;
 //   - PipelineService (pipeline.go): one stream carrying many Sign, Verify, SignRaw,
 //     VerifyRaw, Envelope and Decrypt items, each run as the unary call it names.
 //
@@ -126,6 +126,10 @@ type Options struct {
 	// Reflection serves the gRPC reflection service (what grpcurl and ghz use to
 	// learn the API).
 	Reflection bool
+	// Release, when set, frees what this state's parts hold (key stores, validators).
+	// The server calls it once no call uses them any more: after Reload replaced them
+	// and the last call that began before finished, or at Close.
+	Release func()
 	// Streams bound the streaming calls (StreamService, stream.go); zero fields take
 	// their defaults.
 	Streams StreamLimits
@@ -164,7 +168,7 @@ type Server struct {
 	authorizer Authorizer
 	auditor    Auditor
 	instance   string
-	seq        atomic.Uint64
+	seq        *atomic.Uint64 // shared by every state of a server: request ids stay unique
 
 	keys         keyCache
 	certs        certCache
@@ -186,23 +190,89 @@ type Server struct {
 	serving             atomic.Bool   // what health reports
 	recheck             chan struct{} // cap 1: the health poll looks now
 	healthInterval      time.Duration
-	// chain is the unary interceptors, chained; pipeline serves PipelineService.
-	chain    grpc.UnaryServerInterceptor
-	pipeline *pipelineService
 	// unary are the full names of the API's unary methods ("/signsvr.v1.SignService/Sign").
+	unary map[string]bool
+
+	stateFields
 	// streams bound StreamService's calls.
 	streams StreamLimits
 	// clientDigests are Options.ClientDigests.
 	clientDigests map[string][]algorithm.Digest
-	unary         map[string]bool
 	secrets       keystore.SecretStore
 	encLimits     EncryptionLimits
 	// outer is Options.CallInterceptors, chained (nil: none).
 	outer grpc.UnaryServerInterceptor
+	// pipeline serves PipelineService (the root's).
+	pipeline *pipelineService
 }
 
-// New builds a server; it does not listen yet.
+// New builds a server; it does not listen yet. What o describes is the server's first
+// state; Reload replaces it while the server runs (reload.go).
 func New(o Options) (*Server, error) {
+	s, err := newState(o, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.root = s
+	s.hasTLS = o.TLS != nil
+	s.refs.Store(1)
+	s.cur.Store(s)
+
+	opts := []grpc.ServerOption{
+		// A pool of long-lived stream workers instead of a new goroutine per call: a
+		// call's goroutine grows its stack to ~32 KiB in the crypto code, and a fresh
+		// goroutine pays for that growth (runtime.copystack, ~7% of a 1 KiB ECDSA Sign
+		// or Verify) every time. Calls in flight, not cores, decide how many are
+		// needed, so the pool is sized for typical client concurrency. When every
+		// worker is busy grpc starts a goroutine, so a slow call (an HSM wait) never
+		// holds up another.
+		grpc.NumStreamWorkers(streamWorkers()),
+		// Static HTTP/2 windows (limits.go): what a call may send before the server
+		// reads it is part of the budget of request bytes in flight.
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connectionWindow),
+		grpc.MaxRecvMsgSize(s.maxMsg),
+		// A response may be a little larger than its request (an envelope around a
+		// document, a verification carrying content and certificates).
+		grpc.MaxSendMsgSize(s.maxMsg + 1<<20),
+		// The server's own interceptors (audit, authentication, authorization,
+		// Options.Interceptors) belong to its state and run from wrapService, so a
+		// reload swaps them with the keys they guard.
+	}
+	opts = append(opts, grpc.ForceServerCodecV2(pipelineCodec{streamCodec{s.codec}})) // stream_codec.go, pipeline.go
+	opts = append(opts, s.limitOptions()...)
+	opts = append(opts, s.transportOptions()...)
+	opts = append(opts, o.ServerOptions...)
+	if o.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(s.reloadableTLS())))
+	}
+	s.grpc = grpc.NewServer(opts...)
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.SignService_ServiceDesc), signService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.EnvelopeService_ServiceDesc), envelopeService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.KeyService_ServiceDesc), keyService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.CertificateService_ServiceDesc), certificateService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.AuthService_ServiceDesc), authService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.TimestampService_ServiceDesc), timestampService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.RawCryptService_ServiceDesc), rawCryptService{Server: s})
+	s.grpc.RegisterService(s.wrapService(&signsvrv1.StreamService_ServiceDesc), streamService{Server: s})
+	// Not wrapped: each item takes the state it runs with, not the stream (pipeline.go).
+	s.pipeline = s.newPipelineService()
+	s.grpc.RegisterService(&signsvrv1.PipelineService_ServiceDesc, s.pipeline)
+
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	if s.reflection {
+		reflection.Register(s.grpc)
+	}
+	s.setServing(true)
+	return s, nil
+}
+
+// newState builds what the calls of a server use: keys, validators, policy, login,
+// timestamps, interceptors. root is the running server a reload builds it for (nil
+// for the first state, which is the server itself): the transport (codec, request
+// ids, health) stays root's.
+func newState(o Options, root *Server) (*Server, error) {
 	if o.Store == nil {
 		return nil, errors.New("server: no key store")
 	}
@@ -236,11 +306,13 @@ func New(o Options) (*Server, error) {
 		clientValidator:     o.ClientValidator,
 		clientVerifyTimeout: DefaultClientVerifyTimeout,
 		reserved:            reservedKeys(o),
+		seq:                 new(atomic.Uint64),
 		streams:             o.Streams.withDefaults(),
 		clientDigests:       o.ClientDigests,
 		secrets:             o.SecretKeys,
 		encLimits:           o.Encryption.withDefaults(),
 	}
+	s.release, s.tlsConfig = o.Release, o.TLS
 	if o.ClientValidator != nil && o.TLS == nil {
 		return nil, errors.New("server: a client certificate validator needs TLS")
 	}
@@ -262,12 +334,26 @@ func New(o Options) (*Server, error) {
 	if err := s.limits.check(s.maxMsg); err != nil {
 		return nil, err
 	}
-	s.budget = newByteBudget(s.limits.MaxInflightBytes)
-	var inst [4]byte
-	if _, err := rand.Read(inst[:]); err != nil {
-		return nil, err
+	if root == nil {
+		s.budget = newByteBudget(s.limits.MaxInflightBytes)
+		var inst [4]byte
+		if _, err := rand.Read(inst[:]); err != nil {
+			return nil, err
+		}
+		s.instance = hex.EncodeToString(inst[:])
+		api := unaryMethods(serviceNames...)
+		s.unary = make(map[string]bool, len(api))
+		for _, m := range api {
+			s.unary["/"+string(m.Parent().FullName())+"/"+string(m.Name())] = true
+		}
+		s.codec = newRequestCodec(api)
+	} else {
+		s.root = root
+		// The transport's: request ids, decoding, the health poll's wake-up and the
+		// budget of request bytes in flight are the server's, not a state's.
+		s.instance, s.unary, s.codec, s.seq, s.recheck = root.instance, root.unary, root.codec, root.seq, root.recheck
+		s.budget = root.budget
 	}
-	s.instance = hex.EncodeToString(inst[:])
 	if o.Login != nil {
 		var err error
 		if s.login, err = s.newLoginService(o.Login); err != nil {
@@ -285,60 +371,17 @@ func New(o Options) (*Server, error) {
 			return nil, err
 		}
 	}
-
-	s.chain = chainCall(s.auditInterceptors(s.securityInterceptors(o.Interceptors)))
-	opts := []grpc.ServerOption{
-		// A pool of long-lived stream workers instead of a new goroutine per call: a
-		// call's goroutine grows its stack to ~32 KiB in the crypto code, and a fresh
-		// goroutine pays for that growth (runtime.copystack, ~7% of a 1 KiB ECDSA Sign
-		// or Verify) every time. Calls in flight, not cores, decide how many are
-		// needed, so the pool is sized for typical client concurrency. When every
-		// worker is busy grpc starts a goroutine, so a slow call (an HSM wait) never
-		// holds up another.
-		grpc.NumStreamWorkers(streamWorkers()),
-		// Static HTTP/2 windows (limits.go): what a call may send before the server
-		// reads it is part of the budget of request bytes in flight.
-		grpc.InitialWindowSize(streamWindow),
-		grpc.InitialConnWindowSize(connectionWindow),
-		grpc.MaxRecvMsgSize(s.maxMsg),
-		// A response may be a little larger than its request (an envelope around a
-		// document, a verification carrying content and certificates).
-		grpc.MaxSendMsgSize(s.maxMsg + 1<<20),
-		// The audit interceptor (audit.go) is outermost: refusals are recorded too.
-		// One chain, which pipelined items run through too (pipeline.go).
-		grpc.UnaryInterceptor(s.chain),
+	s.chain = chainUnary(s.auditInterceptors(s.securityInterceptors(o.Interceptors)))
+	s.impls = map[string]any{
+		signsvrv1.SignService_ServiceDesc.ServiceName:        signService{Server: s},
+		signsvrv1.EnvelopeService_ServiceDesc.ServiceName:    envelopeService{Server: s},
+		signsvrv1.KeyService_ServiceDesc.ServiceName:         keyService{Server: s},
+		signsvrv1.CertificateService_ServiceDesc.ServiceName: certificateService{Server: s},
+		signsvrv1.AuthService_ServiceDesc.ServiceName:        authService{Server: s},
+		signsvrv1.TimestampService_ServiceDesc.ServiceName:   timestampService{Server: s},
+		signsvrv1.RawCryptService_ServiceDesc.ServiceName:    rawCryptService{Server: s},
+		signsvrv1.StreamService_ServiceDesc.ServiceName:      streamService{Server: s},
 	}
-	api := unaryMethods(serviceNames...)
-	s.unary = make(map[string]bool, len(api))
-	for _, m := range api {
-		s.unary["/"+string(m.Parent().FullName())+"/"+string(m.Name())] = true
-	}
-	s.codec = newRequestCodec(api)
-	opts = append(opts, grpc.ForceServerCodecV2(pipelineCodec{streamCodec{s.codec}})) // stream_codec.go, pipeline.go
-	opts = append(opts, s.limitOptions()...)
-	opts = append(opts, s.transportOptions()...)
-	opts = append(opts, o.ServerOptions...)
-	if o.TLS != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
-	}
-	s.grpc = grpc.NewServer(opts...)
-	s.grpc.RegisterService(s.wrapService(&signsvrv1.SignService_ServiceDesc), signService{Server: s})
-	s.grpc.RegisterService(s.wrapService(&signsvrv1.EnvelopeService_ServiceDesc), envelopeService{Server: s})
-	s.grpc.RegisterService(s.wrapService(&signsvrv1.KeyService_ServiceDesc), keyService{Server: s})
-	s.grpc.RegisterService(s.wrapService(&signsvrv1.CertificateService_ServiceDesc), certificateService{Server: s})
-	s.grpc.RegisterService(s.wrapService(&signsvrv1.AuthService_ServiceDesc), authService{Server: s})
-	s.grpc.RegisterService(s.wrapService(&signsvrv1.TimestampService_ServiceDesc), timestampService{Server: s})
-	s.grpc.RegisterService(&signsvrv1.StreamService_ServiceDesc, streamService{Server: s})
-	s.grpc.RegisterService(s.wrapService(&signsvrv1.RawCryptService_ServiceDesc), rawCryptService{Server: s})
-	s.pipeline = s.newPipelineService()
-	s.grpc.RegisterService(&signsvrv1.PipelineService_ServiceDesc, s.pipeline)
-
-	s.health = health.NewServer()
-	healthpb.RegisterHealthServer(s.grpc, s.health)
-	if s.reflection {
-		reflection.Register(s.grpc)
-	}
-	s.setServing(true)
 	return s, nil
 }
 
@@ -391,14 +434,10 @@ func (s *Server) Run(ctx context.Context, lis net.Listener, drain time.Duration)
 		stopPoll()
 		<-polled
 	}()
-	if checks := s.healthChecks(); len(checks) > 0 {
-		go func() {
-			defer close(polled)
-			s.pollHealth(pollCtx, checks)
-		}()
-	} else {
-		close(polled)
-	}
+	go func() {
+		defer close(polled)
+		s.pollHealth(pollCtx)
+	}()
 
 	select {
 	case err := <-served:
@@ -458,12 +497,13 @@ func (s *Server) recheckHealth() {
 	}
 }
 
-// pollHealth asks every part at each tick, and when recheckHealth asks: the server is
-// SERVING while all of them are healthy.
-func (s *Server) pollHealth(ctx context.Context, checks []healthCheck) {
+// pollHealth asks every part of the current state at each tick, and when
+// recheckHealth asks: the server is SERVING while all of them are healthy. A state
+// without such parts is not polled until a reload brings one.
+func (s *Server) pollHealth(ctx context.Context) {
 	t := time.NewTicker(s.healthInterval)
 	defer t.Stop()
-	down := make([]bool, len(checks))
+	down := map[string]bool{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -471,23 +511,33 @@ func (s *Server) pollHealth(ctx context.Context, checks []healthCheck) {
 		case <-t.C:
 		case <-s.recheck:
 		}
+		st := s.acquire()
+		if st == nil {
+			return
+		}
+		checks := st.healthChecks()
 		anyDown, back := false, []string(nil)
-		for i, c := range checks {
+		for _, c := range checks {
 			cctx, cancel := context.WithTimeout(ctx, s.healthInterval)
 			err := c.hc.Health(cctx)
 			cancel()
 			if ctx.Err() != nil {
+				st.unref()
 				return
 			}
-			if (err != nil) != down[i] {
-				down[i] = err != nil
+			if (err != nil) != down[c.what] {
+				down[c.what] = err != nil
 				if err == nil {
 					back = append(back, c.what)
 				} else {
 					s.log.Error(c.what+" is down: NOT_SERVING", slog.String("cause", err.Error()))
 				}
 			}
-			anyDown = anyDown || down[i]
+			anyDown = anyDown || down[c.what]
+		}
+		st.unref()
+		if len(checks) == 0 {
+			clear(down)
 		}
 		for _, what := range back {
 			if anyDown {

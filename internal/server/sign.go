@@ -24,7 +24,7 @@ func (s signService) Sign(ctx context.Context, req *signsvrv1.SignRequest) (*sig
 	if err != nil {
 		return nil, err
 	}
-	return &signsvrv1.SignResponse{Cms: der}, nil
+	return &signsvrv1.SignResponse{Cms: der, KeyUsed: s.keyUsed(ctx, req.GetKey())}, nil
 }
 
 // sign signs one request. cd, when not nil, receives the content digest pkg/sign

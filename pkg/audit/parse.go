@@ -23,11 +23,14 @@ type Entry struct {
 	Caller    *EntryCaller `json:"caller,omitempty"`
 	Op        string       `json:"op,omitempty"`
 	Key       string       `json:"key,omitempty"`
-	Algs      []string     `json:"algs,omitempty"`
-	In        string       `json:"in,omitempty"`
-	Out       string       `json:"out,omitempty"`
-	Code      string       `json:"code,omitempty"`
-	Reason    string       `json:"reason,omitempty"`
+	// KeyGeneration and KeySerial: the generation and certificate serial used.
+	KeyGeneration string   `json:"key_generation,omitempty"`
+	KeySerial     string   `json:"key_serial,omitempty"`
+	Algs          []string `json:"algs,omitempty"`
+	In            string   `json:"in,omitempty"`
+	Out           string   `json:"out,omitempty"`
+	Code          string   `json:"code,omitempty"`
+	Reason        string   `json:"reason,omitempty"`
 
 	// File headers ("file").
 	Format    string `json:"format,omitempty"`

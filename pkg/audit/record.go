@@ -74,6 +74,10 @@ type Record struct {
 	Op        Op
 	// Key is the logical key name the request named ("" when none).
 	Key string
+	// KeyGeneration and KeySerial name the generation of Key and the serial number of
+	// its certificate (lower-case hex) the operation used; written only when set, so
+	// records without them are as before.
+	KeyGeneration, KeySerial string
 	// Algorithms are the algorithms used, e.g. ["SM2", "SM3"] or ["RSA-PKCS1v15",
 	// "SHA-256", "AES-256-GCM"].
 	Algorithms []string
@@ -154,6 +158,14 @@ func appendOpFields(dst []byte, alg HashAlg, replica string, r *Record) ([]byte,
 	dst = appendString(dst, string(r.Op))
 	dst = append(dst, `,"key":`...)
 	dst = appendString(dst, r.Key)
+	if r.KeyGeneration != "" {
+		dst = append(dst, `,"key_generation":`...)
+		dst = appendString(dst, r.KeyGeneration)
+	}
+	if r.KeySerial != "" {
+		dst = append(dst, `,"key_serial":`...)
+		dst = appendString(dst, r.KeySerial)
+	}
 	dst = append(dst, `,"algs":[`...)
 	for i, a := range r.Algorithms {
 		if i > 0 {

@@ -172,9 +172,11 @@ func (x *EnvelopeRequest) GetRecipientPasswords() [][]byte {
 type EnvelopeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The DER ContentInfo holding the EnvelopedData or AuthEnvelopedData.
-	Cms           []byte `protobuf:"bytes,1,opt,name=cms,proto3" json:"cms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Cms []byte `protobuf:"bytes,1,opt,name=cms,proto3" json:"cms,omitempty"`
+	// The generation and certificate of each named recipient key, in request order.
+	RecipientKeysUsed []*KeyUse `protobuf:"bytes,2,rep,name=recipient_keys_used,json=recipientKeysUsed,proto3" json:"recipient_keys_used,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *EnvelopeResponse) Reset() {
@@ -210,6 +212,13 @@ func (*EnvelopeResponse) Descriptor() ([]byte, []int) {
 func (x *EnvelopeResponse) GetCms() []byte {
 	if x != nil {
 		return x.Cms
+	}
+	return nil
+}
+
+func (x *EnvelopeResponse) GetRecipientKeysUsed() []*KeyUse {
+	if x != nil {
+		return x.RecipientKeysUsed
 	}
 	return nil
 }
@@ -282,7 +291,9 @@ func (x *DecryptRequest) GetOptions() *DecryptOptions {
 type DecryptResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The plaintext.
-	Data          []byte `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	Data []byte `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	// The key generation whose certificate the envelope named.
+	KeyUsed       *KeyUse `protobuf:"bytes,2,opt,name=key_used,json=keyUsed,proto3" json:"key_used,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -320,6 +331,13 @@ func (*DecryptResponse) Descriptor() ([]byte, []int) {
 func (x *DecryptResponse) GetData() []byte {
 	if x != nil {
 		return x.Data
+	}
+	return nil
+}
+
+func (x *DecryptResponse) GetKeyUsed() *KeyUse {
+	if x != nil {
+		return x.KeyUsed
 	}
 	return nil
 }
@@ -448,9 +466,13 @@ func (x *SignAndEnvelopeRequest) GetRecipientPasswords() [][]byte {
 type SignAndEnvelopeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The DER ContentInfo.
-	Cms           []byte `protobuf:"bytes,1,opt,name=cms,proto3" json:"cms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Cms []byte `protobuf:"bytes,1,opt,name=cms,proto3" json:"cms,omitempty"`
+	// The key generation and certificate that signed.
+	KeyUsed *KeyUse `protobuf:"bytes,2,opt,name=key_used,json=keyUsed,proto3" json:"key_used,omitempty"`
+	// The generation and certificate of each named recipient key, in request order.
+	RecipientKeysUsed []*KeyUse `protobuf:"bytes,3,rep,name=recipient_keys_used,json=recipientKeysUsed,proto3" json:"recipient_keys_used,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SignAndEnvelopeResponse) Reset() {
@@ -486,6 +508,20 @@ func (*SignAndEnvelopeResponse) Descriptor() ([]byte, []int) {
 func (x *SignAndEnvelopeResponse) GetCms() []byte {
 	if x != nil {
 		return x.Cms
+	}
+	return nil
+}
+
+func (x *SignAndEnvelopeResponse) GetKeyUsed() *KeyUse {
+	if x != nil {
+		return x.KeyUsed
+	}
+	return nil
+}
+
+func (x *SignAndEnvelopeResponse) GetRecipientKeysUsed() []*KeyUse {
+	if x != nil {
+		return x.RecipientKeysUsed
 	}
 	return nil
 }
@@ -641,22 +677,24 @@ var File_signsvr_v1_envelope_proto protoreflect.FileDescriptor
 const file_signsvr_v1_envelope_proto_rawDesc = "" +
 	"\n" +
 	"\x19signsvr/v1/envelope.proto\x12\n" +
-	"signsvr.v1\x1a\x17signsvr/v1/common.proto\"\x8b\x02\n" +
+	"signsvr.v1\x1a\x17signsvr/v1/common.proto\x1a\x1bsignsvr/v1/generation.proto\"\x8b\x02\n" +
 	"\x0fEnvelopeRequest\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12'\n" +
 	"\x0frecipient_certs\x18\x02 \x03(\fR\x0erecipientCerts\x12%\n" +
 	"\x0erecipient_keys\x18\x03 \x03(\tR\rrecipientKeys\x125\n" +
 	"\aoptions\x18\x04 \x01(\v2\x1b.signsvr.v1.EnvelopeOptionsR\aoptions\x12,\n" +
 	"\x12recipient_kek_keys\x18\x05 \x03(\tR\x10recipientKekKeys\x12/\n" +
-	"\x13recipient_passwords\x18\x06 \x03(\fR\x12recipientPasswords\"$\n" +
+	"\x13recipient_passwords\x18\x06 \x03(\fR\x12recipientPasswords\"h\n" +
 	"\x10EnvelopeResponse\x12\x10\n" +
-	"\x03cms\x18\x01 \x01(\fR\x03cms\"j\n" +
+	"\x03cms\x18\x01 \x01(\fR\x03cms\x12B\n" +
+	"\x13recipient_keys_used\x18\x02 \x03(\v2\x12.signsvr.v1.KeyUseR\x11recipientKeysUsed\"j\n" +
 	"\x0eDecryptRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x10\n" +
 	"\x03cms\x18\x02 \x01(\fR\x03cms\x124\n" +
-	"\aoptions\x18\x03 \x01(\v2\x1a.signsvr.v1.DecryptOptionsR\aoptions\"%\n" +
+	"\aoptions\x18\x03 \x01(\v2\x1a.signsvr.v1.DecryptOptionsR\aoptions\"T\n" +
 	"\x0fDecryptResponse\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\xa5\x03\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12-\n" +
+	"\bkey_used\x18\x02 \x01(\v2\x12.signsvr.v1.KeyUseR\akeyUsed\"\xa5\x03\n" +
 	"\x16SignAndEnvelopeRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12'\n" +
@@ -666,9 +704,11 @@ const file_signsvr_v1_envelope_proto_rawDesc = "" +
 	"\x10envelope_options\x18\x06 \x01(\v2\x1b.signsvr.v1.EnvelopeOptionsR\x0fenvelopeOptions\x122\n" +
 	"\x06format\x18\a \x01(\x0e2\x1a.signsvr.v1.EnvelopeFormatR\x06format\x12,\n" +
 	"\x12recipient_kek_keys\x18\b \x03(\tR\x10recipientKekKeys\x12/\n" +
-	"\x13recipient_passwords\x18\t \x03(\fR\x12recipientPasswords\"+\n" +
+	"\x13recipient_passwords\x18\t \x03(\fR\x12recipientPasswords\"\x9e\x01\n" +
 	"\x17SignAndEnvelopeResponse\x12\x10\n" +
-	"\x03cms\x18\x01 \x01(\fR\x03cms\"\xc4\x01\n" +
+	"\x03cms\x18\x01 \x01(\fR\x03cms\x12-\n" +
+	"\bkey_used\x18\x02 \x01(\v2\x12.signsvr.v1.KeyUseR\akeyUsed\x12B\n" +
+	"\x13recipient_keys_used\x18\x03 \x03(\v2\x12.signsvr.v1.KeyUseR\x11recipientKeysUsed\"\xc4\x01\n" +
 	"\x17DecryptAndVerifyRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x10\n" +
 	"\x03cms\x18\x02 \x01(\fR\x03cms\x12C\n" +
@@ -714,33 +754,38 @@ var file_signsvr_v1_envelope_proto_goTypes = []any{
 	(*DecryptAndVerifyRequest)(nil),  // 7: signsvr.v1.DecryptAndVerifyRequest
 	(*DecryptAndVerifyResponse)(nil), // 8: signsvr.v1.DecryptAndVerifyResponse
 	(*EnvelopeOptions)(nil),          // 9: signsvr.v1.EnvelopeOptions
-	(*DecryptOptions)(nil),           // 10: signsvr.v1.DecryptOptions
-	(*SignOptions)(nil),              // 11: signsvr.v1.SignOptions
-	(*VerifyOptions)(nil),            // 12: signsvr.v1.VerifyOptions
-	(*SignerResult)(nil),             // 13: signsvr.v1.SignerResult
+	(*KeyUse)(nil),                   // 10: signsvr.v1.KeyUse
+	(*DecryptOptions)(nil),           // 11: signsvr.v1.DecryptOptions
+	(*SignOptions)(nil),              // 12: signsvr.v1.SignOptions
+	(*VerifyOptions)(nil),            // 13: signsvr.v1.VerifyOptions
+	(*SignerResult)(nil),             // 14: signsvr.v1.SignerResult
 }
 var file_signsvr_v1_envelope_proto_depIdxs = []int32{
 	9,  // 0: signsvr.v1.EnvelopeRequest.options:type_name -> signsvr.v1.EnvelopeOptions
-	10, // 1: signsvr.v1.DecryptRequest.options:type_name -> signsvr.v1.DecryptOptions
-	11, // 2: signsvr.v1.SignAndEnvelopeRequest.sign_options:type_name -> signsvr.v1.SignOptions
-	9,  // 3: signsvr.v1.SignAndEnvelopeRequest.envelope_options:type_name -> signsvr.v1.EnvelopeOptions
-	0,  // 4: signsvr.v1.SignAndEnvelopeRequest.format:type_name -> signsvr.v1.EnvelopeFormat
-	10, // 5: signsvr.v1.DecryptAndVerifyRequest.decrypt_options:type_name -> signsvr.v1.DecryptOptions
-	12, // 6: signsvr.v1.DecryptAndVerifyRequest.verify_options:type_name -> signsvr.v1.VerifyOptions
-	13, // 7: signsvr.v1.DecryptAndVerifyResponse.signers:type_name -> signsvr.v1.SignerResult
-	1,  // 8: signsvr.v1.EnvelopeService.Envelope:input_type -> signsvr.v1.EnvelopeRequest
-	3,  // 9: signsvr.v1.EnvelopeService.Decrypt:input_type -> signsvr.v1.DecryptRequest
-	5,  // 10: signsvr.v1.EnvelopeService.SignAndEnvelope:input_type -> signsvr.v1.SignAndEnvelopeRequest
-	7,  // 11: signsvr.v1.EnvelopeService.DecryptAndVerify:input_type -> signsvr.v1.DecryptAndVerifyRequest
-	2,  // 12: signsvr.v1.EnvelopeService.Envelope:output_type -> signsvr.v1.EnvelopeResponse
-	4,  // 13: signsvr.v1.EnvelopeService.Decrypt:output_type -> signsvr.v1.DecryptResponse
-	6,  // 14: signsvr.v1.EnvelopeService.SignAndEnvelope:output_type -> signsvr.v1.SignAndEnvelopeResponse
-	8,  // 15: signsvr.v1.EnvelopeService.DecryptAndVerify:output_type -> signsvr.v1.DecryptAndVerifyResponse
-	12, // [12:16] is the sub-list for method output_type
-	8,  // [8:12] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	10, // 1: signsvr.v1.EnvelopeResponse.recipient_keys_used:type_name -> signsvr.v1.KeyUse
+	11, // 2: signsvr.v1.DecryptRequest.options:type_name -> signsvr.v1.DecryptOptions
+	10, // 3: signsvr.v1.DecryptResponse.key_used:type_name -> signsvr.v1.KeyUse
+	12, // 4: signsvr.v1.SignAndEnvelopeRequest.sign_options:type_name -> signsvr.v1.SignOptions
+	9,  // 5: signsvr.v1.SignAndEnvelopeRequest.envelope_options:type_name -> signsvr.v1.EnvelopeOptions
+	0,  // 6: signsvr.v1.SignAndEnvelopeRequest.format:type_name -> signsvr.v1.EnvelopeFormat
+	10, // 7: signsvr.v1.SignAndEnvelopeResponse.key_used:type_name -> signsvr.v1.KeyUse
+	10, // 8: signsvr.v1.SignAndEnvelopeResponse.recipient_keys_used:type_name -> signsvr.v1.KeyUse
+	11, // 9: signsvr.v1.DecryptAndVerifyRequest.decrypt_options:type_name -> signsvr.v1.DecryptOptions
+	13, // 10: signsvr.v1.DecryptAndVerifyRequest.verify_options:type_name -> signsvr.v1.VerifyOptions
+	14, // 11: signsvr.v1.DecryptAndVerifyResponse.signers:type_name -> signsvr.v1.SignerResult
+	1,  // 12: signsvr.v1.EnvelopeService.Envelope:input_type -> signsvr.v1.EnvelopeRequest
+	3,  // 13: signsvr.v1.EnvelopeService.Decrypt:input_type -> signsvr.v1.DecryptRequest
+	5,  // 14: signsvr.v1.EnvelopeService.SignAndEnvelope:input_type -> signsvr.v1.SignAndEnvelopeRequest
+	7,  // 15: signsvr.v1.EnvelopeService.DecryptAndVerify:input_type -> signsvr.v1.DecryptAndVerifyRequest
+	2,  // 16: signsvr.v1.EnvelopeService.Envelope:output_type -> signsvr.v1.EnvelopeResponse
+	4,  // 17: signsvr.v1.EnvelopeService.Decrypt:output_type -> signsvr.v1.DecryptResponse
+	6,  // 18: signsvr.v1.EnvelopeService.SignAndEnvelope:output_type -> signsvr.v1.SignAndEnvelopeResponse
+	8,  // 19: signsvr.v1.EnvelopeService.DecryptAndVerify:output_type -> signsvr.v1.DecryptAndVerifyResponse
+	16, // [16:20] is the sub-list for method output_type
+	12, // [12:16] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_signsvr_v1_envelope_proto_init() }
@@ -749,6 +794,7 @@ func file_signsvr_v1_envelope_proto_init() {
 		return
 	}
 	file_signsvr_v1_common_proto_init()
+	file_signsvr_v1_generation_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

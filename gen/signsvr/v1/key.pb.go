@@ -249,6 +249,9 @@ type KeyInfo struct {
 	// threshold (keystore.expiry_warning, 30 days by default) or already past: time to
 	// have the certificate re-issued. False for a key without a certificate.
 	ExpiresSoon bool `protobuf:"varint,10,opt,name=expires_soon,json=expiresSoon,proto3" json:"expires_soon,omitempty"`
+	// The generations under this name, the active one first; empty for a key
+	// without generations (its one certificate is the chain above).
+	Generations []*KeyGeneration `protobuf:"bytes,11,rep,name=generations,proto3" json:"generations,omitempty"`
 	// The public key, a DER SubjectPublicKeyInfo (what a client needs, with the user
 	// ID, to compute an SM2 Z value).
 	PublicKey []byte `protobuf:"bytes,20,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
@@ -361,6 +364,13 @@ func (x *KeyInfo) GetExpiresSoon() bool {
 	return false
 }
 
+func (x *KeyInfo) GetGenerations() []*KeyGeneration {
+	if x != nil {
+		return x.Generations
+	}
+	return nil
+}
+
 func (x *KeyInfo) GetPublicKey() []byte {
 	if x != nil {
 		return x.PublicKey
@@ -387,11 +397,11 @@ var File_signsvr_v1_key_proto protoreflect.FileDescriptor
 const file_signsvr_v1_key_proto_rawDesc = "" +
 	"\n" +
 	"\x14signsvr/v1/key.proto\x12\n" +
-	"signsvr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17signsvr/v1/common.proto\"=\n" +
+	"signsvr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17signsvr/v1/common.proto\x1a\x1bsignsvr/v1/generation.proto\"=\n" +
 	"\x0fListKeysRequest\x12*\n" +
 	"\x05usage\x18\x01 \x01(\x0e2\x14.signsvr.v1.KeyUsageR\x05usage\";\n" +
 	"\x10ListKeysResponse\x12'\n" +
-	"\x04keys\x18\x01 \x03(\v2\x13.signsvr.v1.KeyInfoR\x04keys\"\xf4\x03\n" +
+	"\x04keys\x18\x01 \x03(\v2\x13.signsvr.v1.KeyInfoR\x04keys\"\xb1\x04\n" +
 	"\aKeyInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x126\n" +
 	"\talgorithm\x18\x02 \x01(\x0e2\x18.signsvr.v1.KeyAlgorithmR\talgorithm\x12\x19\n" +
@@ -403,7 +413,8 @@ const file_signsvr_v1_key_proto_rawDesc = "" +
 	"\tnot_after\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12\x18\n" +
 	"\abackend\x18\t \x01(\tR\abackend\x12!\n" +
 	"\fexpires_soon\x18\n" +
-	" \x01(\bR\vexpiresSoon\x12\x1d\n" +
+	" \x01(\bR\vexpiresSoon\x12;\n" +
+	"\vgenerations\x18\v \x03(\v2\x19.signsvr.v1.KeyGenerationR\vgenerations\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x14 \x01(\fR\tpublicKey\x12\x1e\n" +
 	"\vsm2_user_id\x18\x15 \x01(\fR\tsm2UserId\x12B\n" +
@@ -442,7 +453,8 @@ var file_signsvr_v1_key_proto_goTypes = []any{
 	(*ListKeysResponse)(nil),      // 3: signsvr.v1.ListKeysResponse
 	(*KeyInfo)(nil),               // 4: signsvr.v1.KeyInfo
 	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
-	(DigestAlgorithm)(0),          // 6: signsvr.v1.DigestAlgorithm
+	(*KeyGeneration)(nil),         // 6: signsvr.v1.KeyGeneration
+	(DigestAlgorithm)(0),          // 7: signsvr.v1.DigestAlgorithm
 }
 var file_signsvr_v1_key_proto_depIdxs = []int32{
 	1, // 0: signsvr.v1.ListKeysRequest.usage:type_name -> signsvr.v1.KeyUsage
@@ -450,14 +462,15 @@ var file_signsvr_v1_key_proto_depIdxs = []int32{
 	0, // 2: signsvr.v1.KeyInfo.algorithm:type_name -> signsvr.v1.KeyAlgorithm
 	1, // 3: signsvr.v1.KeyInfo.usages:type_name -> signsvr.v1.KeyUsage
 	5, // 4: signsvr.v1.KeyInfo.not_after:type_name -> google.protobuf.Timestamp
-	6, // 5: signsvr.v1.KeyInfo.client_digests:type_name -> signsvr.v1.DigestAlgorithm
-	2, // 6: signsvr.v1.KeyService.ListKeys:input_type -> signsvr.v1.ListKeysRequest
-	3, // 7: signsvr.v1.KeyService.ListKeys:output_type -> signsvr.v1.ListKeysResponse
-	7, // [7:8] is the sub-list for method output_type
-	6, // [6:7] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	6, // 5: signsvr.v1.KeyInfo.generations:type_name -> signsvr.v1.KeyGeneration
+	7, // 6: signsvr.v1.KeyInfo.client_digests:type_name -> signsvr.v1.DigestAlgorithm
+	2, // 7: signsvr.v1.KeyService.ListKeys:input_type -> signsvr.v1.ListKeysRequest
+	3, // 8: signsvr.v1.KeyService.ListKeys:output_type -> signsvr.v1.ListKeysResponse
+	8, // [8:9] is the sub-list for method output_type
+	7, // [7:8] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_signsvr_v1_key_proto_init() }
@@ -466,6 +479,7 @@ func file_signsvr_v1_key_proto_init() {
 		return
 	}
 	file_signsvr_v1_common_proto_init()
+	file_signsvr_v1_generation_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -179,7 +179,9 @@ func (x *SignRequest) GetContentDigest() []byte {
 type SignResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The DER ContentInfo holding the SignedData.
-	Cms           []byte `protobuf:"bytes,1,opt,name=cms,proto3" json:"cms,omitempty"`
+	Cms []byte `protobuf:"bytes,1,opt,name=cms,proto3" json:"cms,omitempty"`
+	// The key generation and certificate that signed.
+	KeyUsed       *KeyUse `protobuf:"bytes,2,opt,name=key_used,json=keyUsed,proto3" json:"key_used,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -217,6 +219,13 @@ func (*SignResponse) Descriptor() ([]byte, []int) {
 func (x *SignResponse) GetCms() []byte {
 	if x != nil {
 		return x.Cms
+	}
+	return nil
+}
+
+func (x *SignResponse) GetKeyUsed() *KeyUse {
+	if x != nil {
+		return x.KeyUsed
 	}
 	return nil
 }
@@ -1184,16 +1193,17 @@ var File_signsvr_v1_sign_proto protoreflect.FileDescriptor
 const file_signsvr_v1_sign_proto_rawDesc = "" +
 	"\n" +
 	"\x15signsvr/v1/sign.proto\x12\n" +
-	"signsvr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17signsvr/v1/common.proto\"\xe7\x01\n" +
+	"signsvr.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17signsvr/v1/common.proto\x1a\x1bsignsvr/v1/generation.proto\"\xe7\x01\n" +
 	"\vSignRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1a\n" +
 	"\bdetached\x18\x03 \x01(\bR\bdetached\x121\n" +
 	"\aoptions\x18\x04 \x01(\v2\x17.signsvr.v1.SignOptionsR\aoptions\x12<\n" +
 	"\ttimestamp\x18\x05 \x01(\x0e2\x1e.signsvr.v1.SignatureTimestampR\ttimestamp\x12%\n" +
-	"\x0econtent_digest\x18\x06 \x01(\fR\rcontentDigest\" \n" +
+	"\x0econtent_digest\x18\x06 \x01(\fR\rcontentDigest\"O\n" +
 	"\fSignResponse\x12\x10\n" +
-	"\x03cms\x18\x01 \x01(\fR\x03cms\"\xf6\x01\n" +
+	"\x03cms\x18\x01 \x01(\fR\x03cms\x12-\n" +
+	"\bkey_used\x18\x02 \x01(\v2\x12.signsvr.v1.KeyUseR\akeyUsed\"\xf6\x01\n" +
 	"\rVerifyRequest\x12\x10\n" +
 	"\x03cms\x18\x01 \x01(\fR\x03cms\x12\x17\n" +
 	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x88\x01\x01\x123\n" +
@@ -1307,55 +1317,57 @@ var file_signsvr_v1_sign_proto_goTypes = []any{
 	(*VerifyRawRequest)(nil),      // 14: signsvr.v1.VerifyRawRequest
 	(*VerifyRawResponse)(nil),     // 15: signsvr.v1.VerifyRawResponse
 	(*SignOptions)(nil),           // 16: signsvr.v1.SignOptions
-	(*VerifyOptions)(nil),         // 17: signsvr.v1.VerifyOptions
-	(DigestAlgorithm)(0),          // 18: signsvr.v1.DigestAlgorithm
-	(*SignerResult)(nil),          // 19: signsvr.v1.SignerResult
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
-	(*CertificateVerdict)(nil),    // 21: signsvr.v1.CertificateVerdict
-	(*ItemError)(nil),             // 22: signsvr.v1.ItemError
-	(RsaSignatureScheme)(0),       // 23: signsvr.v1.RsaSignatureScheme
-	(*SignatureVerdict)(nil),      // 24: signsvr.v1.SignatureVerdict
+	(*KeyUse)(nil),                // 17: signsvr.v1.KeyUse
+	(*VerifyOptions)(nil),         // 18: signsvr.v1.VerifyOptions
+	(DigestAlgorithm)(0),          // 19: signsvr.v1.DigestAlgorithm
+	(*SignerResult)(nil),          // 20: signsvr.v1.SignerResult
+	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*CertificateVerdict)(nil),    // 22: signsvr.v1.CertificateVerdict
+	(*ItemError)(nil),             // 23: signsvr.v1.ItemError
+	(RsaSignatureScheme)(0),       // 24: signsvr.v1.RsaSignatureScheme
+	(*SignatureVerdict)(nil),      // 25: signsvr.v1.SignatureVerdict
 }
 var file_signsvr_v1_sign_proto_depIdxs = []int32{
 	16, // 0: signsvr.v1.SignRequest.options:type_name -> signsvr.v1.SignOptions
 	0,  // 1: signsvr.v1.SignRequest.timestamp:type_name -> signsvr.v1.SignatureTimestamp
-	17, // 2: signsvr.v1.VerifyRequest.options:type_name -> signsvr.v1.VerifyOptions
-	18, // 3: signsvr.v1.VerifyRequest.content_digest_algorithm:type_name -> signsvr.v1.DigestAlgorithm
-	19, // 4: signsvr.v1.VerifyResponse.signers:type_name -> signsvr.v1.SignerResult
-	5,  // 5: signsvr.v1.VerifyResponse.timestamps:type_name -> signsvr.v1.SignerTimestamp
-	20, // 6: signsvr.v1.SignerTimestamp.time:type_name -> google.protobuf.Timestamp
-	21, // 7: signsvr.v1.SignerTimestamp.tsa_certificate_verdict:type_name -> signsvr.v1.CertificateVerdict
-	21, // 8: signsvr.v1.SignerTimestamp.signer_certificate_verdict_now:type_name -> signsvr.v1.CertificateVerdict
-	1,  // 9: signsvr.v1.SignBatchRequest.items:type_name -> signsvr.v1.SignRequest
-	22, // 10: signsvr.v1.SignBatchResult.error:type_name -> signsvr.v1.ItemError
-	7,  // 11: signsvr.v1.SignBatchResponse.results:type_name -> signsvr.v1.SignBatchResult
-	3,  // 12: signsvr.v1.VerifyBatchRequest.items:type_name -> signsvr.v1.VerifyRequest
-	4,  // 13: signsvr.v1.VerifyBatchResult.result:type_name -> signsvr.v1.VerifyResponse
-	22, // 14: signsvr.v1.VerifyBatchResult.error:type_name -> signsvr.v1.ItemError
-	10, // 15: signsvr.v1.VerifyBatchResponse.results:type_name -> signsvr.v1.VerifyBatchResult
-	18, // 16: signsvr.v1.SignRawRequest.digest:type_name -> signsvr.v1.DigestAlgorithm
-	23, // 17: signsvr.v1.SignRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaSignatureScheme
-	18, // 18: signsvr.v1.VerifyRawRequest.digest:type_name -> signsvr.v1.DigestAlgorithm
-	23, // 19: signsvr.v1.VerifyRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaSignatureScheme
-	24, // 20: signsvr.v1.VerifyRawResponse.signature:type_name -> signsvr.v1.SignatureVerdict
-	21, // 21: signsvr.v1.VerifyRawResponse.certificate_verdict:type_name -> signsvr.v1.CertificateVerdict
-	1,  // 22: signsvr.v1.SignService.Sign:input_type -> signsvr.v1.SignRequest
-	3,  // 23: signsvr.v1.SignService.Verify:input_type -> signsvr.v1.VerifyRequest
-	6,  // 24: signsvr.v1.SignService.SignBatch:input_type -> signsvr.v1.SignBatchRequest
-	9,  // 25: signsvr.v1.SignService.VerifyBatch:input_type -> signsvr.v1.VerifyBatchRequest
-	12, // 26: signsvr.v1.SignService.SignRaw:input_type -> signsvr.v1.SignRawRequest
-	14, // 27: signsvr.v1.SignService.VerifyRaw:input_type -> signsvr.v1.VerifyRawRequest
-	2,  // 28: signsvr.v1.SignService.Sign:output_type -> signsvr.v1.SignResponse
-	4,  // 29: signsvr.v1.SignService.Verify:output_type -> signsvr.v1.VerifyResponse
-	8,  // 30: signsvr.v1.SignService.SignBatch:output_type -> signsvr.v1.SignBatchResponse
-	11, // 31: signsvr.v1.SignService.VerifyBatch:output_type -> signsvr.v1.VerifyBatchResponse
-	13, // 32: signsvr.v1.SignService.SignRaw:output_type -> signsvr.v1.SignRawResponse
-	15, // 33: signsvr.v1.SignService.VerifyRaw:output_type -> signsvr.v1.VerifyRawResponse
-	28, // [28:34] is the sub-list for method output_type
-	22, // [22:28] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	17, // 2: signsvr.v1.SignResponse.key_used:type_name -> signsvr.v1.KeyUse
+	18, // 3: signsvr.v1.VerifyRequest.options:type_name -> signsvr.v1.VerifyOptions
+	19, // 4: signsvr.v1.VerifyRequest.content_digest_algorithm:type_name -> signsvr.v1.DigestAlgorithm
+	20, // 5: signsvr.v1.VerifyResponse.signers:type_name -> signsvr.v1.SignerResult
+	5,  // 6: signsvr.v1.VerifyResponse.timestamps:type_name -> signsvr.v1.SignerTimestamp
+	21, // 7: signsvr.v1.SignerTimestamp.time:type_name -> google.protobuf.Timestamp
+	22, // 8: signsvr.v1.SignerTimestamp.tsa_certificate_verdict:type_name -> signsvr.v1.CertificateVerdict
+	22, // 9: signsvr.v1.SignerTimestamp.signer_certificate_verdict_now:type_name -> signsvr.v1.CertificateVerdict
+	1,  // 10: signsvr.v1.SignBatchRequest.items:type_name -> signsvr.v1.SignRequest
+	23, // 11: signsvr.v1.SignBatchResult.error:type_name -> signsvr.v1.ItemError
+	7,  // 12: signsvr.v1.SignBatchResponse.results:type_name -> signsvr.v1.SignBatchResult
+	3,  // 13: signsvr.v1.VerifyBatchRequest.items:type_name -> signsvr.v1.VerifyRequest
+	4,  // 14: signsvr.v1.VerifyBatchResult.result:type_name -> signsvr.v1.VerifyResponse
+	23, // 15: signsvr.v1.VerifyBatchResult.error:type_name -> signsvr.v1.ItemError
+	10, // 16: signsvr.v1.VerifyBatchResponse.results:type_name -> signsvr.v1.VerifyBatchResult
+	19, // 17: signsvr.v1.SignRawRequest.digest:type_name -> signsvr.v1.DigestAlgorithm
+	24, // 18: signsvr.v1.SignRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaSignatureScheme
+	19, // 19: signsvr.v1.VerifyRawRequest.digest:type_name -> signsvr.v1.DigestAlgorithm
+	24, // 20: signsvr.v1.VerifyRawRequest.rsa_scheme:type_name -> signsvr.v1.RsaSignatureScheme
+	25, // 21: signsvr.v1.VerifyRawResponse.signature:type_name -> signsvr.v1.SignatureVerdict
+	22, // 22: signsvr.v1.VerifyRawResponse.certificate_verdict:type_name -> signsvr.v1.CertificateVerdict
+	1,  // 23: signsvr.v1.SignService.Sign:input_type -> signsvr.v1.SignRequest
+	3,  // 24: signsvr.v1.SignService.Verify:input_type -> signsvr.v1.VerifyRequest
+	6,  // 25: signsvr.v1.SignService.SignBatch:input_type -> signsvr.v1.SignBatchRequest
+	9,  // 26: signsvr.v1.SignService.VerifyBatch:input_type -> signsvr.v1.VerifyBatchRequest
+	12, // 27: signsvr.v1.SignService.SignRaw:input_type -> signsvr.v1.SignRawRequest
+	14, // 28: signsvr.v1.SignService.VerifyRaw:input_type -> signsvr.v1.VerifyRawRequest
+	2,  // 29: signsvr.v1.SignService.Sign:output_type -> signsvr.v1.SignResponse
+	4,  // 30: signsvr.v1.SignService.Verify:output_type -> signsvr.v1.VerifyResponse
+	8,  // 31: signsvr.v1.SignService.SignBatch:output_type -> signsvr.v1.SignBatchResponse
+	11, // 32: signsvr.v1.SignService.VerifyBatch:output_type -> signsvr.v1.VerifyBatchResponse
+	13, // 33: signsvr.v1.SignService.SignRaw:output_type -> signsvr.v1.SignRawResponse
+	15, // 34: signsvr.v1.SignService.VerifyRaw:output_type -> signsvr.v1.VerifyRawResponse
+	29, // [29:35] is the sub-list for method output_type
+	23, // [23:29] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_signsvr_v1_sign_proto_init() }
@@ -1364,6 +1376,7 @@ func file_signsvr_v1_sign_proto_init() {
 		return
 	}
 	file_signsvr_v1_common_proto_init()
+	file_signsvr_v1_generation_proto_init()
 	file_signsvr_v1_sign_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -63,6 +63,12 @@ type KeyConfig struct {
 	CertFile string `yaml:"cert_file,omitempty" json:"cert_file,omitempty"`
 	// Usages lists "sign" and/or "decrypt".
 	Usages []string `yaml:"usages" json:"usages"`
+	// Generation and State place the key among the generations of its name: several
+	// entries may share a name when each has its own generation id ("2025"); state
+	// is active (default; exactly one per name), decrypt-only or retired. An entry
+	// without a generation is the one key of its name.
+	Generation string `yaml:"generation,omitempty" json:"generation,omitempty"`
+	State      string `yaml:"state,omitempty" json:"state,omitempty"`
 }
 
 // SM2Config describes how a vendor exposes SM2 through vendor-defined PKCS#11 numbers.

@@ -65,6 +65,12 @@ type KeyConfig struct {
 	PasswordFile string `yaml:"password_file,omitempty" json:"password_file,omitempty"`
 	// PasswordEnv is an environment variable holding the password that decrypts KeyFile.
 	PasswordEnv string `yaml:"password_env,omitempty" json:"password_env,omitempty"`
+	// Generation and State place the key among the generations of its name: several
+	// entries may share a name when each has its own generation id ("2025"); state
+	// is active (default; exactly one per name), decrypt-only or retired. An entry
+	// without a generation is the one key of its name.
+	Generation string `yaml:"generation,omitempty" json:"generation,omitempty"`
+	State      string `yaml:"state,omitempty" json:"state,omitempty"`
 }
 
 // Entry is one key given in memory, for tests and the development PKI.
