@@ -109,6 +109,8 @@ keystore:
       issuer: %q
       keys: ["*"]
       operations: [sign, verify, envelope, decrypt, list_keys]
+ops:
+  listen: 127.0.0.1:0
 `, e.clients.Root.CertFile, e.clients.Intermediate.CertFile, devFile("roots.pem"), e.clients.Root.CertFile,
 		devFile("keys", "ecdsa-sign.key.pem"), devFile("keys", "ecdsa-sign.chain.pem"), keys,
 		e.clients.Intermediate.Cert.Subject.String())
@@ -310,6 +312,15 @@ func TestReloadSwapsTLSCertificateCRLAndRefusesABrokenConfig(t *testing.T) {
 	if code := run(context.Background(), []string{"config", "check", e.cfgFile}, nil, &stdout, &stderr); code != exitOK {
 		t.Errorf("config check of the good file: exit %d, %s", code, stderr.String())
 	}
+
+	// The operations listener counted the two reloads that took effect and the one refused.
+	ops := opsRE.FindStringSubmatch(srv.stderr.String())
+	if ops == nil {
+		t.Fatalf("no operations listener in the log:\n%s", srv.stderr.String())
+	}
+	m := scrapeMetrics(t, ops[1])
+	m.want(t, "signsvr_config_reloads_total", map[string]string{"result": "success"}, is(2))
+	m.want(t, "signsvr_config_reloads_total", map[string]string{"result": "failure"}, is(1))
 
 	l.stop()
 	l.check(t)

@@ -80,6 +80,15 @@ func (s *Server) reload(srv *server.Server, log *slog.Logger, n int) error {
 			o.Release()
 		}
 	}
+	if m := s.plan.metrics; m != nil {
+		m.ConfigReloaded(err == nil)
+		if err == nil {
+			// The keys' label values and notAfter gauges follow the new store.
+			if werr := m.WatchKeys(context.Background(), o.Store); werr != nil {
+				log.Warn("metrics: the reloaded keys are not listed", slog.String("error", werr.Error()))
+			}
+		}
+	}
 	if err != nil {
 		log.Error("configuration reload refused: the previous configuration keeps serving",
 			slog.Int("reload", n), slog.String("error", err.Error()))
