@@ -25,13 +25,17 @@ func TestSuitesLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 6 ops x 3 algs x 2 sizes unary, plus Sign and Verify x 3 x 2 in batches.
-	if want := 6*3*2 + 2*3*2; len(sc) != want {
+	// 6 ops x 3 algs x 2 sizes unary, plus Sign and Verify x 3 x 2 in batches, plus 6
+	// pipelined scenarios.
+	if want := 6*3*2 + 2*3*2 + 6; len(sc) != want {
 		t.Errorf("full suite: %d scenarios, want %d", len(sc), want)
 	}
 	for _, s := range sc {
 		if s.Batch > 0 && s.Op != loadgen.OpSign && s.Op != loadgen.OpVerify {
 			t.Errorf("%s: batch of an operation without a batch RPC", s.Name())
+		}
+		if s.Pipeline > 0 && full.PipelineLoad == nil {
+			t.Errorf("%s: the full suite has no pipeline_load", s.Name())
 		}
 	}
 	if full.Soak == nil || full.Soak.Duration.D() != 5*time.Minute {

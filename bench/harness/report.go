@@ -93,6 +93,10 @@ func target(sc loadgen.Scenario) (float64, string) {
 		return 0.80, "64 KiB: >= 0.80 of primitive + hashing"
 	case sc.Op == loadgen.OpSign && sc.Alg == "rsa":
 		return 0.90, "RSA-2048 Sign: >= 0.90"
+	case sc.Op == loadgen.OpSign && ec && sc.Pipeline > 0 && sc.Size <= 1024:
+		return 0.75, "1 KiB Sign pipelined: >= 0.75"
+	case sc.Op == loadgen.OpVerify && ec && sc.Pipeline > 0 && sc.Size <= 1024:
+		return 0.80, "1 KiB Verify pipelined: >= 0.80"
 	case cms && ec && sc.Batch > 0:
 		return 0.85, "batch of 64: >= 0.85"
 	case sc.Op == loadgen.OpSign && ec && sc.Size <= 1024:

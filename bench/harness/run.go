@@ -270,6 +270,9 @@ func (r *runner) loadFor(sc loadgen.Scenario) Load {
 	if sc.Batch > 0 {
 		return r.suite.BatchLoad
 	}
+	if sc.Pipeline > 0 && r.suite.PipelineLoad != nil {
+		return *r.suite.PipelineLoad
+	}
 	return r.suite.UnaryLoad
 }
 
@@ -370,8 +373,8 @@ func (r *runner) runLoad(ctx context.Context, srv *serverProc, sc loadgen.Scenar
 	rate float64, warmup, dur time.Duration, memSamples bool) (*loadgen.Result, error) {
 	args := []string{"-c", cpus, filepath.Join(r.bin, "loadgen"),
 		"-addr", srv.addr, "-op", sc.Op, "-alg", sc.Alg, "-size", strconv.Itoa(sc.Size),
-		"-batch", strconv.Itoa(sc.Batch), "-conns", strconv.Itoa(l.Conns), "-streams", strconv.Itoa(l.Streams),
-		"-warmup", warmup.String(), "-duration", dur.String(), "-server-pid", strconv.Itoa(srv.pid())}
+		"-batch", strconv.Itoa(sc.Batch), "-pipeline", strconv.Itoa(sc.Pipeline),
+		"-conns", strconv.Itoa(l.Conns), "-streams", strconv.Itoa(l.Streams), "-warmup", warmup.String(), "-duration", dur.String(), "-server-pid", strconv.Itoa(srv.pid())}
 	if sc.SignKey != "" {
 		args = append(args, "-sign-key", sc.SignKey)
 	}
@@ -761,8 +764,8 @@ func (r *runner) goBenchPhase(ctx context.Context, scenarios []loadgen.Scenario)
 	if r.suite.AllocsBenchtime != "" {
 		for _, sc := range scenarios {
 			res := r.byName[sc.Name()]
-			if res == nil || (sc.SignKey != "" || sc.EncKey != "") {
-				continue
+			if res == nil || (sc.SignKey != "" || sc.EncKey != "") || sc.Pipeline > 0 {
+				continue // bench/serverbench has unary and batch calls only
 			}
 			lines, err := runGoBench(ctx, testBin, env, benchRegex(`Benchmark(Server|Echo)`, sc), r.suite.AllocsBenchtime)
 			if err != nil {

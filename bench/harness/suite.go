@@ -107,6 +107,9 @@ type Suite struct {
 	MaxCalls  int64 `json:"max_calls,omitempty"`
 	UnaryLoad Load  `json:"unary_load"`
 	BatchLoad Load  `json:"batch_load"`
+	// PipelineLoad shapes pipelined scenarios (".../pipeN": streams per connection,
+	// each with N items in flight); unset, it is UnaryLoad.
+	PipelineLoad *Load `json:"pipeline_load,omitempty"`
 	// BaselineDuration is spent on each bare primitive, on the server's core, right
 	// before the scenario's load.
 	BaselineDuration Duration `json:"baseline_duration"`
@@ -176,6 +179,9 @@ func (s *Suite) check() error {
 		if l.Conns < 1 || l.Streams < 1 {
 			return fmt.Errorf("unary_load and batch_load need conns and streams of at least 1")
 		}
+	}
+	if l := s.PipelineLoad; l != nil && (l.Conns < 1 || l.Streams < 1) {
+		return fmt.Errorf("pipeline_load needs conns and streams of at least 1")
 	}
 	all := map[string]bool{}
 	sc, err := s.Expand()

@@ -7,7 +7,7 @@ import (
 )
 
 // ParseName reads a scenario name as Name writes it ("Sign/sm2/1KiB/unary",
-// "Verify/ecdsa/64KiB/batch64"; sizes in B, KiB or MiB).
+// "Verify/ecdsa/64KiB/batch64", "Sign/sm2/1KiB/pipe64"; sizes in B, KiB or MiB).
 func ParseName(name string) (Scenario, error) {
 	parts := strings.Split(name, "/")
 	if len(parts) != 4 {
@@ -27,8 +27,14 @@ func ParseName(name string) (Scenario, error) {
 			return Scenario{}, fmt.Errorf("scenario %q: bad batch mode %q", name, mode)
 		}
 		s.Batch = n
+	case strings.HasPrefix(mode, "pipe"):
+		n, err := strconv.Atoi(mode[len("pipe"):])
+		if err != nil || n < 1 {
+			return Scenario{}, fmt.Errorf("scenario %q: bad pipeline mode %q", name, mode)
+		}
+		s.Pipeline = n
 	default:
-		return Scenario{}, fmt.Errorf("scenario %q: mode %q is neither unary nor batchN", name, mode)
+		return Scenario{}, fmt.Errorf("scenario %q: mode %q is neither unary, batchN nor pipeN", name, mode)
 	}
 	if err := s.Validate(); err != nil {
 		return Scenario{}, fmt.Errorf("scenario %q: %w", name, err)

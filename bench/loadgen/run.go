@@ -17,8 +17,10 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"signsvr.dev/signsvr/bench/procstat"
+	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
 )
 
 // MaxMessageBytes is the client's message size limit both ways: a batch of 64 items
@@ -212,17 +214,8 @@ func Run(ctx context.Context, conns []*grpc.ClientConn, p *Prepared, cfg Config)
 	}
 	items := int64(p.Scenario.Items())
 
-	call := func(w *worker, cc *grpc.ClientConn, due time.Time) {
-		idx := int(seq.Add(1) % uint64(len(p.Requests)))
-		start := time.Now()
-		if due.IsZero() {
-			due = start
-		}
-		resp := p.newResponse()
-		cctx, ccancel := context.WithTimeout(ctx, cfg.CallTimeout)
-		err := cc.Invoke(cctx, p.Method, p.Requests[idx], resp)
-		ccancel()
-		lat := time.Since(due)
+	// record counts one answered call (or pipelined item) to request idx.
+	record := func(w *worker, idx int, lat time.Duration, resp proto.Message, err error) {
 		if !measuring.Load() {
 			return
 		}
@@ -255,6 +248,18 @@ func Run(ctx context.Context, conns []*grpc.ClientConn, p *Prepared, cfg Config)
 			finish()
 		}
 	}
+	call := func(w *worker, cc *grpc.ClientConn, due time.Time) {
+		idx := int(seq.Add(1) % uint64(len(p.Requests)))
+		start := time.Now()
+		if due.IsZero() {
+			due = start
+		}
+		resp := p.newResponse()
+		cctx, ccancel := context.WithTimeout(ctx, cfg.CallTimeout)
+		err := cc.Invoke(cctx, p.Method, p.Requests[idx], resp)
+		ccancel()
+		record(w, idx, time.Since(due), resp, err)
+	}
 
 	workers := make([]*worker, 0, cfg.Conns*cfg.Streams)
 	for c := 0; c < cfg.Conns; c++ {
@@ -265,6 +270,18 @@ func Run(ctx context.Context, conns []*grpc.ClientConn, p *Prepared, cfg Config)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				if p.Scenario.Pipeline > 0 {
+					// One stream per worker, its items answered in any order.
+					for ctx.Err() == nil {
+						err := p.runPipeline(ctx, cc, tokens, &seq, func(idx int, lat time.Duration, resp proto.Message, err error) {
+							record(w, idx, lat, resp, err)
+						})
+						if err != nil && ctx.Err() == nil {
+							record(w, 0, 0, nil, err) // the stream failed: counted once, then reopened
+						}
+					}
+					return
+				}
 				if tokens != nil {
 					for {
 						select {
@@ -342,8 +359,12 @@ func Run(ctx context.Context, conns []*grpc.ClientConn, p *Prepared, cfg Config)
 	cancel()
 	wg.Wait()
 
+	method := p.Method
+	if p.Scenario.Pipeline > 0 {
+		method = signsvrv1.PipelineService_Pipeline_FullMethodName
+	}
 	r := &Result{
-		Scenario: p.Scenario.Name(), Method: p.Method, Conns: cfg.Conns, Streams: cfg.Streams,
+		Scenario: p.Scenario.Name(), Method: method, Conns: cfg.Conns, Streams: cfg.Streams,
 		Rate: cfg.Rate, Window: window, Codes: map[string]int64{}, Missed: missed.Load(),
 	}
 	var h Histogram

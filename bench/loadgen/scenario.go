@@ -13,6 +13,7 @@
 package loadgen
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -40,6 +41,9 @@ type Scenario struct {
 	Size int `json:"size"`
 	// Batch is 0 for unary calls, or the number of items of a SignBatch/VerifyBatch.
 	Batch int `json:"batch,omitempty"`
+	// Pipeline, when set, sends the unary requests as items of PipelineService
+	// streams instead, with that many items in flight on each stream.
+	Pipeline int `json:"pipeline,omitempty"`
 	// SignKey and EncKey override the key names (default "<alg>-sign", "<alg>-enc"),
 	// e.g. for keys held in an HSM.
 	SignKey string `json:"sign_key,omitempty"`
@@ -47,11 +51,14 @@ type Scenario struct {
 }
 
 // Name is a stable, readable name such as "Sign/sm2/1KiB/unary" or
-// "Verify/ecdsa/64KiB/batch64".
+// "Verify/ecdsa/64KiB/batch64" or "Sign/ecdsa/1KiB/pipe64".
 func (s Scenario) Name() string {
 	mode := "unary"
-	if s.Batch > 0 {
+	switch {
+	case s.Batch > 0:
 		mode = fmt.Sprintf("batch%d", s.Batch)
+	case s.Pipeline > 0:
+		mode = fmt.Sprintf("pipe%d", s.Pipeline)
 	}
 	n := fmt.Sprintf("%s/%s/%s/%s", s.Op, s.Alg, SizeName(s.Size), mode)
 	if s.SignKey != "" || s.EncKey != "" {
@@ -113,6 +120,12 @@ func (s Scenario) Validate() error {
 	}
 	if s.Batch < 0 {
 		return fmt.Errorf("negative batch %d", s.Batch)
+	}
+	if s.Pipeline < 0 {
+		return fmt.Errorf("negative pipeline depth %d", s.Pipeline)
+	}
+	if s.Batch > 0 && s.Pipeline > 0 {
+		return errors.New("a scenario is batched or pipelined, not both")
 	}
 	if s.Batch > 0 && s.Op != OpSign && s.Op != OpVerify {
 		return fmt.Errorf("%s has no batch RPC: only Sign and Verify have one (SignBatch, VerifyBatch)", s.Op)

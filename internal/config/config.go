@@ -103,6 +103,7 @@ type Limits struct {
 	RequestReadTimeout      time.Duration `yaml:"request_read_timeout"`
 	MaxConnectionAge        time.Duration `yaml:"max_connection_age"`
 	MaxConnectionAgeGrace   time.Duration `yaml:"max_connection_age_grace"`
+	MaxPipelineInFlight     int           `yaml:"max_pipeline_in_flight"`
 }
 
 // Verify holds the defaults of the options of verifying requests (VerifyOptions),
@@ -456,7 +457,7 @@ func (c *Config) Validate() error {
 	l := c.Limits
 	if l.MaxConnections < 0 || l.MaxCallDuration < 0 || l.HandshakeTimeout < 0 || l.IdleTimeout < 0 || l.KeepaliveMinInterval < 0 ||
 		l.MaxInflightBytes < 0 || l.RequestReadTimeout < 0 ||
-		l.MaxConnectionAge < 0 || l.MaxConnectionAgeGrace < 0 {
+		l.MaxConnectionAge < 0 || l.MaxConnectionAgeGrace < 0 || l.MaxPipelineInFlight < 0 {
 		fail("limits: must not be negative")
 	}
 	if e := c.Encryption; e.MaxPBKDF2Iterations < 0 || e.MaxRawBytes < 0 {

@@ -118,6 +118,9 @@ type messageReader interface {
 func (s *Server) readRequest(ctx context.Context, v any, dec func(any) error, held *int64) error {
 	a, _ := ctx.Value(admissionKey{}).(*admission)
 	r, ok := grpc.ServerTransportStreamFromContext(ctx).(messageReader)
+	if ri := requestFrom(ctx); ri != nil && ri.decoded {
+		ok = false
+	}
 	if ok {
 		if c := r.RecvCompress(); c != "" && c != "identity" {
 			ok = false

@@ -76,6 +76,9 @@ type Limits struct {
 	// may still finish before it is cut; new calls already go to the new connection.
 	// The default, MaxCallDuration, lets every unary call finish.
 	MaxConnectionAgeGrace time.Duration
+	// MaxPipelineInFlight bounds the items in flight on one PipelineService stream,
+	// from their arrival to the sending of their response (pipeline.go).
+	MaxPipelineInFlight int
 }
 
 // Defaults for Limits.
@@ -91,7 +94,8 @@ const (
 	// DefaultMaxConnectionAge: a scaled-out replica receives its share within about
 	// five minutes; a reconnect costs one TLS handshake per client connection, which
 	// at the default 1024 connections is a few handshakes a second per replica.
-	DefaultMaxConnectionAge = 5 * time.Minute
+	DefaultMaxConnectionAge    = 5 * time.Minute
+	DefaultMaxPipelineInFlight = 64
 )
 
 // streamWindow is the HTTP/2 flow-control window of every stream (static: grpc-go's
@@ -136,6 +140,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxConnectionAgeGrace <= 0 {
 		l.MaxConnectionAgeGrace = l.MaxCallDuration
+	}
+	if l.MaxPipelineInFlight <= 0 {
+		l.MaxPipelineInFlight = DefaultMaxPipelineInFlight
 	}
 	return l
 }

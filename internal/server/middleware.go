@@ -26,6 +26,9 @@ type requestInfo struct {
 	key    string
 	// req is the decoded request, for the audit event.
 	req any
+	// decoded marks a request decoded before its call began (a pipelined item,
+	// pipeline.go): its stream's next message is not its request.
+	decoded bool
 	// contentDigest (Sign) and itemDigests (SignBatch, by item) are the digests of
 	// the data pkg/sign computed, which the audit record reuses when its algorithm is
 	// the audit log's (audit.go).
@@ -125,10 +128,22 @@ var errStopped = status.Error(codes.Unavailable, "the server is stopping")
 // log line and the audit record.
 func (s *Server) call(ctx context.Context, method string, srv any, dec func(any) error,
 	ic grpc.UnaryServerInterceptor, h grpc.MethodHandler) (resp any, err error) {
-	ri := &requestInfo{method: method, seq: s.seq.Add(1), prefix: s.instance, start: s.now(), dev: s.dev}
+	ri := s.newRequestInfo(method)
 	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 && saneRequestID(v[0]) {
 		ri.given = v[0]
 	}
+	return s.serve(ctx, ri, srv, dec, ic, h)
+}
+
+func (s *Server) newRequestInfo(method string) *requestInfo {
+	return &requestInfo{method: method, seq: s.seq.Add(1), prefix: s.instance, start: s.now(), dev: s.dev}
+}
+
+// serve is call for a request whose requestInfo is made: the pipelined stream
+// (pipeline.go) runs each of its items through it as a unary call of its own.
+func (s *Server) serve(ctx context.Context, ri *requestInfo, srv any, dec func(any) error,
+	ic grpc.UnaryServerInterceptor, h grpc.MethodHandler) (resp any, err error) {
+	method := ri.method
 	ctx = context.WithValue(ctx, requestInfoKey{}, ri)
 	if s.outer == nil {
 		return s.serveCall(ctx, ri, srv, dec, ic, h)

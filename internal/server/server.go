@@ -7,7 +7,9 @@
 //   - CertificateService (certificate.go): certificate validation and description;
 //   - AuthService (auth.go): certificate login, challenge and token;
 //   - TimestampService (timestamp.go): RFC 3161 timestamps and signature timestamps;
-//   - RawCryptService (rawcrypt.go): public-key encryption without CMS.
+//   - RawCryptService (rawcrypt.go): public-key encryption without CMS;
+//   - PipelineService (pipeline.go): one stream carrying many Sign, Verify, SignRaw,
+//     VerifyRaw, Envelope and Decrypt items, each run as the unary call it names.
 //
 // Around them: caller identity from the TLS client certificate (tls.go),
 // authorization (policy.go), the audit record of every call (audit.go), errors and
@@ -200,6 +202,8 @@ type Server struct {
 	encLimits     EncryptionLimits
 	// outer is Options.CallInterceptors, chained (nil: none).
 	outer grpc.UnaryServerInterceptor
+	// pipeline serves PipelineService (the root's).
+	pipeline *pipelineService
 }
 
 // New builds a server; it does not listen yet. What o describes is the server's first
@@ -235,7 +239,7 @@ func New(o Options) (*Server, error) {
 		// Options.Interceptors) belong to its state and run from wrapService, so a
 		// reload swaps them with the keys they guard.
 	}
-	opts = append(opts, grpc.ForceServerCodecV2(streamCodec{s.codec})) // stream_codec.go
+	opts = append(opts, grpc.ForceServerCodecV2(pipelineCodec{streamCodec{s.codec}})) // stream_codec.go, pipeline.go
 	opts = append(opts, s.limitOptions()...)
 	opts = append(opts, s.transportOptions()...)
 	opts = append(opts, o.ServerOptions...)
@@ -251,6 +255,9 @@ func New(o Options) (*Server, error) {
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.TimestampService_ServiceDesc), timestampService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.RawCryptService_ServiceDesc), rawCryptService{Server: s})
 	s.grpc.RegisterService(s.wrapService(&signsvrv1.StreamService_ServiceDesc), streamService{Server: s})
+	// Not wrapped: each item takes the state it runs with, not the stream (pipeline.go).
+	s.pipeline = s.newPipelineService()
+	s.grpc.RegisterService(&signsvrv1.PipelineService_ServiceDesc, s.pipeline)
 
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -394,6 +401,7 @@ var serviceNames = []string{
 	signsvrv1.TimestampService_ServiceDesc.ServiceName,
 	signsvrv1.StreamService_ServiceDesc.ServiceName,
 	signsvrv1.RawCryptService_ServiceDesc.ServiceName,
+	signsvrv1.PipelineService_ServiceDesc.ServiceName,
 }
 
 func (s *Server) setServing(ok bool) {

@@ -38,6 +38,7 @@ func run() int {
 	flag.StringVar(&s.Alg, "alg", "sm2", "key family: rsa, ecdsa, sm2")
 	flag.IntVar(&s.Size, "size", 1024, "content size in bytes")
 	flag.IntVar(&s.Batch, "batch", 0, "items per SignBatch/VerifyBatch call (0: unary)")
+	flag.IntVar(&s.Pipeline, "pipeline", 0, "items in flight per PipelineService stream (0: unary calls); -streams is then streams per connection")
 	flag.StringVar(&s.SignKey, "sign-key", "", "signing key name (default <alg>-sign)")
 	flag.StringVar(&s.EncKey, "enc-key", "", "decryption key name (default <alg>-enc)")
 	flag.IntVar(&cfg.Conns, "conns", 2, "connections")
