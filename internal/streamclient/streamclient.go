@@ -12,7 +12,6 @@ package streamclient
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 
 	"google.golang.org/grpc"
@@ -76,6 +75,47 @@ func bidi(cancel context.CancelFunc, send func() error, recv func() error) error
 	return nil
 }
 
+// sendStream is the sending side of a call: the options message, then r in chunks,
+// the end message and the half-close. chunk and end wrap their part in the call's
+// request message.
+func sendStream[Q any](send func(Q) error, closeSend func() error, r io.Reader, p Progress, opts Q, chunk func([]byte) Q, end func(size uint64) Q) error {
+	if err := send(opts); err != nil {
+		return err
+	}
+	_, err := sendAll(r,
+		func(b []byte) error { return send(chunk(b)) },
+		func(n uint64) error { return send(end(n)) },
+		closeSend, p)
+	return err
+}
+
+// receive is the receiving side of a call whose answer is output chunks, then one
+// result message: chunks are written to w, every other message goes to result,
+// which says whether it was the result (and may write it out too); after the
+// result the call's end is read. A call that ends first returns its status (io.EOF
+// when it had none), so no call returns nil without its result.
+func receive[M interface{ GetChunk() []byte }](st grpc.ClientStream, recv func() (M, error), w io.Writer, result func(M) (bool, error)) error {
+	for {
+		m, err := recv()
+		if err != nil {
+			return err
+		}
+		if chunk := m.GetChunk(); chunk != nil {
+			if _, err := w.Write(chunk); err != nil {
+				return err
+			}
+			continue
+		}
+		done, err := result(m)
+		if err != nil {
+			return err
+		}
+		if done {
+			return drain(st)
+		}
+	}
+}
+
 // Sign signs r with key. Attached: the SignedData is written to w as it comes.
 // Detached: the SignedData is written to w at the end.
 func Sign(ctx context.Context, c signsvrv1.StreamServiceClient, o *signsvrv1.SignStreamOptions, r io.Reader, w io.Writer, p Progress) (*signsvrv1.SignStreamResult, error) {
@@ -87,38 +127,26 @@ func Sign(ctx context.Context, c signsvrv1.StreamServiceClient, o *signsvrv1.Sig
 	}
 	var res *signsvrv1.SignStreamResult
 	err = bidi(cancel, func() error {
-		if err := st.Send(&signsvrv1.SignStreamRequest{Msg: &signsvrv1.SignStreamRequest_Options{Options: o}}); err != nil {
-			return err
-		}
-		_, err := sendAll(r,
-			func(b []byte) error {
-				return st.Send(&signsvrv1.SignStreamRequest{Msg: &signsvrv1.SignStreamRequest_Chunk{Chunk: b}})
+		return sendStream(st.Send, st.CloseSend, r, p,
+			&signsvrv1.SignStreamRequest{Msg: &signsvrv1.SignStreamRequest_Options{Options: o}},
+			func(b []byte) *signsvrv1.SignStreamRequest {
+				return &signsvrv1.SignStreamRequest{Msg: &signsvrv1.SignStreamRequest_Chunk{Chunk: b}}
 			},
-			func(n uint64) error {
-				return st.Send(&signsvrv1.SignStreamRequest{Msg: &signsvrv1.SignStreamRequest_End{End: &signsvrv1.StreamEnd{Size: n}}})
-			}, st.CloseSend, p)
-		return err
+			func(n uint64) *signsvrv1.SignStreamRequest {
+				return &signsvrv1.SignStreamRequest{Msg: &signsvrv1.SignStreamRequest_End{End: &signsvrv1.StreamEnd{Size: n}}}
+			})
 	}, func() error {
-		for {
-			m, err := st.Recv()
-			if err != nil {
-				return err
+		return receive(st, st.Recv, w, func(m *signsvrv1.SignStreamResponse) (bool, error) {
+			if res = m.GetResult(); res == nil {
+				return false, nil
 			}
-			if chunk := m.GetChunk(); chunk != nil {
-				if _, err := w.Write(chunk); err != nil {
-					return err
+			if len(res.GetCms()) > 0 {
+				if _, err := w.Write(res.GetCms()); err != nil {
+					return false, err
 				}
-				continue
 			}
-			if res = m.GetResult(); res != nil {
-				if len(res.GetCms()) > 0 {
-					if _, err := w.Write(res.GetCms()); err != nil {
-						return err
-					}
-				}
-				return drain(st)
-			}
-		}
+			return true, nil
+		})
 	})
 	return res, err
 }
@@ -173,33 +201,19 @@ func Envelope(ctx context.Context, c signsvrv1.StreamServiceClient, o *signsvrv1
 	}
 	var res *signsvrv1.StreamResult
 	err = bidi(cancel, func() error {
-		if err := st.Send(&signsvrv1.EnvelopeStreamRequest{Msg: &signsvrv1.EnvelopeStreamRequest_Options{Options: o}}); err != nil {
-			return err
-		}
-		_, err := sendAll(r,
-			func(b []byte) error {
-				return st.Send(&signsvrv1.EnvelopeStreamRequest{Msg: &signsvrv1.EnvelopeStreamRequest_Chunk{Chunk: b}})
+		return sendStream(st.Send, st.CloseSend, r, p,
+			&signsvrv1.EnvelopeStreamRequest{Msg: &signsvrv1.EnvelopeStreamRequest_Options{Options: o}},
+			func(b []byte) *signsvrv1.EnvelopeStreamRequest {
+				return &signsvrv1.EnvelopeStreamRequest{Msg: &signsvrv1.EnvelopeStreamRequest_Chunk{Chunk: b}}
 			},
-			func(n uint64) error {
-				return st.Send(&signsvrv1.EnvelopeStreamRequest{Msg: &signsvrv1.EnvelopeStreamRequest_End{End: &signsvrv1.StreamEnd{Size: n}}})
-			}, st.CloseSend, p)
-		return err
+			func(n uint64) *signsvrv1.EnvelopeStreamRequest {
+				return &signsvrv1.EnvelopeStreamRequest{Msg: &signsvrv1.EnvelopeStreamRequest_End{End: &signsvrv1.StreamEnd{Size: n}}}
+			})
 	}, func() error {
-		for {
-			m, err := st.Recv()
-			if err != nil {
-				return err
-			}
-			if chunk := m.GetChunk(); chunk != nil {
-				if _, err := w.Write(chunk); err != nil {
-					return err
-				}
-				continue
-			}
-			if res = m.GetResult(); res != nil {
-				return drain(st)
-			}
-		}
+		return receive(st, st.Recv, w, func(m *signsvrv1.EnvelopeStreamResponse) (bool, error) {
+			res = m.GetResult()
+			return res != nil, nil
+		})
 	})
 	return res, err
 }
@@ -215,37 +229,20 @@ func Decrypt(ctx context.Context, c signsvrv1.StreamServiceClient, o *signsvrv1.
 	}
 	var res *signsvrv1.DecryptStreamResult
 	err = bidi(cancel, func() error {
-		if err := st.Send(&signsvrv1.DecryptStreamRequest{Msg: &signsvrv1.DecryptStreamRequest_Options{Options: o}}); err != nil {
-			return err
-		}
-		_, err := sendAll(r,
-			func(b []byte) error {
-				return st.Send(&signsvrv1.DecryptStreamRequest{Msg: &signsvrv1.DecryptStreamRequest_Chunk{Chunk: b}})
+		return sendStream(st.Send, st.CloseSend, r, p,
+			&signsvrv1.DecryptStreamRequest{Msg: &signsvrv1.DecryptStreamRequest_Options{Options: o}},
+			func(b []byte) *signsvrv1.DecryptStreamRequest {
+				return &signsvrv1.DecryptStreamRequest{Msg: &signsvrv1.DecryptStreamRequest_Chunk{Chunk: b}}
 			},
-			func(n uint64) error {
-				return st.Send(&signsvrv1.DecryptStreamRequest{Msg: &signsvrv1.DecryptStreamRequest_End{End: &signsvrv1.StreamEnd{Size: n}}})
-			}, st.CloseSend, p)
-		return err
+			func(n uint64) *signsvrv1.DecryptStreamRequest {
+				return &signsvrv1.DecryptStreamRequest{Msg: &signsvrv1.DecryptStreamRequest_End{End: &signsvrv1.StreamEnd{Size: n}}}
+			})
 	}, func() error {
-		for {
-			m, err := st.Recv()
-			if err != nil {
-				return err
-			}
-			if chunk := m.GetChunk(); chunk != nil {
-				if _, err := w.Write(chunk); err != nil {
-					return err
-				}
-				continue
-			}
-			if res = m.GetResult(); res != nil {
-				return drain(st)
-			}
-		}
+		return receive(st, st.Recv, w, func(m *signsvrv1.DecryptStreamResponse) (bool, error) {
+			res = m.GetResult()
+			return res != nil, nil
+		})
 	})
-	if err == nil && res == nil {
-		err = fmt.Errorf("streamclient: the call ended without a result")
-	}
 	return res, err
 }
 
@@ -260,33 +257,19 @@ func SignAndEnvelope(ctx context.Context, c signsvrv1.StreamServiceClient, o *si
 	}
 	var res *signsvrv1.StreamResult
 	err = bidi(cancel, func() error {
-		if err := st.Send(&signsvrv1.SignAndEnvelopeStreamRequest{Msg: &signsvrv1.SignAndEnvelopeStreamRequest_Options{Options: o}}); err != nil {
-			return err
-		}
-		_, err := sendAll(r,
-			func(b []byte) error {
-				return st.Send(&signsvrv1.SignAndEnvelopeStreamRequest{Msg: &signsvrv1.SignAndEnvelopeStreamRequest_Chunk{Chunk: b}})
+		return sendStream(st.Send, st.CloseSend, r, p,
+			&signsvrv1.SignAndEnvelopeStreamRequest{Msg: &signsvrv1.SignAndEnvelopeStreamRequest_Options{Options: o}},
+			func(b []byte) *signsvrv1.SignAndEnvelopeStreamRequest {
+				return &signsvrv1.SignAndEnvelopeStreamRequest{Msg: &signsvrv1.SignAndEnvelopeStreamRequest_Chunk{Chunk: b}}
 			},
-			func(n uint64) error {
-				return st.Send(&signsvrv1.SignAndEnvelopeStreamRequest{Msg: &signsvrv1.SignAndEnvelopeStreamRequest_End{End: &signsvrv1.StreamEnd{Size: n}}})
-			}, st.CloseSend, p)
-		return err
+			func(n uint64) *signsvrv1.SignAndEnvelopeStreamRequest {
+				return &signsvrv1.SignAndEnvelopeStreamRequest{Msg: &signsvrv1.SignAndEnvelopeStreamRequest_End{End: &signsvrv1.StreamEnd{Size: n}}}
+			})
 	}, func() error {
-		for {
-			m, err := st.Recv()
-			if err != nil {
-				return err
-			}
-			if chunk := m.GetChunk(); chunk != nil {
-				if _, err := w.Write(chunk); err != nil {
-					return err
-				}
-				continue
-			}
-			if res = m.GetResult(); res != nil {
-				return drain(st)
-			}
-		}
+		return receive(st, st.Recv, w, func(m *signsvrv1.SignAndEnvelopeStreamResponse) (bool, error) {
+			res = m.GetResult()
+			return res != nil, nil
+		})
 	})
 	return res, err
 }
@@ -303,36 +286,19 @@ func DecryptAndVerify(ctx context.Context, c signsvrv1.StreamServiceClient, o *s
 	}
 	var res *signsvrv1.DecryptAndVerifyStreamResult
 	err = bidi(cancel, func() error {
-		if err := st.Send(&signsvrv1.DecryptAndVerifyStreamRequest{Msg: &signsvrv1.DecryptAndVerifyStreamRequest_Options{Options: o}}); err != nil {
-			return err
-		}
-		_, err := sendAll(r,
-			func(b []byte) error {
-				return st.Send(&signsvrv1.DecryptAndVerifyStreamRequest{Msg: &signsvrv1.DecryptAndVerifyStreamRequest_Chunk{Chunk: b}})
+		return sendStream(st.Send, st.CloseSend, r, p,
+			&signsvrv1.DecryptAndVerifyStreamRequest{Msg: &signsvrv1.DecryptAndVerifyStreamRequest_Options{Options: o}},
+			func(b []byte) *signsvrv1.DecryptAndVerifyStreamRequest {
+				return &signsvrv1.DecryptAndVerifyStreamRequest{Msg: &signsvrv1.DecryptAndVerifyStreamRequest_Chunk{Chunk: b}}
 			},
-			func(n uint64) error {
-				return st.Send(&signsvrv1.DecryptAndVerifyStreamRequest{Msg: &signsvrv1.DecryptAndVerifyStreamRequest_End{End: &signsvrv1.StreamEnd{Size: n}}})
-			}, st.CloseSend, p)
-		return err
+			func(n uint64) *signsvrv1.DecryptAndVerifyStreamRequest {
+				return &signsvrv1.DecryptAndVerifyStreamRequest{Msg: &signsvrv1.DecryptAndVerifyStreamRequest_End{End: &signsvrv1.StreamEnd{Size: n}}}
+			})
 	}, func() error {
-		for {
-			m, err := st.Recv()
-			if err != nil {
-				return err
-			}
-			if chunk := m.GetChunk(); chunk != nil {
-				if _, err := w.Write(chunk); err != nil {
-					return err
-				}
-				continue
-			}
-			if res = m.GetResult(); res != nil {
-				return drain(st)
-			}
-		}
+		return receive(st, st.Recv, w, func(m *signsvrv1.DecryptAndVerifyStreamResponse) (bool, error) {
+			res = m.GetResult()
+			return res != nil, nil
+		})
 	})
-	if err == nil && res == nil {
-		err = fmt.Errorf("streamclient: the call ended without a result")
-	}
 	return res, err
 }
