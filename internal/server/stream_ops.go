@@ -47,6 +47,18 @@ func (s *sender) flush(b []byte) error {
 	return s.send(b)
 }
 
+// flushFull sends b once it holds outFlush bytes or more, and returns the buffer to
+// append to next (b itself while it is smaller).
+func (s *sender) flushFull(b []byte) ([]byte, error) {
+	if len(b) < outFlush {
+		return b, nil
+	}
+	if err := s.flush(b); err != nil {
+		return b, err
+	}
+	return s.out(), nil
+}
+
 func (s *sender) release() {
 	if cap(*s.buf) <= 2*MaxStreamChunk {
 		outBufs.Put(s.buf)
@@ -104,11 +116,8 @@ func (s streamService) SignStream(ss signsvrv1.StreamService_SignStreamServer) e
 			st.Write(chunk)
 			if !opts.Detached {
 				out = cms.AppendStreamChunk(out, chunk)
-				if len(out) >= outFlush {
-					if err := snd.flush(out); err != nil {
-						return err
-					}
-					out = snd.out()
+				if out, err = snd.flushFull(out); err != nil {
+					return err
 				}
 			}
 		}
@@ -246,11 +255,8 @@ func (s streamService) EnvelopeStream(ss signsvrv1.StreamService_EnvelopeStreamS
 				return err
 			}
 			out = sealer.Seal(out, chunk)
-			if len(out) >= outFlush {
-				if err := snd.flush(out); err != nil {
-					return err
-				}
-				out = snd.out()
+			if out, err = snd.flushFull(out); err != nil {
+				return err
 			}
 		}
 		if err := r.finish(); err != nil {
@@ -418,11 +424,8 @@ func (s streamService) SignAndEnvelopeStream(ss signsvrv1.StreamService_SignAndE
 			st.Write(chunk)
 			inner = cms.AppendStreamChunk(inner[:0], chunk)
 			out = sealer.Seal(out, inner)
-			if len(out) >= outFlush {
-				if err := snd.flush(out); err != nil {
-					return err
-				}
-				out = snd.out()
+			if out, err = snd.flushFull(out); err != nil {
+				return err
 			}
 		}
 		if err := r.finish(); err != nil {
