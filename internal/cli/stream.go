@@ -127,6 +127,24 @@ func (o *output) abort() {
 	}
 }
 
+// finish ends command cmd, which streamed its output into o (through pw when it
+// writes PEM, else pw is nil): when the call failed (err) or the PEM trailer cannot
+// be written, the output is discarded and the failure reported; otherwise the
+// output is kept.
+func (o *output) finish(stderr io.Writer, cmd string, err error, pw *pemWriter) int {
+	if err == nil && pw != nil {
+		err = pw.Close()
+	}
+	if err != nil {
+		o.abort()
+		return fail(stderr, cmd, err)
+	}
+	if err := o.commit(); err != nil {
+		return inputError(stderr, cmd, err)
+	}
+	return ExitOK
+}
+
 // progress draws a bar on stderr when it is a terminal.
 type progress struct {
 	w     io.Writer
@@ -414,17 +432,7 @@ func Sign(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return err
 	})
 	p.done()
-	if err == nil && pw != nil {
-		err = pw.Close()
-	}
-	if err != nil {
-		out.abort()
-		return fail(stderr, "sign", err)
-	}
-	if err := out.commit(); err != nil {
-		return inputError(stderr, "sign", err)
-	}
-	return ExitOK
+	return out.finish(stderr, "sign", err, pw)
 }
 
 var verifyCmd = &Command{
@@ -739,17 +747,7 @@ func Envelope(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return err
 	})
 	p.done()
-	if err == nil && pw != nil {
-		err = pw.Close()
-	}
-	if err != nil {
-		out.abort()
-		return fail(stderr, "envelope", err)
-	}
-	if err := out.commit(); err != nil {
-		return inputError(stderr, "envelope", err)
-	}
-	return ExitOK
+	return out.finish(stderr, "envelope", err, pw)
 }
 
 var decryptCmd = &Command{
@@ -796,12 +794,5 @@ func Decrypt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	})
 	p.done()
-	if err != nil {
-		out.abort()
-		return fail(stderr, "decrypt", err)
-	}
-	if err := out.commit(); err != nil {
-		return inputError(stderr, "decrypt", err)
-	}
-	return ExitOK
+	return out.finish(stderr, "decrypt", err, nil)
 }
