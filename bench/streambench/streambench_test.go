@@ -150,9 +150,12 @@ func (s *server) logRSS(t testing.TB) {
 }
 
 // hwm is the server's peak resident memory so far.
-func (s *server) hwm(t testing.TB) int64 {
+func (s *server) hwm(t testing.TB) int64 { return procHWM(t, s.cmd.Process.Pid) }
+
+// procHWM is a process's peak resident memory so far.
+func procHWM(t testing.TB, pid int) int64 {
 	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,24 +174,95 @@ func (s *server) hwm(t testing.TB) int64 {
 	return 0
 }
 
+// call is one streaming call of the pipeline: run sends r through it and writes
+// what comes back to w; check (for the real server) says whether the answer is
+// right. input names the file made first that r reads ("": the pattern itself).
+type call struct {
+	name, input string
+	run         func(ctx context.Context, sc signsvrv1.StreamServiceClient, r io.Reader, w io.Writer) (check func() error, err error)
+	// shape names the ceiling's form of the call: "upload" (data in, nothing out),
+	// "echo" (data in and out at once), "upload, then download" (out after in).
+	shape string
+}
+
+// calls are the pipeline's calls; a nil w (the ceiling's run) is a sink that checks
+// nothing.
+func calls(n int64) []call {
+	ok := func() error { return nil }
+	return []call{
+		{name: "SignStream (ECDSA P-256, attached)", shape: "echo",
+			run: func(ctx context.Context, sc signsvrv1.StreamServiceClient, r io.Reader, w io.Writer) (func() error, error) {
+				_, err := streamclient.Sign(ctx, sc, &signsvrv1.SignStreamOptions{Key: "ecdsa-sign"}, r, sink(w), nil)
+				return ok, err
+			}},
+		{name: "VerifyStream (attached)", input: "sig.ber", shape: "upload",
+			run: func(ctx context.Context, sc signsvrv1.StreamServiceClient, r io.Reader, w io.Writer) (func() error, error) {
+				v, err := streamclient.Verify(ctx, sc, nil, nil, r, nil)
+				return func() error {
+					if !v.GetVerified() {
+						return fmt.Errorf("not verified: %v", v.GetSigners())
+					}
+					return nil
+				}, err
+			}},
+		{name: "EnvelopeStream (RSA, AES-256-GCM)", shape: "echo",
+			run: func(ctx context.Context, sc signsvrv1.StreamServiceClient, r io.Reader, w io.Writer) (func() error, error) {
+				_, err := streamclient.Envelope(ctx, sc, &signsvrv1.EnvelopeStreamOptions{RecipientKeys: []string{"rsa-enc"}}, r, sink(w), nil)
+				return ok, err
+			}},
+		{name: "DecryptStream (AES-256-GCM, spooled)", input: "env.ber", shape: "upload, then download",
+			run: func(ctx context.Context, sc signsvrv1.StreamServiceClient, r io.Reader, w io.Writer) (func() error, error) {
+				check := &compare{want: &pattern{n: n}, off: w == nil}
+				_, err := streamclient.Decrypt(ctx, sc, &signsvrv1.DecryptStreamOptions{Key: "rsa-enc"}, r, check, nil)
+				return func() error {
+					if check.n != n || check.bad {
+						return fmt.Errorf("plaintext differs (%d bytes)", check.n)
+					}
+					return nil
+				}, err
+			}},
+		{name: "SignAndEnvelopeStream (ECDSA, SHA-256 + AES-256-GCM)", shape: "echo",
+			run: func(ctx context.Context, sc signsvrv1.StreamServiceClient, r io.Reader, w io.Writer) (func() error, error) {
+				_, err := streamclient.SignAndEnvelope(ctx, sc, saeOptions(), r, sink(w), nil)
+				return ok, err
+			}},
+		{name: "DecryptAndVerifyStream (SHA-256 + AES-256-GCM)", input: "signed-env.ber", shape: "upload, then download",
+			run: func(ctx context.Context, sc signsvrv1.StreamServiceClient, r io.Reader, w io.Writer) (func() error, error) {
+				check := &compare{want: &pattern{n: n}, off: w == nil}
+				res, err := streamclient.DecryptAndVerify(ctx, sc, &signsvrv1.DecryptAndVerifyStreamOptions{Key: "rsa-enc"}, r, check, nil)
+				return func() error {
+					if !res.GetVerified() || check.n != n || check.bad {
+						return fmt.Errorf("verified %v, content %d bytes, differs %v", res.GetVerified(), check.n, check.bad)
+					}
+					return nil
+				}, err
+			}},
+	}
+}
+
+func sink(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
+// timing is what pipeline measured of one call: its duration through the server
+// and, when a ceiling ran, through the ceiling.
+type timing struct {
+	call
+	took, ceiling time.Duration
+}
+
 // pipeline streams n bytes through every streaming call, each reading the file the
-// one before wrote, and returns each call's duration; it checks the results.
-func pipeline(t testing.TB, s *server, n int64, dir string) map[string]time.Duration {
+// one before wrote, and returns each call's duration; it checks the results. With
+// a ceiling server, each call also runs through it just before, with the same
+// input, so the two durations are taken as close together as they can be.
+func pipeline(t testing.TB, s *server, ceil *ceiling, n int64, dir string) []timing {
 	t.Helper()
 	sc := signsvrv1.NewStreamServiceClient(s.cc)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	took := map[string]time.Duration{}
-	timed := func(name string, f func() error) {
-		t.Helper()
-		start := time.Now()
-		if err := f(); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		took[name] = time.Since(start)
-		t.Logf("%s: %d MiB in %v (%.0f MB/s); server VmHWM %d MiB", name, n>>20, took[name].Round(time.Millisecond),
-			float64(n)/took[name].Seconds()/1e6, s.hwm(t)>>20)
-	}
 	create := func(name string) *os.File {
 		f, err := os.Create(filepath.Join(dir, name))
 		if err != nil {
@@ -196,12 +270,15 @@ func pipeline(t testing.TB, s *server, n int64, dir string) map[string]time.Dura
 		}
 		return f
 	}
-	open := func(name string) *os.File {
+	input := func(name string) (io.Reader, func()) {
+		if name == "" {
+			return &pattern{n: n}, func() {}
+		}
 		f, err := os.Open(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return f
+		return bufio.NewReaderSize(f, 1<<20), func() { f.Close() }
 	}
 	// The inputs of VerifyStream and DecryptStream are made first, untimed, into
 	// files; the timed calls write to memory sinks, so the disk is measured only
@@ -233,53 +310,35 @@ func pipeline(t testing.TB, s *server, n int64, dir string) map[string]time.Dura
 		}
 		f.Close()
 	}
-	timed("SignStream (ECDSA P-256, attached)", func() error {
-		_, err := streamclient.Sign(ctx, sc, &signsvrv1.SignStreamOptions{Key: "ecdsa-sign"}, &pattern{n: n}, io.Discard, nil)
-		return err
-	})
-	timed("VerifyStream (attached)", func() error {
-		f := open("sig.ber")
-		defer f.Close()
-		v, err := streamclient.Verify(ctx, sc, nil, nil, bufio.NewReaderSize(f, 1<<20), nil)
-		if err == nil && !v.GetVerified() {
-			err = fmt.Errorf("not verified: %v", v.GetSigners())
+	var out []timing
+	for _, c := range calls(n) {
+		tm := timing{call: c}
+		if ceil != nil {
+			r, done := input(c.input)
+			start := time.Now()
+			_, err := c.run(ctx, ceil.sc, r, nil)
+			tm.ceiling = time.Since(start)
+			done()
+			if err != nil {
+				t.Fatalf("%s through the ceiling: %v", c.name, err)
+			}
 		}
-		return err
-	})
-	timed("EnvelopeStream (RSA, AES-256-GCM)", func() error {
-		_, err := streamclient.Envelope(ctx, sc, &signsvrv1.EnvelopeStreamOptions{RecipientKeys: []string{"rsa-enc"}}, &pattern{n: n}, io.Discard, nil)
-		return err
-	})
-	timed("DecryptStream (AES-256-GCM, spooled)", func() error {
-		f := open("env.ber")
-		defer f.Close()
-		check := &compare{want: &pattern{n: n}}
-		if _, err := streamclient.Decrypt(ctx, sc, &signsvrv1.DecryptStreamOptions{Key: "rsa-enc"}, bufio.NewReaderSize(f, 1<<20), check, nil); err != nil {
-			return err
+		r, done := input(c.input)
+		start := time.Now()
+		check, err := c.run(ctx, sc, r, io.Discard)
+		tm.took = time.Since(start)
+		done()
+		if err == nil {
+			err = check()
 		}
-		if check.n != n || check.bad {
-			return fmt.Errorf("plaintext differs (%d bytes)", check.n)
-		}
-		return nil
-	})
-	timed("SignAndEnvelopeStream (ECDSA, SHA-256 + AES-256-GCM)", func() error {
-		_, err := streamclient.SignAndEnvelope(ctx, sc, saeOptions(), &pattern{n: n}, io.Discard, nil)
-		return err
-	})
-	timed("DecryptAndVerifyStream (SHA-256 + AES-256-GCM)", func() error {
-		f := open("signed-env.ber")
-		defer f.Close()
-		check := &compare{want: &pattern{n: n}}
-		res, err := streamclient.DecryptAndVerify(ctx, sc, &signsvrv1.DecryptAndVerifyStreamOptions{Key: "rsa-enc"}, bufio.NewReaderSize(f, 1<<20), check, nil)
 		if err != nil {
-			return err
+			t.Fatalf("%s: %v", c.name, err)
 		}
-		if !res.GetVerified() || check.n != n || check.bad {
-			return fmt.Errorf("verified %v, content %d bytes, differs %v", res.GetVerified(), check.n, check.bad)
-		}
-		return nil
-	})
-	return took
+		t.Logf("%s: %d MiB in %v (%.0f MB/s); server VmHWM %d MiB", c.name, n>>20, tm.took.Round(time.Millisecond),
+			float64(n)/tm.took.Seconds()/1e6, s.hwm(t)>>20)
+		out = append(out, tm)
+	}
+	return out
 }
 
 // saeOptions are SignAndEnvelopeStream's: an ECDSA signature enveloped to RSA.
@@ -288,14 +347,19 @@ func saeOptions() *signsvrv1.SignAndEnvelopeStreamOptions {
 }
 
 // compare is an io.Writer that checks what it gets against want.
+// With off (the ceiling's answer, which is not the content) it checks nothing.
 type compare struct {
 	want io.Reader
+	off  bool
 	buf  []byte
 	n    int64
 	bad  bool
 }
 
 func (c *compare) Write(p []byte) (int, error) {
+	if c.off {
+		return len(p), nil
+	}
 	if len(c.buf) < len(p) {
 		c.buf = make([]byte, len(p))
 	}
@@ -320,7 +384,7 @@ func TestStreamMemoryBound(t *testing.T) {
 	// runs with the defaults.
 	s := startServer(t, "--gc-percent", "100")
 	t.Logf("server VmHWM before: %d MiB", s.hwm(t)>>20)
-	pipeline(t, s, n, t.TempDir())
+	pipeline(t, s, nil, n, t.TempDir())
 	s.logRSS(t)
 	if hwm := s.hwm(t); hwm >= maxHWM {
 		t.Fatalf("server VmHWM %d MiB after %d MiB through each stream, want < %d MiB", hwm>>20, n>>20, maxHWM>>20)
@@ -351,35 +415,90 @@ func bare(n int64) (digest, gcm time.Duration) {
 }
 
 // BenchmarkStream1GiB: 1 GiB (SIGNSVR_STREAM_BENCH_BYTES) through every streaming
-// call of a server process; each call's throughput is reported beside the bare
-// primitive measured in the same run, with the ratio, and the server's VmHWM.
+// call of a server process, and through the same call of the ceiling (a
+// StreamService that does no work, over the server's transport), just before. Each
+// call's throughput is reported beside the bare primitive measured in the same run
+// and beside the ceiling, with both ratios, and the server's VmHWM.
 func BenchmarkStream1GiB(b *testing.B) {
 	n := envBytes(b, "SIGNSVR_STREAM_BENCH_BYTES", 1<<30)
 	s := startServer(b)
+	ceil := startCeiling(b)
 	dir := b.TempDir()
 	for b.Loop() {
-		took := pipeline(b, s, n, dir)
-		digest, gcm := bare(n)
+		d0, g0 := bare(n)
+		took := pipeline(b, s, ceil, n, dir)
+		d1, g1 := bare(n)
+		digest, gcm := (d0+d1)/2, (g0+g1)/2
 		both := digest + gcm // the sign-then-envelope calls do both
 		mbs := func(d time.Duration) float64 { return float64(n) / d.Seconds() / 1e6 }
-		b.Logf("bare SHA-256 %.0f MB/s, bare AES-256-GCM %.0f MB/s", mbs(digest), mbs(gcm))
-		for name, d := range took {
+		b.Logf("bare SHA-256 %.0f MB/s, bare AES-256-GCM %.0f MB/s (the mean of before and after the calls: %.0f, %.0f and %.0f, %.0f)",
+			mbs(digest), mbs(gcm), mbs(d0), mbs(d1), mbs(g0), mbs(g1))
+		b.Logf("%-54s %8s %8s %8s %9s %9s %9s", "call", "bare", "ceiling", "call", "call/bare", "call/ceil", "ceil/bare")
+		for _, tm := range took {
 			base, baseName := digest, "SHA-256"
-			if strings.Contains(name, "GCM") {
+			if strings.Contains(tm.name, "GCM") {
 				base, baseName = gcm, "AES-256-GCM"
 			}
-			if strings.Contains(name, "SHA-256 + AES") {
+			if strings.Contains(tm.name, "SHA-256 + AES") {
 				base, baseName = both, "SHA-256 + AES-256-GCM"
 			}
-			b.Logf("%-40s %6.0f MB/s = %.2f × bare %s", name, mbs(d), base.Seconds()/d.Seconds(), baseName)
-			short := strings.Fields(name)[0]
-			b.ReportMetric(base.Seconds()/d.Seconds(), short+"-ratio")
+			b.Logf("%-54s %8.0f %8.0f %8.0f %9.2f %9.2f %9.2f   (MB/s; bare %s, ceiling %s)", tm.name,
+				mbs(base), mbs(tm.ceiling), mbs(tm.took), base.Seconds()/tm.took.Seconds(),
+				tm.ceiling.Seconds()/tm.took.Seconds(), base.Seconds()/tm.ceiling.Seconds(), baseName, tm.shape)
+			short := strings.Fields(tm.name)[0]
+			b.ReportMetric(base.Seconds()/tm.took.Seconds(), short+"-ratio")
+			b.ReportMetric(tm.ceiling.Seconds()/tm.took.Seconds(), short+"-of-ceiling")
 		}
 		s.logRSS(b)
 		hwm := s.hwm(b)
 		b.ReportMetric(float64(hwm>>20), "VmHWM-MiB")
+		b.Logf("ceiling VmHWM %d MiB", ceil.hwm(b)>>20)
 		if hwm >= maxHWM {
 			b.Fatalf("server VmHWM %d MiB, want < %d MiB", hwm>>20, maxHWM>>20)
 		}
 	}
 }
+
+// ceiling is a process of bench/streambench/ceiling.
+type ceiling struct {
+	cmd *exec.Cmd
+	sc  signsvrv1.StreamServiceClient
+}
+
+// startCeiling builds and starts the ceiling server on a free loopback port.
+func startCeiling(t testing.TB) *ceiling {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ceiling")
+	build := exec.Command("go", "build", "-o", bin, "signsvr.dev/signsvr/bench/streambench/ceiling")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	c := &ceiling{cmd: exec.Command(bin, "--listen", "127.0.0.1:0")}
+	c.cmd.Stderr = os.Stderr
+	stdout, err := c.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.cmd.Process.Signal(os.Interrupt)
+		c.cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	if err != nil || !ok {
+		t.Fatalf("the ceiling said %q: %v", line, err)
+	}
+	go io.Copy(io.Discard, stdout)
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	c.sc = signsvrv1.NewStreamServiceClient(cc)
+	return c
+}
+
+func (c *ceiling) hwm(t testing.TB) int64 { return procHWM(t, c.cmd.Process.Pid) }

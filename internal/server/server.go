@@ -227,19 +227,11 @@ func New(o Options) (*Server, error) {
 		// worker is busy grpc starts a goroutine, so a slow call (an HSM wait) never
 		// holds up another.
 		grpc.NumStreamWorkers(streamWorkers()),
-		// Static HTTP/2 windows (limits.go): what a call may send before the server
-		// reads it is part of the budget of request bytes in flight.
-		grpc.InitialWindowSize(streamWindow),
-		grpc.InitialConnWindowSize(connectionWindow),
-		grpc.MaxRecvMsgSize(s.maxMsg),
-		// A response may be a little larger than its request (an envelope around a
-		// document, a verification carrying content and certificates).
-		grpc.MaxSendMsgSize(s.maxMsg + 1<<20),
 		// The server's own interceptors (audit, authentication, authorization,
 		// Options.Interceptors) belong to its state and run from wrapService, so a
 		// reload swaps them with the keys they guard.
 	}
-	opts = append(opts, grpc.ForceServerCodecV2(pipelineCodec{streamCodec{s.codec}})) // stream_codec.go, pipeline.go
+	opts = append(opts, wireOptions(s.maxMsg, s.codec)...) // transport.go
 	opts = append(opts, s.limitOptions()...)
 	opts = append(opts, s.transportOptions()...)
 	opts = append(opts, o.ServerOptions...)

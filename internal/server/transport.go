@@ -32,6 +32,10 @@ func (s *Server) transportOptions() []grpc.ServerOption {
 	if s.stockTransport {
 		return nil
 	}
+	return tunedOptions()
+}
+
+func tunedOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{experimental.BufferPool(useBufferPool())}
 }
 
@@ -40,5 +44,43 @@ func (s *Server) listener(lis net.Listener) net.Listener {
 	if s.stockTransport {
 		return lis
 	}
-	return coalesce.Listener{Listener: lis}
+	return tunedListener(lis)
+}
+
+func tunedListener(lis net.Listener) net.Listener { return coalesce.Listener{Listener: lis} }
+
+// wireOptions shape how a call's bytes move, tuning or not: the HTTP/2 windows, the
+// message sizes and the codec.
+func wireOptions(maxMsg int, codec *requestCodec) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		// Static HTTP/2 windows (limits.go): what a call may send before the server
+		// reads it is part of the budget of request bytes in flight.
+		grpc.InitialWindowSize(streamWindow),
+		grpc.InitialConnWindowSize(connectionWindow),
+		grpc.MaxRecvMsgSize(maxMsg),
+		// A response may be a little larger than its request (an envelope around a
+		// document, a verification carrying content and certificates).
+		grpc.MaxSendMsgSize(maxMsg + 1<<20),
+		grpc.ForceServerCodecV2(pipelineCodec{streamCodec{codec}}), // stream_codec.go, pipeline.go
+	}
+}
+
+// Bare is the transport of a server New makes from default Options, without the
+// server: the grpc options that move bytes (windows, message sizes, stream workers,
+// the codec with its pooled stream chunks, the buffer pool), the wrapper of its
+// listener, and the release of a received chunk to the codec's pool. A grpc server
+// built with them and a StreamService that does no work measures the ceiling the
+// real StreamService can reach on a machine (bench/streambench).
+type Bare struct {
+	Options  []grpc.ServerOption
+	Listener func(net.Listener) net.Listener
+	// ReleaseChunk gives back the chunk of a request message once it is used.
+	ReleaseChunk func([]byte)
+}
+
+// BareTransport returns the server's transport alone.
+func BareTransport() Bare {
+	opts := append([]grpc.ServerOption{grpc.NumStreamWorkers(streamWorkers())},
+		wireOptions(DefaultMaxMessageBytes, newRequestCodec(nil))...)
+	return Bare{Options: append(opts, tunedOptions()...), Listener: tunedListener, ReleaseChunk: releaseChunk}
 }
