@@ -421,7 +421,8 @@ func bare(n int64) (digest, gcm time.Duration) {
 // and beside the ceiling, with both ratios, and the server's VmHWM.
 func BenchmarkStream1GiB(b *testing.B) {
 	n := envBytes(b, "SIGNSVR_STREAM_BENCH_BYTES", 1<<30)
-	s := startServer(b)
+	// SIGNSVR_STREAM_SERVER_ARGS adds flags to the server's, e.g. --cpu-profile FILE.
+	s := startServer(b, strings.Fields(os.Getenv("SIGNSVR_STREAM_SERVER_ARGS"))...)
 	ceil := startCeiling(b)
 	dir := b.TempDir()
 	for b.Loop() {

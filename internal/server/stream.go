@@ -71,8 +71,9 @@ func (l StreamLimits) withDefaults() StreamLimits {
 }
 
 // streamHeldBytes is what a stream call holds in buffers at most, for the
-// server's budget of request bytes in flight.
-const streamHeldBytes = 3 * MaxStreamChunk
+// server's budget of request bytes in flight: the chunks read ahead, the one
+// being received, the one in use, and the output buffer.
+const streamHeldBytes = (readAhead + 3) * MaxStreamChunk
 
 // holdStreamBytes is the seam to the server-wide budget of request bytes in
 // flight: a stream counts its buffers (streamHeldBytes) against it for its whole
@@ -227,23 +228,43 @@ func (c *streamCall) record(err error) error {
 	return al.log.Append(c.ctx, rec)
 }
 
+// readAhead is how many chunk messages a stream's receiver reads before the
+// handler asks for them. grpc-go grants a stream's HTTP/2 window again as its
+// messages are read, and the server's window (streamWindow) is smaller than a
+// chunk: without reading ahead the client sends a chunk, then waits while the
+// handler digests or encrypts it, and the two take turns. With it the next chunks
+// travel while the handler works, at the cost of readAhead chunks held.
+const readAhead = 4
+
 // receiver returns a recv that gives up when the call's context ends (the idle
 // timeout, or the client going away): grpc's Recv itself waits on the stream
 // alone, so it runs in a goroutine of its own, which ends with the stream once the
 // handler has returned.
-func receiver[M any](c *streamCall, recv func() (M, error)) func() (M, error) {
+//
+// The goroutine reads on, up to readAhead messages, only while what it reads are
+// chunks of at most MaxStreamChunk bytes; after any other message (the options, the
+// end, an oversized or empty chunk) it reads the next one only when asked, so a
+// call holds at most readAhead+2 chunks and one other message, whatever the client
+// sends.
+func receiver[M streamMsg](c *streamCall, recv func() (M, error)) func() (M, error) {
 	type item struct {
 		m   M
 		err error
 	}
-	ch := make(chan item)
+	ch := make(chan item, readAhead)
 	want := make(chan struct{})
 	go func() {
+		ahead := false
 		for {
-			select {
-			case <-want:
-			case <-c.ctx.Done():
-				return
+			for !ahead {
+				select {
+				case <-want:
+				case <-c.ctx.Done():
+					return
+				}
+				// An ask that raced with the delivery of a message not yet taken is
+				// answered by that message.
+				ahead = len(ch) == 0
 			}
 			m, err := recv()
 			select {
@@ -254,28 +275,38 @@ func receiver[M any](c *streamCall, recv func() (M, error)) func() (M, error) {
 			if err != nil {
 				return
 			}
+			n := len(m.GetChunk())
+			ahead = n > 0 && n <= MaxStreamChunk
 		}
 	}()
 	var failed error
+	take := func(it item) (M, error) {
+		if it.err != nil {
+			failed = it.err
+		}
+		return it.m, it.err
+	}
 	return func() (M, error) {
+		var zero M
 		if failed != nil {
-			var zero M
 			return zero, failed
 		}
 		select {
+		case it := <-ch:
+			return take(it)
+		default:
+		}
+		select {
 		case want <- struct{}{}:
+		case it := <-ch:
+			return take(it)
 		case <-c.ctx.Done():
-			var zero M
 			return zero, c.ctx.Err()
 		}
 		select {
 		case it := <-ch:
-			if it.err != nil {
-				failed = it.err
-			}
-			return it.m, it.err
+			return take(it)
 		case <-c.ctx.Done():
-			var zero M
 			return zero, c.ctx.Err()
 		}
 	}
