@@ -115,7 +115,7 @@ type streamCall struct {
 	ctx     context.Context
 	ri      *requestInfo
 	op      streamOp
-	in, out hash.Hash // digests for the audit record, nil without an AuditLog
+	in, out *pipedHash // digests for the audit record, nil without an AuditLog
 	// req stands for the request in the audit record's algorithms (the unary form's
 	// request with the options).
 	req       proto.Message
@@ -133,7 +133,9 @@ func (s *Server) runStream(ss grpc.ServerStream, method string, body func(c *str
 	ctx = context.WithValue(ctx, requestInfoKey{}, ri)
 	c := &streamCall{s: s, ctx: ctx, ri: ri, op: streamOps[method]}
 	if al, ok := s.auditor.(*AuditLog); ok {
-		c.in, c.out = newAuditHash(al.log.HashAlg()), newAuditHash(al.log.HashAlg())
+		c.in, c.out = newPipedHash(newAuditHash(al.log.HashAlg())), newPipedHash(newAuditHash(al.log.HashAlg()))
+		defer c.in.Close()
+		defer c.out.Close()
 	}
 	c.idle = time.AfterFunc(s.streams.IdleTimeout, cancel)
 	defer c.idle.Stop()
@@ -182,7 +184,8 @@ func newAuditHash(alg audit.HashAlg) hash.Hash {
 	return sha256.New()
 }
 
-// wrote digests output about to be sent.
+// wrote digests output about to be sent, beside the sending: b must not change
+// until wroteDone, or the record, has waited for it.
 func (c *streamCall) wrote(b []byte) {
 	if c.out != nil {
 		c.out.Write(b)
@@ -362,6 +365,7 @@ func firstMessage[M streamMsg](c *streamCall, recv func() (M, error), isOpts fun
 // next returns the next chunk of data, or io.EOF after the end message.
 func (r *chunkReader[M]) next() ([]byte, error) {
 	if r.last != nil {
+		r.c.in.Wait() // the audit digest may still be reading it
 		releaseChunk(r.last)
 		r.last = nil
 	}

@@ -44,7 +44,9 @@ func (s *sender) flush(b []byte) error {
 	*s.buf = b[:0]
 	s.c.wrote(b)
 	s.size += uint64(len(b))
-	return s.send(b)
+	err := s.send(b)
+	s.c.wroteDone()
+	return err
 }
 
 // flushFull sends b once it holds outFlush bytes or more, and returns the buffer to
@@ -338,7 +340,9 @@ func (s streamService) DecryptStream(ss signsvrv1.StreamService_DecryptStreamSer
 		res, err := envelope.OpenStream(sr, priv, leaf, s.openOptions(o.GetOptions()), spool, r.finish, func(b []byte) error {
 			c.wrote(b)
 			size += uint64(len(b))
-			return ss.Send(&signsvrv1.DecryptStreamResponse{Msg: &signsvrv1.DecryptStreamResponse_Chunk{Chunk: b}})
+			err := ss.Send(&signsvrv1.DecryptStreamResponse{Msg: &signsvrv1.DecryptStreamResponse_Chunk{Chunk: b}})
+			c.wroteDone()
+			return err
 		})
 		if err != nil {
 			return streamDecryptError(err)
@@ -501,7 +505,9 @@ func (s streamService) DecryptAndVerifyStream(ss signsvrv1.StreamService_Decrypt
 				content = writerFunc(func(b []byte) (int, error) {
 					c.wrote(b)
 					size += uint64(len(b))
-					return len(b), ss.Send(&signsvrv1.DecryptAndVerifyStreamResponse{Msg: &signsvrv1.DecryptAndVerifyStreamResponse_Chunk{Chunk: b}})
+					err := ss.Send(&signsvrv1.DecryptAndVerifyStreamResponse{Msg: &signsvrv1.DecryptAndVerifyStreamResponse_Chunk{Chunk: b}})
+					c.wroteDone()
+					return len(b), err
 				})
 			}
 			var v verdict
