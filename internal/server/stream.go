@@ -237,7 +237,7 @@ func (c *streamCall) record(err error) error {
 // chunk: without reading ahead the client sends a chunk, then waits while the
 // handler digests or encrypts it, and the two take turns. With it the next chunks
 // travel while the handler works, at the cost of readAhead chunks held.
-const readAhead = 4
+const readAhead = 1
 
 // receiver returns a recv that gives up when the call's context ends (the idle
 // timeout, or the client going away): grpc's Recv itself waits on the stream
