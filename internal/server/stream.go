@@ -115,6 +115,9 @@ type streamCall struct {
 	ri      *requestInfo
 	op      streamOp
 	in, out hash.Hash // digests for the audit record, nil without an AuditLog
+	// inSum and outSum, when set, are the record's digests instead of in's and out's
+	// (an operation that digests less than the whole stream sets in or out to nil).
+	inSum, outSum []byte
 	// req stands for the request in the audit record's algorithms (the unary form's
 	// request with the options).
 	req       proto.Message
@@ -173,6 +176,12 @@ func (s *Server) runStream(ss grpc.ServerStream, method string, body func(c *str
 	return body(c)
 }
 
+// auditLog is the server's AuditLog, nil without one.
+func (c *streamCall) auditLog() *AuditLog {
+	al, _ := c.s.auditor.(*AuditLog)
+	return al
+}
+
 // newAuditHash is the audit log's digest, as a running hash.
 func newAuditHash(alg audit.HashAlg) hash.Hash {
 	if alg == audit.SM3 {
@@ -212,12 +221,15 @@ func (c *streamCall) record(err error) error {
 	}
 	rec := audit.Record{
 		RequestID: c.ri.id(), Caller: auditCaller(IdentityFrom(c.ctx)), Op: c.op.op, Key: c.ri.key, Code: "OK",
-		InputDigest: c.in.Sum(nil),
+		InputDigest: c.inSum,
+	}
+	if rec.InputDigest == nil && c.in != nil {
+		rec.InputDigest = c.in.Sum(nil)
 	}
 	if err != nil {
 		e := classify(err)
 		rec.Code, rec.Reason = e.Code.String(), ReasonString(e.Reason)
-	} else {
+	} else if rec.OutputDigest = c.outSum; rec.OutputDigest == nil && c.out != nil {
 		rec.OutputDigest = c.out.Sum(nil)
 	}
 	if c.req != nil {

@@ -89,20 +89,30 @@ func (s streamService) SignStream(ss signsvrv1.StreamService_SignStreamServer) e
 		if err != nil {
 			return err
 		}
+		al := c.auditLog()
+		if al != nil {
+			// The record's output is the signerInfos, as unary Sign's (audit.go); its
+			// input the signer's own content digest when that is in the log's hash.
+			opts.ContentDigest, c.out = &c.ri.contentDigest, nil
+		}
 		st, err := sign.NewStreamSigner(signer, k.chain, &opts)
 		if err != nil {
 			return err
+		}
+		if al != nil && al.hashIs(st.Digest().Algorithm) {
+			c.in = nil
 		}
 		snd := newSender(c, func(b []byte) error {
 			return ss.Send(&signsvrv1.SignStreamResponse{Msg: &signsvrv1.SignStreamResponse_Chunk{Chunk: b}})
 		})
 		defer snd.release()
 		out := snd.out()
+		var prefix []byte
 		if !opts.Detached {
-			if out, err = st.Prefix(); err != nil {
+			if prefix, err = st.Prefix(); err != nil {
 				return err
 			}
-			out = append(snd.out(), out...)
+			out = append(snd.out(), prefix...)
 		}
 		r := newChunkReader(c, recv, isSignOpts)
 		for {
@@ -128,6 +138,13 @@ func (s streamService) SignStream(ss signsvrv1.StreamService_SignStreamServer) e
 		s.signed(c.ctx, k, err)
 		if err != nil {
 			return err
+		}
+		if al != nil {
+			// prefix and tail hold the whole SignedData but the content's chunks.
+			c.outSum = al.log.Digest(signerInfosOr(append(prefix[:len(prefix):len(prefix)], tail...)))
+			if c.in == nil {
+				c.inSum = al.reusable(&c.ri.contentDigest)
+			}
 		}
 		res := &signsvrv1.SignStreamResult{}
 		if opts.Detached {
@@ -168,9 +185,15 @@ func (s streamService) VerifyStream(ss signsvrv1.StreamService_VerifyStreamServe
 		if err := s.applyVerifyOptions(vo, o, "options"); err != nil {
 			return err
 		}
+		// The record's input is the message's signerInfos, as unary Verify's
+		// (audit.go): the content is not digested for it.
+		c.in = nil
 		r := newChunkReader(c, recv, isVerifyOpts)
 		var res *sign.Result
 		if der := first.GetOptions().GetCms(); len(der) > 0 {
+			if al := c.auditLog(); al != nil {
+				c.inSum = al.log.Digest(signerInfosOr(der))
+			}
 			// Detached: the message is in the options, the content streams.
 			sd, err := cms.ParseSignedDataContentInfo(der)
 			if err != nil {
@@ -201,6 +224,9 @@ func (s streamService) VerifyStream(ss signsvrv1.StreamService_VerifyStreamServe
 			if err := r.finish(); err != nil {
 				return err
 			}
+		}
+		if al := c.auditLog(); al != nil && c.inSum == nil {
+			c.inSum = al.log.Digest(res.SignerInfos)
 		}
 		stamps := s.checkTimestamps(c.ctx, res) // timestamp.go
 		resp := &signsvrv1.VerifyStreamResponse{ContentType: res.ContentType, Detached: res.Detached, Received: uint64(r.n)}
