@@ -64,7 +64,7 @@ func Commands() []*Command {
 		certValidateCmd, certParseCmd,
 		keysListCmd, keysGenerateCmd, keysCSRCmd, keysImportCertCmd, keysImportSecretCmd, keysNextGenerationCmd,
 		loginCmd, authChallengeCmd, authTokenKeyCmd,
-		auditVerifyCmd,
+		auditVerifyCmd, auditFindCmd,
 		versionCmd,
 	}
 }
@@ -219,6 +219,14 @@ var auditVerifyCmd = &Command{
 	Summary: "check audit logs offline (no server; its exit code 3 means the proof is incomplete)",
 	Run: func(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return auditcmd.Run(append([]string{"verify"}, args...), stdout, stderr)
+	},
+}
+
+var auditFindCmd = &Command{
+	Name: "audit find", Args: "--log DIR|FILE OBJECT...",
+	Summary: "print the audit records of the operations that made or verified each object (no server)",
+	Run: func(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+		return auditcmd.Run(append([]string{"find"}, args...), stdout, stderr)
 	},
 }
 

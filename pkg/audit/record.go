@@ -129,6 +129,16 @@ func (h HashAlg) sum(b []byte) [hashSize]byte {
 	return sha256.Sum256(b)
 }
 
+// Sum is the digest of b with h, as records hold it ("in", "out"); nil when h is
+// not a supported algorithm.
+func (h HashAlg) Sum(b []byte) []byte {
+	if !h.valid() {
+		return nil
+	}
+	s := h.sum(b)
+	return s[:]
+}
+
 // appendDigest writes "alg:hex" of sum into dst.
 func appendDigest(dst []byte, alg HashAlg, sum []byte) []byte {
 	dst = append(dst, alg...)
