@@ -190,7 +190,7 @@ Exit codes:
   0  success (for verify, verify-raw, decrypt-and-verify and cert validate: every
      signature valid and every certificate good)
   1  a verification that failed: a bad signature, an invalid certificate, a refused
-     login, a damaged audit log
+     login, a damaged audit log, an object no audit record names
   2  bad input or usage: an unknown command or flag, a file that cannot be read, or
      input the server refused as invalid (INVALID_ARGUMENT: malformed, undecryptable)
   3  the server could not be reached, or answered any other error (NOT_FOUND,
