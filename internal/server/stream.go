@@ -12,7 +12,11 @@ package server
 // message, one output buffer, the small fields of the message being read.
 //
 // Audit: a streamed operation leaves the record its unary form leaves (same op,
-// key, algorithms; input and output digested on the fly with the log's digest). It
+// key, algorithms, digests): input and output are digested on the fly with the
+// log's digest, except that a SignStream's output is its signerInfos and its input
+// the signer's own content digest when that is in the log's hash, and a
+// VerifyStream's input is the message's signerInfos (pkg/audit, "What in and out
+// name"), so neither hashes its content a second time. It
 // is written before the message that completes the output (the signature's suffix,
 // the result): when the write fails, the call ends UNAVAILABLE instead, and the
 // output the client got so far is incomplete and void.
