@@ -20,10 +20,11 @@ import (
 // Audit records
 //
 // AuditLog writes one pkg/audit record per API call, and one per item of a
-// SignBatch or VerifyBatch (each item is an operation of its own), before the response leaves
-// the server. It does so in the outermost unary interceptor, around authentication,
-// authorization and the handler, so refusals are recorded like successes, and so a
-// failed write can still turn the answer into UNAVAILABLE (reason UNAVAILABLE): with
+// SignBatch or VerifyBatch (each item is an operation of its own), before the
+// response leaves the server. It does so in the outermost unary interceptor, around
+// authentication, authorization and the handler, so refusals are recorded like
+// successes, and so a failed write can still turn the answer into UNAVAILABLE
+// (reason UNAVAILABLE): with
 // the default fail-closed log, a client never receives a signature, a plaintext or a
 // token that is not in the log. Calls that never reach the interceptors (a request
 // that cannot be decoded, a handler that panicked) are recorded through the Auditor

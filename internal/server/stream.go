@@ -233,8 +233,11 @@ func (c *streamCall) record(err error) error {
 	if err != nil {
 		e := classify(err)
 		rec.Code, rec.Reason = e.Code.String(), ReasonString(e.Reason)
-	} else if rec.OutputDigest = c.outSum; rec.OutputDigest == nil && c.out != nil {
-		rec.OutputDigest = c.out.Sum(nil)
+	} else {
+		rec.OutputDigest = c.outSum
+		if rec.OutputDigest == nil && c.out != nil {
+			rec.OutputDigest = c.out.Sum(nil)
+		}
 	}
 	if c.req != nil {
 		rec.Algorithms = c.s.auditAlgorithms(c.ri.key, c.req)
