@@ -90,7 +90,9 @@
 //	  in   the content: the digest the signature covers when its digest algorithm is
 //	       the log's, else the log's hash of it (the same value either way); a request
 //	       that gives only a content digest (content_digest) has in over the request's
-//	       deterministic encoding, as other requests without a main input
+//	       deterministic encoding, as other requests without a main input; a
+//	       SignStream whose signer hashes with the log's hash and that fails once its
+//	       content began streaming records in as "" (the signer's digest is not done)
 //	  out  the signerInfos SET of the SignedData returned (with the timestamp token,
 //	       when one was embedded); the whole output when it is not a SignedData
 //	verify (Verify, VerifyBatch items, pipelined Verify, VerifyStream)
