@@ -11,7 +11,9 @@ import (
 	"github.com/emmansun/gmsm/sm3"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
+	"signsvr.dev/signsvr/internal/streamclient"
 	"signsvr.dev/signsvr/pkg/audit"
+	"signsvr.dev/signsvr/pkg/cms"
 )
 
 // The audit record of a Sign reuses the content digest pkg/sign computed when the
@@ -181,5 +183,40 @@ func TestAuditHashesEachInputOnce(t *testing.T) {
 	}
 	if recs[5]["code"] != "InvalidArgument" || recs[4]["code"] != "OK" {
 		t.Errorf("VerifyBatch items: codes %v %v", recs[4]["code"], recs[5]["code"])
+	}
+}
+
+// TestStreamAuditSignerInfos: an attached SignStream (streamed BER output) and the
+// VerifyStream of its output record the content's digest and the signerInfos (of
+// the SET normalised to DER), as their unary forms do.
+func TestStreamAuditSignerInfos(t *testing.T) {
+	as := startAuditedServer(t, nil)
+	sc := as.streams()
+	ctx := ctxT(t)
+	data := bytes.Repeat([]byte("streamed "), 300_000/9)
+	var sig bytes.Buffer
+	if _, err := streamclient.Sign(ctx, sc, &signsvrv1.SignStreamOptions{Key: "ecdsa-sign"}, bytes.NewReader(data), &sig, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := streamclient.Verify(ctx, sc, nil, nil, bytes.NewReader(sig.Bytes()), nil)
+	if err != nil || !res.GetVerified() {
+		t.Fatal(err, res.GetVerified())
+	}
+	si, err := cms.SignerInfosDER(sig.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(sig.Bytes()[1:], []byte{0x80}) {
+		t.Fatalf("the streamed signature is not in the indefinite-length form")
+	}
+	recs := as.stopAndRead(t)
+	if len(recs) != 2 {
+		t.Fatalf("%d records", len(recs))
+	}
+	if recs[0]["in"] != sha(data) || recs[0]["out"] != sha(si) {
+		t.Errorf("SignStream: in %v out %v, want %v %v", recs[0]["in"], recs[0]["out"], sha(data), sha(si))
+	}
+	if recs[1]["op"] != "verify" || recs[1]["in"] != sha(si) {
+		t.Errorf("VerifyStream: %v in %v, want %v", recs[1]["op"], recs[1]["in"], sha(si))
 	}
 }
