@@ -117,7 +117,10 @@ type streamCall struct {
 	in, out hash.Hash // digests for the audit record, nil without an AuditLog
 	// req stands for the request in the audit record's algorithms (the unary form's
 	// request with the options).
-	req       proto.Message
+	req proto.Message
+	// used is the key generation the operation used, for the record as the unary
+	// answer's key_used.
+	used      *signsvrv1.KeyUse
 	committed bool
 	idle      *time.Timer
 }
@@ -221,7 +224,14 @@ func (c *streamCall) record(err error) error {
 		rec.OutputDigest = c.out.Sum(nil)
 	}
 	if c.req != nil {
-		rec.Algorithms = c.s.auditAlgorithms(c.ri.key, c.req)
+		req, hadPassword := passwordFree(c.req)
+		rec.Algorithms = c.s.auditAlgorithms(c.ri.key, req)
+		if hadPassword {
+			rec.Algorithms = append(rec.Algorithms, auditPassword)
+		}
+	}
+	if err == nil {
+		rec.KeyGeneration, rec.KeySerial = c.used.GetGeneration(), c.used.GetCertificateSerial()
 	}
 	al.recorded.Store(c.ri, struct{}{})
 	return al.log.Append(c.ctx, rec)

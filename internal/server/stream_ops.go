@@ -139,7 +139,8 @@ func (s streamService) SignStream(ss signsvrv1.StreamService_SignStreamServer) e
 			c.wrote(out)
 			snd.size += uint64(len(out))
 		}
-		res.Stream = &signsvrv1.StreamResult{Size: snd.size, Received: uint64(r.n)}
+		c.used = s.keyUsed(c.ctx, o.GetKey())
+		res.Stream = &signsvrv1.StreamResult{Size: snd.size, Received: uint64(r.n), KeyUsed: c.used}
 		// The signature leaves only once it is in the audit log.
 		if err := c.commit(); err != nil {
 			return err
@@ -231,7 +232,7 @@ func (s streamService) EnvelopeStream(ss signsvrv1.StreamService_EnvelopeStreamS
 			return err
 		}
 		o := first.GetOptions()
-		c.req = &signsvrv1.EnvelopeRequest{Options: o.GetOptions()}
+		c.req = &signsvrv1.EnvelopeRequest{Options: o.GetOptions(), RecipientPasswords: o.GetRecipientPasswords()}
 		rcpts, opts, err := s.streamRecipients(c, o.GetRecipientCerts(), o.GetRecipientKeys(), o, o.GetOptions())
 		if err != nil {
 			return err
@@ -274,7 +275,7 @@ func (s streamService) EnvelopeStream(ss signsvrv1.StreamService_EnvelopeStreamS
 			return err
 		}
 		return ss.Send(&signsvrv1.EnvelopeStreamResponse{Msg: &signsvrv1.EnvelopeStreamResponse_Result{
-			Result: &signsvrv1.StreamResult{Size: snd.size, Received: uint64(r.n)}}})
+			Result: &signsvrv1.StreamResult{Size: snd.size, Received: uint64(r.n), RecipientKeysUsed: s.keysUsed(c.ctx, o.GetRecipientKeys())}}})
 	})
 }
 
@@ -332,13 +333,21 @@ func (s streamService) DecryptStream(ss signsvrv1.StreamService_DecryptStreamSer
 		if err != nil {
 			return err
 		}
+		env, err := envelope.ReadStreamEnvelope(sr)
+		if err != nil {
+			return streamDecryptError(err)
+		}
 		spool := &lazySpool{s: s.Server}
 		defer spool.Close()
 		var size uint64
-		res, err := envelope.OpenStream(sr, priv, leaf, s.openOptions(o.GetOptions()), spool, r.finish, func(b []byte) error {
-			c.wrote(b)
-			size += uint64(len(b))
-			return ss.Send(&signsvrv1.DecryptStreamResponse{Msg: &signsvrv1.DecryptStreamResponse_Chunk{Chunk: b}})
+		var res *envelope.StreamOpened
+		c.used, err = s.openWithGenerations(c.ctx, o.GetKey(), priv, leaf, func(priv any, leaf *smx509.Certificate) (err error) {
+			res, err = env.Open(priv, leaf, s.openOptions(o.GetOptions()), spool, r.finish, func(b []byte) error {
+				c.wrote(b)
+				size += uint64(len(b))
+				return ss.Send(&signsvrv1.DecryptStreamResponse{Msg: &signsvrv1.DecryptStreamResponse_Chunk{Chunk: b}})
+			})
+			return err
 		})
 		if err != nil {
 			return streamDecryptError(err)
@@ -347,7 +356,7 @@ func (s streamService) DecryptStream(ss signsvrv1.StreamService_DecryptStreamSer
 			return err
 		}
 		return ss.Send(&signsvrv1.DecryptStreamResponse{Msg: &signsvrv1.DecryptStreamResponse_Result{Result: &signsvrv1.DecryptStreamResult{
-			ContentType: res.ContentType.String(), Stream: &signsvrv1.StreamResult{Size: size, Received: uint64(r.n)}}}})
+			ContentType: res.ContentType.String(), Stream: &signsvrv1.StreamResult{Size: size, Received: uint64(r.n), KeyUsed: c.used}}}})
 	})
 }
 
@@ -378,7 +387,8 @@ func (s streamService) SignAndEnvelopeStream(ss signsvrv1.StreamService_SignAndE
 			return err
 		}
 		o := first.GetOptions()
-		c.req = &signsvrv1.SignAndEnvelopeRequest{Key: o.GetKey(), SignOptions: o.GetSignOptions(), EnvelopeOptions: o.GetEnvelopeOptions()}
+		c.req = &signsvrv1.SignAndEnvelopeRequest{Key: o.GetKey(), SignOptions: o.GetSignOptions(), EnvelopeOptions: o.GetEnvelopeOptions(),
+			RecipientPasswords: o.GetRecipientPasswords()}
 		rcpts, eopts, err := s.streamRecipients(c, o.GetRecipientCerts(), o.GetRecipientKeys(), o, o.GetEnvelopeOptions())
 		if err != nil {
 			return err
@@ -442,6 +452,7 @@ func (s streamService) SignAndEnvelopeStream(ss signsvrv1.StreamService_SignAndE
 		}
 		c.wrote(out)
 		snd.size += uint64(len(out))
+		c.used = s.keyUsed(c.ctx, o.GetKey())
 		if err := c.commit(); err != nil {
 			return err
 		}
@@ -449,7 +460,8 @@ func (s streamService) SignAndEnvelopeStream(ss signsvrv1.StreamService_SignAndE
 			return err
 		}
 		return ss.Send(&signsvrv1.SignAndEnvelopeStreamResponse{Msg: &signsvrv1.SignAndEnvelopeStreamResponse_Result{
-			Result: &signsvrv1.StreamResult{Size: snd.size, Received: uint64(r.n)}}})
+			Result: &signsvrv1.StreamResult{Size: snd.size, Received: uint64(r.n), KeyUsed: c.used,
+				RecipientKeysUsed: s.keysUsed(c.ctx, o.GetRecipientKeys())}}})
 	})
 }
 
@@ -468,7 +480,7 @@ func (s streamService) DecryptAndVerifyStream(ss signsvrv1.StreamService_Decrypt
 			return err
 		}
 		o := first.GetOptions()
-		c.req = &signsvrv1.DecryptAndVerifyRequest{Key: o.GetKey(), DecryptOptions: o.GetDecryptOptions()}
+		c.req = &signsvrv1.DecryptAndVerifyRequest{Key: o.GetKey(), DecryptOptions: o.GetDecryptOptions(), VerifyOptions: o.GetVerifyOptions()}
 		priv, leaf, err := s.openerFor(c.ctx, o.GetKey(), o.GetDecryptOptions())
 		if err != nil {
 			return err
@@ -482,6 +494,10 @@ func (s streamService) DecryptAndVerifyStream(ss signsvrv1.StreamService_Decrypt
 		sr, err := cms.NewStreamReader(r, 0)
 		if err != nil {
 			return err
+		}
+		env, err := envelope.ReadStreamEnvelope(sr)
+		if err != nil {
+			return streamDecryptError(err)
 		}
 		spool := &lazySpool{s: s.Server}
 		defer spool.Close()
@@ -513,8 +529,11 @@ func (s streamService) DecryptAndVerifyStream(ss signsvrv1.StreamService_Decrypt
 			pr.CloseWithError(io.ErrClosedPipe) // the decryption's writes fail from now on
 			done <- v
 		}()
-		_, err = envelope.OpenStream(sr, priv, leaf, s.openOptions(o.GetDecryptOptions()), spool, r.finish, func(b []byte) error {
-			_, err := pw.Write(b)
+		c.used, err = s.openWithGenerations(c.ctx, o.GetKey(), priv, leaf, func(priv any, leaf *smx509.Certificate) error {
+			_, err := env.Open(priv, leaf, s.openOptions(o.GetDecryptOptions()), spool, r.finish, func(b []byte) error {
+				_, err := pw.Write(b)
+				return err
+			})
 			return err
 		})
 		pw.CloseWithError(err)
@@ -536,7 +555,13 @@ func (s streamService) DecryptAndVerifyStream(ss signsvrv1.StreamService_Decrypt
 		}
 		signers, verified := s.signerResults(c.ctx, v.res)
 		res := &signsvrv1.DecryptAndVerifyStreamResult{Verified: verified, Signers: signers, ContentType: v.res.ContentType,
-			Stream: &signsvrv1.StreamResult{Size: size, Received: uint64(r.n)}}
+			Stream: &signsvrv1.StreamResult{Size: size, Received: uint64(r.n), KeyUsed: c.used}}
+		// The record's output is the unary form's: the content (digested as it
+		// passed), then the rest of its answer (audit.go).
+		if c.out != nil {
+			verdictDigest(c.out, &signsvrv1.DecryptAndVerifyResponse{Verified: verified, Signers: signers,
+				ContentType: v.res.ContentType, KeyUsed: c.used})
+		}
 		if err := c.commit(); err != nil {
 			return err
 		}
