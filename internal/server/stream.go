@@ -70,17 +70,31 @@ func (l StreamLimits) withDefaults() StreamLimits {
 	return l
 }
 
-// streamHeldBytes is what a stream call holds in buffers at most, for the
-// server's budget of request bytes in flight.
-const streamHeldBytes = 3 * MaxStreamChunk
+// What a stream call holds in buffers at most: the data the client may send
+// before the server reads (the flow-control window), the chunk being processed,
+// the output buffer (outBufs), and for a decryption the opening's piece and the
+// spool's writer and reader (spoolBuf each).
+const (
+	outBufCap       = MaxStreamChunk + 64<<10
+	spoolBuf        = 256 << 10
+	streamHeldBytes = streamWindow + MaxStreamChunk + outBufCap + 3*spoolBuf
+)
 
-// holdStreamBytes is the seam to the server-wide budget of request bytes in
-// flight: a stream counts its buffers (streamHeldBytes) against it for its whole
-// life, and gets RESOURCE_EXHAUSTED when the budget is spent. Without a budget it
-// holds nothing.
-func (s *Server) holdStreamBytes(ctx context.Context, n int64) (release func(), err error) {
-	_, _ = ctx, n
-	return func() {}, nil
+// holdStreamBytes reserves n bytes of the server-wide budget of request bytes in
+// flight (Limits.MaxInflightBytes) for a stream call's whole life, as a unary call
+// holds its message's size: many concurrent streams cannot take the server past
+// it. As for a unary call, nothing waits: a stream that cannot have its share at
+// once is refused RESOURCE_EXHAUSTED before any of its messages is read. The
+// release gives the bytes back, once.
+func (s *Server) holdStreamBytes(n int64) (release func(), err error) {
+	if s.budget == nil {
+		return func() {}, nil
+	}
+	if !s.budget.take(n, false) {
+		return nil, errBusy(fmt.Sprintf("no budget for a stream's %d bytes of buffers (%d in flight)", n, s.budget.used.Load()))
+	}
+	var once sync.Once
+	return func() { once.Do(func() { s.budget.give(n) }) }, nil
 }
 
 type streamService struct {
@@ -156,7 +170,7 @@ func (s *Server) runStream(ss grpc.ServerStream, method string, body func(c *str
 		}
 		err = s.finish(ctx, ri, nil, err)
 	}()
-	release, err := s.holdStreamBytes(ctx, streamHeldBytes)
+	release, err := s.holdStreamBytes(streamHeldBytes)
 	if err != nil {
 		return err
 	}
@@ -446,7 +460,7 @@ func (s *Server) newSpool() (*fileSpool, error) {
 		f.Close()
 		return nil, err
 	}
-	return &fileSpool{f: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
+	return &fileSpool{f: f, w: bufio.NewWriterSize(f, spoolBuf)}, nil
 }
 
 func (sp *fileSpool) Write(p []byte) (int, error) { return sp.w.Write(p) }
@@ -458,10 +472,10 @@ func (sp *fileSpool) Rewind() (io.Reader, error) {
 	if _, err := sp.f.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	return bufio.NewReaderSize(sp.f, 256<<10), nil
+	return bufio.NewReaderSize(sp.f, spoolBuf), nil
 }
 
 func (sp *fileSpool) Close() error { return sp.f.Close() }
 
 // outBufs are the output buffers of streams: one per call in flight.
-var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, MaxStreamChunk+64<<10); return &b }}
+var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, outBufCap); return &b }}
