@@ -84,17 +84,50 @@ const (
 // flight (Limits.MaxInflightBytes) for a stream call's whole life, as a unary call
 // holds its message's size: many concurrent streams cannot take the server past
 // it. As for a unary call, nothing waits: a stream that cannot have its share at
-// once is refused RESOURCE_EXHAUSTED before any of its messages is read. The
-// release gives the bytes back, once.
-func (s *Server) holdStreamBytes(n int64) (release func(), err error) {
-	if s.budget == nil {
-		return func() {}, nil
-	}
-	if !s.budget.take(n, false) {
+// once is refused RESOURCE_EXHAUSTED before any of its messages is read.
+func (s *Server) holdStreamBytes(n int64) (*streamHold, error) {
+	h := &streamHold{b: s.budget}
+	if !h.add(n) {
 		return nil, errBusy(fmt.Sprintf("no budget for a stream's %d bytes of buffers (%d in flight)", n, s.budget.used.Load()))
 	}
-	var once sync.Once
-	return func() { once.Do(func() { s.budget.give(n) }) }, nil
+	return h, nil
+}
+
+// streamHold is what a stream call holds of the budget. The receiving goroutine
+// adds to it (stream_recv.go) and may outlive the handler, so adding after the
+// release fails instead of taking bytes nobody gives back.
+type streamHold struct {
+	b    *byteBudget
+	mu   sync.Mutex
+	n    int64
+	done bool
+}
+
+// add reserves n more bytes if they fit and the hold is not released.
+func (h *streamHold) add(n int64) bool {
+	if h.b == nil {
+		return true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done || !h.b.take(n, false) {
+		return false
+	}
+	h.n += n
+	return true
+}
+
+// release gives everything back, once.
+func (h *streamHold) release() {
+	if h.b == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.done {
+		h.done = true
+		h.b.give(h.n)
+	}
 }
 
 type streamService struct {
@@ -134,7 +167,10 @@ type streamCall struct {
 	req proto.Message
 	// used is the key generation the operation used, for the record as the unary
 	// answer's key_used.
-	used      *signsvrv1.KeyUse
+	used *signsvrv1.KeyUse
+	// hold is what the call holds of the budget: its buffers, and its options
+	// message (stream_recv.go).
+	hold      *streamHold
 	committed bool
 	idle      *time.Timer
 }
@@ -170,11 +206,10 @@ func (s *Server) runStream(ss grpc.ServerStream, method string, body func(c *str
 		}
 		err = s.finish(ctx, ri, nil, err)
 	}()
-	release, err := s.holdStreamBytes(streamHeldBytes)
-	if err != nil {
+	if c.hold, err = s.holdStreamBytes(streamHeldBytes); err != nil {
 		return err
 	}
-	defer release()
+	defer c.hold.release()
 	if s.clientValidator != nil {
 		id, err := s.authenticatePeer(ctx)
 		if err != nil {

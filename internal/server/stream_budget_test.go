@@ -3,10 +3,12 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
 	"signsvr.dev/signsvr/internal/server"
@@ -67,5 +69,38 @@ func TestStreamsHoldTheirBuffersOfTheBudget(t *testing.T) {
 		t.Fatalf("a stream once the budget is back: %v", err)
 	}
 	eventually(t, "a finished stream gives its buffers back", func() bool { return ts.srv.InflightBytes() == 0 })
+	ts.assertServing(t)
+}
+
+// TestStreamMessagesAreBoundedBeforeTheirBody: a stream message after the options
+// that announces more than a chunk, and an options message over the server's
+// message limit, are refused as soon as their length prefix arrives, before their
+// body is asked for (the server would otherwise grant the window for the whole
+// message and buffer it); what the calls held comes back.
+func TestStreamMessagesAreBoundedBeforeTheirBody(t *testing.T) {
+	ts := startServer(t, func(o *server.Options) { o.MaxMessageBytes = 4 << 20 })
+	r := dialRawH2(t, ts.addr)
+	r.waitSettings(t)
+	opts, err := proto.Marshal(&signsvrv1.SignStreamRequest{Msg: &signsvrv1.SignStreamRequest_Options{Options: &signsvrv1.SignStreamOptions{Key: "ecdsa-sign"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := func(n int) []byte {
+		b := make([]byte, 5)
+		binary.BigEndian.PutUint32(b[1:], uint32(n))
+		return b
+	}
+	r.startCall(t, 1, "/signsvr.v1.StreamService/SignStream", 0, 0)
+	if err := r.fr.WriteData(1, false, append(append(prefix(len(opts)), opts...), prefix(3<<20)...)); err != nil {
+		t.Fatal(err)
+	}
+	r.startCall(t, 3, "/signsvr.v1.StreamService/SignStream", 0, 0)
+	if err := r.fr.WriteData(3, false, prefix(5<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.waitEnd(t, 1, 3); got[1] != "3" || got[3] != "8" { // INVALID_ARGUMENT, RESOURCE_EXHAUSTED
+		t.Fatalf("the calls ended with grpc-status %v, want 3 (a chunk over 1 MiB) and 8 (options over the limit)", got)
+	}
+	eventually(t, "the budget is given back", func() bool { return ts.srv.InflightBytes() == 0 })
 	ts.assertServing(t)
 }

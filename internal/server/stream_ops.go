@@ -70,7 +70,7 @@ func isSignOpts(m *signsvrv1.SignStreamRequest) bool { return m.GetOptions() != 
 // SignStream implements signsvrv1.StreamServiceServer.
 func (s streamService) SignStream(ss signsvrv1.StreamService_SignStreamServer) error {
 	return s.runStream(ss, signsvrv1.StreamService_SignStream_FullMethodName, func(c *streamCall) error {
-		recv := receiver(c, ss.Recv)
+		recv := receiver(c, streamRecv[signsvrv1.SignStreamRequest](c, ss))
 		first, err := firstMessage(c, recv, isSignOpts)
 		if err != nil {
 			return err
@@ -159,7 +159,7 @@ func isVerifyOpts(m *signsvrv1.VerifyStreamRequest) bool { return m.GetOptions()
 // VerifyStream implements signsvrv1.StreamServiceServer.
 func (s streamService) VerifyStream(ss signsvrv1.StreamService_VerifyStreamServer) error {
 	return s.runStream(ss, signsvrv1.StreamService_VerifyStream_FullMethodName, func(c *streamCall) error {
-		recv := receiver(c, ss.Recv)
+		recv := receiver(c, streamRecv[signsvrv1.VerifyStreamRequest](c, ss))
 		first, err := firstMessage(c, recv, isVerifyOpts)
 		if err != nil {
 			return err
@@ -226,7 +226,7 @@ func isEnvelopeOpts(m *signsvrv1.EnvelopeStreamRequest) bool { return m.GetOptio
 // EnvelopeStream implements signsvrv1.StreamServiceServer.
 func (s streamService) EnvelopeStream(ss signsvrv1.StreamService_EnvelopeStreamServer) error {
 	return s.runStream(ss, signsvrv1.StreamService_EnvelopeStream_FullMethodName, func(c *streamCall) error {
-		recv := receiver(c, ss.Recv)
+		recv := receiver(c, streamRecv[signsvrv1.EnvelopeStreamRequest](c, ss))
 		first, err := firstMessage(c, recv, isEnvelopeOpts)
 		if err != nil {
 			return err
@@ -317,7 +317,7 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 // DecryptStream implements signsvrv1.StreamServiceServer.
 func (s streamService) DecryptStream(ss signsvrv1.StreamService_DecryptStreamServer) error {
 	return s.runStream(ss, signsvrv1.StreamService_DecryptStream_FullMethodName, func(c *streamCall) error {
-		recv := receiver(c, ss.Recv)
+		recv := receiver(c, streamRecv[signsvrv1.DecryptStreamRequest](c, ss))
 		first, err := firstMessage(c, recv, isDecryptOpts)
 		if err != nil {
 			return err
@@ -381,7 +381,7 @@ func isSignAndEnvelopeOpts(m *signsvrv1.SignAndEnvelopeStreamRequest) bool {
 // attached SignedData, streamed, is the content of EnvelopeStream's envelope.
 func (s streamService) SignAndEnvelopeStream(ss signsvrv1.StreamService_SignAndEnvelopeStreamServer) error {
 	return s.runStream(ss, signsvrv1.StreamService_SignAndEnvelopeStream_FullMethodName, func(c *streamCall) error {
-		recv := receiver(c, ss.Recv)
+		recv := receiver(c, streamRecv[signsvrv1.SignAndEnvelopeStreamRequest](c, ss))
 		first, err := firstMessage(c, recv, isSignAndEnvelopeOpts)
 		if err != nil {
 			return err
@@ -474,7 +474,7 @@ func isDecryptAndVerifyOpts(m *signsvrv1.DecryptAndVerifyStreamRequest) bool {
 // content sent on as it passes.
 func (s streamService) DecryptAndVerifyStream(ss signsvrv1.StreamService_DecryptAndVerifyStreamServer) error {
 	return s.runStream(ss, signsvrv1.StreamService_DecryptAndVerifyStream_FullMethodName, func(c *streamCall) error {
-		recv := receiver(c, ss.Recv)
+		recv := receiver(c, streamRecv[signsvrv1.DecryptAndVerifyStreamRequest](c, ss))
 		first, err := firstMessage(c, recv, isDecryptAndVerifyOpts)
 		if err != nil {
 			return err
