@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/asn1"
+	"hash"
 	"strings"
 	"sync"
 
@@ -40,8 +41,9 @@ import (
 // signerInfos of the message, its output the response without the content. Else the
 // main input is data when present, else cms, else signature, else the whole
 // request's deterministic protobuf encoding; the main output likewise from cms,
-// signature, token, data, else the whole response. Bytes are never stored, only
-// their digests.
+// signature, token, data, else the whole response; for DecryptAndVerify the content,
+// then the rest of the answer (verdictDigest), which a stream can digest as the
+// content passes. Bytes are never stored, only their digests.
 
 // AuditLog is the Auditor over a pkg/audit log.
 type AuditLog struct {
@@ -184,6 +186,12 @@ func (s *Server) writeAudit(ctx context.Context, al *AuditLog, ri *requestInfo, 
 	}
 	if m, ok := resp.(proto.Message); ok && err == nil {
 		rec.Output, buf = auditOutput(m, buf)
+	}
+	if r, ok := resp.(*signsvrv1.DecryptAndVerifyResponse); ok && err == nil {
+		h := newAuditHash(al.log.HashAlg())
+		h.Write(r.GetContent())
+		verdictDigest(h, r)
+		rec.Output, rec.OutputDigest = nil, h.Sum(nil)
 	}
 	rec.Algorithms = s.auditAlgorithms(ri.key, req)
 	if u, ok := resp.(interface{ GetKeyUsed() *signsvrv1.KeyUse }); ok && err == nil {
@@ -390,6 +398,18 @@ func mainOutputBuf(m proto.Message, buf []byte) ([]byte, []byte) {
 		return g.GetData(), buf
 	}
 	return wholeMessage(m, buf)
+}
+
+// verdictDigest writes to h, which has digested the content already, the rest of a
+// DecryptAndVerify answer: its deterministic encoding without the content. That is
+// the record's output digest, the same whether the content came in the unary
+// answer or passed a stream before its verdict was known (with omit_content, the
+// digest of the whole answer).
+func verdictDigest(h hash.Hash, r *signsvrv1.DecryptAndVerifyResponse) {
+	rest := &signsvrv1.DecryptAndVerifyResponse{Verified: r.GetVerified(), Signers: r.GetSigners(),
+		ContentType: r.GetContentType(), KeyUsed: r.GetKeyUsed()}
+	enc, _ := wholeMessage(rest, nil)
+	h.Write(enc)
 }
 
 // wholeMessage appends m's deterministic encoding to buf[len(buf):] and returns that
