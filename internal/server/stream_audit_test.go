@@ -10,6 +10,7 @@ import (
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
 	"signsvr.dev/signsvr/internal/server"
 	"signsvr.dev/signsvr/internal/streamclient"
+	"signsvr.dev/signsvr/pkg/cms"
 )
 
 // TestStreamAuditRecordIsTheUnaryOne: for the same input, a streamed operation
@@ -27,7 +28,7 @@ func TestStreamAuditRecordIsTheUnaryOne(t *testing.T) {
 	data := streamContent(200_000)
 	type pair struct {
 		name             string
-		unaryOut, strOut []byte // the outputs, for calls whose outputs differ
+		unaryOut, strOut []byte // the signerInfos of the outputs, for calls whose outputs differ
 		noKey            bool
 	}
 	var pairs []pair
@@ -43,7 +44,7 @@ func TestStreamAuditRecordIsTheUnaryOne(t *testing.T) {
 			if _, err := streamclient.Sign(ctx, sc, &signsvrv1.SignStreamOptions{Key: key, Detached: detached}, bytes.NewReader(data), &sig, nil); err != nil {
 				t.Fatal(err)
 			}
-			pairs = append(pairs, pair{name: "sign " + key, unaryOut: u.GetCms(), strOut: sig.Bytes()})
+			pairs = append(pairs, pair{name: "sign " + key, unaryOut: signerInfos(t, u.GetCms()), strOut: signerInfos(t, sig.Bytes())})
 		}
 	}
 
@@ -138,7 +139,18 @@ func TestStreamAuditRecordIsTheUnaryOne(t *testing.T) {
 			continue
 		}
 		if u["out"] != sha(p.unaryOut) || s["out"] != sha(p.strOut) {
-			t.Errorf("%s: out unary %v streamed %v, want the digests of the signatures %s %s", p.name, u["out"], s["out"], sha(p.unaryOut), sha(p.strOut))
+			t.Errorf("%s: out unary %v streamed %v, want the digests of their signerInfos %s %s", p.name, u["out"], s["out"], sha(p.unaryOut), sha(p.strOut))
 		}
 	}
+}
+
+// signerInfos is the DER of a SignedData's signerInfos SET, what a sign record's out
+// digests.
+func signerInfos(t *testing.T, der []byte) []byte {
+	t.Helper()
+	si, err := cms.SignerInfosDER(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return si
 }
