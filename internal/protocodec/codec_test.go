@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/encoding"
-		"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/durationpb"
