@@ -4,7 +4,6 @@ FUZZTIME  ?= 5s
 BUF_VERSION            := v1.75.0
 PROTOC_GEN_GO_VERSION  := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
-PROTOC_GEN_VTPROTO_VERSION := v0.6.0
 GHZ_VERSION            := v0.120.0
 GRPCURL_VERSION        := v1.9.4
 STATICCHECK_VERSION    := v0.8.2
@@ -72,7 +71,6 @@ tools:
 	$(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GRPC_VERSION)
-	$(GO) install github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@$(PROTOC_GEN_VTPROTO_VERSION)
 
 generate: tools
 	buf lint

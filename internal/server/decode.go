@@ -12,17 +12,16 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
+	_ "google.golang.org/grpc/encoding/proto" // registers the codec requestCodec wraps
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
-	"signsvr.dev/signsvr/internal/protocodec"
 )
 
-// requestCodec is the proto codec (protocodec: the generated vtproto methods, grpc-go's
-// codec for messages without them), except for the requests of the server's own
+// requestCodec is grpc-go's proto codec, except for the requests of the server's own
 // unary methods: a request that does not decode is left empty and its error kept for
 // the method wrapper (call), which answers it as it answers every other failure, with
 // INVALID_ARGUMENT, a reason and the request id.
@@ -44,7 +43,7 @@ type requestCodec struct {
 // newRequestCodec defers the decoding errors of the requests of the API's unary
 // methods.
 func newRequestCodec(api []protoreflect.MethodDescriptor) *requestCodec {
-	c := &requestCodec{CodecV2: protocodec.New(), deferred: map[protoreflect.FullName]bool{}}
+	c := &requestCodec{CodecV2: encoding.GetCodecV2("proto"), deferred: map[protoreflect.FullName]bool{}}
 	for _, m := range api {
 		c.deferred[m.Input().FullName()] = true
 	}

@@ -70,7 +70,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
-	"signsvr.dev/signsvr/internal/protocodec"
 )
 
 // pipelineOp is what the items of one kind run: the unary method they stand for, its
@@ -209,7 +208,7 @@ func (f *pipelineFrame) decode(b []byte) {
 	if f.req == nil {
 		f.req = new(signsvrv1.PipelineRequest)
 	}
-	if err := protocodec.UnmarshalVT(b, f.req); err != nil {
+	if err := proto.Unmarshal(b, f.req); err != nil {
 		proto.Reset(f.req)
 		f.err, f.id = err, scanPipelineID(b)
 		return
