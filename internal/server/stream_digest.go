@@ -2,6 +2,8 @@ package server
 
 import "hash"
 
+var _ hash.Hash = (*pipedHash)(nil)
+
 // pipedHash is a running hash fed in a goroutine of its own: the audit digests of
 // a stream (its input and its output, each a full pass over the data) run beside
 // the operation's own digest or cipher, on another core, instead of after it.
@@ -28,14 +30,21 @@ func newPipedHash(h hash.Hash) *pipedHash {
 }
 
 // Write starts hashing b once the hashing before has ended.
-func (p *pipedHash) Write(b []byte) {
+func (p *pipedHash) Write(b []byte) (int, error) {
 	if p == nil || len(b) == 0 {
-		return
+		return len(b), nil
 	}
 	p.Wait()
 	p.feed <- b
 	p.busy = true
+	return len(b), nil
 }
+
+// Reset, Size and BlockSize are the hash's (a pipedHash is a hash.Hash, whose
+// Write keeps b as said above).
+func (p *pipedHash) Reset()         { p.Wait(); p.h.Reset() }
+func (p *pipedHash) Size() int      { return p.h.Size() }
+func (p *pipedHash) BlockSize() int { return p.h.BlockSize() }
 
 // Wait returns once everything written is hashed.
 func (p *pipedHash) Wait() {
