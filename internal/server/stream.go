@@ -314,7 +314,7 @@ func (c *streamCall) record(err error) error {
 // chunk: without reading ahead the client sends a chunk, then waits while the
 // handler digests or encrypts it, and the two take turns. With it the next chunk
 // travels while the handler works, at the cost of readAhead chunks held (more
-// pushed the server's VmHWM past 64 MiB under streambench, for no gain).
+// pushed the server's VmHWM past 64 MiB under streambench).
 const readAhead = 1
 
 // receiver returns a recv that gives up when the call's context ends (the idle
