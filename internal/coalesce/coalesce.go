@@ -25,8 +25,9 @@
 //
 // Order is kept: bytes reach the connection in the order Write was called. Write
 // returns once the bytes are buffered; an error of the underlying connection is
-// returned by the next Write and by Close. Buffered bytes are bounded (MaxPending):
-// past that, Write waits for the flusher, as a blocking write would. Close writes
+// returned by the next Write and by Close. Buffered bytes are bounded: past
+// MaxPending behind the write in progress, Write waits for the flusher to take them,
+// as a blocking write would. Close writes
 // what is buffered, waiting at most CloseFlushTimeout, then closes the connection.
 package coalesce
 
@@ -41,7 +42,7 @@ const (
 	// DirectBytes is the write size from which a Write bypasses the buffer: it waits
 	// for what is pending to be written, then writes.
 	DirectBytes = 32 << 10
-	// MaxPending bounds the bytes buffered and not yet written.
+	// MaxPending bounds the bytes buffered behind the write in progress.
 	MaxPending = 1 << 20
 	// keepSpare is the largest buffer kept for reuse between flushes.
 	keepSpare = 256 << 10
@@ -60,7 +61,7 @@ type Conn struct {
 	stop chan struct{} // closed by Close: the flusher exits
 
 	mu      sync.Mutex
-	drained sync.Cond // signalled when busy becomes false or err is set
+	drained sync.Cond // signalled when pending is taken or emptied, busy becomes false or err is set
 	pending []byte    // written by callers, not yet handed to the connection
 	spare   []byte    // the previous flush's buffer, reused
 	busy    bool      // the flusher or a direct write owns the connection's write side
@@ -150,6 +151,9 @@ func (c *Conn) flusher() {
 			out := c.pending
 			c.pending = c.spare[:0]
 			c.spare = nil
+			// The buffer is empty again: writers waiting for room go on filling it
+			// while this write runs, instead of waiting for the write to end.
+			c.drained.Broadcast()
 			c.mu.Unlock()
 			_, err := c.Conn.Write(out)
 			c.mu.Lock()
