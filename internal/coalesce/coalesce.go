@@ -12,12 +12,15 @@
 //
 // What it pays, measured on the real server pinned to one core (loadgen of
 // bench/cmd/loadgen on the other, 1 KiB P-256, this package on and off, run
-// interleaved five times on a shared machine):
-//   - pipelined streams (4 streams, 32 items in flight on each): 0.09 write calls per
-//     item instead of 0.72, and 4–6 µs less server CPU per Sign item (43–50 µs
-//     instead of 47–52) in four runs of five, 2–6 µs per Verify item;
+// interleaved seven times on a shared machine):
+//   - pipelined streams as fast as they go (4 streams, 32 items in flight on each):
+//     0.09 write calls per item instead of 0.72, and 3–6 µs (a tenth) less server CPU
+//     per Sign item in six runs of seven, 2–6 µs per Verify item in five of seven;
 //   - unary calls (16 in flight): 0.31 write calls per call instead of 0.43; server
 //     CPU per call and p99 within noise;
+//   - at a fixed 80 % of the highest rate, unary or pipelined: a third to half fewer
+//     write calls, with server CPU and p99 within noise (fewer responses are ready
+//     together);
 //   - batches of 64 and 64 KiB documents: no difference, their writes are large.
 //
 // A Conn copies small writes into a buffer and leaves the system call to a flusher

@@ -16,8 +16,8 @@ import (
 // Each was measured again with the pipelined stream in place, on the real server
 // pinned to one core, with loadgen (bench/cmd/loadgen) on the other, 1 KiB P-256
 // Sign and Verify unary, in batches of 64 and pipelined (4 streams of 32 items in
-// flight), and 64 KiB unary Sign; the variants were run interleaved, five to eight
-// times each, on a machine other work shared.
+// flight), and 64 KiB unary Sign; the variants were run interleaved, seven to
+// fifteen times each, on a machine other work shared.
 // Each pays on some paths only, and costs nothing measurable on the others:
 //
 //   - Request and response buffers come from bufferPool (bufpool.go), which has a
@@ -26,22 +26,23 @@ import (
 //     every Get. It is installed with experimental.BufferPool and, because grpc-go's
 //     proto codec reads only the process default, experimental.SetDefaultBufferPool:
 //     once one tuned server starts, the whole process uses it. It pays on large
-//     messages: a 64 KiB Sign costs 71–88 µs (about a quarter) less server CPU with it,
-//     a batch of 64 1 KiB documents (a 70 KiB message) 0.5–10 µs an item less; on
-//     1 KiB unary and pipelined items the difference is within noise.
+//     messages: a 64 KiB Sign costs 55–123 µs (median 80, a third) less server CPU
+//     with it, a batch of 64 1 KiB documents (a 70 KiB message) up to 10 µs an item
+//     less (median 1); on 1 KiB unary and pipelined items the difference is within
+//     noise.
 //     BenchmarkBufferPool compares the two pools.
 //   - Accepted connections are coalesce.Conn, which joins the responses that
 //     handlers finish together into one write system call. It pays on pipelined
-//     streams: 0.09 write calls per item instead of 0.72, and 4–6 µs (a tenth) less
-//     server CPU per pipelined Sign in four runs of five; on unary calls it saves a quarter of the writes
+//     streams: 0.09 write calls per item instead of 0.72, and 3–6 µs (a tenth) less
+//     server CPU per pipelined Sign in six runs of seven; on unary calls it saves a quarter of the writes
 //     (0.31 a call instead of 0.43) with CPU and p99 within noise, and on batches and
 //     64 KiB documents, whose writes are large, it changes nothing. The coalesce
 //     package doc has the figures; BenchmarkWrites there counts the system calls.
 //   - The transport's write buffer is writeBufferSize instead of grpc-go's 32 KiB, so
 //     a 64 KiB response leaves in one write instead of three (1.15 write calls a
 //     64 KiB Sign instead of 2.7, 2.0 a batch of 64 instead of 5.2). A 64 KiB Sign
-//     costs about 5 % less server CPU with it (6 runs of 8 lower, -17 to +7 µs, median
-//     -12 µs) and its p99 was lower in 6 of 8; 1 KiB unary, batched and pipelined
+//     costs about 5 % less server CPU with it (-17 to +7 µs, median -12, lower in 6
+//     runs of 8) and its p99 was lower in 6 of 8; 1 KiB unary, batched and pipelined
 //     items are within noise. grpc-go takes the buffer from a shared pool only while a
 //     connection writes, so idle connections hold none (the server's RSS did not move).
 //     A larger read buffer (grpc.ReadBufferSize) was measured too and left out: it
