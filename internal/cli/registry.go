@@ -64,7 +64,7 @@ func Commands() []*Command {
 		certValidateCmd, certParseCmd,
 		keysListCmd, keysGenerateCmd, keysCSRCmd, keysImportCertCmd, keysImportSecretCmd, keysNextGenerationCmd,
 		loginCmd, authChallengeCmd, authTokenKeyCmd,
-		auditVerifyCmd,
+		auditVerifyCmd, auditFindCmd,
 		versionCmd,
 	}
 }
@@ -190,7 +190,7 @@ Exit codes:
   0  success (for verify, verify-raw, decrypt-and-verify and cert validate: every
      signature valid and every certificate good)
   1  a verification that failed: a bad signature, an invalid certificate, a refused
-     login, a damaged audit log
+     login, a damaged audit log, an object no audit record names
   2  bad input or usage: an unknown command or flag, a file that cannot be read, or
      input the server refused as invalid (INVALID_ARGUMENT: malformed, undecryptable)
   3  the server could not be reached, or answered any other error (NOT_FOUND,
@@ -219,6 +219,14 @@ var auditVerifyCmd = &Command{
 	Summary: "check audit logs offline (no server; its exit code 3 means the proof is incomplete)",
 	Run: func(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return auditcmd.Run(append([]string{"verify"}, args...), stdout, stderr)
+	},
+}
+
+var auditFindCmd = &Command{
+	Name: "audit find", Args: "--log DIR|FILE OBJECT...",
+	Summary: "print the audit records of the operations that made or verified each object (no server)",
+	Run: func(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+		return auditcmd.Run(append([]string{"find"}, args...), stdout, stderr)
 	},
 }
 

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"encoding/asn1"
+	"hash"
 	"strings"
 	"sync"
 
@@ -19,10 +21,11 @@ import (
 // Audit records
 //
 // AuditLog writes one pkg/audit record per API call, and one per item of a
-// SignBatch (each item is a key operation of its own), before the response leaves
-// the server. It does so in the outermost unary interceptor, around authentication,
-// authorization and the handler, so refusals are recorded like successes, and so a
-// failed write can still turn the answer into UNAVAILABLE (reason UNAVAILABLE): with
+// SignBatch or VerifyBatch (each item is an operation of its own), before the
+// response leaves the server. It does so in the outermost unary interceptor, around
+// authentication, authorization and the handler, so refusals are recorded like
+// successes, and so a failed write can still turn the answer into UNAVAILABLE
+// (reason UNAVAILABLE): with
 // the default fail-closed log, a client never receives a signature, a plaintext or a
 // token that is not in the log. Calls that never reach the interceptors (a request
 // that cannot be decoded, a handler that panicked) are recorded through the Auditor
@@ -31,10 +34,16 @@ import (
 // A record holds the request id, the caller (its client certificate, or the
 // development identity marked "dev"), the operation, the key name, the algorithms,
 // the digests (the log's hash) of the request's main input and of the response's
-// main output, and the status code and reason. Main input: data when present, else
-// cms, else signature, else the whole request's deterministic protobuf encoding; main
-// output likewise from cms, signature, token, data, else the whole response. Bytes
-// are never stored, only their digests.
+// main output, and the status code and reason. For SignedData the digests are taken
+// over what the operation has in hand without a second pass over the data (pkg/audit,
+// "What in and out name"): a Sign's input is the content digest pkg/sign computed
+// and its output the signerInfos of the SignedData; a Verify's input is the
+// signerInfos of the message, its output the response without the content. Else the
+// main input is data when present, else cms, else signature, else the whole
+// request's deterministic protobuf encoding; the main output likewise from cms,
+// signature, token, data, else the whole response; for DecryptAndVerify the content,
+// then the rest of the answer (verdictDigest), which a stream can digest as the
+// content passes. Bytes are never stored, only their digests.
 
 // AuditLog is the Auditor over a pkg/audit log.
 type AuditLog struct {
@@ -74,7 +83,7 @@ func (a *AuditLog) Audit(ctx context.Context, ev *AuditEvent) {
 	}
 	req, hadPassword := passwordFree(ev.Request)
 	if m, ok := req.(proto.Message); ok {
-		rec.Input = mainInput(m)
+		rec.Input, _ = auditInput(m, nil)
 	}
 	if hadPassword {
 		rec.Algorithms = []string{auditPassword}
@@ -146,7 +155,7 @@ func (s *Server) writeAudit(ctx context.Context, al *AuditLog, ri *requestInfo, 
 				if ie := res.GetError(); ie != nil {
 					r.Code, r.Reason = codes.Code(ie.GetCode()).String(), ie.GetReason()
 				} else {
-					r.Output = res.GetCms()
+					r.Output = signerInfosOr(res.GetCms())
 					r.KeyGeneration, r.KeySerial = res.GetKeyUsed().GetGeneration(), res.GetKeyUsed().GetCertificateSerial()
 				}
 			}
@@ -161,8 +170,13 @@ func (s *Server) writeAudit(ctx context.Context, al *AuditLog, ri *requestInfo, 
 	// buffer: Append digests the bytes before it returns and keeps none of them.
 	bp := wholeBufs.Get().(*[]byte)
 	buf := (*bp)[:0]
+	if b, ok := req.(*signsvrv1.VerifyBatchRequest); ok && err == nil {
+		werr := s.writeVerifyBatchAudit(ctx, al, rec, b, resp, buf)
+		wholeBufs.Put(bp)
+		return werr
+	}
 	if m, ok := req.(proto.Message); ok {
-		rec.Input, buf = mainInputBuf(m, buf)
+		rec.Input, buf = auditInput(m, buf)
 	}
 	if r, ok := req.(*signsvrv1.SignRequest); ok && len(r.GetData()) > 0 && err == nil {
 		// The main input is the data, which pkg/sign digested already.
@@ -171,7 +185,13 @@ func (s *Server) writeAudit(ctx context.Context, al *AuditLog, ri *requestInfo, 
 		}
 	}
 	if m, ok := resp.(proto.Message); ok && err == nil {
-		rec.Output, buf = mainOutputBuf(m, buf)
+		rec.Output, buf = auditOutput(m, buf)
+	}
+	if r, ok := resp.(*signsvrv1.DecryptAndVerifyResponse); ok && err == nil {
+		h := newAuditHash(al.log.HashAlg())
+		h.Write(r.GetContent())
+		verdictDigest(h, r)
+		rec.Output, rec.OutputDigest = nil, h.Sum(nil)
 	}
 	rec.Algorithms = s.auditAlgorithms(ri.key, req)
 	if u, ok := resp.(interface{ GetKeyUsed() *signsvrv1.KeyUse }); ok && err == nil {
@@ -186,6 +206,74 @@ func (s *Server) writeAudit(ctx context.Context, al *AuditLog, ri *requestInfo, 
 		wholeBufs.Put(bp)
 	}
 	return werr
+}
+
+// writeVerifyBatchAudit writes one record per item of a VerifyBatch, as for
+// SignBatch: each is a verification of its own object. rec is the call's record.
+func (s *Server) writeVerifyBatchAudit(ctx context.Context, al *AuditLog, rec audit.Record, b *signsvrv1.VerifyBatchRequest, resp any, buf []byte) error {
+	out, _ := resp.(*signsvrv1.VerifyBatchResponse)
+	recs := make([]audit.Record, 0, len(b.GetItems()))
+	// The responses' encodings share buf: Append digests them all before it returns.
+	for i, item := range b.GetItems() {
+		r := rec
+		r.Input, _ = auditInput(item, nil)
+		if i < len(out.GetResults()) {
+			res := out.GetResults()[i]
+			if ie := res.GetError(); ie != nil {
+				r.Code, r.Reason = codes.Code(ie.GetCode()).String(), ie.GetReason()
+			} else if vr := res.GetResult(); vr != nil {
+				start := len(buf)
+				_, buf = verifyOutput(vr, buf)
+				r.Output = buf[start:len(buf):len(buf)]
+			}
+		}
+		recs = append(recs, r)
+	}
+	// Earlier items' outputs point into buf's earlier backing arrays when it grew:
+	// those stay valid, as nothing writes them again before Append returns.
+	return al.log.AppendBatch(ctx, recs)
+}
+
+// auditInput is the record's input of request m: the signerInfos of a Verify's
+// message (see pkg/audit, "What in and out name"), else its main input.
+func auditInput(m proto.Message, buf []byte) ([]byte, []byte) {
+	if r, ok := m.(*signsvrv1.VerifyRequest); ok && len(r.GetCms()) > 0 {
+		return signerInfosOr(r.GetCms()), buf
+	}
+	return mainInputBuf(m, buf)
+}
+
+// auditOutput is the record's output of response m: the signerInfos of a Sign's
+// SignedData, a Verify's response without its content, else the main output.
+func auditOutput(m proto.Message, buf []byte) ([]byte, []byte) {
+	switch r := m.(type) {
+	case *signsvrv1.SignResponse:
+		return signerInfosOr(r.GetCms()), buf
+	case *signsvrv1.VerifyResponse:
+		return verifyOutput(r, buf)
+	}
+	return mainOutputBuf(m, buf)
+}
+
+// signerInfosOr is the DER of the signerInfos SET of SignedData der, found without
+// reading the content or the certificates; der itself when it has none to find.
+func signerInfosOr(der []byte) []byte {
+	if si, err := cms.SignerInfosDER(der); err == nil {
+		return si
+	}
+	return der
+}
+
+// verifyOutput appends the deterministic encoding of r without its content to buf.
+// The content is the message's own, which the record's input binds already; r is
+// the call's response, not yet sent and read by nobody else, so its content is set
+// aside for the encoding and put back.
+func verifyOutput(r *signsvrv1.VerifyResponse, buf []byte) ([]byte, []byte) {
+	content := r.Content
+	r.Content = nil
+	b, buf := wholeMessage(r, buf)
+	r.Content = content
+	return b, buf
 }
 
 // wholeBufs holds buffers for whole-message encodings (Verify responses, ListKeys...).
@@ -203,20 +291,21 @@ func (s *Server) auditsDigests() bool {
 // reusable returns the digest of cd when it was made with the log's own digest
 // algorithm (SHA-256 or SM3), else nil: then the record digests the data itself.
 func (a *AuditLog) reusable(cd *sign.ContentDigest) []byte {
-	if len(cd.Digest) == 0 {
+	if len(cd.Digest) == 0 || !a.hashIs(cd.Algorithm) {
 		return nil
 	}
+	return cd.Digest
+}
+
+// hashIs reports whether digest algorithm oid is the log's hash.
+func (a *AuditLog) hashIs(oid asn1.ObjectIdentifier) bool {
 	switch a.log.HashAlg() {
 	case audit.SHA256:
-		if cd.Algorithm.Equal(cms.OIDSHA256) {
-			return cd.Digest
-		}
+		return oid.Equal(cms.OIDSHA256)
 	case audit.SM3:
-		if cd.Algorithm.Equal(cms.OIDSM3) {
-			return cd.Digest
-		}
+		return oid.Equal(cms.OIDSM3)
 	}
-	return nil
+	return false
 }
 
 // auditCaller turns the server's identity into the audit log's.
@@ -280,11 +369,6 @@ type (
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
 
-func mainInput(m proto.Message) []byte {
-	b, _ := mainInputBuf(m, nil)
-	return b
-}
-
 // mainInputBuf is mainInput; a whole-message encoding is appended to buf, and the
 // grown buf is returned for reuse.
 func mainInputBuf(m proto.Message, buf []byte) ([]byte, []byte) {
@@ -314,6 +398,18 @@ func mainOutputBuf(m proto.Message, buf []byte) ([]byte, []byte) {
 		return g.GetData(), buf
 	}
 	return wholeMessage(m, buf)
+}
+
+// verdictDigest writes to h, which has digested the content already, the rest of a
+// DecryptAndVerify answer: its deterministic encoding without the content. That is
+// the record's output digest, the same whether the content came in the unary
+// answer or passed a stream before its verdict was known (with omit_content, the
+// digest of the whole answer).
+func verdictDigest(h hash.Hash, r *signsvrv1.DecryptAndVerifyResponse) {
+	rest := &signsvrv1.DecryptAndVerifyResponse{Verified: r.GetVerified(), Signers: r.GetSigners(),
+		ContentType: r.GetContentType(), KeyUsed: r.GetKeyUsed()}
+	enc, _ := wholeMessage(rest, nil)
+	h.Write(enc)
 }
 
 // wholeMessage appends m's deterministic encoding to buf[len(buf):] and returns that

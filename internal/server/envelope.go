@@ -12,6 +12,7 @@ import (
 	"signsvr.dev/signsvr/pkg/cms"
 	"signsvr.dev/signsvr/pkg/envelope"
 	"signsvr.dev/signsvr/pkg/keystore"
+	"signsvr.dev/signsvr/pkg/sign"
 )
 
 type envelopeService struct {
@@ -127,17 +128,11 @@ func (s *Server) open(ctx context.Context, name string, der []byte, o *signsvrv1
 	if err != nil {
 		return nil, nil, err
 	}
-	data, err := envelope.Open(der, priv, leaf, s.openOptions(o))
-	var used *signsvrv1.KeyUse
-	if leaf != nil {
-		used = s.keyUsed(ctx, name)
-	}
-	for _, g := range s.olderGenerations(ctx, name, leaf, err) {
-		if data, err = envelope.Open(der, g.priv, g.leaf, s.openOptions(o)); !errors.Is(err, envelope.ErrNoRecipient) {
-			used = g.keyUse(name)
-			break
-		}
-	}
+	var data []byte
+	used, err := s.openWithGenerations(ctx, name, priv, leaf, func(priv any, leaf *smx509.Certificate) (err error) {
+		data, err = envelope.Open(der, priv, leaf, s.openOptions(o))
+		return err
+	})
 	if err != nil {
 		return nil, nil, decryptError(err)
 	}
@@ -269,17 +264,11 @@ func (s envelopeService) DecryptAndVerify(ctx context.Context, req *signsvrv1.De
 	}
 	// A decrypted plaintext that is not a SignedData is ErrDecrypt (pkg/envelope), so
 	// only a message that does not parse before any key is used says "malformed".
-	res, err := envelope.OpenAndVerify(req.GetCms(), priv, leaf, s.openOptions(req.GetDecryptOptions()), vo)
-	var used *signsvrv1.KeyUse
-	if leaf != nil {
-		used = s.keyUsed(ctx, req.GetKey())
-	}
-	for _, g := range s.olderGenerations(ctx, req.GetKey(), leaf, err) {
-		if res, err = envelope.OpenAndVerify(req.GetCms(), g.priv, g.leaf, s.openOptions(req.GetDecryptOptions()), vo); !errors.Is(err, envelope.ErrNoRecipient) {
-			used = g.keyUse(req.GetKey())
-			break
-		}
-	}
+	var res *sign.Result
+	used, err := s.openWithGenerations(ctx, req.GetKey(), priv, leaf, func(priv any, leaf *smx509.Certificate) (err error) {
+		res, err = envelope.OpenAndVerify(req.GetCms(), priv, leaf, s.openOptions(req.GetDecryptOptions()), vo)
+		return err
+	})
 	if err != nil {
 		return nil, decryptError(err)
 	}

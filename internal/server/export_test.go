@@ -22,3 +22,7 @@ func (s *Server) PipelineCounts() (active, read int64) {
 // PipelineWorkers is how many workers run the items of a stream with inFlight items
 // in flight at most.
 func PipelineWorkers(inFlight int) int { return pipelineWorkers(inFlight) }
+
+// StreamHeldBytes is what each stream call holds of the budget of request bytes in
+// flight.
+const StreamHeldBytes = streamHeldBytes

@@ -73,6 +73,29 @@ func (s *Server) olderGenerations(ctx context.Context, name string, active *smx5
 	return out
 }
 
+// openWithGenerations runs open with the named key's active generation (priv and
+// leaf, as openerFor gave them) and, while open finds no recipient, with each
+// decrypt-only generation in turn (olderGenerations). It returns the generation of
+// the last try (nil for a password or a KEK) and that try's error. open must leave
+// its input as it was when it finds no recipient: pkg/envelope's Open and
+// OpenAndVerify, or a StreamEnvelope's Open, which reads nothing before the
+// recipient matched.
+func (s *Server) openWithGenerations(ctx context.Context, name string, priv any, leaf *smx509.Certificate,
+	open func(priv any, leaf *smx509.Certificate) error) (*signsvrv1.KeyUse, error) {
+	err := open(priv, leaf)
+	var used *signsvrv1.KeyUse
+	if leaf != nil {
+		used = s.keyUsed(ctx, name)
+	}
+	for _, g := range s.olderGenerations(ctx, name, leaf, err) {
+		if err = open(g.priv, g.leaf); !errors.Is(err, envelope.ErrNoRecipient) {
+			used = g.keyUse(name)
+			break
+		}
+	}
+	return used, err
+}
+
 // keyUsed names the generation of the named key that signs and receives envelopes now
 // (its active one), with its certificate's serial; nil for a name the store does not
 // hold (a password, a KEK).

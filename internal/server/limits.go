@@ -46,7 +46,8 @@ type Limits struct {
 	// call of the API holds streamWindow bytes of it from the arrival of its headers
 	// to its end (what the client may send before the server reads), and the size of
 	// its request message from the moment the message's length prefix arrives, before
-	// its body is read, until the call's answer is written. A call that cannot have
+	// its body is read, until the call's answer is written; a StreamService call
+	// holds what it buffers (streamHeldBytes) from its start to its end. A call that cannot have
 	// its share at once is refused with RESOURCE_EXHAUSTED: nothing waits for the
 	// budget, so nothing queues. An eighth of it is kept for requests that fit in
 	// streamWindow, so that large requests cannot starve small ones. It must leave

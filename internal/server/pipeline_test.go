@@ -461,7 +461,7 @@ func TestPipelineAuditMatchesUnary(t *testing.T) {
 		var out []byte
 		switch {
 		case r.GetSign() != nil:
-			out = r.GetSign().GetCms()
+			out = signerInfosOf(t, r.GetSign().GetCms())
 		case r.GetSignRaw() != nil:
 			out = r.GetSignRaw().GetSignature()
 		case r.GetEnvelope() != nil:
@@ -469,7 +469,7 @@ func TestPipelineAuditMatchesUnary(t *testing.T) {
 		case r.GetDecrypt() != nil:
 			out = r.GetDecrypt().GetData()
 		case r.GetVerify() != nil:
-			out, _ = protoDeterministic(t, r.GetVerify())
+			out = verifyOut(t, r.GetVerify())
 		case r.GetVerifyRaw() != nil:
 			out, _ = protoDeterministic(t, r.GetVerifyRaw())
 		}

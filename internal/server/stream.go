@@ -12,7 +12,11 @@ package server
 // message, one output buffer, the small fields of the message being read.
 //
 // Audit: a streamed operation leaves the record its unary form leaves (same op,
-// key, algorithms; input and output digested on the fly with the log's digest). It
+// key, algorithms, digests): input and output are digested on the fly with the
+// log's digest, except that a SignStream's output is its signerInfos and its input
+// the signer's own content digest when that is in the log's hash, and a
+// VerifyStream's input is the message's signerInfos (pkg/audit, "What in and out
+// name"), so neither hashes its content a second time. It
 // is written before the message that completes the output (the signature's suffix,
 // the result): when the write fails, the call ends UNAVAILABLE instead, and the
 // output the client got so far is incomplete and void.
@@ -70,17 +74,64 @@ func (l StreamLimits) withDefaults() StreamLimits {
 	return l
 }
 
-// streamHeldBytes is what a stream call holds in buffers at most, for the
-// server's budget of request bytes in flight.
-const streamHeldBytes = 3 * MaxStreamChunk
+// What a stream call holds in buffers at most: the data the client may send
+// before the server reads (the flow-control window), the chunk being processed,
+// the output buffer (outBufs), and for a decryption the opening's piece and the
+// spool's writer and reader (spoolBuf each).
+const (
+	outBufCap       = MaxStreamChunk + 64<<10
+	spoolBuf        = 256 << 10
+	streamHeldBytes = streamWindow + MaxStreamChunk + outBufCap + 3*spoolBuf
+)
 
-// holdStreamBytes is the seam to the server-wide budget of request bytes in
-// flight: a stream counts its buffers (streamHeldBytes) against it for its whole
-// life, and gets RESOURCE_EXHAUSTED when the budget is spent. Without a budget it
-// holds nothing.
-func (s *Server) holdStreamBytes(ctx context.Context, n int64) (release func(), err error) {
-	_, _ = ctx, n
-	return func() {}, nil
+// holdStreamBytes reserves n bytes of the server-wide budget of request bytes in
+// flight (Limits.MaxInflightBytes) for a stream call's whole life, as a unary call
+// holds its message's size: many concurrent streams cannot take the server past
+// it. As for a unary call, nothing waits: a stream that cannot have its share at
+// once is refused RESOURCE_EXHAUSTED before any of its messages is read.
+func (s *Server) holdStreamBytes(n int64) (*streamHold, error) {
+	h := &streamHold{b: s.budget}
+	if !h.add(n) {
+		return nil, errBusy(fmt.Sprintf("no budget for a stream's %d bytes of buffers (%d in flight)", n, s.budget.used.Load()))
+	}
+	return h, nil
+}
+
+// streamHold is what a stream call holds of the budget. The receiving goroutine
+// adds to it (stream_recv.go) and may outlive the handler, so adding after the
+// release fails instead of taking bytes nobody gives back.
+type streamHold struct {
+	b    *byteBudget
+	mu   sync.Mutex
+	n    int64
+	done bool
+}
+
+// add reserves n more bytes if they fit and the hold is not released.
+func (h *streamHold) add(n int64) bool {
+	if h.b == nil {
+		return true
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done || !h.b.take(n, false) {
+		return false
+	}
+	h.n += n
+	return true
+}
+
+// release gives everything back, once.
+func (h *streamHold) release() {
+	if h.b == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.done {
+		h.done = true
+		h.b.give(h.n)
+	}
 }
 
 type streamService struct {
@@ -115,9 +166,18 @@ type streamCall struct {
 	ri      *requestInfo
 	op      streamOp
 	in, out hash.Hash // digests for the audit record, nil without an AuditLog
+	// inSum and outSum, when set, are the record's digests instead of in's and out's
+	// (an operation that digests less than the whole stream sets in or out to nil).
+	inSum, outSum []byte
 	// req stands for the request in the audit record's algorithms (the unary form's
 	// request with the options).
-	req       proto.Message
+	req proto.Message
+	// used is the key generation the operation used, for the record as the unary
+	// answer's key_used.
+	used *signsvrv1.KeyUse
+	// hold is what the call holds of the budget: its buffers, and its options
+	// message (stream_recv.go).
+	hold      *streamHold
 	committed bool
 	idle      *time.Timer
 }
@@ -153,11 +213,10 @@ func (s *Server) runStream(ss grpc.ServerStream, method string, body func(c *str
 		}
 		err = s.finish(ctx, ri, nil, err)
 	}()
-	release, err := s.holdStreamBytes(ctx, streamHeldBytes)
-	if err != nil {
+	if c.hold, err = s.holdStreamBytes(streamHeldBytes); err != nil {
 		return err
 	}
-	defer release()
+	defer c.hold.release()
 	if s.clientValidator != nil {
 		id, err := s.authenticatePeer(ctx)
 		if err != nil {
@@ -171,6 +230,12 @@ func (s *Server) runStream(ss grpc.ServerStream, method string, body func(c *str
 		}
 	}
 	return body(c)
+}
+
+// auditLog is the server's AuditLog, nil without one.
+func (c *streamCall) auditLog() *AuditLog {
+	al, _ := c.s.auditor.(*AuditLog)
+	return al
 }
 
 // newAuditHash is the audit log's digest, as a running hash.
@@ -212,16 +277,29 @@ func (c *streamCall) record(err error) error {
 	}
 	rec := audit.Record{
 		RequestID: c.ri.id(), Caller: auditCaller(IdentityFrom(c.ctx)), Op: c.op.op, Key: c.ri.key, Code: "OK",
-		InputDigest: c.in.Sum(nil),
+		InputDigest: c.inSum,
+	}
+	if rec.InputDigest == nil && c.in != nil {
+		rec.InputDigest = c.in.Sum(nil)
 	}
 	if err != nil {
 		e := classify(err)
 		rec.Code, rec.Reason = e.Code.String(), ReasonString(e.Reason)
 	} else {
-		rec.OutputDigest = c.out.Sum(nil)
+		rec.OutputDigest = c.outSum
+		if rec.OutputDigest == nil && c.out != nil {
+			rec.OutputDigest = c.out.Sum(nil)
+		}
 	}
 	if c.req != nil {
-		rec.Algorithms = c.s.auditAlgorithms(c.ri.key, c.req)
+		req, hadPassword := passwordFree(c.req)
+		rec.Algorithms = c.s.auditAlgorithms(c.ri.key, req)
+		if hadPassword {
+			rec.Algorithms = append(rec.Algorithms, auditPassword)
+		}
+	}
+	if err == nil {
+		rec.KeyGeneration, rec.KeySerial = c.used.GetGeneration(), c.used.GetCertificateSerial()
 	}
 	al.recorded.Store(c.ri, struct{}{})
 	return al.log.Append(c.ctx, rec)
@@ -436,7 +514,7 @@ func (s *Server) newSpool() (*fileSpool, error) {
 		f.Close()
 		return nil, err
 	}
-	return &fileSpool{f: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
+	return &fileSpool{f: f, w: bufio.NewWriterSize(f, spoolBuf)}, nil
 }
 
 func (sp *fileSpool) Write(p []byte) (int, error) { return sp.w.Write(p) }
@@ -448,10 +526,10 @@ func (sp *fileSpool) Rewind() (io.Reader, error) {
 	if _, err := sp.f.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	return bufio.NewReaderSize(sp.f, 256<<10), nil
+	return bufio.NewReaderSize(sp.f, spoolBuf), nil
 }
 
 func (sp *fileSpool) Close() error { return sp.f.Close() }
 
 // outBufs are the output buffers of streams: one per call in flight.
-var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, MaxStreamChunk+64<<10); return &b }}
+var outBufs = sync.Pool{New: func() any { b := make([]byte, 0, outBufCap); return &b }}

@@ -70,7 +70,7 @@ func isSignOpts(m *signsvrv1.SignStreamRequest) bool { return m.GetOptions() != 
 // SignStream implements signsvrv1.StreamServiceServer.
 func (s streamService) SignStream(ss signsvrv1.StreamService_SignStreamServer) error {
 	return s.runStream(ss, signsvrv1.StreamService_SignStream_FullMethodName, func(c *streamCall) error {
-		recv := receiver(c, ss.Recv)
+		recv := receiver(c, streamRecv[signsvrv1.SignStreamRequest](c, ss))
 		first, err := firstMessage(c, recv, isSignOpts)
 		if err != nil {
 			return err
@@ -89,20 +89,30 @@ func (s streamService) SignStream(ss signsvrv1.StreamService_SignStreamServer) e
 		if err != nil {
 			return err
 		}
+		al := c.auditLog()
+		if al != nil {
+			// The record's output is the signerInfos, as unary Sign's (audit.go); its
+			// input the signer's own content digest when that is in the log's hash.
+			opts.ContentDigest, c.out = &c.ri.contentDigest, nil
+		}
 		st, err := sign.NewStreamSigner(signer, k.chain, &opts)
 		if err != nil {
 			return err
+		}
+		if al != nil && al.hashIs(st.Digest().Algorithm) {
+			c.in = nil
 		}
 		snd := newSender(c, func(b []byte) error {
 			return ss.Send(&signsvrv1.SignStreamResponse{Msg: &signsvrv1.SignStreamResponse_Chunk{Chunk: b}})
 		})
 		defer snd.release()
 		out := snd.out()
+		var prefix []byte
 		if !opts.Detached {
-			if out, err = st.Prefix(); err != nil {
+			if prefix, err = st.Prefix(); err != nil {
 				return err
 			}
-			out = append(snd.out(), out...)
+			out = append(snd.out(), prefix...)
 		}
 		r := newChunkReader(c, recv, isSignOpts)
 		for {
@@ -129,6 +139,13 @@ func (s streamService) SignStream(ss signsvrv1.StreamService_SignStreamServer) e
 		if err != nil {
 			return err
 		}
+		if al != nil {
+			// prefix and tail hold the whole SignedData but the content's chunks.
+			c.outSum = al.log.Digest(signerInfosOr(append(prefix[:len(prefix):len(prefix)], tail...)))
+			if c.in == nil {
+				c.inSum = al.reusable(&c.ri.contentDigest)
+			}
+		}
 		res := &signsvrv1.SignStreamResult{}
 		if opts.Detached {
 			res.Cms = tail
@@ -139,7 +156,8 @@ func (s streamService) SignStream(ss signsvrv1.StreamService_SignStreamServer) e
 			c.wrote(out)
 			snd.size += uint64(len(out))
 		}
-		res.Stream = &signsvrv1.StreamResult{Size: snd.size, Received: uint64(r.n)}
+		c.used = s.keyUsed(c.ctx, o.GetKey())
+		res.Stream = &signsvrv1.StreamResult{Size: snd.size, Received: uint64(r.n), KeyUsed: c.used}
 		// The signature leaves only once it is in the audit log.
 		if err := c.commit(); err != nil {
 			return err
@@ -158,7 +176,7 @@ func isVerifyOpts(m *signsvrv1.VerifyStreamRequest) bool { return m.GetOptions()
 // VerifyStream implements signsvrv1.StreamServiceServer.
 func (s streamService) VerifyStream(ss signsvrv1.StreamService_VerifyStreamServer) error {
 	return s.runStream(ss, signsvrv1.StreamService_VerifyStream_FullMethodName, func(c *streamCall) error {
-		recv := receiver(c, ss.Recv)
+		recv := receiver(c, streamRecv[signsvrv1.VerifyStreamRequest](c, ss))
 		first, err := firstMessage(c, recv, isVerifyOpts)
 		if err != nil {
 			return err
@@ -168,9 +186,15 @@ func (s streamService) VerifyStream(ss signsvrv1.StreamService_VerifyStreamServe
 		if err := s.applyVerifyOptions(vo, o, "options"); err != nil {
 			return err
 		}
+		// The record's input is the message's signerInfos, as unary Verify's
+		// (audit.go): the content is not digested for it.
+		c.in = nil
 		r := newChunkReader(c, recv, isVerifyOpts)
 		var res *sign.Result
 		if der := first.GetOptions().GetCms(); len(der) > 0 {
+			if al := c.auditLog(); al != nil {
+				c.inSum = al.log.Digest(signerInfosOr(der))
+			}
 			// Detached: the message is in the options, the content streams.
 			sd, err := cms.ParseSignedDataContentInfo(der)
 			if err != nil {
@@ -202,6 +226,9 @@ func (s streamService) VerifyStream(ss signsvrv1.StreamService_VerifyStreamServe
 				return err
 			}
 		}
+		if al := c.auditLog(); al != nil && c.inSum == nil {
+			c.inSum = al.log.Digest(res.SignerInfos)
+		}
 		stamps := s.checkTimestamps(c.ctx, res) // timestamp.go
 		resp := &signsvrv1.VerifyStreamResponse{ContentType: res.ContentType, Detached: res.Detached, Received: uint64(r.n)}
 		resp.Signers, resp.Verified = s.signerResultsAt(c.ctx, res, stamps)
@@ -225,13 +252,13 @@ func isEnvelopeOpts(m *signsvrv1.EnvelopeStreamRequest) bool { return m.GetOptio
 // EnvelopeStream implements signsvrv1.StreamServiceServer.
 func (s streamService) EnvelopeStream(ss signsvrv1.StreamService_EnvelopeStreamServer) error {
 	return s.runStream(ss, signsvrv1.StreamService_EnvelopeStream_FullMethodName, func(c *streamCall) error {
-		recv := receiver(c, ss.Recv)
+		recv := receiver(c, streamRecv[signsvrv1.EnvelopeStreamRequest](c, ss))
 		first, err := firstMessage(c, recv, isEnvelopeOpts)
 		if err != nil {
 			return err
 		}
 		o := first.GetOptions()
-		c.req = &signsvrv1.EnvelopeRequest{Options: o.GetOptions()}
+		c.req = &signsvrv1.EnvelopeRequest{Options: o.GetOptions(), RecipientPasswords: o.GetRecipientPasswords()}
 		rcpts, opts, err := s.streamRecipients(c, o.GetRecipientCerts(), o.GetRecipientKeys(), o, o.GetOptions())
 		if err != nil {
 			return err
@@ -274,7 +301,7 @@ func (s streamService) EnvelopeStream(ss signsvrv1.StreamService_EnvelopeStreamS
 			return err
 		}
 		return ss.Send(&signsvrv1.EnvelopeStreamResponse{Msg: &signsvrv1.EnvelopeStreamResponse_Result{
-			Result: &signsvrv1.StreamResult{Size: snd.size, Received: uint64(r.n)}}})
+			Result: &signsvrv1.StreamResult{Size: snd.size, Received: uint64(r.n), RecipientKeysUsed: s.keysUsed(c.ctx, o.GetRecipientKeys())}}})
 	})
 }
 
@@ -316,7 +343,7 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 // DecryptStream implements signsvrv1.StreamServiceServer.
 func (s streamService) DecryptStream(ss signsvrv1.StreamService_DecryptStreamServer) error {
 	return s.runStream(ss, signsvrv1.StreamService_DecryptStream_FullMethodName, func(c *streamCall) error {
-		recv := receiver(c, ss.Recv)
+		recv := receiver(c, streamRecv[signsvrv1.DecryptStreamRequest](c, ss))
 		first, err := firstMessage(c, recv, isDecryptOpts)
 		if err != nil {
 			return err
@@ -332,13 +359,21 @@ func (s streamService) DecryptStream(ss signsvrv1.StreamService_DecryptStreamSer
 		if err != nil {
 			return err
 		}
+		env, err := envelope.ReadStreamEnvelope(sr)
+		if err != nil {
+			return streamDecryptError(err)
+		}
 		spool := &lazySpool{s: s.Server}
 		defer spool.Close()
 		var size uint64
-		res, err := envelope.OpenStream(sr, priv, leaf, s.openOptions(o.GetOptions()), spool, r.finish, func(b []byte) error {
-			c.wrote(b)
-			size += uint64(len(b))
-			return ss.Send(&signsvrv1.DecryptStreamResponse{Msg: &signsvrv1.DecryptStreamResponse_Chunk{Chunk: b}})
+		var res *envelope.StreamOpened
+		c.used, err = s.openWithGenerations(c.ctx, o.GetKey(), priv, leaf, func(priv any, leaf *smx509.Certificate) (err error) {
+			res, err = env.Open(priv, leaf, s.openOptions(o.GetOptions()), spool, r.finish, func(b []byte) error {
+				c.wrote(b)
+				size += uint64(len(b))
+				return ss.Send(&signsvrv1.DecryptStreamResponse{Msg: &signsvrv1.DecryptStreamResponse_Chunk{Chunk: b}})
+			})
+			return err
 		})
 		if err != nil {
 			return streamDecryptError(err)
@@ -347,7 +382,7 @@ func (s streamService) DecryptStream(ss signsvrv1.StreamService_DecryptStreamSer
 			return err
 		}
 		return ss.Send(&signsvrv1.DecryptStreamResponse{Msg: &signsvrv1.DecryptStreamResponse_Result{Result: &signsvrv1.DecryptStreamResult{
-			ContentType: res.ContentType.String(), Stream: &signsvrv1.StreamResult{Size: size, Received: uint64(r.n)}}}})
+			ContentType: res.ContentType.String(), Stream: &signsvrv1.StreamResult{Size: size, Received: uint64(r.n), KeyUsed: c.used}}}})
 	})
 }
 
@@ -372,13 +407,14 @@ func isSignAndEnvelopeOpts(m *signsvrv1.SignAndEnvelopeStreamRequest) bool {
 // attached SignedData, streamed, is the content of EnvelopeStream's envelope.
 func (s streamService) SignAndEnvelopeStream(ss signsvrv1.StreamService_SignAndEnvelopeStreamServer) error {
 	return s.runStream(ss, signsvrv1.StreamService_SignAndEnvelopeStream_FullMethodName, func(c *streamCall) error {
-		recv := receiver(c, ss.Recv)
+		recv := receiver(c, streamRecv[signsvrv1.SignAndEnvelopeStreamRequest](c, ss))
 		first, err := firstMessage(c, recv, isSignAndEnvelopeOpts)
 		if err != nil {
 			return err
 		}
 		o := first.GetOptions()
-		c.req = &signsvrv1.SignAndEnvelopeRequest{Key: o.GetKey(), SignOptions: o.GetSignOptions(), EnvelopeOptions: o.GetEnvelopeOptions()}
+		c.req = &signsvrv1.SignAndEnvelopeRequest{Key: o.GetKey(), SignOptions: o.GetSignOptions(), EnvelopeOptions: o.GetEnvelopeOptions(),
+			RecipientPasswords: o.GetRecipientPasswords()}
 		rcpts, eopts, err := s.streamRecipients(c, o.GetRecipientCerts(), o.GetRecipientKeys(), o, o.GetEnvelopeOptions())
 		if err != nil {
 			return err
@@ -442,6 +478,7 @@ func (s streamService) SignAndEnvelopeStream(ss signsvrv1.StreamService_SignAndE
 		}
 		c.wrote(out)
 		snd.size += uint64(len(out))
+		c.used = s.keyUsed(c.ctx, o.GetKey())
 		if err := c.commit(); err != nil {
 			return err
 		}
@@ -449,7 +486,8 @@ func (s streamService) SignAndEnvelopeStream(ss signsvrv1.StreamService_SignAndE
 			return err
 		}
 		return ss.Send(&signsvrv1.SignAndEnvelopeStreamResponse{Msg: &signsvrv1.SignAndEnvelopeStreamResponse_Result{
-			Result: &signsvrv1.StreamResult{Size: snd.size, Received: uint64(r.n)}}})
+			Result: &signsvrv1.StreamResult{Size: snd.size, Received: uint64(r.n), KeyUsed: c.used,
+				RecipientKeysUsed: s.keysUsed(c.ctx, o.GetRecipientKeys())}}})
 	})
 }
 
@@ -462,13 +500,13 @@ func isDecryptAndVerifyOpts(m *signsvrv1.DecryptAndVerifyStreamRequest) bool {
 // content sent on as it passes.
 func (s streamService) DecryptAndVerifyStream(ss signsvrv1.StreamService_DecryptAndVerifyStreamServer) error {
 	return s.runStream(ss, signsvrv1.StreamService_DecryptAndVerifyStream_FullMethodName, func(c *streamCall) error {
-		recv := receiver(c, ss.Recv)
+		recv := receiver(c, streamRecv[signsvrv1.DecryptAndVerifyStreamRequest](c, ss))
 		first, err := firstMessage(c, recv, isDecryptAndVerifyOpts)
 		if err != nil {
 			return err
 		}
 		o := first.GetOptions()
-		c.req = &signsvrv1.DecryptAndVerifyRequest{Key: o.GetKey(), DecryptOptions: o.GetDecryptOptions()}
+		c.req = &signsvrv1.DecryptAndVerifyRequest{Key: o.GetKey(), DecryptOptions: o.GetDecryptOptions(), VerifyOptions: o.GetVerifyOptions()}
 		priv, leaf, err := s.openerFor(c.ctx, o.GetKey(), o.GetDecryptOptions())
 		if err != nil {
 			return err
@@ -482,6 +520,10 @@ func (s streamService) DecryptAndVerifyStream(ss signsvrv1.StreamService_Decrypt
 		sr, err := cms.NewStreamReader(r, 0)
 		if err != nil {
 			return err
+		}
+		env, err := envelope.ReadStreamEnvelope(sr)
+		if err != nil {
+			return streamDecryptError(err)
 		}
 		spool := &lazySpool{s: s.Server}
 		defer spool.Close()
@@ -513,8 +555,11 @@ func (s streamService) DecryptAndVerifyStream(ss signsvrv1.StreamService_Decrypt
 			pr.CloseWithError(io.ErrClosedPipe) // the decryption's writes fail from now on
 			done <- v
 		}()
-		_, err = envelope.OpenStream(sr, priv, leaf, s.openOptions(o.GetDecryptOptions()), spool, r.finish, func(b []byte) error {
-			_, err := pw.Write(b)
+		c.used, err = s.openWithGenerations(c.ctx, o.GetKey(), priv, leaf, func(priv any, leaf *smx509.Certificate) error {
+			_, err := env.Open(priv, leaf, s.openOptions(o.GetDecryptOptions()), spool, r.finish, func(b []byte) error {
+				_, err := pw.Write(b)
+				return err
+			})
 			return err
 		})
 		pw.CloseWithError(err)
@@ -536,7 +581,13 @@ func (s streamService) DecryptAndVerifyStream(ss signsvrv1.StreamService_Decrypt
 		}
 		signers, verified := s.signerResults(c.ctx, v.res)
 		res := &signsvrv1.DecryptAndVerifyStreamResult{Verified: verified, Signers: signers, ContentType: v.res.ContentType,
-			Stream: &signsvrv1.StreamResult{Size: size, Received: uint64(r.n)}}
+			Stream: &signsvrv1.StreamResult{Size: size, Received: uint64(r.n), KeyUsed: c.used}}
+		// The record's output is the unary form's: the content (digested as it
+		// passed), then the rest of its answer (audit.go).
+		if c.out != nil {
+			verdictDigest(c.out, &signsvrv1.DecryptAndVerifyResponse{Verified: verified, Signers: signers,
+				ContentType: v.res.ContentType, KeyUsed: c.used})
+		}
 		if err := c.commit(); err != nil {
 			return err
 		}

@@ -32,19 +32,94 @@
 //	            sign_raw, login, timestamp, validate_certificate, ...
 //	key         the logical key name
 //	algs        the algorithms used, e.g. ["SM2","SM3"]
-//	in, out     "<alg>:<hex>" digest of the input and of the output ("" when none); the
-//	            bytes themselves are never kept, nor is any key material
+//	in, out     "<alg>:<hex>" digest of the input and of the output ("" when none), in
+//	            the log's hash; what they are taken over depends on the operation (see
+//	            "What in and out name"); the bytes themselves are never kept, nor is
+//	            any key material
 //	code        gRPC status code name ("OK", "PermissionDenied", ...)
 //	reason      the stable error reason ("" for OK)
 //
 // File headers ("file", the first line of every file) add format
-// ("signsvr-audit/1"), file (its own name), file_index and prev_file (the previous
+// ("signsvr-audit/2"; the verifier also reads "signsvr-audit/1", whose records have
+// the same layout and differ only in what in and out digest), file (its own name),
+// file_index and prev_file (the previous
 // file's name, "" for the first file); their prev is the last hash of the previous
 // file, so the chain runs on across rotation. Checkpoints add count (the seq of the
 // last record covered), head (that record's hash), sig_alg, sig (base64), cert_sha256
 // (fingerprint of the audit certificate) and final (true for the one written by
 // Close). Recovered records add torn_file, torn_offset, torn_bytes, torn_hash,
 // after_seq and cause.
+//
+// # What in and out name
+//
+// A record must let an auditor who is shown a CMS object find the record of the
+// operation that made it (or verified it), and prove the match, without the server
+// reading the data a second time to write the record: hashing a 64 KiB content and
+// a 64 KiB signed message again costs a Sign as much as the signature. So a record
+// digests what the operation has in hand anyway, and, for SignedData, the part that
+// is the signature: the signerInfos SET (RFC 5652 §5.1), its whole DER element.
+//
+// The argument. A SignerInfo holds the signer's identifier (issuer and serial, or
+// key id), the digest and signature algorithms, the signed attributes, the
+// signature value and the unsigned attributes. The signature covers the signed
+// attributes, and those hold messageDigest, the digest of the content; without
+// signed attributes the signature covers the content itself. So the SET names the
+// signatures and, through them, the content: an object whose signerInfos digest to
+// a record's value carries exactly the signatures that operation produced or saw, a
+// valid one among them binds the object's content, and nothing in the object that
+// the signature does not cover (its certificates, CRLs, whether the content is
+// attached or detached, BER or DER outside the SET) changes the match. That is
+// what an auditor wants of a signature: an object re-wrapped without certificates,
+// with its content detached, or re-encoded by another tool is still the one the
+// record names, as long as its signerInfos are byte for byte the same (OpenSSL
+// keeps a DER SET as it is). Two different objects cannot share the value without a
+// collision of the log's hash. A signature does not make the digest guessable: the
+// SET holds the signature value, which differs between any two signings of ECDSA
+// and SM2, and for RSA PKCS#1 v1.5 signatures (deterministic) the signingTime
+// attribute differs unless two identical requests fall within the same second; then
+// the two records name the same bytes, which is correct.
+//
+// The SET is taken as DER: the bytes as they are in the object when it is DER (what
+// the server writes), else the SET re-encoded with minimal definite lengths (BER
+// input, e.g. OpenSSL's -stream). Finding it costs a walk over the headers in front
+// of it; digesting it, a few hundred bytes.
+//
+// Per operation, in signsvr-audit/2:
+//
+//	sign (Sign, SignBatch items, pipelined Sign, SignStream)
+//	  in   the content: the digest the signature covers when its digest algorithm is
+//	       the log's, else the log's hash of it (the same value either way); a request
+//	       that gives only a content digest (content_digest) has in over the request's
+//	       deterministic encoding, as other requests without a main input; a
+//	       SignStream whose signer hashes with the log's hash and that fails once its
+//	       content began streaming records in as "" (the signer's digest is not done)
+//	  out  the signerInfos SET of the SignedData returned (with the timestamp token,
+//	       when one was embedded); the whole output when it is not a SignedData
+//	verify (Verify, VerifyBatch items, pipelined Verify, VerifyStream)
+//	  in   the signerInfos SET of the message presented; the whole message when the
+//	       SET cannot be found in it (then the call failed as malformed), and "" for a
+//	       streamed message refused before its SignerInfos were read
+//	  out  the response's deterministic encoding without its content: the verdicts,
+//	       signers and timestamps. The content returned is the object's own, bound by
+//	       in through messageDigest; hashing it again would add nothing
+//	envelope, decrypt, sign_and_envelope, decrypt_and_verify, sign_raw, timestamp, ...
+//	  in   the main bytes of the request (data, else cms, else signature), else the
+//	       request's deterministic protobuf encoding
+//	  out  the main bytes of the response (cms, signature, token, data), else the
+//	       response's deterministic encoding
+//
+// Envelopes keep whole-object digests: a RecipientInfo is unique per envelope (a
+// fresh content key wrapped for the recipient) and would name one, but nothing in
+// it binds the encrypted content (an AuthEnvelopedData's tag does, an
+// EnvelopedData's nothing), so a record over the RecipientInfos could not tell the
+// object from one with the ciphertext replaced. In signsvr-audit/1, sign's out was
+// the whole SignedData, verify's in the whole message (or the detached content
+// when one was given), verify's out the whole response, and VerifyBatch wrote one
+// record over the whole request and response.
+//
+// `signsvr audit find` computes, for each object presented, every digest a record
+// could hold (the whole file, its PEM-decoded DER, a SignedData's signerInfos and
+// content) and prints the records that hold one of them.
 //
 // # Chain and checkpoints
 //

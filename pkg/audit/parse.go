@@ -178,7 +178,7 @@ func (e *Entry) validate() error {
 		}
 		return digestOrEmpty("out", e.Out)
 	case typeFile:
-		if e.Format != formatName {
+		if e.Format != formatName && e.Format != formatV1 {
 			return malformed("file header of unknown format %q", e.Format)
 		}
 		if e.File == "" || e.FileIndex == 0 {

@@ -100,8 +100,14 @@ const (
 	typeRecovered  = "recovered"
 )
 
-// formatName is written in every file header.
-const formatName = "signsvr-audit/1"
+// formatName is written in every file header; formatV1 is the format before
+// "What in and out name" (doc.go), which the verifier still reads. The chain, the
+// checkpoints and the record layout are the same in both: only what the op
+// records' digests are taken over changed.
+const (
+	formatName = "signsvr-audit/2"
+	formatV1   = "signsvr-audit/1"
+)
 
 // HashAlg is the hash of the chain and of the input/output digests.
 type HashAlg string
@@ -121,6 +127,16 @@ func (h HashAlg) sum(b []byte) [hashSize]byte {
 		return sm3.Sum(b)
 	}
 	return sha256.Sum256(b)
+}
+
+// Sum is the digest of b with h, as records hold it ("in", "out"); nil when h is
+// not a supported algorithm.
+func (h HashAlg) Sum(b []byte) []byte {
+	if !h.valid() {
+		return nil
+	}
+	s := h.sum(b)
+	return s[:]
 }
 
 // appendDigest writes "alg:hex" of sum into dst.

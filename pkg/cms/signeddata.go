@@ -59,6 +59,10 @@ type SignedData struct {
 	// CRLs holds each RevocationInfoChoice element as its complete DER.
 	CRLs        [][]byte
 	SignerInfos []SignerInfo
+	// RawSignerInfos is the DER of the signerInfos SET as read (its whole element):
+	// what an audit record digests to name the object (SignerInfosDER). Marshal
+	// ignores it.
+	RawSignerInfos []byte
 }
 
 // SignerIdentifier names the signer's certificate: by issuer and serial number, or,

@@ -89,7 +89,11 @@ func ParseSignedData(der []byte) (*SignedData, error) {
 	}
 
 	var infos cryptobyte.String
-	if !seq.ReadASN1(&infos, cbasn1.SET) || !seq.Empty() {
+	if !seq.ReadASN1Element(&infos, cbasn1.SET) || !seq.Empty() {
+		return nil, malformed("SignedData.signerInfos")
+	}
+	sd.RawSignerInfos = infos
+	if !infos.ReadASN1(&infos, cbasn1.SET) {
 		return nil, malformed("SignedData.signerInfos")
 	}
 	for !infos.Empty() {

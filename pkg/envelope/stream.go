@@ -200,9 +200,25 @@ const streamBuf = 256 << 10
 // block); its error ends the opening: the caller checks there that its input ended
 // as it should.
 func OpenStream(sr *cms.StreamReader, key any, cert *smx509.Certificate, opts *OpenOptions, spool Spool, ended func() error, out func([]byte) error) (*StreamOpened, error) {
-	if ended == nil {
-		ended = func() error { return nil }
+	e, err := ReadStreamEnvelope(sr)
+	if err != nil {
+		return nil, err
 	}
+	return e.Open(key, cert, opts, spool, ended, out)
+}
+
+// StreamEnvelope is a streamed envelope whose header (its recipients and content
+// algorithm) has been read, and none of its content yet: a caller holding several
+// keys (the generations of one key name) tries them on it in turn.
+type StreamEnvelope struct {
+	sr  *cms.StreamReader
+	hdr *cms.EnvelopedData
+	m   *message
+}
+
+// ReadStreamEnvelope reads the header of the envelope sr reads (just returned by
+// cms.NewStreamReader).
+func ReadStreamEnvelope(sr *cms.StreamReader) (*StreamEnvelope, error) {
 	ct := sr.ContentType()
 	auth := ct.Equal(cms.OIDAuthEnvelopedData)
 	if !auth && !cms.ContentTypeIsEnveloped(ct) {
@@ -213,21 +229,31 @@ func OpenStream(sr *cms.StreamReader, key any, cert *smx509.Certificate, opts *O
 		return nil, err
 	}
 	m := &message{contentType: ct, ris: hdr.RecipientInfos, eci: &hdr.EncryptedContentInfo, auth: auth}
-	cek, keyOK, alg, err := m.contentKey(key, cert, opts)
+	return &StreamEnvelope{sr: sr, hdr: hdr, m: m}, nil
+}
+
+// Open is OpenStream once the header is read. When no RecipientInfo names cert
+// (or the KEK, or a password) it returns ErrNoRecipient having read nothing more,
+// and may be called again with another key; any other return ends the envelope.
+func (e *StreamEnvelope) Open(key any, cert *smx509.Certificate, opts *OpenOptions, spool Spool, ended func() error, out func([]byte) error) (*StreamOpened, error) {
+	if ended == nil {
+		ended = func() error { return nil }
+	}
+	cek, keyOK, alg, err := e.m.contentKey(key, cert, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(cek)
-	res := &StreamOpened{ContentType: hdr.EncryptedContentInfo.ContentType, Cipher: alg.name, Authenticated: alg.gcm}
+	res := &StreamOpened{ContentType: e.hdr.EncryptedContentInfo.ContentType, Cipher: alg.name, Authenticated: alg.gcm}
 	block, err := alg.newBlock(cek)
 	if err != nil {
 		return nil, ErrDecrypt
 	}
-	params := hdr.EncryptedContentInfo.ContentEncryptionAlgorithm.Parameters
+	params := e.hdr.EncryptedContentInfo.ContentEncryptionAlgorithm.Parameters
 	if alg.gcm {
-		return res, openGCMStream(sr, block, params, keyOK, spool, ended, out)
+		return res, openGCMStream(e.sr, block, params, keyOK, spool, ended, out)
 	}
-	return res, openCBCStream(sr, block, params, keyOK, ended, out)
+	return res, openCBCStream(e.sr, block, params, keyOK, ended, out)
 }
 
 func openGCMStream(sr *cms.StreamReader, block cipher.Block, params []byte, keyOK int, spool Spool, ended func() error, out func([]byte) error) error {

@@ -280,6 +280,9 @@ type Result struct {
 	Signers     []SignerResult
 	// Certificates are those carried in the message, each once (copies dropped).
 	Certificates []*smx509.Certificate
+	// SignerInfos is the DER of the message's signerInfos SET (cms.SignerInfosDER),
+	// which an audit record digests to name the message.
+	SignerInfos []byte
 }
 
 // Verified is true when there is at least one signer and every signer is Verified.

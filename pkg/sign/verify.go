@@ -138,6 +138,7 @@ func verifyParsed(sd *cms.SignedData, opts *VerifyOptions, st *verifyStats) (*Re
 		Content:     content,
 		ContentType: oidString(sd.EContentType),
 		Detached:    detached,
+		SignerInfos: sd.RawSignerInfos,
 	}
 	v := verifier{ctx: ctx, sd: sd, opts: o, content: content, stats: st, digestsOnly: digestsOnly}
 	var err error

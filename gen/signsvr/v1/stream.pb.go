@@ -73,9 +73,17 @@ type StreamResult struct {
 	// The number of bytes of output the chunks carried.
 	Size uint64 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
 	// The number of data bytes the server received.
-	Received      uint64 `protobuf:"varint,2,opt,name=received,proto3" json:"received,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Received uint64 `protobuf:"varint,2,opt,name=received,proto3" json:"received,omitempty"`
+	// The key generation and certificate the operation used, as the unary answers'
+	// key_used: the signing key of SignStream and SignAndEnvelopeStream; for
+	// DecryptStream and DecryptAndVerifyStream the generation whose certificate the
+	// envelope named. Unset without a named key (EnvelopeStream; a password, a KEK).
+	KeyUsed *KeyUse `protobuf:"bytes,3,opt,name=key_used,json=keyUsed,proto3" json:"key_used,omitempty"`
+	// The generation and certificate of each named recipient key of EnvelopeStream
+	// and SignAndEnvelopeStream, in request order, as the unary answers'.
+	RecipientKeysUsed []*KeyUse `protobuf:"bytes,4,rep,name=recipient_keys_used,json=recipientKeysUsed,proto3" json:"recipient_keys_used,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *StreamResult) Reset() {
@@ -120,6 +128,20 @@ func (x *StreamResult) GetReceived() uint64 {
 		return x.Received
 	}
 	return 0
+}
+
+func (x *StreamResult) GetKeyUsed() *KeyUse {
+	if x != nil {
+		return x.KeyUsed
+	}
+	return nil
+}
+
+func (x *StreamResult) GetRecipientKeysUsed() []*KeyUse {
+	if x != nil {
+		return x.RecipientKeysUsed
+	}
+	return nil
 }
 
 // SignStreamOptions open a SignStream.
@@ -1885,12 +1907,14 @@ var File_signsvr_v1_stream_proto protoreflect.FileDescriptor
 const file_signsvr_v1_stream_proto_rawDesc = "" +
 	"\n" +
 	"\x17signsvr/v1/stream.proto\x12\n" +
-	"signsvr.v1\x1a\x17signsvr/v1/common.proto\x1a\x15signsvr/v1/sign.proto\"\x1f\n" +
+	"signsvr.v1\x1a\x17signsvr/v1/common.proto\x1a\x1bsignsvr/v1/generation.proto\x1a\x15signsvr/v1/sign.proto\"\x1f\n" +
 	"\tStreamEnd\x12\x12\n" +
-	"\x04size\x18\x01 \x01(\x04R\x04size\">\n" +
+	"\x04size\x18\x01 \x01(\x04R\x04size\"\xb1\x01\n" +
 	"\fStreamResult\x12\x12\n" +
 	"\x04size\x18\x01 \x01(\x04R\x04size\x12\x1a\n" +
-	"\breceived\x18\x02 \x01(\x04R\breceived\"t\n" +
+	"\breceived\x18\x02 \x01(\x04R\breceived\x12-\n" +
+	"\bkey_used\x18\x03 \x01(\v2\x12.signsvr.v1.KeyUseR\akeyUsed\x12B\n" +
+	"\x13recipient_keys_used\x18\x04 \x03(\v2\x12.signsvr.v1.KeyUseR\x11recipientKeysUsed\"t\n" +
 	"\x11SignStreamOptions\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1a\n" +
 	"\bdetached\x18\x02 \x01(\bR\bdetached\x121\n" +
@@ -2035,62 +2059,65 @@ var file_signsvr_v1_stream_proto_goTypes = []any{
 	(*DecryptAndVerifyStreamRequest)(nil),  // 20: signsvr.v1.DecryptAndVerifyStreamRequest
 	(*DecryptAndVerifyStreamResponse)(nil), // 21: signsvr.v1.DecryptAndVerifyStreamResponse
 	(*DecryptAndVerifyStreamResult)(nil),   // 22: signsvr.v1.DecryptAndVerifyStreamResult
-	(*SignOptions)(nil),                    // 23: signsvr.v1.SignOptions
-	(*VerifyOptions)(nil),                  // 24: signsvr.v1.VerifyOptions
-	(*SignerResult)(nil),                   // 25: signsvr.v1.SignerResult
-	(*SignerTimestamp)(nil),                // 26: signsvr.v1.SignerTimestamp
-	(*EnvelopeOptions)(nil),                // 27: signsvr.v1.EnvelopeOptions
-	(*DecryptOptions)(nil),                 // 28: signsvr.v1.DecryptOptions
+	(*KeyUse)(nil),                         // 23: signsvr.v1.KeyUse
+	(*SignOptions)(nil),                    // 24: signsvr.v1.SignOptions
+	(*VerifyOptions)(nil),                  // 25: signsvr.v1.VerifyOptions
+	(*SignerResult)(nil),                   // 26: signsvr.v1.SignerResult
+	(*SignerTimestamp)(nil),                // 27: signsvr.v1.SignerTimestamp
+	(*EnvelopeOptions)(nil),                // 28: signsvr.v1.EnvelopeOptions
+	(*DecryptOptions)(nil),                 // 29: signsvr.v1.DecryptOptions
 }
 var file_signsvr_v1_stream_proto_depIdxs = []int32{
-	23, // 0: signsvr.v1.SignStreamOptions.options:type_name -> signsvr.v1.SignOptions
-	2,  // 1: signsvr.v1.SignStreamRequest.options:type_name -> signsvr.v1.SignStreamOptions
-	0,  // 2: signsvr.v1.SignStreamRequest.end:type_name -> signsvr.v1.StreamEnd
-	5,  // 3: signsvr.v1.SignStreamResponse.result:type_name -> signsvr.v1.SignStreamResult
-	1,  // 4: signsvr.v1.SignStreamResult.stream:type_name -> signsvr.v1.StreamResult
-	24, // 5: signsvr.v1.VerifyStreamOptions.options:type_name -> signsvr.v1.VerifyOptions
-	6,  // 6: signsvr.v1.VerifyStreamRequest.options:type_name -> signsvr.v1.VerifyStreamOptions
-	0,  // 7: signsvr.v1.VerifyStreamRequest.end:type_name -> signsvr.v1.StreamEnd
-	25, // 8: signsvr.v1.VerifyStreamResponse.signers:type_name -> signsvr.v1.SignerResult
-	26, // 9: signsvr.v1.VerifyStreamResponse.timestamps:type_name -> signsvr.v1.SignerTimestamp
-	27, // 10: signsvr.v1.EnvelopeStreamOptions.options:type_name -> signsvr.v1.EnvelopeOptions
-	9,  // 11: signsvr.v1.EnvelopeStreamRequest.options:type_name -> signsvr.v1.EnvelopeStreamOptions
-	0,  // 12: signsvr.v1.EnvelopeStreamRequest.end:type_name -> signsvr.v1.StreamEnd
-	1,  // 13: signsvr.v1.EnvelopeStreamResponse.result:type_name -> signsvr.v1.StreamResult
-	28, // 14: signsvr.v1.DecryptStreamOptions.options:type_name -> signsvr.v1.DecryptOptions
-	12, // 15: signsvr.v1.DecryptStreamRequest.options:type_name -> signsvr.v1.DecryptStreamOptions
-	0,  // 16: signsvr.v1.DecryptStreamRequest.end:type_name -> signsvr.v1.StreamEnd
-	15, // 17: signsvr.v1.DecryptStreamResponse.result:type_name -> signsvr.v1.DecryptStreamResult
-	1,  // 18: signsvr.v1.DecryptStreamResult.stream:type_name -> signsvr.v1.StreamResult
-	23, // 19: signsvr.v1.SignAndEnvelopeStreamOptions.sign_options:type_name -> signsvr.v1.SignOptions
-	27, // 20: signsvr.v1.SignAndEnvelopeStreamOptions.envelope_options:type_name -> signsvr.v1.EnvelopeOptions
-	16, // 21: signsvr.v1.SignAndEnvelopeStreamRequest.options:type_name -> signsvr.v1.SignAndEnvelopeStreamOptions
-	0,  // 22: signsvr.v1.SignAndEnvelopeStreamRequest.end:type_name -> signsvr.v1.StreamEnd
-	1,  // 23: signsvr.v1.SignAndEnvelopeStreamResponse.result:type_name -> signsvr.v1.StreamResult
-	28, // 24: signsvr.v1.DecryptAndVerifyStreamOptions.decrypt_options:type_name -> signsvr.v1.DecryptOptions
-	24, // 25: signsvr.v1.DecryptAndVerifyStreamOptions.verify_options:type_name -> signsvr.v1.VerifyOptions
-	19, // 26: signsvr.v1.DecryptAndVerifyStreamRequest.options:type_name -> signsvr.v1.DecryptAndVerifyStreamOptions
-	0,  // 27: signsvr.v1.DecryptAndVerifyStreamRequest.end:type_name -> signsvr.v1.StreamEnd
-	22, // 28: signsvr.v1.DecryptAndVerifyStreamResponse.result:type_name -> signsvr.v1.DecryptAndVerifyStreamResult
-	25, // 29: signsvr.v1.DecryptAndVerifyStreamResult.signers:type_name -> signsvr.v1.SignerResult
-	1,  // 30: signsvr.v1.DecryptAndVerifyStreamResult.stream:type_name -> signsvr.v1.StreamResult
-	3,  // 31: signsvr.v1.StreamService.SignStream:input_type -> signsvr.v1.SignStreamRequest
-	7,  // 32: signsvr.v1.StreamService.VerifyStream:input_type -> signsvr.v1.VerifyStreamRequest
-	10, // 33: signsvr.v1.StreamService.EnvelopeStream:input_type -> signsvr.v1.EnvelopeStreamRequest
-	13, // 34: signsvr.v1.StreamService.DecryptStream:input_type -> signsvr.v1.DecryptStreamRequest
-	17, // 35: signsvr.v1.StreamService.SignAndEnvelopeStream:input_type -> signsvr.v1.SignAndEnvelopeStreamRequest
-	20, // 36: signsvr.v1.StreamService.DecryptAndVerifyStream:input_type -> signsvr.v1.DecryptAndVerifyStreamRequest
-	4,  // 37: signsvr.v1.StreamService.SignStream:output_type -> signsvr.v1.SignStreamResponse
-	8,  // 38: signsvr.v1.StreamService.VerifyStream:output_type -> signsvr.v1.VerifyStreamResponse
-	11, // 39: signsvr.v1.StreamService.EnvelopeStream:output_type -> signsvr.v1.EnvelopeStreamResponse
-	14, // 40: signsvr.v1.StreamService.DecryptStream:output_type -> signsvr.v1.DecryptStreamResponse
-	18, // 41: signsvr.v1.StreamService.SignAndEnvelopeStream:output_type -> signsvr.v1.SignAndEnvelopeStreamResponse
-	21, // 42: signsvr.v1.StreamService.DecryptAndVerifyStream:output_type -> signsvr.v1.DecryptAndVerifyStreamResponse
-	37, // [37:43] is the sub-list for method output_type
-	31, // [31:37] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	23, // 0: signsvr.v1.StreamResult.key_used:type_name -> signsvr.v1.KeyUse
+	23, // 1: signsvr.v1.StreamResult.recipient_keys_used:type_name -> signsvr.v1.KeyUse
+	24, // 2: signsvr.v1.SignStreamOptions.options:type_name -> signsvr.v1.SignOptions
+	2,  // 3: signsvr.v1.SignStreamRequest.options:type_name -> signsvr.v1.SignStreamOptions
+	0,  // 4: signsvr.v1.SignStreamRequest.end:type_name -> signsvr.v1.StreamEnd
+	5,  // 5: signsvr.v1.SignStreamResponse.result:type_name -> signsvr.v1.SignStreamResult
+	1,  // 6: signsvr.v1.SignStreamResult.stream:type_name -> signsvr.v1.StreamResult
+	25, // 7: signsvr.v1.VerifyStreamOptions.options:type_name -> signsvr.v1.VerifyOptions
+	6,  // 8: signsvr.v1.VerifyStreamRequest.options:type_name -> signsvr.v1.VerifyStreamOptions
+	0,  // 9: signsvr.v1.VerifyStreamRequest.end:type_name -> signsvr.v1.StreamEnd
+	26, // 10: signsvr.v1.VerifyStreamResponse.signers:type_name -> signsvr.v1.SignerResult
+	27, // 11: signsvr.v1.VerifyStreamResponse.timestamps:type_name -> signsvr.v1.SignerTimestamp
+	28, // 12: signsvr.v1.EnvelopeStreamOptions.options:type_name -> signsvr.v1.EnvelopeOptions
+	9,  // 13: signsvr.v1.EnvelopeStreamRequest.options:type_name -> signsvr.v1.EnvelopeStreamOptions
+	0,  // 14: signsvr.v1.EnvelopeStreamRequest.end:type_name -> signsvr.v1.StreamEnd
+	1,  // 15: signsvr.v1.EnvelopeStreamResponse.result:type_name -> signsvr.v1.StreamResult
+	29, // 16: signsvr.v1.DecryptStreamOptions.options:type_name -> signsvr.v1.DecryptOptions
+	12, // 17: signsvr.v1.DecryptStreamRequest.options:type_name -> signsvr.v1.DecryptStreamOptions
+	0,  // 18: signsvr.v1.DecryptStreamRequest.end:type_name -> signsvr.v1.StreamEnd
+	15, // 19: signsvr.v1.DecryptStreamResponse.result:type_name -> signsvr.v1.DecryptStreamResult
+	1,  // 20: signsvr.v1.DecryptStreamResult.stream:type_name -> signsvr.v1.StreamResult
+	24, // 21: signsvr.v1.SignAndEnvelopeStreamOptions.sign_options:type_name -> signsvr.v1.SignOptions
+	28, // 22: signsvr.v1.SignAndEnvelopeStreamOptions.envelope_options:type_name -> signsvr.v1.EnvelopeOptions
+	16, // 23: signsvr.v1.SignAndEnvelopeStreamRequest.options:type_name -> signsvr.v1.SignAndEnvelopeStreamOptions
+	0,  // 24: signsvr.v1.SignAndEnvelopeStreamRequest.end:type_name -> signsvr.v1.StreamEnd
+	1,  // 25: signsvr.v1.SignAndEnvelopeStreamResponse.result:type_name -> signsvr.v1.StreamResult
+	29, // 26: signsvr.v1.DecryptAndVerifyStreamOptions.decrypt_options:type_name -> signsvr.v1.DecryptOptions
+	25, // 27: signsvr.v1.DecryptAndVerifyStreamOptions.verify_options:type_name -> signsvr.v1.VerifyOptions
+	19, // 28: signsvr.v1.DecryptAndVerifyStreamRequest.options:type_name -> signsvr.v1.DecryptAndVerifyStreamOptions
+	0,  // 29: signsvr.v1.DecryptAndVerifyStreamRequest.end:type_name -> signsvr.v1.StreamEnd
+	22, // 30: signsvr.v1.DecryptAndVerifyStreamResponse.result:type_name -> signsvr.v1.DecryptAndVerifyStreamResult
+	26, // 31: signsvr.v1.DecryptAndVerifyStreamResult.signers:type_name -> signsvr.v1.SignerResult
+	1,  // 32: signsvr.v1.DecryptAndVerifyStreamResult.stream:type_name -> signsvr.v1.StreamResult
+	3,  // 33: signsvr.v1.StreamService.SignStream:input_type -> signsvr.v1.SignStreamRequest
+	7,  // 34: signsvr.v1.StreamService.VerifyStream:input_type -> signsvr.v1.VerifyStreamRequest
+	10, // 35: signsvr.v1.StreamService.EnvelopeStream:input_type -> signsvr.v1.EnvelopeStreamRequest
+	13, // 36: signsvr.v1.StreamService.DecryptStream:input_type -> signsvr.v1.DecryptStreamRequest
+	17, // 37: signsvr.v1.StreamService.SignAndEnvelopeStream:input_type -> signsvr.v1.SignAndEnvelopeStreamRequest
+	20, // 38: signsvr.v1.StreamService.DecryptAndVerifyStream:input_type -> signsvr.v1.DecryptAndVerifyStreamRequest
+	4,  // 39: signsvr.v1.StreamService.SignStream:output_type -> signsvr.v1.SignStreamResponse
+	8,  // 40: signsvr.v1.StreamService.VerifyStream:output_type -> signsvr.v1.VerifyStreamResponse
+	11, // 41: signsvr.v1.StreamService.EnvelopeStream:output_type -> signsvr.v1.EnvelopeStreamResponse
+	14, // 42: signsvr.v1.StreamService.DecryptStream:output_type -> signsvr.v1.DecryptStreamResponse
+	18, // 43: signsvr.v1.StreamService.SignAndEnvelopeStream:output_type -> signsvr.v1.SignAndEnvelopeStreamResponse
+	21, // 44: signsvr.v1.StreamService.DecryptAndVerifyStream:output_type -> signsvr.v1.DecryptAndVerifyStreamResponse
+	39, // [39:45] is the sub-list for method output_type
+	33, // [33:39] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_signsvr_v1_stream_proto_init() }
@@ -2099,6 +2126,7 @@ func file_signsvr_v1_stream_proto_init() {
 		return
 	}
 	file_signsvr_v1_common_proto_init()
+	file_signsvr_v1_generation_proto_init()
 	file_signsvr_v1_sign_proto_init()
 	file_signsvr_v1_stream_proto_msgTypes[3].OneofWrappers = []any{
 		(*SignStreamRequest_Options)(nil),

@@ -40,7 +40,9 @@ const (
 // (reason INVALID_REQUEST) when the options do not come first or come twice, when a
 // chunk exceeds 1 MiB, when anything follows the end message, and when the stream
 // closes before the end message (the data would be cut short); RESOURCE_EXHAUSTED
-// (reason TOO_LARGE) past the server's maximum stream size (limits.max_stream_bytes).
+// (reason TOO_LARGE) past the server's maximum stream size (limits.max_stream_bytes);
+// RESOURCE_EXHAUSTED (reason BACKEND_BUSY) at once, before anything is read, when the
+// server's budget of request bytes in flight cannot hold the stream's buffers.
 // Cancelling the call at any point frees everything the server held for it,
 // temporary files included.
 //
@@ -178,7 +180,9 @@ type StreamService_DecryptAndVerifyStreamClient = grpc.BidiStreamingClient[Decry
 // (reason INVALID_REQUEST) when the options do not come first or come twice, when a
 // chunk exceeds 1 MiB, when anything follows the end message, and when the stream
 // closes before the end message (the data would be cut short); RESOURCE_EXHAUSTED
-// (reason TOO_LARGE) past the server's maximum stream size (limits.max_stream_bytes).
+// (reason TOO_LARGE) past the server's maximum stream size (limits.max_stream_bytes);
+// RESOURCE_EXHAUSTED (reason BACKEND_BUSY) at once, before anything is read, when the
+// server's budget of request bytes in flight cannot hold the stream's buffers.
 // Cancelling the call at any point frees everything the server held for it,
 // temporary files included.
 //

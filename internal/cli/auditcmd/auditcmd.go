@@ -1,7 +1,9 @@
 // Package auditcmd is the `signsvr audit` command: offline verification of audit logs
-// written by pkg/audit, for auditors who hold only the audit certificate.
+// written by pkg/audit, for auditors who hold only the audit certificate, and the
+// search for the records of a given object (find.go).
 //
 //	signsvr audit verify [--cert audit.pem] [--partial] FILE|DIR...
+//	signsvr audit find --log DIR|FILE OBJECT...
 //
 // Files may come from several replicas: they are grouped by the replica id in their
 // headers and each replica's chain is verified on its own. A directory stands for
@@ -46,14 +48,17 @@ replica; files of several replicas are verified replica by replica.
 // Run runs `signsvr audit ARGS...`; args starts after "audit".
 func Run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage, "\n", findUsage)
 		return ExitUsage
 	}
-	if args[0] != "verify" {
-		fmt.Fprintf(stderr, "signsvr audit: unknown command %q\n%s", args[0], usage)
-		return ExitUsage
+	switch args[0] {
+	case "verify":
+		return verify(args[1:], stdout, stderr)
+	case "find":
+		return find(args[1:], stdout, stderr)
 	}
-	return verify(args[1:], stdout, stderr)
+	fmt.Fprintf(stderr, "signsvr audit: unknown command %q\n%s%s", args[0], usage, findUsage)
+	return ExitUsage
 }
 
 func verify(args []string, stdout, stderr io.Writer) int {
