@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -293,7 +294,8 @@ func TestCloseBoundedWhenPeerStalls(t *testing.T) {
 		full, err = len(c.pending) >= MaxPending, c.err
 		c.mu.Unlock()
 		if err != nil || time.Now().After(deadline) {
-			t.Fatalf("the buffer never filled behind a stalled peer (write error: %v)", err)
+			c.mu.Lock()
+			t.Fatalf("the buffer never filled behind a stalled peer (write error: %v; %d bytes pending, busy %v)", err, len(c.pending), c.busy)
 		}
 	}
 	closed := make(chan struct{})
@@ -315,5 +317,86 @@ func TestCloseBoundedWhenPeerStalls(t *testing.T) {
 		}
 	case <-time.After(ioDeadline):
 		t.Fatal("a Write waiting on a full buffer was not released by Close")
+	}
+}
+
+// stallConn is a connection whose writes block until the test lets one return or a
+// write deadline is set: a mock, the only way to hold a flush at a chosen point.
+type stallConn struct {
+	net.Conn
+	started chan int      // the length of each write, when it begins
+	release chan struct{} // a receive lets one write return
+	dead    chan struct{} // closed by SetWriteDeadline: every write fails
+	once    sync.Once
+}
+
+func newStallConn() *stallConn {
+	return &stallConn{started: make(chan int, 16), release: make(chan struct{}), dead: make(chan struct{})}
+}
+
+func (c *stallConn) Write(b []byte) (int, error) {
+	c.started <- len(b)
+	select {
+	case <-c.release:
+		return len(b), nil
+	case <-c.dead:
+		return 0, os.ErrDeadlineExceeded
+	}
+}
+func (c *stallConn) SetWriteDeadline(time.Time) error {
+	c.once.Do(func() { close(c.dead) })
+	return nil
+}
+func (c *stallConn) Close() error { return nil }
+
+// TestWriterResumesWhenFlushTakesBuffer: a Write waiting for room resumes as soon as
+// the flusher takes the full buffer, not when the write of it ends. Before, the writer
+// slept through the whole write: with a peer that had stopped reading, the buffer
+// stayed empty behind a blocked write and a writer waited on it forever (how
+// TestCloseBoundedWhenPeerStalls once failed on a loaded machine, when the writer had
+// filled the buffer while the flusher was between two writes).
+func TestWriterResumesWhenFlushTakesBuffer(t *testing.T) {
+	under := newStallConn()
+	c := New(under)
+	done := make(chan error, 1)
+	go func() {
+		b := make([]byte, 1000)
+		for {
+			if _, err := c.Write(b); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	full := func(what string) {
+		t.Helper()
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			c.mu.Lock()
+			n := len(c.pending)
+			c.mu.Unlock()
+			if n >= MaxPending {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d bytes pending after a minute, want %d", what, n, MaxPending)
+			}
+			<-tick.C
+		}
+	}
+	<-under.started // the first flush holds whatever was written first
+	full("behind the first write")
+	under.release <- struct{}{}
+	if n := <-under.started; n < MaxPending {
+		t.Fatalf("the second write took %d bytes, want the full buffer (%d)", n, MaxPending)
+	}
+	full("behind the write of the full buffer")
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("the writer ended without an error")
 	}
 }

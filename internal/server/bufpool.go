@@ -11,9 +11,12 @@ import (
 // bufferPool is the mem.BufferPool grpc-go reads requests into and marshals responses
 // into. grpc-go's default pool has tiers of 256 B, 4, 16 and 32 KiB and 1 MiB, and it
 // clears a buffer's whole capacity on every Get: a 64 KiB document (just over 64 KiB
-// once framed) takes a 1 MiB buffer and a 1 MiB memclr per copy, a large share of the
-// server's CPU on a 64 KiB Sign (BenchmarkBufferPool shows the cost). This pool has a tier at every
-// power of two from 512 B to 16 MiB, so a buffer is at most twice its use, and hands
+// once framed) takes a 1 MiB buffer and a 1 MiB memclr per copy (BenchmarkBufferPool
+// shows the cost). On the real server, one core, a 64 KiB P-256 Sign costs 55–123 µs
+// (median 80, a third) less server CPU with this pool, a batch of 64 1 KiB documents
+// up to 10 µs an item less (median 1); on 1 KiB unary and pipelined items the two pools are within
+// noise of each other. This pool has a tier at every power of two from 512 B to
+// 16 MiB, so a buffer is at most twice its use, and hands
 // buffers out without clearing them: every caller in grpc-go fills the length it asked
 // for before reading it (a frame read with io.ReadFull, a copy while materializing, a
 // proto MarshalAppend over buf[:0]), the same reasoning as grpc-go's own "dirty" pools

@@ -68,7 +68,8 @@ func BenchmarkBufferPool(b *testing.B) {
 }
 
 // TestTransportSwitch: StockTransport leaves grpc-go's transport as it is; the default
-// installs the buffer pool and coalesces the connections' writes.
+// installs the buffer pool and the larger write buffer and coalesces the connections'
+// writes.
 func TestTransportSwitch(t *testing.T) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -83,8 +84,8 @@ func TestTransportSwitch(t *testing.T) {
 		t.Errorf("stock transport wraps the listener: %T", l)
 	}
 	tuned := &Server{}
-	if opts := tuned.transportOptions(); len(opts) != 1 {
-		t.Errorf("tuned transport: %d server options, want the buffer pool", len(opts))
+	if opts := tuned.transportOptions(); len(opts) != 2 {
+		t.Errorf("tuned transport: %d server options, want the buffer pool and the write buffer size", len(opts))
 	}
 	if _, ok := tuned.listener(lis).(coalesce.Listener); !ok {
 		t.Errorf("tuned transport: listener %T, want coalesce.Listener", tuned.listener(lis))
