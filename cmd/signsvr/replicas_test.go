@@ -34,6 +34,7 @@ import (
 
 	signsvrv1 "signsvr.dev/signsvr/gen/signsvr/v1"
 	"signsvr.dev/signsvr/pkg/audit"
+	"signsvr.dev/signsvr/pkg/cms"
 	"signsvr.dev/signsvr/pkg/login"
 )
 
@@ -389,7 +390,7 @@ func TestReplicas(t *testing.T) {
 type ack struct {
 	id        string // its x-request-id
 	replica   int    // the replica that answered
-	in, out   string // digests of the data and of the signature, as the audit log writes them
+	in, out   string // digests of the data and of the answer's signerInfos, as the audit log writes them
 	afterKill bool   // the call began after the killed replica was gone
 }
 
@@ -457,8 +458,14 @@ func replicaKilledUnderLoad(t *testing.T, e *hsmEnv, reps []*replicaProcess) {
 					failure.CompareAndSwap(nil, &err)
 					return
 				}
+				si, err := cms.SignerInfosDER(resp.GetCms())
+				if err != nil {
+					err = fmt.Errorf("call %s: the answer's signerInfos: %w", id, err)
+					failure.CompareAndSwap(nil, &err)
+					return
+				}
 				mu.Lock()
-				acks = append(acks, ack{id: id, replica: r, in: digestHex(data), out: digestHex(resp.GetCms()), afterKill: after})
+				acks = append(acks, ack{id: id, replica: r, in: digestHex(data), out: digestHex(si), afterKill: after})
 				mu.Unlock()
 				served[r].Add(1)
 				if after {
