@@ -111,20 +111,38 @@ type messageReader interface {
 	RecvCompress() string
 }
 
+// directReader returns the call's transport stream as a messageReader when its
+// messages can be read in the two steps: grpc-go's own stream, and no compression.
+func directReader(ctx context.Context) (messageReader, bool) {
+	r, ok := grpc.ServerTransportStreamFromContext(ctx).(messageReader)
+	if !ok {
+		return nil, false
+	}
+	if c := r.RecvCompress(); c != "" && c != "identity" {
+		return nil, false
+	}
+	return r, true
+}
+
+// messageLength is the length a message's 5-byte prefix announces. A message marked
+// compressed on a call that names no compression is refused as malformed.
+func messageLength(hdr [5]byte) (int64, error) {
+	if hdr[0] != 0 {
+		return 0, newError(codes.InvalidArgument, signsvrv1.ErrorReason_ERROR_REASON_MALFORMED_INPUT,
+			"a message is marked compressed but the call names no compression", fmt.Errorf("compressed flag %d without grpc-encoding", hdr[0]))
+	}
+	return int64(binary.BigEndian.Uint32(hdr[1:])), nil
+}
+
 // readRequest decodes the request of a call of the API into v, holding its size of
 // the budget in *held (the caller gives it back when the call ends). Without a
 // messageReader (another grpc-go, a compressed request) it lets grpc-go read, then
 // reserves what the message decoded to.
 func (s *Server) readRequest(ctx context.Context, v any, dec func(any) error, held *int64) error {
 	a, _ := ctx.Value(admissionKey{}).(*admission)
-	r, ok := grpc.ServerTransportStreamFromContext(ctx).(messageReader)
+	r, ok := directReader(ctx)
 	if ri := requestFrom(ctx); ri != nil && ri.decoded {
 		ok = false
-	}
-	if ok {
-		if c := r.RecvCompress(); c != "" && c != "identity" {
-			ok = false
-		}
 	}
 	if !ok {
 		err := dec(v)
@@ -149,11 +167,10 @@ func (s *Server) readRequest(ctx context.Context, v any, dec func(any) error, he
 	if err := r.ReadMessageHeader(hdr[:]); err != nil {
 		return s.readFailed(ctx, err)
 	}
-	if hdr[0] != 0 {
-		return newError(codes.InvalidArgument, signsvrv1.ErrorReason_ERROR_REASON_MALFORMED_INPUT,
-			"the request is marked compressed but names no compression", fmt.Errorf("compressed flag %d without grpc-encoding", hdr[0]))
+	n, err := messageLength(hdr)
+	if err != nil {
+		return err
 	}
-	n := int64(binary.BigEndian.Uint32(hdr[1:]))
 	if n > int64(s.maxMsg) {
 		return newError(codes.ResourceExhausted, signsvrv1.ErrorReason_ERROR_REASON_TOO_LARGE,
 			fmt.Sprintf("the request of %d bytes is larger than the server's limit of %d", n, s.maxMsg), nil)

@@ -13,7 +13,6 @@ package server
 // does, until the call ends.
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 
@@ -35,12 +34,7 @@ func streamRecv[M any, PM interface {
 	*M
 	proto.Message
 }](c *streamCall, ss grpc.ServerStream) func() (PM, error) {
-	r, ok := grpc.ServerTransportStreamFromContext(ss.Context()).(messageReader)
-	if ok {
-		if comp := r.RecvCompress(); comp != "" && comp != "identity" {
-			ok = false
-		}
-	}
+	r, ok := directReader(ss.Context())
 	first := true
 	return func() (PM, error) {
 		m := PM(new(M))
@@ -57,11 +51,10 @@ func streamRecv[M any, PM interface {
 			}
 			return nil, c.s.readFailed(c.ctx, err)
 		}
-		if hdr[0] != 0 {
-			return nil, newError(codes.InvalidArgument, signsvrv1.ErrorReason_ERROR_REASON_MALFORMED_INPUT,
-				"a message is marked compressed but the stream names no compression", fmt.Errorf("compressed flag %d without grpc-encoding", hdr[0]))
+		n, err := messageLength(hdr)
+		if err != nil {
+			return nil, err
 		}
-		n := int64(binary.BigEndian.Uint32(hdr[1:]))
 		switch {
 		case first && n > int64(c.s.maxMsg):
 			return nil, newError(codes.ResourceExhausted, signsvrv1.ErrorReason_ERROR_REASON_TOO_LARGE,
