@@ -184,14 +184,13 @@ func (s *Server) writeAudit(ctx context.Context, al *AuditLog, ri *requestInfo, 
 			rec.Input, rec.InputDigest = nil, d
 		}
 	}
-	if m, ok := resp.(proto.Message); ok && err == nil {
-		rec.Output, buf = auditOutput(m, buf)
-	}
 	if r, ok := resp.(*signsvrv1.DecryptAndVerifyResponse); ok && err == nil {
-		h := newAuditHash(al.log.HashAlg())
+		h := al.log.HashAlg().New()
 		h.Write(r.GetContent())
 		verdictDigest(h, r)
-		rec.Output, rec.OutputDigest = nil, h.Sum(nil)
+		rec.OutputDigest = h.Sum(nil)
+	} else if m, ok := resp.(proto.Message); ok && err == nil {
+		rec.Output, buf = auditOutput(m, buf)
 	}
 	rec.Algorithms = s.auditAlgorithms(ri.key, req)
 	if u, ok := resp.(interface{ GetKeyUsed() *signsvrv1.KeyUse }); ok && err == nil {
@@ -369,8 +368,9 @@ type (
 
 var deterministic = proto.MarshalOptions{Deterministic: true}
 
-// mainInputBuf is mainInput; a whole-message encoding is appended to buf, and the
-// grown buf is returned for reuse.
+// mainInputBuf is the main input of request m (data, else cms, else signature, else
+// the whole message); a whole-message encoding is appended to buf, and the grown buf
+// is returned for reuse.
 func mainInputBuf(m proto.Message, buf []byte) ([]byte, []byte) {
 	if g, ok := m.(dataGetter); ok && len(g.GetData()) > 0 {
 		return g.GetData(), buf

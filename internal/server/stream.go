@@ -24,9 +24,7 @@ package server
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -34,7 +32,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emmansun/gmsm/sm3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -192,7 +189,7 @@ func (s *Server) runStream(ss grpc.ServerStream, method string, body func(c *str
 	ctx = context.WithValue(ctx, requestInfoKey{}, ri)
 	c := &streamCall{s: s, ctx: ctx, ri: ri, op: streamOps[method]}
 	if al, ok := s.auditor.(*AuditLog); ok {
-		c.in, c.out = newPipedHash(newAuditHash(al.log.HashAlg())), newPipedHash(newAuditHash(al.log.HashAlg()))
+		c.in, c.out = newPipedHash(al.log.HashAlg().New()), newPipedHash(al.log.HashAlg().New())
 		defer c.in.Close()
 		defer c.out.Close()
 	}
@@ -238,14 +235,6 @@ func (s *Server) runStream(ss grpc.ServerStream, method string, body func(c *str
 func (c *streamCall) auditLog() *AuditLog {
 	al, _ := c.s.auditor.(*AuditLog)
 	return al
-}
-
-// newAuditHash is the audit log's digest, as a running hash.
-func newAuditHash(alg audit.HashAlg) hash.Hash {
-	if alg == audit.SM3 {
-		return sm3.New()
-	}
-	return sha256.New()
 }
 
 // wrote digests output about to be sent, beside the sending: b must not change

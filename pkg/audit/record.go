@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"hash"
 	"strconv"
 	"unicode/utf8"
 
@@ -127,6 +128,15 @@ func (h HashAlg) sum(b []byte) [hashSize]byte {
 		return sm3.Sum(b)
 	}
 	return sha256.Sum256(b)
+}
+
+// New is h as a running hash, for a digest given as Record.InputDigest or
+// OutputDigest when the bytes pass in pieces (a stream); SHA-256 unless h is SM3.
+func (h HashAlg) New() hash.Hash {
+	if h == SM3 {
+		return sm3.New()
+	}
+	return sha256.New()
 }
 
 // Sum is the digest of b with h, as records hold it ("in", "out"); nil when h is
