@@ -84,10 +84,10 @@ func find(args []string, stdout, stderr io.Writer) int {
 	f := finder{parts: parts, digests: map[string][]int{}, hashed: map[audit.HashAlg]bool{}}
 	found := make([][]string, len(objects))
 	for _, path := range files {
-		if err := f.scan(path, func(e *audit.Entry, hits []int) {
+		if err := f.scan(path, func(e *audit.Entry, hits []hit) {
 			seen := map[int]bool{}
 			for _, h := range hits {
-				p := parts[h]
+				p := parts[h.part]
 				if seen[p.object] {
 					continue
 				}
@@ -160,9 +160,15 @@ func (f *finder) digestsIn(alg audit.HashAlg) {
 	}
 }
 
-// scan reads one log file and calls hit for every op record that holds a digest
+// hit is a part whose digest a record holds, and the record's field that holds it.
+type hit struct {
+	part  int
+	field string // "in" or "out"
+}
+
+// scan reads one log file and calls found for every op record that holds a digest
 // of a part, with the parts it matched.
-func (f *finder) scan(path string, hit func(e *audit.Entry, parts []int)) error {
+func (f *finder) scan(path string, found func(e *audit.Entry, hits []hit)) error {
 	file, err := os.Open(path)
 	if err != nil {
 		return err
@@ -181,35 +187,33 @@ func (f *finder) scan(path string, hit func(e *audit.Entry, parts []int)) error 
 		if e.Type != "op" {
 			continue
 		}
-		var hits []int
-		for _, d := range []string{e.In, e.Out} {
-			if d == "" {
+		var hits []hit
+		for _, fd := range []struct{ field, d string }{{"in", e.In}, {"out", e.Out}} {
+			if fd.d == "" {
 				continue
 			}
-			if alg, _, ok := strings.Cut(d, ":"); ok {
+			if alg, _, ok := strings.Cut(fd.d, ":"); ok {
 				f.digestsIn(audit.HashAlg(alg))
 			}
-			hits = append(hits, f.digests[d]...)
+			for _, i := range f.digests[fd.d] {
+				hits = append(hits, hit{i, fd.field})
+			}
 		}
 		if len(hits) > 0 {
-			hit(e, hits)
+			found(e, hits)
 		}
 	}
 	return sc.Err()
 }
 
 // describe is the line printed for record e, which matched object obj.
-func describe(e *audit.Entry, hits []int, parts []part, obj int) string {
+func describe(e *audit.Entry, hits []hit, parts []part, obj int) string {
 	var how []string
 	for _, h := range hits {
-		if parts[h].object != obj {
+		if parts[h.part].object != obj {
 			continue
 		}
-		field := "out"
-		if d := digestOf(e.In, parts[h].data); d {
-			field = "in"
-		}
-		how = append(how, field+" = "+parts[h].what)
+		how = append(how, h.field+" = "+parts[h.part].what)
 	}
 	caller := ""
 	if e.Caller != nil {
@@ -223,16 +227,6 @@ func describe(e *audit.Entry, hits []int, parts []part, obj int) string {
 		s += " reason " + e.Reason
 	}
 	return s + " (" + strings.Join(dedup(how), ", ") + ")"
-}
-
-// digestOf reports whether digest d ("alg:hex") is that of data.
-func digestOf(d string, data []byte) bool {
-	alg, hx, ok := strings.Cut(d, ":")
-	if !ok {
-		return false
-	}
-	sum := audit.HashAlg(alg).Sum(data)
-	return hex.EncodeToString(sum) == hx
 }
 
 func dedup(s []string) []string {
